@@ -1,0 +1,39 @@
+"""Simulated time for demos and acceptance tests (only when the clock is simulated)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from orchestrator.api.dependencies import RuntimeDep
+from orchestrator.clock import SimulatedClock
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+class Advance(BaseModel):
+    seconds: float = Field(gt=0, le=10 * 365 * 86400)
+
+
+class ClockState(BaseModel):
+    now: datetime
+    simulated: bool
+    work_done: int = 0
+
+
+@router.get("/clock", response_model=ClockState)
+async def read_clock(runtime: RuntimeDep) -> ClockState:
+    return ClockState(now=runtime.clock.now(), simulated=runtime.clock.simulated)
+
+
+@router.post("/clock/advance", response_model=ClockState)
+async def advance_clock(body: Advance, request: Request, runtime: RuntimeDep) -> ClockState:
+    """Move simulated time forward, then run the work that became due before answering."""
+    if not isinstance(runtime.clock, SimulatedClock):
+        raise HTTPException(409, "the clock is real; start with ORCHESTRATOR_SIMULATED_CLOCK=true to control it")
+    now = runtime.clock.advance(timedelta(seconds=body.seconds))
+    loop = getattr(request.app.state, "worker_loop", None)
+    done = await loop.drain() if loop else 0
+    return ClockState(now=now, simulated=True, work_done=done)

@@ -1,0 +1,131 @@
+"""What happened to whom: customers with their enrollments and messages, and messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from sqlmodel import col, func, select
+
+from orchestrator.api.dependencies import SessionDep
+from orchestrator.clock import utc
+from orchestrator.storage.models import Customer, Enrollment, Message
+
+# SQLite hands back naive datetimes; the API always answers in explicit UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(utc)]
+
+router = APIRouter(prefix="/v1", tags=["customers and messages"])
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    send_key: str
+    customer_id: int
+    journey_id: str | None
+    journey_version: str | None
+    step_id: str | None
+    channel: str
+    provider: str | None
+    template: str | None
+    locale: str | None
+    to_address: str | None
+    subject: str | None
+    body: str | None
+    status: str
+    status_reason: str | None
+    error_code: str | None
+    provider_message_id: str | None
+    cost: Decimal | None
+    cost_currency: str | None
+    encoding: str | None
+    segments: int | None
+    attempts: int
+    created_at: UtcDatetime
+    sent_at: UtcDatetime | None
+    updated_at: UtcDatetime
+
+
+class EnrollmentPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    journey_id: str
+    journey_version: str
+    status: str
+    cursor: str | None
+    waiting_for: str | None
+    due_at: UtcDatetime | None
+    entered_at: UtcDatetime
+    ended_at: UtcDatetime | None
+    exit_reason: str | None
+    goal_deadline: UtcDatetime | None
+    converted_at: UtcDatetime | None
+
+
+class CustomerPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    user_id: str
+    email: str | None
+    phone: str | None
+    whatsapp: str | None
+    locale: str | None
+    timezone: str | None
+    traits: dict[str, Any]
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    enrollments: list[EnrollmentPublic] = []
+    messages: list[MessagePublic] = []
+
+
+class MessagePage(BaseModel):
+    items: list[MessagePublic]
+    total: int
+    limit: int
+    offset: int
+
+
+@router.get("/customers/{user_id}", response_model=CustomerPublic)
+async def get_customer(user_id: str, session: SessionDep) -> CustomerPublic:
+    customer = (await session.exec(select(Customer).where(Customer.user_id == user_id))).first()
+    if customer is None:
+        raise HTTPException(404, f"no customer with userId '{user_id}'")
+    enrollments = (
+        await session.exec(select(Enrollment).where(Enrollment.customer_id == customer.id).order_by(col(Enrollment.id)))
+    ).all()
+    messages = (
+        await session.exec(select(Message).where(Message.customer_id == customer.id).order_by(col(Message.id)))
+    ).all()
+    public = CustomerPublic.model_validate(customer)
+    public.enrollments = [EnrollmentPublic.model_validate(e) for e in enrollments]
+    public.messages = [MessagePublic.model_validate(m) for m in messages]
+    return public
+
+
+@router.get("/messages", response_model=MessagePage)
+async def list_messages(
+    session: SessionDep,
+    journey: str | None = None,
+    channel: str | None = None,
+    status: str | None = None,
+    customer: Annotated[str | None, Query(description="userId")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> MessagePage:
+    query = select(Message)
+    if journey:
+        query = query.where(Message.journey_id == journey)
+    if channel:
+        query = query.where(Message.channel == channel)
+    if status:
+        query = query.where(Message.status == status)
+    if customer:
+        query = query.join(Customer, col(Customer.id) == col(Message.customer_id)).where(Customer.user_id == customer)
+    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+    rows = (await session.exec(query.order_by(col(Message.id)).limit(limit).offset(offset))).all()
+    return MessagePage(items=[MessagePublic.model_validate(m) for m in rows], total=total, limit=limit, offset=offset)

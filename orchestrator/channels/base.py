@@ -1,0 +1,90 @@
+"""The one interface every channel adapter implements.
+
+An adapter describes itself through class attributes (what channel it serves, which provider
+it talks to, its limits) so the registry, the rate limiter and the docs can read them without
+instantiating anything. `send` is async and never raises for provider trouble: it maps every
+outcome onto a `SendResult` so the dispatcher decides about retries in one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar
+
+
+class Channel(str, enum.Enum):
+    email = "email"
+    sms = "sms"
+    whatsapp = "whatsapp"
+
+
+class Outcome(str, enum.Enum):
+    accepted = "accepted"  # the provider took the message; delivery status comes later
+    permanent_failure = "permanent_failure"  # never retry (invalid number, opted out, ...)
+    transient_failure = "transient_failure"  # retry with backoff (429, 5xx, timeouts)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A fully rendered message, ready for a provider."""
+
+    send_key: str
+    channel: Channel
+    to: str  # e-mail address, or E.164 phone number (without the `whatsapp:` prefix)
+    body: str
+    subject: str | None = None
+    html: str | None = None
+    # Provider-specific extras declared by the template (e.g. WhatsApp `content_sid`).
+    template_metadata: dict[str, Any] = field(default_factory=dict)
+    # Values the template was rendered with; WhatsApp content templates need them.
+    variables: dict[str, Any] = field(default_factory=dict)
+    # Marketing messages carry unsubscribe headers; transactional ones do not.
+    marketing: bool = True
+    unsubscribe_url: str | None = None
+    status_callback_url: str | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    provider_message_id: str | None = None
+    provider_status: str | None = None  # e.g. Twilio's `queued`
+    error_code: str | None = None
+    error_message: str | None = None
+    cost: Decimal | None = None
+    cost_currency: str | None = None
+    retry_after_seconds: float | None = None
+
+    @classmethod
+    def accepted(cls, provider_message_id: str, **kwargs: Any) -> SendResult:
+        return cls(Outcome.accepted, provider_message_id=provider_message_id, **kwargs)
+
+    @classmethod
+    def permanent(cls, code: str | None, message: str) -> SendResult:
+        return cls(Outcome.permanent_failure, error_code=code, error_message=message)
+
+    @classmethod
+    def transient(cls, code: str | None, message: str, retry_after: float | None = None) -> SendResult:
+        return cls(
+            Outcome.transient_failure,
+            error_code=code,
+            error_message=message,
+            retry_after_seconds=retry_after,
+        )
+
+
+class ChannelAdapter:
+    """Base class: subclasses set the metadata and implement `send`."""
+
+    channel: ClassVar[Channel]
+    provider: ClassVar[str]
+    max_body_length: ClassVar[int | None] = None
+    default_rate_per_second: ClassVar[float | None] = None
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release connections (SMTP sessions, HTTP clients)."""

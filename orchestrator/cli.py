@@ -1,0 +1,62 @@
+"""`orchestrator` command line: run the service, and tools around it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from orchestrator.config import get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from orchestrator.api.app import create_app
+
+    settings = get_settings()
+    app = create_app(settings, run_worker=True)
+    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port, log_level="info")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from orchestrator.journeys.format import JourneyFile
+
+    schema = JourneyFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "orchestrator journey"
+    text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orchestrator", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API and the worker in one process (embedded default)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(handler=_serve)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
+    schema.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
+    schema.set_defaults(handler=_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick is noise
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""What a condition or a template sees of a customer and their enrollment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.consent import has_consent
+from orchestrator.engine.interpreter import Facts
+from orchestrator.storage.models import Customer, Enrollment
+
+
+def customer_view(customer: Customer) -> dict[str, Any]:
+    # Traits at the top level read naturally (`customer.first_name`); the typed fields win.
+    return {
+        **customer.traits,
+        "user_id": customer.user_id,
+        "email": customer.email,
+        "phone": customer.phone,
+        "whatsapp": customer.whatsapp or customer.phone,
+        "locale": customer.locale,
+        "timezone": customer.timezone,
+        "traits": dict(customer.traits),
+    }
+
+
+def facts_for(customer: Customer, enrollment: Enrollment, events_since_entry: set[str]) -> Facts:
+    return Facts(
+        customer=customer_view(customer),
+        event=dict(enrollment.context),
+        events_since_entry=events_since_entry,
+        consented=lambda channel: has_consent(customer.traits, str(channel)),
+    )

@@ -1,0 +1,95 @@
+"""Turn a journey's send step into a message row: choose the channel, check consent and
+address, render the template in the customer's locale, and measure SMS segments.
+
+A message that cannot go out is still recorded (skipped or failed, with the reason), so
+nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from jinja2 import TemplateError
+
+from orchestrator.channels.base import Channel
+from orchestrator.consent import consent_refusal
+from orchestrator.engine.facts import customer_view
+from orchestrator.journeys.compiler import Node
+from orchestrator.runtime import Runtime
+from orchestrator.storage.models import Customer, Enrollment, Message
+from orchestrator.templating.render import RenderError, render_message
+from orchestrator.templating.sms import measure_sms
+from orchestrator.templating.store import text_environment
+
+
+def address_for(customer: Customer, channel: Channel) -> str | None:
+    if channel == Channel.email:
+        return customer.email
+    if channel == Channel.whatsapp:
+        return customer.whatsapp or customer.phone
+    return customer.phone
+
+
+def refusal_reason(customer: Customer, channel: Channel, transactional: bool) -> str | None:
+    if not address_for(customer, channel):
+        return f"no {channel.value} address"
+    if transactional:
+        return None
+    return consent_refusal(customer.traits, channel.value)
+
+
+def choose_channel(customer: Customer, node: Node) -> tuple[Channel, str | None]:
+    """The step's channel, or its fallback when the primary is not allowed."""
+    send = node.send
+    reason = refusal_reason(customer, send.channel, send.transactional)
+    if reason and send.fallback and refusal_reason(customer, send.fallback, send.transactional) is None:
+        return send.fallback, None
+    return send.channel, reason
+
+
+def render_variables(variables: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """String variables may themselves use Jinja (`"{{ event.cart_url }}?utm=sms"`)."""
+    return {
+        key: text_environment.from_string(value).render(context) if isinstance(value, str) and "{" in value else value
+        for key, value in variables.items()
+    }
+
+
+def prepare_message(runtime: Runtime, enrollment: Enrollment, customer: Customer, node: Node, now: datetime) -> Message:
+    send = node.send
+    channel, refusal = choose_channel(customer, node)
+    message = Message(
+        send_key=f"{enrollment.id}:{node.id}",
+        enrollment_id=enrollment.id,
+        customer_id=customer.id,
+        journey_id=enrollment.journey_id,
+        journey_version=enrollment.journey_version,
+        step_id=node.id,
+        channel=channel.value,
+        provider=runtime.channels.provider_name(channel),
+        template=send.template,
+        to_address=address_for(customer, channel),
+        marketing=not send.transactional,
+        status="queued",
+        created_at=now,
+        updated_at=now,
+        next_attempt_at=now,
+    )
+    if refusal:
+        message.status, message.status_reason = "skipped", refusal
+        return message
+    context = {"customer": customer_view(customer), "event": dict(enrollment.context)}
+    try:
+        variables = render_variables(send.vars, context)
+        rendered = render_message(runtime.templates, send.template, customer.locale, {**context, **variables})
+    except (RenderError, TemplateError) as error:
+        message.status, message.status_reason = "failed", f"render: {error}"
+        return message
+    message.locale = rendered.locale
+    message.subject, message.body, message.html = rendered.subject, rendered.body, rendered.html
+    message.template_metadata = {**rendered.metadata, "variables": variables}
+    if channel == Channel.sms:
+        measure = measure_sms(rendered.body)
+        message.encoding, message.segments = measure.encoding, measure.segments
+    return message

@@ -1,0 +1,17 @@
+"""Exponential backoff with full jitter, so retries after an outage do not arrive in step."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+BASE_SECONDS = 2.0
+CAP_SECONDS = 600.0
+MAX_ATTEMPTS = 8
+
+
+def backoff_delay(attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> timedelta:
+    """Delay before attempt number `attempt + 1`; a provider's Retry-After is a floor."""
+    ceiling = min(CAP_SECONDS, BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    delay = (rng or random).uniform(ceiling / 2, ceiling)
+    return timedelta(seconds=max(delay, retry_after or 0.0))

@@ -1,0 +1,101 @@
+"""Advance due enrollments: claim them, run their steps, write the messages they send.
+
+On PostgreSQL many workers claim with `FOR UPDATE SKIP LOCKED`, so each due enrollment is
+advanced by exactly one of them; on SQLite there is one worker. Messages are inserted with
+`ON CONFLICT (send_key) DO NOTHING`: even if a step ran twice, it could not send twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orchestrator.clock import utc
+from orchestrator.engine.enrollments import end_enrollment
+from orchestrator.engine.facts import facts_for
+from orchestrator.engine.interpreter import advance, resume_after_timeout
+from orchestrator.engine.messages import prepare_message
+from orchestrator.runtime import Runtime
+from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event, Message
+from orchestrator.storage.queries import insert_many_ignoring_conflict, supports_skip_locked
+
+log = logging.getLogger("orchestrator.worker")
+
+_MESSAGE_COLUMNS = [c.name for c in Message.__table__.columns if c.name != "id"]
+
+
+async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int:
+    """Advance up to `limit` due enrollments in one transaction; returns how many."""
+    now = runtime.clock.now()
+    async with runtime.sessions() as session, session.begin():
+        query = (
+            select(Enrollment)
+            .where(Enrollment.status == ACTIVE, col(Enrollment.due_at) <= now)
+            .order_by(col(Enrollment.due_at))
+            .limit(limit or runtime.settings.worker_batch_size)
+        )
+        if supports_skip_locked(session):
+            query = query.with_for_update(skip_locked=True)
+        enrollments = (await session.exec(query)).all()
+        if not enrollments:
+            return 0
+        customers = await _customers(session, {e.customer_id for e in enrollments})
+        history = await _events_since_entry(session, enrollments)
+        messages: list[dict] = []
+        for enrollment in enrollments:
+            messages += _advance_one(runtime, enrollment, customers[enrollment.customer_id], history[enrollment.id], now)
+        await insert_many_ignoring_conflict(session, Message, messages, ["send_key"])
+        return len(enrollments)
+
+
+def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, history: set[str], now) -> list[dict]:
+    """Advance one enrollment in memory; returns the message rows its send steps produced."""
+    journey = runtime.catalog.version(enrollment.journey_id, enrollment.journey_version)
+    if journey is None:
+        end_enrollment(enrollment, "failed", f"journey version {enrollment.journey_version} is not loaded", now)
+        return []
+    try:
+        cursor = enrollment.cursor
+        if enrollment.waiting_for is not None:  # due while waiting for an event: it timed out
+            cursor = resume_after_timeout(journey, cursor)
+        # Waits count from when this step was due, not from when a busy worker got to it.
+        scheduled = min(utc(enrollment.due_at), now) if enrollment.due_at else now
+        result = advance(journey, cursor, facts_for(customer, enrollment, history), scheduled)
+    except Exception as error:  # a condition that cannot be evaluated fails this enrollment only
+        log.exception("enrollment %s failed", enrollment.id)
+        end_enrollment(enrollment, "failed", f"{type(error).__name__}: {error}", now)
+        return []
+    messages = [prepare_message(runtime, enrollment, customer, node, now) for node in result.sends]
+    enrollment.cursor, enrollment.waiting_for, enrollment.due_at = result.cursor, result.waiting_for, result.due_at
+    if result.status != ACTIVE:
+        end_enrollment(enrollment, result.status, result.exit_reason, now)
+    return [{name: getattr(m, name) for name in _MESSAGE_COLUMNS} for m in messages]
+
+
+async def _customers(session: AsyncSession, ids: set[int]) -> dict[int, Customer]:
+    rows = (await session.exec(select(Customer).where(col(Customer.id).in_(ids)))).all()
+    return {c.id: c for c in rows}
+
+
+async def _events_since_entry(session: AsyncSession, enrollments: list[Enrollment]) -> dict[int, set[str]]:
+    """Names of the track events each customer sent since entering, trigger excluded."""
+    earliest = min(utc(e.entered_at) for e in enrollments)
+    rows = (
+        await session.exec(
+            select(Event.id, Event.customer_id, Event.name, Event.received_at).where(
+                col(Event.customer_id).in_({e.customer_id for e in enrollments}),
+                Event.type == "track",
+                col(Event.received_at) >= earliest,
+            )
+        )
+    ).all()
+    by_customer = defaultdict(list)
+    for row in rows:
+        by_customer[row.customer_id].append(row)
+    return {
+        e.id: {r.name for r in by_customer[e.customer_id] if utc(r.received_at) >= utc(e.entered_at) and r.id != e.trigger_event_id}
+        for e in enrollments
+    }

@@ -1,0 +1,47 @@
+"""The journeys the engine runs: the current version of each, and every older version an
+enrollment may still be on (an enrollment finishes on the version it entered)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from orchestrator.journeys.compiler import CompiledJourney, compile_journey
+from orchestrator.journeys.format import JourneyFile
+from orchestrator.journeys.loader import JourneyError, LoadedJourney
+
+
+@dataclass
+class JourneyCatalog:
+    current: dict[str, CompiledJourney] = field(default_factory=dict)
+    versions: dict[tuple[str, str], CompiledJourney] = field(default_factory=dict)
+    errors: list[JourneyError] = field(default_factory=list)
+
+    def add_current(self, loaded: LoadedJourney) -> CompiledJourney:
+        compiled = compile_journey(loaded.definition, loaded.version)
+        self.current[compiled.id] = compiled
+        self.versions[(compiled.id, compiled.version)] = compiled
+        return compiled
+
+    def add_version(self, journey_id: str, version: str, source: dict) -> CompiledJourney:
+        if (journey_id, version) not in self.versions:
+            compiled = compile_journey(JourneyFile.model_validate(source), version)
+            self.versions[(journey_id, version)] = compiled
+        return self.versions[(journey_id, version)]
+
+    def version(self, journey_id: str, version: str) -> CompiledJourney | None:
+        return self.versions.get((journey_id, version))
+
+    def triggered_by(self, event_name: str) -> list[CompiledJourney]:
+        return [j for j in self.current.values() if j.definition.trigger.event == event_name]
+
+    def with_goal(self, event_name: str) -> list[str]:
+        ids = {jid for (jid, _), j in self.versions.items() if j.definition.goal and j.definition.goal.event == event_name}
+        return sorted(ids)
+
+    def exit_events(self) -> dict[str, set[str]]:
+        events: dict[str, set[str]] = defaultdict(set)
+        for journey in self.versions.values():
+            for name in journey.definition.exit_on:
+                events[name].add(journey.id)
+        return events

@@ -1,0 +1,150 @@
+"""The journey file format: what a marketer writes in `journeys/*.yaml`.
+
+Pydantic models are the single definition: loading validates against them and the JSON
+Schema editors use is generated from them. Steps are told apart by their one action key
+(`wait`, `wait_for`, `if`, `send`, `exit`), which reads naturally in YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from orchestrator.channels.base import Channel
+from orchestrator.journeys.durations import Duration
+from orchestrator.journeys.expressions import check_expression
+
+STEP_KINDS = ("wait", "wait_for", "if", "send", "exit")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+Expression = Annotated[str, Field(min_length=1, description="A sandboxed Jinja2 expression")]
+
+
+class Trigger(Strict):
+    event: str = Field(min_length=1, description="The Track event that enrolls a customer")
+    condition: Expression | None = None
+
+    _check = field_validator("condition")(lambda cls, v: check_expression(v))
+
+
+class Goal(Strict):
+    event: str = Field(min_length=1, description="The conversion event")
+    within: Duration = Field(description="How long after entry the goal still counts")
+
+
+class Reentry(Strict):
+    """How often a customer may enter again once a previous run has ended.
+
+    A customer is never in the same journey twice at the same time.
+    """
+
+    policy: Literal["never", "always", "after"] = "never"
+    after: Duration | None = Field(default=None, description="Minimum time since the last entry")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # `reentry: never`, `reentry: always` and `reentry: {after: 7d}` read best in YAML.
+        if isinstance(value, str):
+            return {"policy": value}
+        if isinstance(value, dict) and "after" in value and "policy" not in value:
+            return {"policy": "after", **value}
+        return value
+
+    @model_validator(mode="after")
+    def _after_needs_duration(self) -> Reentry:
+        if self.policy == "after" and self.after is None:
+            raise ValueError("policy 'after' needs a duration in 'after', e.g. after: 7d")
+        if self.policy != "after" and self.after is not None:
+            raise ValueError("'after' only applies to policy 'after'")
+        return self
+
+
+class StepBase(Strict):
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$", description="Stable step name")
+
+
+class WaitStep(StepBase):
+    wait: Duration
+
+
+class WaitFor(Strict):
+    event: str = Field(min_length=1)
+    timeout: Duration
+    on_event: list[Step] = Field(default_factory=list, description="Steps run when the event arrives")
+    on_timeout: list[Step] = Field(default_factory=list, description="Steps run when the timeout passes")
+
+
+class WaitForStep(StepBase):
+    wait_for: WaitFor
+
+
+class IfStep(StepBase):
+    if_: Expression = Field(alias="if")
+    then: list[Step] = Field(default_factory=list)
+    else_: list[Step] = Field(default_factory=list, alias="else")
+
+    _check = field_validator("if_")(lambda cls, v: check_expression(v))
+
+
+class Send(Strict):
+    channel: Channel
+    template: str = Field(min_length=1, description="Template name: a folder under templates/")
+    vars: dict[str, Any] = Field(default_factory=dict, description="Extra template variables")
+    transactional: bool = Field(default=False, description="Transactional mail skips marketing consent")
+    fallback: Channel | None = Field(default=None, description="Channel used when this one cannot be")
+
+
+class SendStep(StepBase):
+    send: Send
+
+
+class ExitStep(StepBase):
+    exit: str | bool = Field(description="Why the customer leaves here (text), or true")
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kinds = [key for key in STEP_KINDS if key in value]
+        return f"step:{kinds[0]}" if len(kinds) == 1 else None
+    if isinstance(value, BaseModel):
+        return next(f"step:{k}" for k in STEP_KINDS if hasattr(value, k) or hasattr(value, f"{k}_"))
+    return None
+
+
+Step = Annotated[
+    Union[
+        Annotated[WaitStep, Tag("step:wait")],
+        Annotated[WaitForStep, Tag("step:wait_for")],
+        Annotated[IfStep, Tag("step:if")],
+        Annotated[SendStep, Tag("step:send")],
+        Annotated[ExitStep, Tag("step:exit")],
+    ],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step needs exactly one of: wait, wait_for, if, send, exit",
+    ),
+]
+
+
+class JourneyFile(Strict):
+    schema_: str | None = Field(default=None, alias="$schema")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Defaults to the file name")
+    name: str | None = None
+    description: str | None = None
+    trigger: Trigger
+    steps: list[Step] = Field(min_length=1)
+    exit_on: list[str] = Field(default_factory=list, description="Events that end an enrollment")
+    goal: Goal | None = None
+    reentry: Reentry = Field(default_factory=Reentry)
+
+
+WaitFor.model_rebuild()
+IfStep.model_rebuild()
+JourneyFile.model_rebuild()

@@ -1,0 +1,91 @@
+"""Everything the engine needs, built once from Settings and passed explicitly."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orchestrator.channels.registry import ChannelRegistry, local_registry
+from orchestrator.clock import Clock, SimulatedClock
+from orchestrator.config import Settings
+from orchestrator.journeys.catalog import JourneyCatalog
+from orchestrator.journeys.loader import load_directory
+from orchestrator.storage.database import create_engine, create_schema, session_factory
+from orchestrator.storage.models import JourneyVersion
+from orchestrator.storage.queries import insert_ignoring_conflict
+from orchestrator.templating.store import TemplateStore
+
+log = logging.getLogger("orchestrator")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    catalog: JourneyCatalog
+    templates: TemplateStore
+    channels: ChannelRegistry
+
+    async def aclose(self) -> None:
+        await self.channels.aclose()
+        await self.engine.dispose()
+
+
+def make_clock(settings: Settings) -> Clock:
+    if not settings.simulated_clock:
+        return Clock()
+    start = datetime.fromisoformat(settings.simulated_clock_start) if settings.simulated_clock_start else None
+    return SimulatedClock(start)
+
+
+async def load_journeys(runtime: Runtime) -> JourneyCatalog:
+    """Load journey files, record each version, and compile every version still in the database."""
+    report = load_directory(runtime.settings.journeys_dir)
+    catalog = JourneyCatalog(errors=report.errors)
+    now = runtime.clock.now()
+    async with runtime.sessions() as session, session.begin():
+        for loaded in report.loaded:
+            catalog.add_current(loaded)
+            await insert_ignoring_conflict(
+                session,
+                JourneyVersion,
+                dict(journey_id=loaded.definition.id, version=loaded.version, source=loaded.source,
+                     source_path=str(loaded.path), loaded_at=now),
+                ["journey_id", "version"],
+            )
+        for row in (await session.exec(select(JourneyVersion))).all():
+            try:
+                catalog.add_version(row.journey_id, row.version, row.source)
+            except Exception as error:  # an old version the current code can no longer read
+                log.error("journey %s version %s cannot be compiled: %s", row.journey_id, row.version, error)
+    for error in report.errors:
+        log.error("journey not loaded: %s", error)
+    log.info("journeys loaded: %s", ", ".join(f"{j.id}@{j.version}" for j in catalog.current.values()) or "none")
+    return catalog
+
+
+async def build_runtime(settings: Settings, channels: ChannelRegistry | None = None, clock: Clock | None = None) -> Runtime:
+    engine = create_engine(settings.database_url)
+    await create_schema(engine)
+    templates = TemplateStore.load(settings.templates_dir, settings.default_locale)
+    for problem in templates.problems:
+        log.error("template not loaded: %s", problem)
+    log.info("templates loaded: %s", ", ".join(sorted(templates.templates)) or "none")
+    runtime = Runtime(
+        settings=settings,
+        clock=clock or make_clock(settings),
+        engine=engine,
+        sessions=session_factory(engine),
+        catalog=JourneyCatalog(),
+        templates=templates,
+        channels=channels or local_registry(),
+    )
+    runtime.catalog = await load_journeys(runtime)
+    return runtime

@@ -1,0 +1,146 @@
+"""Tables. Invariants live here as constraints, not in application code:
+
+- `events.message_id` is unique: the same Segment event twice has one effect;
+- `messages.send_key` is unique: a journey step can never produce two messages;
+- at most one active enrollment per (journey, customer), by a partial unique index.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+JSONColumn = sa.JSON().with_variant(JSONB(), "postgresql")
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+
+def _timestamp(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=sa.Column(JSONColumn, nullable=False))
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    user_id: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    whatsapp: str | None = Field(default=None, max_length=32)
+    locale: str | None = Field(default=None, max_length=35)
+    timezone: str | None = Field(default=None, max_length=64)
+    traits: dict[str, Any] = _json()
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+    __table_args__ = (sa.Index("ix_events_customer_received", "customer_id", "received_at"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    message_id: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
+    customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
+    type: str = Field(max_length=16)  # track | identify
+    name: str | None = Field(default=None, max_length=255)
+    properties: dict[str, Any] = _json()
+    timestamp: datetime = _timestamp()  # when it happened, as the sender says
+    received_at: datetime = _timestamp()  # when we accepted it, by our clock
+
+
+class JourneyVersion(SQLModel, table=True):
+    __tablename__ = "journey_versions"
+    __table_args__ = (sa.UniqueConstraint("journey_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    journey_id: str = Field(max_length=100)
+    version: str = Field(max_length=32)
+    source: dict[str, Any] = _json()
+    source_path: str = Field(max_length=1000)
+    loaded_at: datetime = _timestamp()
+
+
+ACTIVE = "active"
+
+
+class Enrollment(SQLModel, table=True):
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        sa.Index("ix_enrollments_due", "status", "due_at"),
+        sa.Index("ix_enrollments_customer", "customer_id", "journey_id"),
+        sa.Index(
+            "uq_enrollments_one_active",
+            "journey_id",
+            "customer_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'active'"),
+            postgresql_where=sa.text("status = 'active'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    journey_id: str = Field(max_length=100)
+    journey_version: str = Field(max_length=32)
+    customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
+    status: str = Field(default=ACTIVE, max_length=16)  # active | completed | exited | failed
+    cursor: str | None = Field(default=None, max_length=255)  # the step to run next
+    waiting_for: str | None = Field(default=None, max_length=255)  # event awaited by a wait_for step
+    due_at: datetime | None = _timestamp(nullable=True)
+    entered_at: datetime = _timestamp()
+    ended_at: datetime | None = _timestamp(nullable=True)
+    exit_reason: str | None = Field(default=None, max_length=255)
+    trigger_event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
+    context: dict[str, Any] = _json()  # the trigger event's properties
+    goal_deadline: datetime | None = _timestamp(nullable=True)
+    converted_at: datetime | None = _timestamp(nullable=True)
+    conversion_event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        sa.Index("ix_messages_dispatch", "status", "next_attempt_at"),
+        sa.Index("ix_messages_customer", "customer_id", "created_at"),
+        sa.Index("ix_messages_journey", "journey_id", "created_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    send_key: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
+    enrollment_id: int | None = Field(default=None, sa_column=sa.Column(BigId, sa.ForeignKey("enrollments.id"), nullable=True))
+    customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
+    journey_id: str | None = Field(default=None, max_length=100)
+    journey_version: str | None = Field(default=None, max_length=32)
+    step_id: str | None = Field(default=None, max_length=255)
+    channel: str = Field(max_length=16)
+    provider: str | None = Field(default=None, max_length=32)
+    template: str | None = Field(default=None, max_length=255)
+    locale: str | None = Field(default=None, max_length=35)
+    to_address: str | None = Field(default=None, max_length=320)
+    subject: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    body: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    html: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    template_metadata: dict[str, Any] = _json()
+    marketing: bool = True
+    # queued → sending → sent → delivered/undelivered; or failed / skipped at any point
+    status: str = Field(max_length=16)
+    status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    error_code: str | None = Field(default=None, max_length=32)
+    provider_message_id: str | None = Field(default=None, max_length=255, index=True)
+    cost: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(12, 5), nullable=True))
+    cost_currency: str | None = Field(default=None, max_length=3)
+    encoding: str | None = Field(default=None, max_length=8)
+    segments: int | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = _timestamp(nullable=True)
+    created_at: datetime = _timestamp()
+    sending_at: datetime | None = _timestamp(nullable=True)
+    sent_at: datetime | None = _timestamp(nullable=True)
+    updated_at: datetime = _timestamp()

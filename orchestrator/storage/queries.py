@@ -1,0 +1,40 @@
+"""Statements whose SQL differs between SQLite and PostgreSQL, written once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+def _insert_for(session: AsyncSession, table):
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+async def insert_ignoring_conflict(
+    session: AsyncSession, model, values: dict[str, Any], conflict_columns: list[str]
+) -> int | None:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None if it existed."""
+    table = model.__table__
+    statement = (
+        _insert_for(session, table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=conflict_columns)
+        .returning(table.c.id)
+    )
+    return (await session.exec(statement)).scalar_one_or_none()
+
+
+def supports_skip_locked(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def insert_many_ignoring_conflict(
+    session: AsyncSession, model, rows: list[dict[str, Any]], conflict_columns: list[str]
+) -> None:
+    """One multi-row INSERT … ON CONFLICT DO NOTHING."""
+    if rows:
+        statement = _insert_for(session, model.__table__).values(rows).on_conflict_do_nothing(index_elements=conflict_columns)
+        await session.exec(statement)

@@ -1,0 +1,124 @@
+"""Segment ingestion through HTTP: idempotency, validation, all-or-nothing batches."""
+
+from __future__ import annotations
+
+from sqlmodel import func, select
+
+from orchestrator.storage.models import Customer, Event
+
+
+async def count(runtime, model) -> int:
+    async with runtime.sessions() as session:
+        return (await session.exec(select(func.count()).select_from(model))).one()
+
+
+async def test_identify_stores_normalized_traits(client):
+    response = await client.post("/v1/identify", json={
+        "userId": "ann", "traits": {"email": "ann@Example.COM", "phone": "+1 (415) 555-0123",
+                                    "locale": "zh_hant_tw", "timezone": "Asia/Taipei", "plan": "pro"}})
+    assert response.status_code == 200, response.text
+    customer = (await client.get("/v1/customers/ann")).json()
+    assert customer["email"] == "ann@example.com"
+    assert customer["phone"] == "+14155550123"
+    assert customer["locale"] == "zh-Hant-TW"
+    assert customer["timezone"] == "Asia/Taipei"
+    assert customer["traits"]["plan"] == "pro"
+
+
+async def test_identify_merges_traits(client):
+    await client.post("/v1/identify", json={"userId": "ann", "traits": {"plan": "free", "first_name": "Ann"}})
+    await client.post("/v1/identify", json={"userId": "ann", "traits": {"plan": "pro"}})
+    traits = (await client.get("/v1/customers/ann")).json()["traits"]
+    assert traits == {"plan": "pro", "first_name": "Ann"}
+
+
+async def test_same_message_id_twice_has_one_effect(client, runtime):
+    event = {"userId": "ann", "event": "Product Viewed", "messageId": "msg-1"}
+    first = (await client.post("/v1/track", json=event)).json()
+    second = (await client.post("/v1/track", json=event)).json()
+    assert first["results"] == [{"messageId": "msg-1", "duplicate": False}]
+    assert second["results"] == [{"messageId": "msg-1", "duplicate": True}]
+    assert (second["accepted"], second["duplicates"]) == (0, 1)
+    assert await count(runtime, Event) == 1
+
+
+async def test_replayed_batch_changes_nothing(client, runtime, drain):
+    batch = {"batch": [
+        {"type": "identify", "userId": "bo", "messageId": "b1", "traits": {"email": "bo@example.com"}},
+        {"type": "track", "userId": "bo", "messageId": "b2", "event": "Signed Up"},
+        {"type": "track", "userId": "cy", "messageId": "b3", "event": "Signed Up"},
+    ]}
+    assert (await client.post("/v1/batch", json=batch)).json()["accepted"] == 3
+    await drain()
+    messages_before = (await client.get("/v1/messages")).json()["total"]
+    replay = (await client.post("/v1/batch", json=batch)).json()
+    await drain()
+    assert (replay["accepted"], replay["duplicates"]) == (0, 3)
+    assert await count(runtime, Event) == 3
+    assert (await client.get("/v1/messages")).json()["total"] == messages_before == 2
+
+
+def _error_locations(response) -> list[list]:
+    assert response.status_code == 422, response.text
+    return [error["loc"] for error in response.json()["detail"]]
+
+
+async def test_missing_user_id_names_the_field(client):
+    assert ["body", "userId"] in _error_locations(await client.post("/v1/track", json={"event": "X"}))
+
+
+async def test_bad_timestamp_names_the_field(client):
+    response = await client.post("/v1/track", json={"userId": "a", "event": "X", "timestamp": "last tuesday"})
+    assert ["body", "timestamp"] in _error_locations(response)
+
+
+async def test_invalid_email_and_phone_name_their_fields(client):
+    response = await client.post("/v1/identify", json={"userId": "a", "traits": {"email": "not-an-email", "phone": "12"}})
+    locations = _error_locations(response)
+    assert ["body", "traits", "email"] in locations
+    assert ["body", "traits", "phone"] in locations
+
+
+async def test_unknown_type_in_batch_names_the_item(client):
+    response = await client.post("/v1/batch", json={"batch": [
+        {"type": "track", "userId": "a", "event": "X"}, {"type": "page", "userId": "a"}]})
+    assert ["body", "batch", 1] in _error_locations(response)
+    assert "type" in response.json()["detail"][0]["msg"]
+
+
+async def test_oversized_batch_is_rejected(client, runtime):
+    limit = runtime.settings.max_batch_events
+    items = [{"type": "track", "userId": "a", "event": "X"}] * (limit + 1)
+    assert ["body", "batch"] in _error_locations(await client.post("/v1/batch", json={"batch": items}))
+
+
+async def test_one_bad_item_writes_nothing(client, runtime):
+    response = await client.post("/v1/batch", json={"batch": [
+        {"type": "identify", "userId": "good", "traits": {"email": "good@example.com"}},
+        {"type": "track", "userId": "good", "event": "Signed Up"},
+        {"type": "track", "userId": "bad", "event": "Signed Up", "timestamp": "nope"},
+    ]})
+    assert ["body", "batch", 2, "track", "timestamp"] in _error_locations(response)
+    assert await count(runtime, Event) == 0
+    assert await count(runtime, Customer) == 0
+
+
+async def test_segment_extras_are_accepted(client):
+    response = await client.post("/v1/track", json={
+        "userId": "a", "event": "X", "anonymousId": "anon", "integrations": {"All": True},
+        "context": {"ip": "1.2.3.4"}, "sentAt": "2026-03-02T09:00:00Z", "timestamp": "2026-03-02T09:00:00+01:00"})
+    assert response.status_code == 200, response.text
+
+
+async def test_messages_are_filtered_and_paginated(client, drain):
+    for i in range(5):
+        await client.post("/v1/identify", json={"userId": f"u{i}", "traits": {"email": f"u{i}@example.com"}})
+        await client.post("/v1/track", json={"userId": f"u{i}", "event": "Signed Up"})
+    await drain()
+    page = (await client.get("/v1/messages", params={"journey": "welcome", "limit": 2, "offset": 2})).json()
+    assert page["total"] == 5 and len(page["items"]) == 2
+    assert [m["to_address"] for m in page["items"]] == ["u2@example.com", "u3@example.com"]
+    only_u4 = (await client.get("/v1/messages", params={"customer": "u4"})).json()
+    assert [m["to_address"] for m in only_u4["items"]] == ["u4@example.com"]
+    assert (await client.get("/v1/messages", params={"channel": "sms"})).json()["total"] == 0
+    assert (await client.get("/v1/messages", params={"status": "sent"})).json()["total"] == 5

@@ -1,0 +1,104 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), a simulated clock, the app.
+
+The integration tier runs every test once per database. PostgreSQL comes from
+`ORCHESTRATOR_TEST_POSTGRES_URL` (default: the local server, database `test`); each run
+works in its own freshly created database. Without PostgreSQL those tests skip locally
+but fail in CI (`CI=true`), where a missing database is an error, not a pass.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from orchestrator.clock import SimulatedClock
+from orchestrator.config import PROJECT_ROOT, Settings
+from orchestrator.engine.loop import WorkerLoop
+from orchestrator.runtime import build_runtime
+
+POSTGRES_ADMIN_URL = os.environ.get("ORCHESTRATOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning
+
+
+def _postgres_available() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return str(error)
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A database of our own for this test session, dropped at the end."""
+    problem = _postgres_available()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI: {problem}")
+        pytest.skip(f"PostgreSQL not reachable: {problem}")
+    name = f"orchestrator_test_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'orchestrator.db'}"
+    return request.getfixturevalue("postgres_database")
+
+
+def make_settings(database_url: str, **overrides) -> Settings:
+    values = dict(
+        database_url=database_url,
+        journeys_dir=PROJECT_ROOT / "journeys",
+        templates_dir=PROJECT_ROOT / "templates",
+        simulated_clock=True,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def _reset(url: str) -> None:
+    from orchestrator.storage.database import create_engine, drop_schema
+
+    engine = create_engine(url)
+    await drop_schema(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def runtime(database_url: str):
+    await _reset(database_url)
+    runtime = await build_runtime(make_settings(database_url), clock=SimulatedClock(START))
+    yield runtime
+    await runtime.aclose()
+
+
+@pytest.fixture
+async def client(runtime):
+    from orchestrator.api.app import create_app
+
+    app = create_app(runtime.settings, run_worker=False, runtime=runtime)
+    app.state.runtime = runtime
+    # The loop is not started: tests drain it explicitly (or through clock/advance).
+    app.state.worker_loop = WorkerLoop(runtime)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture
+def drain(client):
+    """Run all due work now, as the worker would on its next tick."""
+    loop = client._transport.app.state.worker_loop
+    return loop.drain
