@@ -21,6 +21,30 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """A worker process without the API: for many workers against one PostgreSQL."""
+    import asyncio
+    import signal
+
+    from orchestrator.engine.loop import WorkerLoop
+    from orchestrator.runtime import build_runtime
+
+    async def run() -> None:
+        runtime = await build_runtime(get_settings())
+        loop = WorkerLoop(runtime)
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+        loop.start()
+        logging.getLogger("orchestrator").info("worker started")
+        await stop.wait()
+        await loop.stop()
+        await runtime.aclose()
+
+    asyncio.run(run())
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     from orchestrator.journeys.format import JourneyFile
 
@@ -44,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None)
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser("worker", help="run only the worker loop (journeys and dispatch)")
+    worker.set_defaults(handler=_worker)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
     schema.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")

@@ -8,6 +8,7 @@ nothing disappears silently.
 from __future__ import annotations
 
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
 from jinja2 import TemplateError
@@ -16,11 +17,12 @@ from orchestrator.channels.base import Channel
 from orchestrator.consent import consent_refusal
 from orchestrator.engine.facts import customer_view
 from orchestrator.journeys.compiler import Node
-from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Enrollment, Message
 from orchestrator.templating.render import RenderError, render_message
 from orchestrator.templating.sms import measure_sms
-from orchestrator.templating.store import text_environment
+from orchestrator.templating.store import TemplateStore, text_environment
+
+ProviderNames = Callable[[Channel], str]
 
 
 def address_for(customer: Customer, channel: Channel) -> str | None:
@@ -56,7 +58,9 @@ def render_variables(variables: dict[str, Any], context: dict[str, Any]) -> dict
     }
 
 
-def prepare_message(runtime: Runtime, enrollment: Enrollment, customer: Customer, node: Node, now: datetime) -> Message:
+def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollment: Enrollment, customer: Customer,
+                    node: Node, now: datetime) -> Message:
+    """Pure apart from its arguments: the simulator calls it with in-memory rows."""
     send = node.send
     channel, refusal = choose_channel(customer, node)
     message = Message(
@@ -67,7 +71,7 @@ def prepare_message(runtime: Runtime, enrollment: Enrollment, customer: Customer
         journey_version=enrollment.journey_version,
         step_id=node.id,
         channel=channel.value,
-        provider=runtime.channels.provider_name(channel),
+        provider=providers(channel),
         template=send.template,
         to_address=address_for(customer, channel),
         marketing=not send.transactional,
@@ -82,7 +86,7 @@ def prepare_message(runtime: Runtime, enrollment: Enrollment, customer: Customer
     context = {"customer": customer_view(customer), "event": dict(enrollment.context)}
     try:
         variables = render_variables(send.vars, context)
-        rendered = render_message(runtime.templates, send.template, customer.locale, {**context, **variables})
+        rendered = render_message(templates, send.template, customer.locale, {**context, **variables})
     except (RenderError, TemplateError) as error:
         message.status, message.status_reason = "failed", f"render: {error}"
         return message

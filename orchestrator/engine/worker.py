@@ -68,7 +68,10 @@ def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, h
         log.exception("enrollment %s failed", enrollment.id)
         end_enrollment(enrollment, "failed", f"{type(error).__name__}: {error}", now)
         return []
-    messages = [prepare_message(runtime, enrollment, customer, node, now) for node in result.sends]
+    messages = [
+        prepare_message(runtime.templates, runtime.channels.provider_name, enrollment, customer, node, now)
+        for node in result.sends
+    ]
     enrollment.cursor, enrollment.waiting_for, enrollment.due_at = result.cursor, result.waiting_for, result.due_at
     if result.status != ACTIVE:
         end_enrollment(enrollment, result.status, result.exit_reason, now)
