@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from orchestrator.config import get_settings
@@ -15,9 +16,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     from orchestrator.api.app import create_app
 
-    settings = get_settings()
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = get_settings().model_copy(update=overrides) if overrides else get_settings()
+    if overrides and not os.environ.get("ORCHESTRATOR_PUBLIC_BASE_URL"):
+        settings.public_base_url = f"http://{settings.host}:{settings.port}"
     app = create_app(settings, run_worker=True)
-    uvicorn.run(app, host=args.host or settings.host, port=args.port or settings.port, log_level="info")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0
 
 

@@ -10,10 +10,17 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str) -> AliasChoices:
+    """Providers' credentials keep the names their own SDKs and docs use."""
+    return AliasChoices(name, f"ORCHESTRATOR_{name}")
 
 
 class Settings(BaseSettings):
@@ -30,16 +37,73 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     # The address providers use to reach our webhooks; signatures are computed over it.
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Defaults to http://host:port.
+    public_base_url: str = ""
 
     # Simulated time: off by default. When on, the clock only moves through the admin API.
     simulated_clock: bool = False
     simulated_clock_start: str | None = None  # ISO-8601; defaults to the real time at start
 
+    # Channels: which adapter serves each channel. With no provider credentials the Twilio
+    # and SendGrid adapters talk to the fakes bundled with the service (mounted at /_fake/...).
+    email_provider: Literal["sendgrid", "smtp", "local"] = "sendgrid"
+    sms_provider: Literal["twilio", "local"] = "twilio"
+    whatsapp_provider: Literal["twilio", "local"] = "twilio"
+
+    twilio_account_sid: str | None = Field(default=None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
+    twilio_auth_token: str | None = Field(default=None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
+    twilio_from_number: str | None = Field(default=None, validation_alias=_env("TWILIO_FROM_NUMBER"))
+    twilio_messaging_service_sid: str | None = Field(default=None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID"))
+    twilio_whatsapp_from: str | None = Field(default=None, validation_alias=_env("TWILIO_WHATSAPP_FROM"))
+    twilio_api_base_url: str | None = None  # only to point the SDK somewhere other than Twilio or the bundled fake
+
+    sendgrid_api_key: str | None = Field(default=None, validation_alias=_env("SENDGRID_API_KEY"))
+    sendgrid_api_base_url: str | None = None
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: Literal["auto", "always", "never"] = "auto"
+    smtp_use_tls: bool = False
+
+    email_from_address: str = "hello@orchestrator.local"
+    email_from_name: str | None = "Orchestrator"
+
+    # Send-rate limits shared by every worker: memory:// for one process, redis://host:6379
+    # for many. Per-channel rates in messages per second; unset means the adapter's own
+    # default with a real provider, and no limit against the bundled fakes.
+    rate_limit_storage: str = "memory://"
+    sms_rate_per_second: float | None = None
+    whatsapp_rate_per_second: float | None = None
+    email_rate_per_second: float | None = None
+
+    # A message claimed for sending longer ago than this was cut off by a crash.
+    reconcile_after_seconds: float = 300.0
+
     worker_poll_seconds: float = 1.0
     worker_batch_size: int = 200
     max_batch_events: int = 1000
     max_request_bytes: int = 4 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _default_public_base_url(self) -> "Settings":
+        if not self.public_base_url:
+            self.public_base_url = f"http://{self.host}:{self.port}"
+        self.public_base_url = self.public_base_url.rstrip("/")
+        return self
+
+    @property
+    def uses_fake_twilio(self) -> bool:
+        return self.twilio_account_sid is None and "twilio" in (self.sms_provider, self.whatsapp_provider)
+
+    @property
+    def uses_fake_sendgrid(self) -> bool:
+        return self.sendgrid_api_key is None and self.email_provider == "sendgrid"
+
+    @property
+    def twilio_status_callback_url(self) -> str:
+        return f"{self.public_base_url.rstrip('/')}/webhooks/twilio/status"
 
 
 @lru_cache

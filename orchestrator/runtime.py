@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.channels.registry import ChannelRegistry, local_registry
+from orchestrator.channels.configure import build_registry, configured_rates
+from orchestrator.channels.ratelimit import SendRateLimiter
+from orchestrator.channels.registry import ChannelRegistry
 from orchestrator.clock import Clock, SimulatedClock
 from orchestrator.config import Settings
 from orchestrator.journeys.catalog import JourneyCatalog
@@ -32,6 +34,7 @@ class Runtime:
     catalog: JourneyCatalog
     templates: TemplateStore
     channels: ChannelRegistry
+    rate_limiter: SendRateLimiter
 
     async def aclose(self) -> None:
         await self.channels.aclose()
@@ -78,6 +81,7 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
     for problem in templates.problems:
         log.error("template not loaded: %s", problem)
     log.info("templates loaded: %s", ", ".join(sorted(templates.templates)) or "none")
+    channels = channels or build_registry(settings)
     runtime = Runtime(
         settings=settings,
         clock=clock or make_clock(settings),
@@ -85,7 +89,8 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
         sessions=session_factory(engine),
         catalog=JourneyCatalog(),
         templates=templates,
-        channels=channels or local_registry(),
+        channels=channels,
+        rate_limiter=SendRateLimiter(configured_rates(settings, channels), settings.rate_limit_storage),
     )
     runtime.catalog = await load_journeys(runtime)
     return runtime

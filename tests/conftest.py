@@ -64,6 +64,9 @@ def make_settings(database_url: str, **overrides) -> Settings:
         journeys_dir=PROJECT_ROOT / "journeys",
         templates_dir=PROJECT_ROOT / "templates",
         simulated_clock=True,
+        email_provider="local",
+        sms_provider="local",
+        whatsapp_provider="local",
     )
     values.update(overrides)
     return Settings(**values)

@@ -40,4 +40,21 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(events.router)
     app.include_router(customers.router)
     app.include_router(admin.router)
+    mount_bundled_fakes(app, settings)
     return app
+
+
+def mount_bundled_fakes(app: FastAPI, settings: Settings) -> None:
+    """Without provider credentials, the service carries its own Twilio and SendGrid."""
+    from orchestrator.channels.configure import FAKE_SENDGRID_PATH, FAKE_TWILIO_PATH
+
+    if settings.uses_fake_twilio and not settings.twilio_api_base_url:
+        from orchestrator.fakes.twilio import create_fake_twilio_app
+
+        app.mount(FAKE_TWILIO_PATH, create_fake_twilio_app())
+        log.warning("no TWILIO_ACCOUNT_SID: SMS and WhatsApp go to the bundled fake Twilio at %s", FAKE_TWILIO_PATH)
+    if settings.uses_fake_sendgrid and not settings.sendgrid_api_base_url:
+        from orchestrator.fakes.sendgrid import create_fake_sendgrid_app
+
+        app.mount(FAKE_SENDGRID_PATH, create_fake_sendgrid_app())
+        log.warning("no SENDGRID_API_KEY: e-mail goes to the bundled fake SendGrid at %s", FAKE_SENDGRID_PATH)

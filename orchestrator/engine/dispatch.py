@@ -2,20 +2,22 @@
 
 The claim (`queued` → `sending`) is committed before any provider call, so a message is
 handed over at most once per claim; the provider's answer is recorded afterwards. A message
-still in `sending` after a crash is left for reconciliation, never blindly resent.
+still in `sending` after a crash is settled by `reconcile`, never blindly resent.
+Each channel claims only as many messages as its send-rate budget allows right now.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from sqlalchemy import bindparam, update
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.channels.base import Channel, OutboundMessage, Outcome, SendResult
+from orchestrator.engine.fallback import queue_fallbacks
 from orchestrator.engine.retry import MAX_ATTEMPTS, backoff_delay
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message
@@ -24,6 +26,7 @@ from orchestrator.storage.queries import supports_skip_locked
 log = logging.getLogger("orchestrator.dispatch")
 
 MAX_CONCURRENT_SENDS = 64
+RATE_LIMITED = "rate_limited"  # our own limiter said wait: not an attempt, not an error
 
 
 def outbound(message: Message) -> OutboundMessage:
@@ -42,12 +45,12 @@ def outbound(message: Message) -> OutboundMessage:
     )
 
 
-async def claim_queued_messages(runtime: Runtime, limit: int) -> list[Message]:
+async def claim_queued_messages(runtime: Runtime, channel: Channel, limit: int) -> list[Message]:
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         query = (
             select(Message)
-            .where(Message.status == "queued", col(Message.next_attempt_at) <= now)
+            .where(Message.status == "queued", Message.channel == channel.value, col(Message.next_attempt_at) <= now)
             .order_by(col(Message.next_attempt_at))
             .limit(limit)
         )
@@ -61,9 +64,13 @@ async def claim_queued_messages(runtime: Runtime, limit: int) -> list[Message]:
 
 
 async def _send(runtime: Runtime, message: Message, gate: asyncio.Semaphore) -> SendResult:
+    channel = Channel(message.channel)
     async with gate:
+        if not await runtime.rate_limiter.try_acquire(channel):
+            wait = await runtime.rate_limiter.seconds_until_available(channel)
+            return SendResult.transient(RATE_LIMITED, "send rate limit reached", retry_after=wait)
         try:
-            return await runtime.channels.for_channel(message.channel).send(outbound(message))
+            return await runtime.channels.for_channel(channel).send(outbound(message))
         except Exception as error:  # an adapter bug must not lose the message
             log.exception("adapter raised for %s", message.send_key)
             return SendResult.transient(None, f"{type(error).__name__}: {error}")
@@ -75,10 +82,14 @@ def result_values(message: Message, result: SendResult, now: datetime) -> dict:
         "message_id": message.id, "updated_at": now, "error_code": result.error_code,
         "status_reason": result.error_message, "sent_at": None, "provider_message_id": None,
         "cost": None, "cost_currency": None, "next_attempt_at": message.next_attempt_at,
+        "attempts": message.attempts,
     }
     if result.outcome == Outcome.accepted:
         values.update(status="sent", sent_at=now, provider_message_id=result.provider_message_id,
                       cost=result.cost, cost_currency=result.cost_currency)
+    elif result.error_code == RATE_LIMITED:
+        values.update(status="queued", attempts=message.attempts - 1, error_code=None, status_reason=None,
+                      next_attempt_at=now + timedelta(seconds=result.retry_after_seconds or 0))
     elif result.outcome == Outcome.transient_failure and message.attempts < MAX_ATTEMPTS:
         values.update(status="queued", next_attempt_at=now + backoff_delay(message.attempts, result.retry_after_seconds))
     else:
@@ -88,28 +99,33 @@ def result_values(message: Message, result: SendResult, now: datetime) -> dict:
     return values
 
 
+_MESSAGES = Message.__table__
+# The provider's answer wins even over a reconciler that meanwhile called the send `unknown`.
 _RECORD_RESULT = (
-    update(Message.__table__)
-    .where(Message.__table__.c.id == bindparam("message_id"), Message.__table__.c.status == "sending")
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("message_id"), sa.or_(_MESSAGES.c.status == "sending", _MESSAGES.c.status == "unknown"))
     .values({name: bindparam(name) for name in (
         "updated_at", "error_code", "status_reason", "sent_at", "provider_message_id",
-        "cost", "cost_currency", "next_attempt_at", "status")})
+        "cost", "cost_currency", "next_attempt_at", "attempts", "status")})
 )
 
 
-async def record_results(session: AsyncSession, messages: list[Message], results: list[SendResult], now: datetime) -> None:
-    rows = [result_values(message, result, now) for message, result in zip(messages, results)]
-    # Only rows still `sending` are touched: a reconciler may have settled one meanwhile.
-    connection = await session.connection()
-    await connection.execute(_RECORD_RESULT, rows)
-
-
-async def dispatch_queued_messages(runtime: Runtime, limit: int | None = None) -> int:
-    messages = await claim_queued_messages(runtime, limit or runtime.settings.worker_batch_size)
+async def dispatch_channel(runtime: Runtime, channel: Channel, limit: int) -> int:
+    budget = await runtime.rate_limiter.available(channel)
+    messages = await claim_queued_messages(runtime, channel, limit if budget is None else min(limit, budget))
     if not messages:
         return 0
     gate = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
     results = await asyncio.gather(*(_send(runtime, m, gate) for m in messages))
+    now = runtime.clock.now()
+    rows = [result_values(m, r, now) for m, r in zip(messages, results)]
     async with runtime.sessions() as session, session.begin():
-        await record_results(session, messages, results, runtime.clock.now())
+        await (await session.connection()).execute(_RECORD_RESULT, rows)
+        failed_for_good = [m for m, row in zip(messages, rows) if row["status"] == "failed" and m.fallback_channel]
+        await queue_fallbacks(session, runtime, failed_for_good, now)
     return len(messages)
+
+
+async def dispatch_queued_messages(runtime: Runtime, limit: int | None = None) -> int:
+    limit = limit or runtime.settings.worker_batch_size
+    return sum([await dispatch_channel(runtime, channel, limit) for channel in Channel])

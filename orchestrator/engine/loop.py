@@ -12,6 +12,7 @@ import logging
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from orchestrator.engine.dispatch import dispatch_queued_messages
+from orchestrator.engine.reconcile import settle_interrupted_sends
 from orchestrator.engine.worker import run_due_enrollments
 from orchestrator.runtime import Runtime
 
@@ -30,6 +31,9 @@ class WorkerLoop:
         """Run due enrollments and dispatch queued messages until neither has work."""
         done = 0
         async with self._lock:
+            interrupted = await settle_interrupted_sends(self.runtime)
+            if interrupted:
+                log.warning("%d interrupted sends marked unknown (not resent)", interrupted)
             for _ in range(MAX_ROUNDS_PER_TICK):
                 advanced = await run_due_enrollments(self.runtime)
                 dispatched = await dispatch_queued_messages(self.runtime)

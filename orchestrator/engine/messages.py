@@ -41,9 +41,11 @@ def refusal_reason(customer: Customer, channel: Channel, transactional: bool) ->
     return consent_refusal(customer.traits, channel.value)
 
 
-def choose_channel(customer: Customer, node: Node) -> tuple[Channel, str | None]:
+def choose_channel(customer: Customer, node: Node, forced: Channel | None = None) -> tuple[Channel, str | None]:
     """The step's channel, or its fallback when the primary is not allowed."""
     send = node.send
+    if forced is not None:
+        return forced, refusal_reason(customer, forced, send.transactional)
     reason = refusal_reason(customer, send.channel, send.transactional)
     if reason and send.fallback and refusal_reason(customer, send.fallback, send.transactional) is None:
         return send.fallback, None
@@ -59,12 +61,18 @@ def render_variables(variables: dict[str, Any], context: dict[str, Any]) -> dict
 
 
 def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollment: Enrollment, customer: Customer,
-                    node: Node, now: datetime) -> Message:
-    """Pure apart from its arguments: the simulator calls it with in-memory rows."""
+                    node: Node, now: datetime, *, fallback_for: Message | None = None) -> Message:
+    """Pure apart from its arguments: the simulator calls it with in-memory rows.
+
+    `fallback_for` is a message of this step that failed permanently: the new one goes out
+    on its fallback channel under a send key of its own.
+    """
     send = node.send
-    channel, refusal = choose_channel(customer, node)
+    forced = Channel(fallback_for.fallback_channel) if fallback_for else None
+    channel, refusal = choose_channel(customer, node, forced)
     message = Message(
-        send_key=f"{enrollment.id}:{node.id}",
+        send_key=f"{fallback_for.send_key}:fallback" if fallback_for else f"{enrollment.id}:{node.id}",
+        fallback_channel=send.fallback.value if send.fallback and channel == send.channel and not fallback_for else None,
         enrollment_id=enrollment.id,
         customer_id=customer.id,
         journey_id=enrollment.journey_id,

@@ -129,7 +129,9 @@ class Message(SQLModel, table=True):
     html: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     template_metadata: dict[str, Any] = _json()
     marketing: bool = True
-    # queued → sending → sent → delivered/undelivered; or failed / skipped at any point
+    fallback_channel: str | None = Field(default=None, max_length=16)  # tried if this one fails permanently
+    # queued → sending → sent → delivered/undelivered; or failed / skipped; `unknown` when a
+    # crash cut the provider call off and we cannot tell whether it was accepted
     status: str = Field(max_length=16)
     status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     error_code: str | None = Field(default=None, max_length=32)
