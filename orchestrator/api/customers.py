@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
-from orchestrator.api.dependencies import SessionDep
+from orchestrator.api.dependencies import RuntimeDep, SessionDep
 from orchestrator.clock import utc
 from orchestrator.storage.models import Customer, Enrollment, Message
 
@@ -129,3 +129,21 @@ async def list_messages(
     total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
     rows = (await session.exec(query.order_by(col(Message.id)).limit(limit).offset(offset))).all()
     return MessagePage(items=[MessagePublic.model_validate(m) for m in rows], total=total, limit=limit, offset=offset)
+
+
+RETRYABLE = ("unknown", "failed")
+
+
+@router.post("/messages/{message_id}/retry", response_model=MessagePublic)
+async def retry_message(message_id: int, session: SessionDep, runtime: RuntimeDep) -> MessagePublic:
+    """Send an `unknown` or `failed` message again: a person's decision, never automatic."""
+    async with session.begin():
+        message = (await session.exec(select(Message).where(Message.id == message_id).with_for_update())).first()
+        if message is None:
+            raise HTTPException(404, f"no message {message_id}")
+        if message.status not in RETRYABLE:
+            raise HTTPException(409, f"message {message_id} is {message.status}; only {' or '.join(RETRYABLE)} messages can be retried")
+        now = runtime.clock.now()
+        message.status, message.status_reason, message.error_code = "queued", f"retried by hand after {message.status}", None
+        message.next_attempt_at, message.updated_at, message.attempts = now, now, 0
+    return MessagePublic.model_validate(message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import func, select
 
-from orchestrator.storage.models import Customer, Event
+from orchestrator.storage.models import Customer, Event, Message
 
 
 async def count(runtime, model) -> int:
@@ -122,3 +122,20 @@ async def test_messages_are_filtered_and_paginated(client, drain):
     assert [m["to_address"] for m in only_u4["items"]] == ["u4@example.com"]
     assert (await client.get("/v1/messages", params={"channel": "sms"})).json()["total"] == 0
     assert (await client.get("/v1/messages", params={"status": "sent"})).json()["total"] == 5
+
+
+async def test_a_person_can_retry_an_unknown_message(client, runtime, drain):
+    await client.post("/v1/identify", json={"userId": "u", "traits": {"email": "u@example.com"}})
+    await client.post("/v1/track", json={"userId": "u", "event": "Signed Up"})
+    await drain()
+    [message] = (await client.get("/v1/messages")).json()["items"]
+    assert (await client.post(f"/v1/messages/{message['id']}/retry")).status_code == 409  # it was sent
+    async with runtime.sessions() as session, session.begin():
+        row = await session.get(Message, message["id"])
+        row.status = "unknown"
+    retried = (await client.post(f"/v1/messages/{message['id']}/retry")).json()
+    assert retried["status"] == "queued"
+    await drain()
+    assert (await client.get("/v1/messages")).json()["items"][0]["status"] == "sent"
+    assert len(runtime.channels.for_channel("email").outbox) == 2
+    assert (await client.post("/v1/messages/999999/retry")).status_code == 404
