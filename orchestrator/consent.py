@@ -1,32 +1,121 @@
-"""Whether a customer may be sent marketing on a channel.
+"""Consent: an append-only ledger per customer and channel; the current state is derived.
 
-SMS and WhatsApp need an opt-in; e-mail is opt-out. Until the consent ledger lands, the
-state comes from identify traits (`sms_opt_in`, `whatsapp_opt_in`, `email_opt_out`).
+SMS and WhatsApp marketing need an opt-in; e-mail is opt-out. Transactional messages need
+no consent, but nothing goes to a suppressed address (hard bounce, spam report). Identify
+traits (`sms_opt_in`, `whatsapp_opt_in`, `email_opt_out`) are one more source of records.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-OPT_IN_CHANNELS = {"sms": "sms_opt_in", "whatsapp": "whatsapp_opt_in"}
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orchestrator.storage.feedback_models import Consent, Suppression
+
+OPTED_IN, OPTED_OUT = "opted_in", "opted_out"
+OPT_IN_CHANNELS = {"sms", "whatsapp"}
+TRAIT_CONSENTS = {"sms_opt_in": ("sms", True), "whatsapp_opt_in": ("whatsapp", True), "email_opt_out": ("email", False)}
+SOURCES = ("sms_keyword", "whatsapp_keyword", "web_form", "api", "unsubscribe_link", "identify",
+           "spam_report", "hard_bounce", "provider_opt_out")
 
 
-def _truthy(value: Any) -> bool:
+def truthy(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"true", "yes", "1", "y", "on"}
     return bool(value)
 
 
-def consent_refusal(traits: dict[str, Any], channel: str) -> str | None:
-    """None when marketing may go out on `channel`, else the reason it may not."""
+def marketing_refusal(channel: str, state: str | None) -> str | None:
+    """None when marketing may go out on `channel` given its current consent state."""
     if channel in OPT_IN_CHANNELS:
-        if not _truthy(traits.get(OPT_IN_CHANNELS[channel])):
-            return f"no {channel} opt-in"
-        return None
-    if channel == "email" and _truthy(traits.get("email_opt_out")):
-        return "email opted out"
-    return None
+        return None if state == OPTED_IN else ("opted out of " if state == OPTED_OUT else "no ") + f"{channel} opt-in"
+    return "email opted out" if state == OPTED_OUT else None
 
 
-def has_consent(traits: dict[str, Any], channel: str) -> bool:
-    return consent_refusal(traits, channel) is None
+@dataclass
+class SendPermissions:
+    """Everything a send decision needs to know about one customer, loaded in bulk."""
+
+    consents: dict[str, str] = field(default_factory=dict)  # channel → opted_in | opted_out
+    suppressed: set[tuple[str, str]] = field(default_factory=set)  # (channel, address)
+    whatsapp_window_until: datetime | None = None
+
+    @classmethod
+    def from_traits(cls, traits: dict[str, Any]) -> SendPermissions:
+        """For in-memory simulation: consent read straight from traits."""
+        consents = {}
+        for trait, (channel, opt_in_means) in TRAIT_CONSENTS.items():
+            if trait in traits:
+                consents[channel] = OPTED_IN if truthy(traits[trait]) == opt_in_means else OPTED_OUT
+        return cls(consents=consents)
+
+    def marketing_allowed(self, channel: str) -> bool:
+        return marketing_refusal(channel, self.consents.get(channel)) is None
+
+
+async def current_consents(session: AsyncSession, customer_ids: set[int]) -> dict[int, dict[str, str]]:
+    rows = (await session.exec(
+        select(Consent.customer_id, Consent.channel, Consent.status)
+        .where(col(Consent.customer_id).in_(customer_ids))
+        .order_by(col(Consent.id))
+    )).all()
+    states: dict[int, dict[str, str]] = defaultdict(dict)
+    for row in rows:  # later records override earlier ones
+        states[row.customer_id][row.channel] = row.status
+    return states
+
+
+async def suppressed_addresses(session: AsyncSession, addresses: set[str]) -> set[tuple[str, str]]:
+    if not addresses:
+        return set()
+    rows = (await session.exec(select(Suppression.channel, Suppression.address)
+                               .where(col(Suppression.address).in_(addresses)))).all()
+    return {(r.channel, r.address) for r in rows}
+
+
+async def record_consent(session: AsyncSession, customer_id: int, channel: str, status: str, source: str,
+                         now: datetime, evidence: dict[str, Any] | None = None, only_if_changed: bool = False) -> Consent | None:
+    if status not in (OPTED_IN, OPTED_OUT):
+        raise ValueError(f"consent status must be {OPTED_IN} or {OPTED_OUT}")
+    if only_if_changed:
+        current = (await current_consents(session, {customer_id})).get(customer_id, {}).get(channel)
+        if current == status:
+            return None
+    record = Consent(customer_id=customer_id, channel=channel, status=status, source=source,
+                     evidence=evidence or {}, recorded_at=now)
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def record_trait_consents(session: AsyncSession, customer_id: int, traits: dict[str, Any], now: datetime) -> None:
+    for trait, (channel, opt_in_means) in TRAIT_CONSENTS.items():
+        if trait in traits:
+            status = OPTED_IN if truthy(traits[trait]) == opt_in_means else OPTED_OUT
+            await record_consent(session, customer_id, channel, status, "identify", now,
+                                 {"trait": trait, "value": traits[trait]}, only_if_changed=True)
+
+
+async def suppress(session: AsyncSession, channel: str, address: str, reason: str, now: datetime) -> None:
+    from orchestrator.storage.queries import insert_ignoring_conflict
+
+    await insert_ignoring_conflict(session, Suppression, dict(channel=channel, address=address, reason=reason,
+                                                              created_at=now), ["channel", "address"])
+
+
+async def load_permissions(session: AsyncSession, customers) -> dict[int, SendPermissions]:
+    """Send permissions for many customers in three queries."""
+    customers = list(customers)
+    states = await current_consents(session, {c.id for c in customers})
+    addresses = {a for c in customers for a in (c.email, c.phone, c.whatsapp) if a}
+    suppressed = await suppressed_addresses(session, addresses)
+    return {
+        c.id: SendPermissions(consents=states.get(c.id, {}), whatsapp_window_until=c.whatsapp_window_until,
+                              suppressed={s for s in suppressed if s[1] in (c.email, c.phone, c.whatsapp)})
+        for c in customers
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.consent import has_consent
+from orchestrator.consent import SendPermissions
 from orchestrator.engine.interpreter import Facts
 from orchestrator.storage.models import Customer, Enrollment
 
@@ -23,10 +23,12 @@ def customer_view(customer: Customer) -> dict[str, Any]:
     }
 
 
-def facts_for(customer: Customer, enrollment: Enrollment, events_since_entry: set[str]) -> Facts:
+def facts_for(customer: Customer, enrollment: Enrollment, events_since_entry: set[str],
+              permissions: SendPermissions | None = None) -> Facts:
+    permissions = permissions or SendPermissions.from_traits(customer.traits)
     return Facts(
         customer=customer_view(customer),
         event=dict(enrollment.context),
         events_since_entry=events_since_entry,
-        consented=lambda channel: has_consent(customer.traits, str(channel)),
+        consented=lambda channel: permissions.marketing_allowed(str(channel)),
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.consent import load_permissions
 from orchestrator.engine.messages import prepare_message
 from orchestrator.storage.models import Customer, Enrollment, Message
 from orchestrator.storage.queries import insert_many_ignoring_conflict
@@ -21,6 +22,7 @@ async def queue_fallbacks(session: AsyncSession, runtime, failed: list[Message],
         select(Enrollment).where(col(Enrollment.id).in_({m.enrollment_id for m in failed})))).all()}
     customers = {c.id: c for c in (await session.exec(
         select(Customer).where(col(Customer.id).in_({m.customer_id for m in failed})))).all()}
+    permissions = await load_permissions(session, customers.values())
     rows = []
     for message in failed:
         enrollment = enrollments.get(message.enrollment_id)
@@ -29,7 +31,8 @@ async def queue_fallbacks(session: AsyncSession, runtime, failed: list[Message],
         if node is None:
             continue
         fallback = prepare_message(runtime.templates, runtime.channels.provider_name, enrollment,
-                                   customers[message.customer_id], node, now, fallback_for=message)
+                                   customers[message.customer_id], node, now, fallback_for=message,
+                                   permissions=permissions[message.customer_id])
         rows.append({name: getattr(fallback, name) for name in _COLUMNS})
     # The fallback's send key is derived from the original's: it too can only exist once.
     await insert_many_ignoring_conflict(session, Message, rows, ["send_key"])

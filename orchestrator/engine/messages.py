@@ -14,7 +14,8 @@ from typing import Any
 from jinja2 import TemplateError
 
 from orchestrator.channels.base import Channel
-from orchestrator.consent import consent_refusal
+from orchestrator.clock import utc
+from orchestrator.consent import SendPermissions, marketing_refusal
 from orchestrator.engine.facts import customer_view
 from orchestrator.journeys.compiler import Node
 from orchestrator.storage.models import Customer, Enrollment, Message
@@ -33,23 +34,38 @@ def address_for(customer: Customer, channel: Channel) -> str | None:
     return customer.phone
 
 
-def refusal_reason(customer: Customer, channel: Channel, transactional: bool) -> str | None:
-    if not address_for(customer, channel):
+def refusal_reason(customer: Customer, permissions: SendPermissions, channel: Channel, transactional: bool) -> str | None:
+    address = address_for(customer, channel)
+    if not address:
         return f"no {channel.value} address"
+    if (channel.value, address) in permissions.suppressed:
+        return f"address suppressed ({channel.value})"
     if transactional:
         return None
-    return consent_refusal(customer.traits, channel.value)
+    return marketing_refusal(channel.value, permissions.consents.get(channel.value))
 
 
-def choose_channel(customer: Customer, node: Node, forced: Channel | None = None) -> tuple[Channel, str | None]:
+def choose_channel(customer: Customer, permissions: SendPermissions, node: Node,
+                   forced: Channel | None = None) -> tuple[Channel, str | None]:
     """The step's channel, or its fallback when the primary is not allowed."""
     send = node.send
     if forced is not None:
-        return forced, refusal_reason(customer, forced, send.transactional)
-    reason = refusal_reason(customer, send.channel, send.transactional)
-    if reason and send.fallback and refusal_reason(customer, send.fallback, send.transactional) is None:
+        return forced, refusal_reason(customer, permissions, forced, send.transactional)
+    reason = refusal_reason(customer, permissions, send.channel, send.transactional)
+    if reason and send.fallback and refusal_reason(customer, permissions, send.fallback, send.transactional) is None:
         return send.fallback, None
     return send.channel, reason
+
+
+def whatsapp_window_refusal(permissions: SendPermissions, metadata: dict[str, Any], now: datetime) -> str | None:
+    """Outside the 24 hours after the customer's last WhatsApp message, only approved
+    templates (a `content_sid` in the template's front matter) may be sent."""
+    if metadata.get("content_sid"):
+        return None
+    window = permissions.whatsapp_window_until
+    if window is not None and utc(window) > now:
+        return None
+    return "outside the WhatsApp 24-hour window and the template has no approved content_sid"
 
 
 def render_variables(variables: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -61,15 +77,19 @@ def render_variables(variables: dict[str, Any], context: dict[str, Any]) -> dict
 
 
 def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollment: Enrollment, customer: Customer,
-                    node: Node, now: datetime, *, fallback_for: Message | None = None) -> Message:
+                    node: Node, now: datetime, *, fallback_for: Message | None = None,
+                    permissions: SendPermissions | None = None) -> Message:
     """Pure apart from its arguments: the simulator calls it with in-memory rows.
+
+    `permissions` defaults to consent read from the customer's traits (for simulation).
 
     `fallback_for` is a message of this step that failed permanently: the new one goes out
     on its fallback channel under a send key of its own.
     """
     send = node.send
+    permissions = permissions or SendPermissions.from_traits(customer.traits)
     forced = Channel(fallback_for.fallback_channel) if fallback_for else None
-    channel, refusal = choose_channel(customer, node, forced)
+    channel, refusal = choose_channel(customer, permissions, node, forced)
     message = Message(
         send_key=f"{fallback_for.send_key}:fallback" if fallback_for else f"{enrollment.id}:{node.id}",
         fallback_channel=send.fallback.value if send.fallback and channel == send.channel and not fallback_for else None,
@@ -100,7 +120,13 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
         return message
     message.locale = rendered.locale
     message.subject, message.body, message.html = rendered.subject, rendered.body, rendered.html
-    message.template_metadata = {**rendered.metadata, "variables": variables}
+    metadata = dict(rendered.metadata)
+    if isinstance(metadata.get("content_variables"), dict):
+        metadata["content_variables"] = render_variables(metadata["content_variables"], {**context, **variables})
+    message.template_metadata = {**metadata, "variables": variables}
+    if channel == Channel.whatsapp and (refusal := whatsapp_window_refusal(permissions, metadata, now)):
+        message.status, message.status_reason = "skipped", refusal
+        return message
     if channel == Channel.sms:
         measure = measure_sms(rendered.body)
         message.encoding, message.segments = measure.encoding, measure.segments

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.clock import utc
+from orchestrator.consent import SendPermissions, load_permissions
 from orchestrator.engine.enrollments import end_enrollment
 from orchestrator.engine.facts import facts_for
 from orchestrator.engine.interpreter import advance, resume_after_timeout
@@ -44,14 +45,18 @@ async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int
             return 0
         customers = await _customers(session, {e.customer_id for e in enrollments})
         history = await _events_since_entry(session, enrollments)
+        permissions = await load_permissions(session, customers.values())
         messages: list[dict] = []
         for enrollment in enrollments:
-            messages += _advance_one(runtime, enrollment, customers[enrollment.customer_id], history[enrollment.id], now)
+            customer_id = enrollment.customer_id
+            messages += _advance_one(runtime, enrollment, customers[customer_id], history[enrollment.id],
+                                     permissions[customer_id], now)
         await insert_many_ignoring_conflict(session, Message, messages, ["send_key"])
         return len(enrollments)
 
 
-def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, history: set[str], now) -> list[dict]:
+def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, history: set[str],
+                 permissions: SendPermissions, now) -> list[dict]:
     """Advance one enrollment in memory; returns the message rows its send steps produced."""
     journey = runtime.catalog.version(enrollment.journey_id, enrollment.journey_version)
     if journey is None:
@@ -63,13 +68,14 @@ def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, h
             cursor = resume_after_timeout(journey, cursor)
         # Waits count from when this step was due, not from when a busy worker got to it.
         scheduled = min(utc(enrollment.due_at), now) if enrollment.due_at else now
-        result = advance(journey, cursor, facts_for(customer, enrollment, history), scheduled)
+        result = advance(journey, cursor, facts_for(customer, enrollment, history, permissions), scheduled)
     except Exception as error:  # a condition that cannot be evaluated fails this enrollment only
         log.exception("enrollment %s failed", enrollment.id)
         end_enrollment(enrollment, "failed", f"{type(error).__name__}: {error}", now)
         return []
     messages = [
-        prepare_message(runtime.templates, runtime.channels.provider_name, enrollment, customer, node, now)
+        prepare_message(runtime.templates, runtime.channels.provider_name, enrollment, customer, node, now,
+                        permissions=permissions)
         for node in result.sends
     ]
     enrollment.cursor, enrollment.waiting_for, enrollment.due_at = result.cursor, result.waiting_for, result.due_at

@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.consent import record_trait_consents
 from orchestrator.engine.enrollments import react_to_event
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.runtime import Runtime
@@ -76,5 +77,6 @@ async def ingest(session: AsyncSession, runtime: Runtime, calls: list[TrackCall 
             await react_to_event(session, runtime, customer, Event(id=event_id, **values))
         else:
             apply_traits(customer, call, now)
+            await record_trait_consents(session, customer.id, call.traits.model_dump(exclude_none=True), now)
         await session.flush()
     return accepted

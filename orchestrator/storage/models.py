@@ -38,6 +38,8 @@ class Customer(SQLModel, table=True):
     locale: str | None = Field(default=None, max_length=35)
     timezone: str | None = Field(default=None, max_length=64)
     traits: dict[str, Any] = _json()
+    # Kept here (not only in conversations) because every WhatsApp send checks it.
+    whatsapp_window_until: datetime | None = _timestamp(nullable=True)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 
@@ -145,4 +147,8 @@ class Message(SQLModel, table=True):
     created_at: datetime = _timestamp()
     sending_at: datetime | None = _timestamp(nullable=True)
     sent_at: datetime | None = _timestamp(nullable=True)
+    delivered_at: datetime | None = _timestamp(nullable=True)
+    first_opened_at: datetime | None = _timestamp(nullable=True)
+    first_clicked_at: datetime | None = _timestamp(nullable=True)
+    conversation_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     updated_at: datetime = _timestamp()

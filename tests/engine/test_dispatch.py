@@ -5,6 +5,7 @@ What arrived at the provider is asserted, not only our own rows.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -96,9 +97,13 @@ async def test_post_purchase_whatsapp_reaches_twilio_with_the_prefix(runtime_on_
     await send_events(runtime, IdentifyCall(userId="lola", traits={"phone": "+34600000001", "whatsapp_opt_in": True}),
                       TrackCall(userId="lola", event="Order Completed", properties={"order_id": "B-7"}))
     await later(runtime, days=3)
+    [message] = await messages(runtime)
+    assert message.status == "sent", message.status_reason
     [arrived] = twilio.witnessed()
     assert (arrived["to"], arrived["from"]) == ("whatsapp:+34600000001", "whatsapp:+14155238886")
-    assert "B-7" in arrived["body"]
+    # Business-initiated WhatsApp goes out as the approved template, with its variables.
+    assert arrived["content_sid"] == "HX2f7b7c6d9e0a4b1c8d3e5f60718293a4"
+    assert json.loads(arrived["content_variables"]) == {"1": "there", "2": "B-7"}
 
 
 async def test_transient_errors_are_retried_with_backoff(runtime_on_providers, twilio):
