@@ -9,6 +9,10 @@ from orchestrator.engine.interpreter import Facts
 from orchestrator.storage.models import Customer, Enrollment
 
 
+# Properties of events a wait_for received, kept in the enrollment's context under this key.
+AWAITED_KEY = "_awaited"
+
+
 def customer_view(customer: Customer) -> dict[str, Any]:
     # Traits at the top level read naturally (`customer.first_name`); the typed fields win.
     return {
@@ -28,7 +32,9 @@ def facts_for(customer: Customer, enrollment: Enrollment, events_since_entry: se
     permissions = permissions or SendPermissions.from_traits(customer.traits)
     return Facts(
         customer=customer_view(customer),
-        event=dict(enrollment.context),
+        event={k: v for k, v in enrollment.context.items() if k != AWAITED_KEY},
         events_since_entry=events_since_entry,
         consented=lambda channel: permissions.marketing_allowed(str(channel)),
+        timezone=customer.timezone,
+        awaited=dict(enrollment.context.get(AWAITED_KEY, {})),
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.journeys.compiler import CompiledJourney, Node
 from orchestrator.journeys.expressions import evaluate
+from orchestrator.journeys.quiet_hours import QUIET_CHANNELS
 
 MAX_STEPS_PER_ADVANCE = 1000  # a compiled journey is acyclic; this only guards bugs
 
@@ -25,11 +26,15 @@ class Facts:
     event: dict[str, Any]
     events_since_entry: set[str] = field(default_factory=set)
     consented: Callable[[str], bool] = lambda channel: False
+    timezone: str | None = None  # the customer's, for quiet hours
+    awaited: dict[str, Any] = field(default_factory=dict)  # properties of events a wait_for received
 
     def expression_context(self) -> dict[str, Any]:
         return {
             "customer": self.customer,
             "event": self.event,
+            "awaited": self.awaited,
+            "reply": self.awaited.get("reply", {}),
             "has_event": lambda name: name in self.events_since_entry,
             "consented": self.consented,
         }
@@ -62,6 +67,13 @@ def resume_after_event(journey: CompiledJourney, cursor: str) -> str | None:
     return journey.nodes[cursor].branch_a
 
 
+def _quiet_hours_hold(journey: CompiledJourney, node: Node, facts: Facts, now: datetime) -> datetime | None:
+    send = node.send
+    if send.transactional or send.channel.value not in QUIET_CHANNELS:
+        return None
+    return journey.definition.quiet_hours.resume_at(now, facts.timezone)
+
+
 def advance(journey: CompiledJourney, cursor: str | None, facts: Facts, now: datetime) -> Advance:
     result = Advance()
     for _ in range(MAX_STEPS_PER_ADVANCE):
@@ -82,6 +94,11 @@ def advance(journey: CompiledJourney, cursor: str | None, facts: Facts, now: dat
             result.trace.append(TraceEntry(node.id, "if", f"{node.condition} → {'then' if taken else 'else'}"))
             cursor = node.branch_a if taken else node.branch_b
         elif node.kind == "send":
+            hold_until = _quiet_hours_hold(journey, node, facts, now)
+            if hold_until is not None:
+                result.cursor, result.due_at = node.id, hold_until
+                result.trace.append(TraceEntry(node.id, "quiet_hours", f"held until {hold_until.isoformat()}"))
+                return result
             result.sends.append(node)
             result.trace.append(TraceEntry(node.id, "send", f"{node.send.channel.value} {node.send.template}"))
             cursor = node.next

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from orchestrator.channels.base import Channel
 from orchestrator.journeys.durations import Duration
 from orchestrator.journeys.expressions import check_expression
+from orchestrator.journeys.quiet_hours import QuietHours
 
 STEP_KINDS = ("wait", "wait_for", "if", "send", "exit")
 
@@ -74,7 +75,8 @@ class WaitStep(StepBase):
 
 
 class WaitFor(Strict):
-    event: str = Field(min_length=1)
+    event: str = Field(min_length=1, description="An event name, or `reply` for the customer's next SMS/WhatsApp message")
+    nps: bool = Field(default=False, description="The reply answers an NPS question: a 0-10 score is recorded")
     timeout: Duration
     on_event: list[Step] = Field(default_factory=list, description="Steps run when the event arrives")
     on_timeout: list[Step] = Field(default_factory=list, description="Steps run when the timeout passes")
@@ -143,6 +145,15 @@ class JourneyFile(Strict):
     exit_on: list[str] = Field(default_factory=list, description="Events that end an enrollment")
     goal: Goal | None = None
     reentry: Reentry = Field(default_factory=Reentry)
+    quiet_hours: QuietHours = Field(
+        default_factory=QuietHours,
+        description="SMS/WhatsApp marketing waits out these local hours (default 21:00-08:00); `off` disables",
+    )
+
+    @field_validator("quiet_hours", mode="before")
+    @classmethod
+    def _quiet_hours_off(cls, value: Any) -> Any:
+        return {"enabled": False} if value in (False, "off", "none") else value
 
 
 WaitFor.model_rebuild()

@@ -185,3 +185,30 @@ async def test_post_purchase_email_for_everyone_else(client, runtime, drain):
     [message] = await messages_of(client, "max")
     assert (message["channel"], message["subject"]) == ("email", "How was your order C-9?")
     assert outbox(runtime, Channel.whatsapp) == []
+
+
+# --- quiet hours -----------------------------------------------------------------------------
+
+async def test_sms_due_at_night_waits_for_the_recipients_morning(client, runtime, drain):
+    # 09:00 UTC start; 12:30 UTC later is 20:30 in Taipei, and the reminder falls at 21:30.
+    await identify(client, "lin", phone="+886912345679", sms_opt_in=True, timezone="Asia/Taipei")
+    await advance(client, 3.5 * HOUR)
+    await track(client, "lin", "Cart Abandoned")
+    await drain()
+    await advance(client, HOUR)
+    assert await messages_of(client, "lin") == []
+    enrollment = (await client.get("/v1/customers/lin")).json()["enrollments"][0]
+    assert (enrollment["cursor"], enrollment["due_at"]) == ("discount-sms", "2026-03-03T00:00:00Z")
+    await advance(client, 10.5 * HOUR)  # 08:00 in Taipei
+    [message] = await messages_of(client, "lin")
+    assert message["status"] == "sent" and message["created_at"] == "2026-03-03T00:00:00Z"
+
+
+async def test_same_moment_is_daytime_elsewhere(client, drain):
+    await identify(client, "joe", phone="+14155550177", sms_opt_in=True, timezone="America/Los_Angeles")
+    await advance(client, 3.5 * HOUR + 4 * HOUR)  # 20:30 UTC = 12:30 in Los Angeles
+    await track(client, "joe", "Cart Abandoned")
+    await drain()
+    await advance(client, HOUR)
+    [message] = await messages_of(client, "joe")
+    assert message["status"] == "sent"

@@ -1,0 +1,44 @@
+"""Quiet hours: SMS and WhatsApp marketing never reaches a phone at night.
+
+The window is in the recipient's own time zone; a send that falls inside it waits until
+the window ends (the next morning), then goes out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field
+
+QUIET_CHANNELS = {"sms", "whatsapp"}
+
+
+class QuietHours(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: time = Field(default=time(21, 0), description="Local time quiet hours begin, e.g. 21:00")
+    end: time = Field(default=time(8, 0), description="Local time quiet hours end, e.g. 08:00")
+    enabled: bool = True
+
+    def resume_at(self, moment: datetime, zone_name: str | None) -> datetime | None:
+        """When a send at `moment` may go out, or None if it may go out now."""
+        if not self.enabled or self.start == self.end:
+            return None
+        zone = _zone(zone_name)
+        local = moment.astimezone(zone)
+        now = local.time()
+        overnight = self.start > self.end
+        quiet = (now >= self.start or now < self.end) if overnight else (self.start <= now < self.end)
+        if not quiet:
+            return None
+        end_day = local.date() + timedelta(days=1) if overnight and now >= self.start else local.date()
+        resume = datetime.combine(end_day, self.end, tzinfo=zone)
+        return resume.astimezone(timezone.utc)
+
+
+def _zone(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
