@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me"
 
 
 def _env(name: str) -> AliasChoices:
@@ -59,6 +60,15 @@ class Settings(BaseSettings):
 
     sendgrid_api_key: str | None = Field(default=None, validation_alias=_env("SENDGRID_API_KEY"))
     sendgrid_api_base_url: str | None = None
+    # The Signed Event Webhook's verification key (base64 DER, as SendGrid shows it). When
+    # set, event webhook calls without a valid ECDSA signature are refused with 403.
+    sendgrid_webhook_public_key: str | None = Field(default=None, validation_alias=_env("SENDGRID_WEBHOOK_PUBLIC_KEY"))
+
+    # Signs tracking, click and unsubscribe links (HMAC-SHA256). The default is public, so
+    # anyone could forge unsubscribe links: set your own in production.
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+    # Open pixel and click redirects in HTML mail sent over SMTP (SendGrid tracks its own).
+    email_tracking: bool = True
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -77,6 +87,16 @@ class Settings(BaseSettings):
     sms_rate_per_second: float | None = None
     whatsapp_rate_per_second: float | None = None
     email_rate_per_second: float | None = None
+
+    # Inbound SMS/WhatsApp keywords (single word, case-insensitive), with localized ones.
+    opt_out_keywords: list[str] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+                                   "ARRET", "ARRÊT", "ALTO", "BAJA", "退訂", "取消訂閱"]
+    opt_in_keywords: list[str] = ["START", "YES", "UNSTOP", "OUI", "SI", "SÍ", "訂閱"]
+    help_keywords: list[str] = ["HELP", "INFO", "AIDE", "AYUDA", "幫助"]
+    help_reply: str = "Orchestrator: reply STOP to unsubscribe, START to resubscribe. Msg & data rates may apply."
+    opt_out_reply: str = "You are unsubscribed and will receive no more messages. Reply START to resubscribe."
+    opt_in_reply: str = "You are subscribed again. Reply STOP to unsubscribe."
+    auto_replies_file: Path = PROJECT_ROOT / "templates" / "auto-replies.yaml"
 
     # A message claimed for sending longer ago than this was cut off by a crash.
     reconcile_after_seconds: float = 300.0

@@ -32,9 +32,11 @@ def truthy(value: Any) -> bool:
 
 def marketing_refusal(channel: str, state: str | None) -> str | None:
     """None when marketing may go out on `channel` given its current consent state."""
-    if channel in OPT_IN_CHANNELS:
-        return None if state == OPTED_IN else ("opted out of " if state == OPTED_OUT else "no ") + f"{channel} opt-in"
-    return "email opted out" if state == OPTED_OUT else None
+    if state == OPTED_OUT:
+        return f"{channel} opted out"
+    if channel in OPT_IN_CHANNELS and state != OPTED_IN:
+        return f"no {channel} opt-in"
+    return None
 
 
 @dataclass

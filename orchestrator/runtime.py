@@ -15,6 +15,7 @@ from orchestrator.channels.ratelimit import SendRateLimiter
 from orchestrator.channels.registry import ChannelRegistry
 from orchestrator.clock import Clock, SimulatedClock
 from orchestrator.config import Settings
+from orchestrator.conversations.auto_replies import AutoReplies
 from orchestrator.journeys.catalog import JourneyCatalog
 from orchestrator.journeys.loader import load_directory
 from orchestrator.storage.database import create_engine, create_schema, session_factory
@@ -35,6 +36,7 @@ class Runtime:
     templates: TemplateStore
     channels: ChannelRegistry
     rate_limiter: SendRateLimiter
+    auto_replies: AutoReplies
 
     async def aclose(self) -> None:
         await self.channels.aclose()
@@ -91,6 +93,7 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
         templates=templates,
         channels=channels,
         rate_limiter=SendRateLimiter(configured_rates(settings, channels), settings.rate_limit_storage),
+        auto_replies=AutoReplies.load(settings.auto_replies_file),
     )
     runtime.catalog = await load_journeys(runtime)
     return runtime

@@ -7,8 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from orchestrator.api import admin, customers, events
-from orchestrator.config import Settings, get_settings
+from orchestrator.api import admin, consents, conversations, customers, events
+from webhooks import twilio as twilio_webhooks
+from webhooks import email_links as email_link_routes, sendgrid as sendgrid_webhooks
+from orchestrator.config import DEVELOPMENT_SECRET_KEY, Settings, get_settings
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.runtime import Runtime, build_runtime
 
@@ -18,6 +20,8 @@ log = logging.getLogger("orchestrator")
 def create_app(settings: Settings | None = None, *, run_worker: bool = True, runtime: Runtime | None = None) -> FastAPI:
     """`run_worker` puts the worker loop in this process (the embedded default)."""
     settings = settings or get_settings()
+    if settings.secret_key == DEVELOPMENT_SECRET_KEY:
+        log.warning("ORCHESTRATOR_SECRET_KEY is the public development default: set your own before sending real mail")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -40,6 +44,11 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(events.router)
     app.include_router(customers.router)
     app.include_router(admin.router)
+    app.include_router(consents.router)
+    app.include_router(conversations.router)
+    app.include_router(twilio_webhooks.router)
+    app.include_router(sendgrid_webhooks.router)
+    app.include_router(email_link_routes.router)
     mount_bundled_fakes(app, settings)
     return app
 

@@ -7,15 +7,16 @@ customer's row lock, so two events of one customer never race here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.clock import utc
-from orchestrator.engine.facts import customer_view
+from orchestrator.engine.facts import AWAITED_KEY, customer_view
 from orchestrator.engine.interpreter import resume_after_event
-from orchestrator.journeys.compiler import CompiledJourney
+from orchestrator.journeys.compiler import CompiledJourney, Node
 from orchestrator.journeys.expressions import evaluate
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event
@@ -29,8 +30,15 @@ def end_enrollment(enrollment: Enrollment, status: str, reason: str | None, now:
     enrollment.waiting_for = None
 
 
-async def react_to_event(session: AsyncSession, runtime: Runtime, customer: Customer, event: Event) -> list[Enrollment]:
-    """Apply one track event; returns the enrollments it created."""
+@dataclass
+class Reaction:
+    created: list[Enrollment] = field(default_factory=list)
+    woken: list[tuple[Enrollment, Node]] = field(default_factory=list)  # waits this event ended
+
+
+async def react_to_event(session: AsyncSession, runtime: Runtime, customer: Customer, event: Event) -> Reaction:
+    """Apply one event (a Track call, or an inbound reply) to the customer's journeys."""
+    reaction = Reaction()
     now = runtime.clock.now()
     active = (
         await session.exec(
@@ -46,18 +54,20 @@ async def react_to_event(session: AsyncSession, runtime: Runtime, customer: Cust
         if event.name in journey.definition.exit_on:
             end_enrollment(enrollment, "exited", f"exit_on: {event.name}", now)
         elif enrollment.waiting_for == event.name:
+            reaction.woken.append((enrollment, journey.nodes[enrollment.cursor]))
+            awaited = dict(enrollment.context.get(AWAITED_KEY, {}), **{event.name: dict(event.properties)})
+            enrollment.context = {**enrollment.context, AWAITED_KEY: awaited}
             enrollment.cursor = resume_after_event(journey, enrollment.cursor)
             enrollment.waiting_for = None
             enrollment.due_at = now
     await _record_goals(session, runtime, customer, event, now)
-    created = []
     active_journeys = {e.journey_id for e in active if e.status == ACTIVE}
     for journey in runtime.catalog.triggered_by(event.name):
         if journey.id in active_journeys:
             continue  # never twice in one journey at the same time
         if await _may_enter(session, journey, customer, event, now):
-            created.append(await _enroll(session, journey, customer, event, now))
-    return created
+            reaction.created.append(await _enroll(session, journey, customer, event, now))
+    return reaction
 
 
 async def _record_goals(session: AsyncSession, runtime: Runtime, customer: Customer, event: Event, now: datetime) -> None:

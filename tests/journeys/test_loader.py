@@ -30,7 +30,7 @@ def errors_of(text: str, name: str = "journeys/demo.yaml") -> list[str]:
 def test_the_launch_journeys_load():
     report = load_directory(PROJECT_ROOT / "journeys")
     assert report.errors == []
-    assert sorted(j.definition.id for j in report.loaded) == ["abandoned-cart", "post-purchase", "welcome"]
+    assert sorted(j.definition.id for j in report.loaded) == ["abandoned-cart", "nps-survey", "post-purchase", "welcome"]
     cart = next(j for j in report.loaded if j.definition.id == "abandoned-cart").definition
     assert cart.goal.within == timedelta(hours=72)
     assert (cart.reentry.policy, cart.reentry.after) == ("after", timedelta(days=7))

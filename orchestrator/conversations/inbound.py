@@ -1,0 +1,137 @@
+"""An SMS or WhatsApp message from a customer: keyword, journey reply, FAQ or a person.
+
+In one transaction: the message is stored once (unique provider id), keywords change
+consent, anything else joins the customer's conversation, wakes journeys waiting for a
+reply (recording an NPS score when asked for one), gets an automated answer when a rule
+matches, or waits for an agent.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orchestrator.consent import OPTED_IN, OPTED_OUT, record_consent
+from orchestrator.conversations.keywords import Keyword, classify
+from orchestrator.engine.enrollments import react_to_event
+from orchestrator.events.ingest import lock_customers
+from orchestrator.runtime import Runtime
+from orchestrator.storage.feedback_models import Conversation, InboundMessage, NpsResponse
+from orchestrator.storage.models import Customer, Event, Message
+from orchestrator.storage.queries import insert_ignoring_conflict
+from orchestrator.templating.render import RenderError, render_message
+
+WHATSAPP_WINDOW = timedelta(hours=24)
+REPLY_EVENT = "reply"
+_SCORE = re.compile(r"^\s*(10|[0-9])\s*[.!]?\s*$")
+
+
+@dataclass(frozen=True)
+class Inbound:
+    provider_message_id: str
+    channel: str  # sms | whatsapp
+    from_number: str  # E.164, without the whatsapp: prefix
+    to_number: str
+    body: str
+
+
+@dataclass(frozen=True)
+class InboundOutcome:
+    reply: str | None
+    handled_by: str | None
+    duplicate: bool = False
+    customer_id: int | None = None
+    conversation_id: int | None = None
+
+
+def nps_score(body: str) -> int | None:
+    match = _SCORE.match(body)
+    return int(match.group(1)) if match else None
+
+
+async def sender(session: AsyncSession, number: str, now: datetime) -> Customer:
+    """The customer with this number, locked; a stranger becomes a customer named by it."""
+    known = (await session.exec(select(Customer.user_id).where(
+        or_(Customer.phone == number, Customer.whatsapp == number)).limit(1))).first()
+    customers = await lock_customers(session, [known or number], now)
+    customer = customers[known or number]
+    if customer.phone is None and customer.whatsapp is None:
+        customer.phone = number
+    return customer
+
+
+async def conversation_for(session: AsyncSession, customer: Customer, channel: str, now: datetime) -> Conversation:
+    await insert_ignoring_conflict(session, Conversation, dict(
+        customer_id=customer.id, channel=channel, status="open", last_message_at=now, created_at=now),
+        ["customer_id", "channel"])
+    return (await session.exec(select(Conversation).where(
+        Conversation.customer_id == customer.id, Conversation.channel == channel).with_for_update())).one()
+
+
+async def receive_inbound(session: AsyncSession, runtime: Runtime, inbound: Inbound) -> InboundOutcome:
+    now = runtime.clock.now()
+    settings = runtime.settings
+    customer = await sender(session, inbound.from_number, now)
+    keyword = classify(inbound.body, settings)
+    row_id = await insert_ignoring_conflict(session, InboundMessage, dict(
+        provider_message_id=inbound.provider_message_id, customer_id=customer.id, channel=inbound.channel,
+        from_address=inbound.from_number, to_address=inbound.to_number, body=inbound.body,
+        keyword=keyword.value if keyword else None, received_at=now), ["provider_message_id"])
+    if row_id is None:
+        return InboundOutcome(None, None, duplicate=True, customer_id=customer.id)
+    row = await session.get(InboundMessage, row_id)
+    if inbound.channel == "whatsapp":
+        customer.whatsapp_window_until = now + WHATSAPP_WINDOW  # any message opens the session
+
+    if keyword is not None:
+        row.handled_by = "keyword"
+        evidence = {"body": inbound.body, "message_sid": inbound.provider_message_id, "from": inbound.from_number}
+        if keyword is Keyword.help:
+            return InboundOutcome(settings.help_reply, "keyword", customer_id=customer.id)
+        status = OPTED_OUT if keyword is Keyword.opt_out else OPTED_IN
+        await record_consent(session, customer.id, inbound.channel, status, f"{inbound.channel}_keyword", now, evidence)
+        reply = settings.opt_out_reply if keyword is Keyword.opt_out else settings.opt_in_reply
+        return InboundOutcome(reply, "keyword", customer_id=customer.id)
+
+    conversation = await conversation_for(session, customer, inbound.channel, now)
+    row.conversation_id = conversation.id
+    conversation.last_inbound_at = conversation.last_message_at = now
+    handled_by, reply = await _answer(session, runtime, customer, conversation, inbound, row, now)
+    row.handled_by = handled_by
+    conversation.status = "waiting_for_agent" if handled_by is None else "open"
+    return InboundOutcome(reply, handled_by, customer_id=customer.id, conversation_id=conversation.id)
+
+
+async def _answer(session: AsyncSession, runtime: Runtime, customer: Customer, conversation: Conversation,
+                  inbound: Inbound, row: InboundMessage, now: datetime) -> tuple[str | None, str | None]:
+    score = nps_score(inbound.body)
+    properties = {"body": inbound.body, "channel": inbound.channel, "score": score}
+    event_id = await insert_ignoring_conflict(session, Event, dict(
+        message_id=f"inbound:{inbound.provider_message_id}", customer_id=customer.id, type="inbound",
+        name=REPLY_EVENT, properties=properties, timestamp=now, received_at=now), ["message_id"])
+    reaction = await react_to_event(session, runtime, customer, Event(
+        id=event_id, name=REPLY_EVENT, properties=properties, customer_id=customer.id, type="inbound",
+        message_id=f"inbound:{inbound.provider_message_id}", timestamp=now, received_at=now))
+    for enrollment, node in reaction.woken:
+        if node.nps and score is not None:
+            session.add(NpsResponse(customer_id=customer.id, enrollment_id=enrollment.id, journey_id=enrollment.journey_id,
+                                    inbound_message_id=row.id, score=score, received_at=now))
+    if reaction.woken:
+        return "journey", None
+    rule = runtime.auto_replies.match(inbound.body, customer.locale, runtime.settings.default_locale)
+    if rule is None:
+        return None, None
+    try:
+        rendered = render_message(runtime.templates, rule.template, customer.locale, {"customer": {"locale": customer.locale}})
+    except RenderError:
+        return None, None  # a broken rule must not silence the customer: a person will answer
+    session.add(Message(
+        send_key=f"auto-reply:{inbound.provider_message_id}", customer_id=customer.id, channel=inbound.channel,
+        provider="twilio-twiml", template=rule.template, locale=rendered.locale, to_address=inbound.from_number,
+        body=rendered.body, marketing=False, status="sent", status_reason=f"auto reply: {rule.name}",
+        conversation_id=conversation.id, created_at=now, sent_at=now, updated_at=now, template_metadata={}))
+    return "auto_reply", rendered.body

@@ -1,0 +1,115 @@
+"""Twilio webhooks: signatures, out-of-order status callbacks, inbound keywords and consent."""
+
+from __future__ import annotations
+
+import random
+
+from sqlmodel import select
+
+from orchestrator.storage.feedback_models import MessageStatusEvent
+from tests.api.test_launch_journeys import HOUR, advance, identify, messages_of, track
+from tests.webhooks.twilio_signing import inbound_form, post_signed
+
+STATUS_PATH = "/webhooks/twilio/status"
+INBOUND_PATH = "/webhooks/twilio/inbound"
+
+
+async def sent_sms(client, drain, user="sam", phone="+14155550100") -> dict:
+    await identify(client, user, phone=phone, sms_opt_in=True)
+    await track(client, user, "Cart Abandoned")
+    await drain()
+    await advance(client, HOUR)
+    [message] = await messages_of(client, user)
+    return message
+
+
+def status_form(message: dict, status: str, **extra) -> dict:
+    return {"MessageSid": message["provider_message_id"], "MessageStatus": status, "SmsStatus": status,
+            "AccountSid": "AC" + "0" * 32, "To": message["to_address"], "From": "+15005550006", **extra}
+
+
+async def test_unsigned_and_forged_requests_are_refused(client, runtime, drain):
+    message = await sent_sms(client, drain)
+    form = status_form(message, "delivered")
+    assert (await client.post(STATUS_PATH, data=form)).status_code == 403
+    assert (await post_signed(client, runtime, STATUS_PATH, form, token="not-the-token")).status_code == 403
+    tampered = await post_signed(client, runtime, STATUS_PATH, form, signature="bm9wZQ==")
+    assert tampered.status_code == 403
+    assert (await post_signed(client, runtime, INBOUND_PATH, inbound_form("SMx", "+14155550100", "STOP"),
+                              token="forged")).status_code == 403
+    [message] = await messages_of(client, "sam")
+    assert message["status"] == "sent"  # nothing changed
+
+
+async def test_duplicated_and_shuffled_callbacks_end_delivered_without_double_counting(client, runtime, drain):
+    message = await sent_sms(client, drain)
+    callbacks = ["queued", "sent", "delivered"] * 2
+    random.Random(7).shuffle(callbacks)
+    for status in ["delivered"] + callbacks:  # delivered first: the worst order
+        response = await post_signed(client, runtime, STATUS_PATH, status_form(message, status))
+        assert response.status_code == 204
+    [message] = await messages_of(client, "sam")
+    assert message["status"] == "delivered"
+    async with runtime.sessions() as session:
+        history = (await session.exec(select(MessageStatusEvent.status).where(
+            MessageStatusEvent.message_id == message["id"]))).all()
+    assert sorted(history) == ["delivered", "queued", "sent"]  # each status once, replays ignored
+
+
+async def test_failed_callback_records_the_error_code(client, runtime, drain):
+    message = await sent_sms(client, drain)
+    await post_signed(client, runtime, STATUS_PATH, status_form(message, "undelivered", ErrorCode="30003"))
+    [message] = await messages_of(client, "sam")
+    assert (message["status"], message["error_code"]) == ("undelivered", "30003")
+
+
+async def test_stop_then_start_controls_journey_sends(client, runtime, drain):
+    await identify(client, "pat", phone="+14155550122", sms_opt_in=True)
+    stop = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM1", "+14155550122", "  stop "))
+    assert stop.status_code == 200 and "unsubscribed" in stop.text and stop.headers["content-type"].startswith("application/xml")
+    consents = (await client.get("/v1/customers/pat/consents")).json()
+    assert consents["channels"]["sms"]["status"] == "opted_out"
+    assert consents["history"][-1]["source"] == "sms_keyword"
+    assert consents["history"][-1]["evidence"]["message_sid"] == "SM1"
+
+    await track(client, "pat", "Cart Abandoned")
+    await drain()
+    await advance(client, HOUR)
+    [skipped] = await messages_of(client, "pat")
+    assert (skipped["status"], skipped["status_reason"]) == ("skipped", "sms opted out")
+
+    start = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM2", "+14155550122", "START"))
+    assert "subscribed again" in start.text
+    await advance(client, 7 * 24 * HOUR)
+    await track(client, "pat", "Cart Abandoned")
+    await drain()
+    await advance(client, HOUR)
+    assert [m["status"] for m in await messages_of(client, "pat")] == ["skipped", "sent"]
+
+
+async def test_localized_keywords_and_help(client, runtime):
+    await identify(client, "zoe", phone="+33612345678", sms_opt_in=True, locale="fr")
+    await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM3", "+33612345678", "Arrêt"))
+    assert (await client.get("/v1/customers/zoe/consents")).json()["channels"]["sms"]["status"] == "opted_out"
+    help_reply = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM4", "+33612345678", "HELP"))
+    assert "reply STOP to unsubscribe" in help_reply.text
+    await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM5", "+886912000000", "退訂"))
+    stranger = (await client.get("/v1/customers/+886912000000/consents")).json()
+    assert stranger["channels"]["sms"]["status"] == "opted_out"
+
+
+async def test_a_sentence_with_stop_in_it_is_not_a_keyword(client, runtime):
+    await identify(client, "kai", phone="+14155550133", sms_opt_in=True)
+    await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM6", "+14155550133", "please stop the delivery"))
+    assert (await client.get("/v1/customers/kai/consents")).json()["channels"]["sms"]["status"] == "opted_in"
+    [conversation] = (await client.get("/v1/conversations")).json()["items"]
+    assert conversation["status"] == "waiting_for_agent"
+
+
+async def test_replayed_inbound_is_handled_once(client, runtime):
+    await identify(client, "ola", phone="+14155550144", sms_opt_in=True)
+    form = inbound_form("SM7", "+14155550144", "STOP")
+    await post_signed(client, runtime, INBOUND_PATH, form)
+    replay = await post_signed(client, runtime, INBOUND_PATH, form)
+    assert replay.status_code == 200 and "<Message>" not in replay.text
+    assert len((await client.get("/v1/customers/ola/consents")).json()["history"]) == 2  # identify + one STOP

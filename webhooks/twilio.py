@@ -1,0 +1,70 @@
+"""Twilio talks back: delivery status callbacks and inbound SMS / WhatsApp messages.
+
+Every request must carry a valid `X-Twilio-Signature`, computed by Twilio over the public
+URL it called and the form fields, with our auth token (`RequestValidator` from the
+official SDK). Anything else gets a 403 before it touches the database.
+"""
+
+from __future__ import annotations
+
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from orchestrator.api.dependencies import RuntimeDep, SessionDep
+from orchestrator.channels.configure import twilio_auth_token
+from orchestrator.conversations.inbound import Inbound, receive_inbound
+from orchestrator.delivery import find_message_by_provider_id, first_receipt, record_status
+from orchestrator.runtime import Runtime
+
+router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+WHATSAPP_PREFIX = "whatsapp:"
+
+
+async def verified_form(request: Request, runtime: Runtime) -> dict[str, str]:
+    form = {key: str(value) for key, value in (await request.form()).multi_items()}
+    url = runtime.settings.public_base_url + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not RequestValidator(twilio_auth_token(runtime.settings)).validate(url, form, signature):
+        raise HTTPException(403, "invalid or missing X-Twilio-Signature")
+    return form
+
+
+@router.post("/status")
+async def status_callback(request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
+    form = await verified_form(request, runtime)
+    sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
+    if not sid or not status:
+        raise HTTPException(422, "MessageSid and MessageStatus are required")
+    now = runtime.clock.now()
+    async with session.begin():
+        # The same status for the same message twice is a replay: Twilio retries on timeouts.
+        if not await first_receipt(session, "twilio-status", f"{sid}:{status}", now):
+            return Response(status_code=204)
+        message = await find_message_by_provider_id(session, sid)
+        if message is not None:
+            await record_status(session, message, source="twilio", status=status, now=now,
+                                error_code=form.get("ErrorCode") or None, detail=form,
+                                reason=f"Twilio error {form['ErrorCode']}" if form.get("ErrorCode") else None)
+    return Response(status_code=204)
+
+
+@router.post("/inbound")
+async def inbound_message(request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
+    form = await verified_form(request, runtime)
+    sender, recipient = form.get("From", ""), form.get("To", "")
+    channel = "whatsapp" if sender.startswith(WHATSAPP_PREFIX) else "sms"
+    inbound = Inbound(provider_message_id=form.get("MessageSid", ""), channel=channel,
+                      from_number=sender.removeprefix(WHATSAPP_PREFIX), to_number=recipient.removeprefix(WHATSAPP_PREFIX),
+                      body=form.get("Body", ""))
+    if not inbound.provider_message_id or not inbound.from_number:
+        raise HTTPException(422, "MessageSid and From are required")
+    async with session.begin():
+        outcome = await receive_inbound(session, runtime, inbound)
+    twiml = MessagingResponse()
+    if outcome.reply:
+        twiml.message(outcome.reply)
+    return Response(str(twiml), media_type="application/xml")
