@@ -14,6 +14,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.clock import utc
+from orchestrator.conversions import attribute_conversion, in_holdout
 from orchestrator.engine.facts import AWAITED_KEY, customer_view
 from orchestrator.engine.interpreter import resume_after_event
 from orchestrator.journeys.compiler import CompiledJourney, Node
@@ -86,11 +87,14 @@ async def _record_goals(session: AsyncSession, runtime: Runtime, customer: Custo
             .with_for_update()
         )
     ).all()
+    reached_goal = []
     for enrollment in candidates:
         journey = runtime.catalog.version(enrollment.journey_id, enrollment.journey_version)
         if journey and journey.definition.goal and journey.definition.goal.event == event.name:
             enrollment.converted_at = now
             enrollment.conversion_event_id = event.id
+            reached_goal.append(enrollment)
+    await attribute_conversion(session, event, reached_goal, now)
 
 
 async def _may_enter(session: AsyncSession, journey: CompiledJourney, customer: Customer, event: Event, now: datetime) -> bool:
@@ -129,6 +133,7 @@ async def _enroll(session: AsyncSession, journey: CompiledJourney, customer: Cus
         trigger_event_id=event.id,
         context=dict(event.properties),
         goal_deadline=now + goal.within if goal else None,
+        holdout=in_holdout(journey.id, customer.user_id, journey.definition.holdout),
     )
     session.add(enrollment)
     return enrollment

@@ -108,6 +108,8 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
         updated_at=now,
         next_attempt_at=now,
     )
+    if enrollment.holdout:
+        refusal = "holdout group"
     if refusal:
         message.status, message.status_reason = "skipped", refusal
         return message

@@ -145,6 +145,8 @@ class JourneyFile(Strict):
     exit_on: list[str] = Field(default_factory=list, description="Events that end an enrollment")
     goal: Goal | None = None
     reentry: Reentry = Field(default_factory=Reentry)
+    holdout: float = Field(default=0, ge=0, le=50,
+                           description="Percent of entrants held out (enrolled, never messaged) to measure lift")
     quiet_hours: QuietHours = Field(
         default_factory=QuietHours,
         description="SMS/WhatsApp marketing waits out these local hours (default 21:00-08:00); `off` disables",

@@ -9,6 +9,7 @@ the current state is the latest record per customer and channel.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -108,3 +109,28 @@ class NpsResponse(SQLModel, table=True):
     inbound_message_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True, unique=True))
     score: int
     received_at: datetime = _timestamp()
+
+
+class Conversion(SQLModel, table=True):
+    """A goal event credited to the last message that reached the customer before it.
+
+    One order converts once (UNIQUE order_key), however often the event is sent and however
+    many journeys had it as their goal: the last touch wins.
+    """
+
+    __tablename__ = "conversions"
+    __table_args__ = (sa.Index("ix_conversions_journey", "journey_id", "converted_at"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    order_key: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
+    event_id: int = Field(sa_column=sa.Column(BigId, nullable=False))
+    customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
+    enrollment_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("enrollments.id"), nullable=False))
+    journey_id: str = Field(max_length=100)
+    message_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("messages.id"), nullable=False))
+    step_id: str | None = Field(default=None, max_length=255)
+    channel: str = Field(max_length=16)
+    template: str | None = Field(default=None, max_length=255)
+    revenue: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(14, 2), nullable=True))
+    currency: str | None = Field(default=None, max_length=3)
+    converted_at: datetime = _timestamp()

@@ -101,6 +101,7 @@ class Enrollment(SQLModel, table=True):
     exit_reason: str | None = Field(default=None, max_length=255)
     trigger_event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     context: dict[str, Any] = _json()  # the trigger event's properties
+    holdout: bool = False  # in the journey's control group: enrolled, never messaged
     goal_deadline: datetime | None = _timestamp(nullable=True)
     converted_at: datetime | None = _timestamp(nullable=True)
     conversion_event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
