@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # A message claimed for sending longer ago than this was cut off by a crash.
     reconcile_after_seconds: float = 300.0
 
+    # How often each process re-reads journey versions and pause states from the database.
+    catalog_refresh_seconds: float = 2.0
+
     worker_poll_seconds: float = 1.0
     worker_batch_size: int = 200
     max_batch_events: int = 1000

@@ -17,10 +17,10 @@ from orchestrator.clock import Clock, SimulatedClock
 from orchestrator.config import Settings
 from orchestrator.conversations.auto_replies import AutoReplies
 from orchestrator.journeys.catalog import JourneyCatalog
+from orchestrator.journeys.live import publish, refresh_catalog
 from orchestrator.journeys.loader import load_directory
 from orchestrator.storage.database import create_engine, create_schema, session_factory
 from orchestrator.storage.models import JourneyVersion
-from orchestrator.storage.queries import insert_ignoring_conflict
 from orchestrator.templating.store import TemplateStore
 
 log = logging.getLogger("orchestrator")
@@ -51,25 +51,21 @@ def make_clock(settings: Settings) -> Clock:
 
 
 async def load_journeys(runtime: Runtime) -> JourneyCatalog:
-    """Load journey files, record each version, and compile every version still in the database."""
+    """Load journey files at start-up, publish their versions, and compile every version an
+    enrollment may still be on. A bad file is reported and skipped; the others load."""
     report = load_directory(runtime.settings.journeys_dir)
     catalog = JourneyCatalog(errors=report.errors)
-    now = runtime.clock.now()
+    runtime.catalog = catalog
     async with runtime.sessions() as session, session.begin():
-        for loaded in report.loaded:
-            catalog.add_current(loaded)
-            await insert_ignoring_conflict(
-                session,
-                JourneyVersion,
-                dict(journey_id=loaded.definition.id, version=loaded.version, source=loaded.source,
-                     source_path=str(loaded.path), loaded_at=now),
-                ["journey_id", "version"],
-            )
+        await publish(session, report, runtime.clock.now())
         for row in (await session.exec(select(JourneyVersion))).all():
             try:
                 catalog.add_version(row.journey_id, row.version, row.source)
             except Exception as error:  # an old version the current code can no longer read
                 log.error("journey %s version %s cannot be compiled: %s", row.journey_id, row.version, error)
+    for loaded in report.loaded:
+        catalog.add_current(loaded)
+    await refresh_catalog(runtime, force=True)
     for error in report.errors:
         log.error("journey not loaded: %s", error)
     log.info("journeys loaded: %s", ", ".join(f"{j.id}@{j.version}" for j in catalog.current.values()) or "none")

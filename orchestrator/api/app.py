@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from orchestrator.api import admin, consents, conversations, customers, events
+from orchestrator.api import admin, consents, conversations, customers, events, journeys
 from webhooks import twilio as twilio_webhooks
 from webhooks import email_links as email_link_routes, sendgrid as sendgrid_webhooks
 from orchestrator.config import DEVELOPMENT_SECRET_KEY, Settings, get_settings
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
         app.state.worker_loop = WorkerLoop(app.state.runtime) if run_worker else None
         if app.state.worker_loop:
             app.state.worker_loop.start()
+        reload_on_sighup(app.state.runtime)
         if app.state.runtime.clock.simulated:
             log.warning("simulated clock: time moves only through POST /v1/admin/clock/advance")
         try:
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(events.router)
     app.include_router(customers.router)
     app.include_router(admin.router)
+    app.include_router(journeys.router)
     app.include_router(consents.router)
     app.include_router(conversations.router)
     app.include_router(twilio_webhooks.router)
@@ -51,6 +53,20 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(email_link_routes.router)
     mount_bundled_fakes(app, settings)
     return app
+
+
+def reload_on_sighup(runtime: Runtime) -> None:
+    """`kill -HUP <pid>` reloads journeys, like `POST /v1/journeys/reload`."""
+    import asyncio
+    import signal
+
+    from orchestrator.journeys.live import reload_from_files
+
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_from_files(runtime)))
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
+        pass
 
 
 def mount_bundled_fakes(app: FastAPI, settings: Settings) -> None:

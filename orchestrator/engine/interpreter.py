@@ -28,6 +28,7 @@ class Facts:
     consented: Callable[[str], bool] = lambda channel: False
     timezone: str | None = None  # the customer's, for quiet hours
     awaited: dict[str, Any] = field(default_factory=dict)  # properties of events a wait_for received
+    journey_paused: bool = False  # a paused journey holds its enrollments at their next send
 
     def expression_context(self) -> dict[str, Any]:
         return {
@@ -94,6 +95,10 @@ def advance(journey: CompiledJourney, cursor: str | None, facts: Facts, now: dat
             result.trace.append(TraceEntry(node.id, "if", f"{node.condition} → {'then' if taken else 'else'}"))
             cursor = node.branch_a if taken else node.branch_b
         elif node.kind == "send":
+            if facts.journey_paused:  # held: no due time until the journey is resumed
+                result.cursor, result.due_at = node.id, None
+                result.trace.append(TraceEntry(node.id, "paused", "held until the journey is resumed"))
+                return result
             hold_until = _quiet_hours_hold(journey, node, facts, now)
             if hold_until is not None:
                 result.cursor, result.due_at = node.id, hold_until

@@ -19,6 +19,7 @@ from orchestrator.engine.enrollments import end_enrollment
 from orchestrator.engine.facts import facts_for
 from orchestrator.engine.interpreter import advance, resume_after_timeout
 from orchestrator.engine.messages import prepare_message
+from orchestrator.journeys.live import load_missing_version, refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event, Message
 from orchestrator.storage.queries import insert_many_ignoring_conflict, supports_skip_locked
@@ -30,6 +31,7 @@ _MESSAGE_COLUMNS = [c.name for c in Message.__table__.columns if c.name != "id"]
 
 async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int:
     """Advance up to `limit` due enrollments in one transaction; returns how many."""
+    await refresh_catalog(runtime)
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         query = (
@@ -43,6 +45,9 @@ async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int
         enrollments = (await session.exec(query)).all()
         if not enrollments:
             return 0
+        for journey_id, version in {(e.journey_id, e.journey_version) for e in enrollments}:
+            if runtime.catalog.version(journey_id, version) is None:
+                await load_missing_version(runtime, journey_id, version)
         customers = await _customers(session, {e.customer_id for e in enrollments})
         history = await _events_since_entry(session, enrollments)
         permissions = await load_permissions(session, customers.values())
@@ -68,7 +73,9 @@ def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, h
             cursor = resume_after_timeout(journey, cursor)
         # Waits count from when this step was due, not from when a busy worker got to it.
         scheduled = min(utc(enrollment.due_at), now) if enrollment.due_at else now
-        result = advance(journey, cursor, facts_for(customer, enrollment, history, permissions), scheduled)
+        facts = facts_for(customer, enrollment, history, permissions)
+        facts.journey_paused = journey.id in runtime.catalog.paused
+        result = advance(journey, cursor, facts, scheduled)
     except Exception as error:  # a condition that cannot be evaluated fails this enrollment only
         log.exception("enrollment %s failed", enrollment.id)
         end_enrollment(enrollment, "failed", f"{type(error).__name__}: {error}", now)

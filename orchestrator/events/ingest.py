@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.consent import record_trait_consents
 from orchestrator.engine.enrollments import react_to_event
 from orchestrator.events.schemas import IdentifyCall, TrackCall
+from orchestrator.journeys.live import refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Event
 from orchestrator.storage.queries import insert_ignoring_conflict, insert_many_ignoring_conflict
@@ -53,6 +54,7 @@ def apply_traits(customer: Customer, call: IdentifyCall, now: datetime) -> None:
 
 
 async def ingest(session: AsyncSession, runtime: Runtime, calls: list[TrackCall | IdentifyCall]) -> list[Accepted]:
+    await refresh_catalog(runtime)
     now = runtime.clock.now()
     customers = await lock_customers(session, [call.userId for call in calls], now)
     accepted = []

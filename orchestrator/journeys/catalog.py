@@ -16,6 +16,8 @@ class JourneyCatalog:
     current: dict[str, CompiledJourney] = field(default_factory=dict)
     versions: dict[tuple[str, str], CompiledJourney] = field(default_factory=dict)
     errors: list[JourneyError] = field(default_factory=list)
+    paused: set[str] = field(default_factory=set)
+    refreshed_at: float = 0.0  # monotonic time of the last refresh from the database
 
     def add_current(self, loaded: LoadedJourney) -> CompiledJourney:
         compiled = compile_journey(loaded.definition, loaded.version)
@@ -32,8 +34,16 @@ class JourneyCatalog:
     def version(self, journey_id: str, version: str) -> CompiledJourney | None:
         return self.versions.get((journey_id, version))
 
+    def set_current(self, journey_id: str, version: str | None) -> None:
+        if version is None:
+            self.current.pop(journey_id, None)
+        elif (journey_id, version) in self.versions:
+            self.current[journey_id] = self.versions[(journey_id, version)]
+
     def triggered_by(self, event_name: str) -> list[CompiledJourney]:
-        return [j for j in self.current.values() if j.definition.trigger.event == event_name]
+        """Journeys taking new entrants on this event: current versions, not paused."""
+        return [j for j in self.current.values()
+                if j.definition.trigger.event == event_name and j.id not in self.paused]
 
     def with_goal(self, event_name: str) -> list[str]:
         ids = {jid for (jid, _), j in self.versions.items() if j.definition.goal and j.definition.goal.event == event_name}

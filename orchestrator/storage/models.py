@@ -70,6 +70,21 @@ class JourneyVersion(SQLModel, table=True):
     loaded_at: datetime = _timestamp()
 
 
+class JourneyState(SQLModel, table=True):
+    """Which version of a journey takes new entrants, and whether it is paused.
+
+    Shared by every process: each refreshes its catalog from here, so a reload or a pause
+    done through one API process reaches all workers.
+    """
+
+    __tablename__ = "journey_states"
+
+    journey_id: str = Field(primary_key=True, max_length=100)
+    current_version: str | None = Field(default=None, max_length=32)  # None: retired (file removed)
+    paused: bool = False
+    updated_at: datetime = _timestamp()
+
+
 ACTIVE = "active"
 
 

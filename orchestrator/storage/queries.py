@@ -16,13 +16,13 @@ def _insert_for(session: AsyncSession, table):
 async def insert_ignoring_conflict(
     session: AsyncSession, model, values: dict[str, Any], conflict_columns: list[str]
 ) -> int | None:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None if it existed."""
+    """INSERT … ON CONFLICT DO NOTHING RETURNING the primary key: the new key, or None if it existed."""
     table = model.__table__
     statement = (
         _insert_for(session, table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=conflict_columns)
-        .returning(table.c.id)
+        .returning(*table.primary_key.columns)
     )
     return (await session.exec(statement)).scalar_one_or_none()
 

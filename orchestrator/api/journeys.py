@@ -1,0 +1,82 @@
+"""Journeys at run time: list with versions and counts, reload from files, pause, resume."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel
+from sqlmodel import func, select
+
+from orchestrator.api.dependencies import RuntimeDep, SessionDep
+from orchestrator.journeys.live import refresh_catalog, reload_from_files, set_paused
+from orchestrator.storage.models import Enrollment, JourneyState, JourneyVersion
+
+router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
+
+
+class JourneySummary(BaseModel):
+    id: str
+    name: str | None
+    state: str  # active | paused | retired
+    current_version: str | None
+    versions: list[str]
+    enrollments: dict[str, int]  # by status
+    enrollments_by_version: dict[str, int]
+
+
+class ReloadAnswer(BaseModel):
+    applied: bool
+    versions: dict[str, str] = {}
+    errors: list[dict] = []
+
+
+@router.get("", response_model=list[JourneySummary])
+async def list_journeys(session: SessionDep, runtime: RuntimeDep) -> list[JourneySummary]:
+    await refresh_catalog(runtime, force=True)
+    states = (await session.exec(select(JourneyState).order_by(JourneyState.journey_id))).all()
+    versions = (await session.exec(select(JourneyVersion.journey_id, JourneyVersion.version)
+                                   .order_by(JourneyVersion.id))).all()
+    by_status = (await session.exec(select(Enrollment.journey_id, Enrollment.status, func.count())
+                                    .group_by(Enrollment.journey_id, Enrollment.status))).all()
+    by_version = (await session.exec(select(Enrollment.journey_id, Enrollment.journey_version, func.count())
+                                     .group_by(Enrollment.journey_id, Enrollment.journey_version))).all()
+    summaries = []
+    for state in states:
+        compiled = runtime.catalog.current.get(state.journey_id)
+        summaries.append(JourneySummary(
+            id=state.journey_id,
+            name=compiled.definition.name if compiled else None,
+            state="retired" if state.current_version is None else ("paused" if state.paused else "active"),
+            current_version=state.current_version,
+            versions=[v for j, v in versions if j == state.journey_id],
+            enrollments={s: n for j, s, n in by_status if j == state.journey_id},
+            enrollments_by_version={v: n for j, v, n in by_version if j == state.journey_id},
+        ))
+    return summaries
+
+
+@router.post("/reload", response_model=ReloadAnswer)
+async def reload(runtime: RuntimeDep) -> ReloadAnswer:
+    """Re-read `journeys/`; an invalid change is refused (422) and the old versions keep running."""
+    result = await reload_from_files(runtime)
+    answer = ReloadAnswer(applied=result.applied, versions=result.versions,
+                          errors=[e.__dict__ | {"text": str(e)} for e in result.errors])
+    if not result.applied:
+        raise HTTPException(422, answer.model_dump())
+    return answer
+
+
+async def _pause(runtime, journey_id: str, paused: bool) -> dict:
+    if not await set_paused(runtime, journey_id, paused):
+        raise HTTPException(404, f"no journey '{journey_id}'")
+    return {"id": journey_id, "state": "paused" if paused else "active"}
+
+
+@router.post("/{journey_id}/pause")
+async def pause(journey_id: str, runtime: RuntimeDep) -> dict:
+    """No new entrants; running enrollments hold at their next send."""
+    return await _pause(runtime, journey_id, True)
+
+
+@router.post("/{journey_id}/resume")
+async def resume(journey_id: str, runtime: RuntimeDep) -> dict:
+    return await _pause(runtime, journey_id, False)
