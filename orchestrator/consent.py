@@ -95,12 +95,17 @@ async def record_consent(session: AsyncSession, customer_id: int, channel: str, 
     return record
 
 
-async def record_trait_consents(session: AsyncSession, customer_id: int, traits: dict[str, Any], now: datetime) -> None:
+def record_trait_consents(session: AsyncSession, customer_id: int, traits: dict[str, Any], now: datetime,
+                          current: dict[str, str]) -> None:
+    """Consent traits become ledger records when they change the customer's `current` state
+    (which the caller loaded in bulk, and which is updated here)."""
     for trait, (channel, opt_in_means) in TRAIT_CONSENTS.items():
         if trait in traits:
             status = OPTED_IN if truthy(traits[trait]) == opt_in_means else OPTED_OUT
-            await record_consent(session, customer_id, channel, status, "identify", now,
-                                 {"trait": trait, "value": traits[trait]}, only_if_changed=True)
+            if current.get(channel) != status:
+                session.add(Consent(customer_id=customer_id, channel=channel, status=status, source="identify",
+                                    evidence={"trait": trait, "value": traits[trait]}, recorded_at=now))
+                current[channel] = status
 
 
 async def suppress(session: AsyncSession, channel: str, address: str, reason: str, now: datetime) -> None:

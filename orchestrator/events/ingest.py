@@ -3,6 +3,10 @@
 Everything for one request happens in one transaction, and the caller answers 2xx only
 after it commits: an accepted event is never lost, and a failed request leaves nothing
 half-written. Idempotency is the database's job (unique `messageId`).
+
+A batch costs a fixed handful of queries, not a handful per event: customers are created
+and locked together, events inserted in one statement, and what the journey rules need is
+loaded once; the calls are then applied in order, in memory, and flushed together.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.consent import record_trait_consents
-from orchestrator.engine.enrollments import react_to_event
+from orchestrator.consent import current_consents, record_trait_consents
+from orchestrator.engine.enrollments import load_journey_states, react_to_event
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.journeys.live import refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Event
-from orchestrator.storage.queries import insert_ignoring_conflict, insert_many_ignoring_conflict
+from orchestrator.storage.queries import insert_many_ignoring_conflict, insert_many_returning
 
 TYPED_TRAITS = ("email", "phone", "whatsapp", "locale", "timezone")
 
@@ -44,8 +48,7 @@ async def lock_customers(session: AsyncSession, user_ids: list[str], now: dateti
     return {customer.user_id: customer for customer in locked}
 
 
-def apply_traits(customer: Customer, call: IdentifyCall, now: datetime) -> None:
-    traits = call.traits.model_dump(exclude_none=True)
+def apply_traits(customer: Customer, traits: dict, now: datetime) -> None:
     for name in TYPED_TRAITS:
         if name in traits:
             setattr(customer, name, traits[name])
@@ -53,32 +56,41 @@ def apply_traits(customer: Customer, call: IdentifyCall, now: datetime) -> None:
     customer.updated_at = now
 
 
+def _event_row(call: TrackCall | IdentifyCall, customer: Customer, now: datetime) -> dict:
+    is_track = isinstance(call, TrackCall)
+    return dict(
+        message_id=call.messageId or f"generated-{uuid.uuid4()}",
+        customer_id=customer.id,
+        type=call.type,
+        name=call.event if is_track else None,
+        properties=call.properties if is_track else call.traits.model_dump(exclude_none=True),
+        timestamp=call.timestamp or now,
+        received_at=now,
+    )
+
+
 async def ingest(session: AsyncSession, runtime: Runtime, calls: list[TrackCall | IdentifyCall]) -> list[Accepted]:
     await refresh_catalog(runtime)
     now = runtime.clock.now()
     customers = await lock_customers(session, [call.userId for call in calls], now)
+    rows = [_event_row(call, customers[call.userId], now) for call in calls]
+    # One INSERT for the batch; a messageId already stored (or repeated in the batch) is a duplicate.
+    ids = dict(await insert_many_returning(session, Event, rows, ["message_id"], Event.message_id))
+    customer_ids = {c.id for c in customers.values()}
+    states = await load_journey_states(session, customer_ids, now)
+    identified = {customers[c.userId].id for c in calls if isinstance(c, IdentifyCall)}
+    consents = await current_consents(session, identified) if identified else {}
     accepted = []
-    for call in calls:
-        customer = customers[call.userId]
-        message_id = call.messageId or f"generated-{uuid.uuid4()}"
-        is_track = isinstance(call, TrackCall)
-        values = dict(
-            message_id=message_id,
-            customer_id=customer.id,
-            type=call.type,
-            name=call.event if is_track else None,
-            properties=call.properties if is_track else call.traits.model_dump(exclude_none=True),
-            timestamp=call.timestamp or now,
-            received_at=now,
-        )
-        event_id = await insert_ignoring_conflict(session, Event, values, ["message_id"])
-        accepted.append(Accepted(message_id, event_id is None, event_id))
+    for call, row in zip(calls, rows):
+        event_id = ids.pop(row["message_id"], None)  # pop: a repeat within the batch is a duplicate
+        accepted.append(Accepted(row["message_id"], event_id is None, event_id))
         if event_id is None:
-            continue  # the same messageId again: one effect only
-        if is_track:
-            await react_to_event(session, runtime, customer, Event(id=event_id, **values))
+            continue
+        customer = customers[call.userId]
+        if isinstance(call, TrackCall):
+            await react_to_event(session, runtime, customer, Event(id=event_id, **row), states[customer.id])
         else:
-            apply_traits(customer, call, now)
-            await record_trait_consents(session, customer.id, call.traits.model_dump(exclude_none=True), now)
-        await session.flush()
+            apply_traits(customer, row["properties"], now)
+            record_trait_consents(session, customer.id, row["properties"], now, consents.setdefault(customer.id, {}))
+    await session.flush()
     return accepted

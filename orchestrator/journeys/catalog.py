@@ -3,7 +3,6 @@ enrollment may still be on (an enrollment finishes on the version it entered).""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 from orchestrator.journeys.compiler import CompiledJourney, compile_journey
@@ -44,14 +43,3 @@ class JourneyCatalog:
         """Journeys taking new entrants on this event: current versions, not paused."""
         return [j for j in self.current.values()
                 if j.definition.trigger.event == event_name and j.id not in self.paused]
-
-    def with_goal(self, event_name: str) -> list[str]:
-        ids = {jid for (jid, _), j in self.versions.items() if j.definition.goal and j.definition.goal.event == event_name}
-        return sorted(ids)
-
-    def exit_events(self) -> dict[str, set[str]]:
-        events: dict[str, set[str]] = defaultdict(set)
-        for journey in self.versions.values():
-            for name in journey.definition.exit_on:
-                events[name].add(journey.id)
-        return events

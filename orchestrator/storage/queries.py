@@ -34,7 +34,28 @@ def supports_skip_locked(session: AsyncSession) -> bool:
 async def insert_many_ignoring_conflict(
     session: AsyncSession, model, rows: list[dict[str, Any]], conflict_columns: list[str]
 ) -> None:
-    """One multi-row INSERT … ON CONFLICT DO NOTHING."""
-    if rows:
-        statement = _insert_for(session, model.__table__).values(rows).on_conflict_do_nothing(index_elements=conflict_columns)
+    """Multi-row INSERT … ON CONFLICT DO NOTHING, in chunks that fit any driver's parameter limit."""
+    for chunk in _chunks(rows):
+        statement = _insert_for(session, model.__table__).values(chunk).on_conflict_do_nothing(index_elements=conflict_columns)
         await session.exec(statement)
+
+
+async def insert_many_returning(
+    session: AsyncSession, model, rows: list[dict[str, Any]], conflict_columns: list[str], key_column
+) -> list[tuple[Any, Any]]:
+    """Multi-row INSERT … ON CONFLICT DO NOTHING; (key, primary key) of the rows inserted."""
+    table = model.__table__
+    inserted = []
+    for chunk in _chunks(rows):
+        statement = (
+            _insert_for(session, table).values(chunk).on_conflict_do_nothing(index_elements=conflict_columns)
+            .returning(table.c[key_column.key], *table.primary_key.columns)
+        )
+        inserted += [tuple(row) for row in (await session.exec(statement)).all()]
+    return inserted
+
+
+def _chunks(rows: list, size: int = 500):
+    # SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
