@@ -34,28 +34,23 @@ def supports_skip_locked(session: AsyncSession) -> bool:
 async def insert_many_ignoring_conflict(
     session: AsyncSession, model, rows: list[dict[str, Any]], conflict_columns: list[str]
 ) -> None:
-    """Multi-row INSERT … ON CONFLICT DO NOTHING, in chunks that fit any driver's parameter limit."""
-    for chunk in _chunks(rows):
-        statement = _insert_for(session, model.__table__).values(chunk).on_conflict_do_nothing(index_elements=conflict_columns)
-        await session.exec(statement)
+    """INSERT … ON CONFLICT DO NOTHING for many rows: one cached statement, executemany
+    (SQLAlchemy batches it into multi-row INSERTs on the wire)."""
+    if rows:
+        statement = _insert_for(session, model.__table__).on_conflict_do_nothing(index_elements=conflict_columns)
+        await (await session.connection()).execute(statement, rows)
 
 
 async def insert_many_returning(
     session: AsyncSession, model, rows: list[dict[str, Any]], conflict_columns: list[str], key_column
 ) -> list[tuple[Any, Any]]:
     """Multi-row INSERT … ON CONFLICT DO NOTHING; (key, primary key) of the rows inserted."""
+    if not rows:
+        return []
     table = model.__table__
-    inserted = []
-    for chunk in _chunks(rows):
-        statement = (
-            _insert_for(session, table).values(chunk).on_conflict_do_nothing(index_elements=conflict_columns)
-            .returning(table.c[key_column.key], *table.primary_key.columns)
-        )
-        inserted += [tuple(row) for row in (await session.exec(statement)).all()]
-    return inserted
-
-
-def _chunks(rows: list, size: int = 500):
-    # SQLite allows 32,766 bound parameters per statement, PostgreSQL 65,535.
-    for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+    statement = (
+        _insert_for(session, table).on_conflict_do_nothing(index_elements=conflict_columns)
+        .returning(table.c[key_column.key], *table.primary_key.columns)
+    )
+    result = await (await session.connection()).execute(statement, rows)
+    return [tuple(row) for row in result.all()]
