@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from orchestrator.config import get_settings
+from orchestrator.keys_commands import add_key_commands
+from orchestrator.tooling.commands import add_tooling_commands
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -49,18 +51,75 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _schema(args: argparse.Namespace) -> int:
-    from orchestrator.journeys.format import JourneyFile
+def _api(args: argparse.Namespace) -> int:
+    """The API without the worker loop: run any number behind a load balancer (all state is in the database)."""
+    import uvicorn
 
-    schema = JourneyFile.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "orchestrator journey"
-    text = json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+    # Each uvicorn worker process builds its own app from the environment: pass the address that way.
+    for name, value in (("ORCHESTRATOR_HOST", args.host), ("ORCHESTRATOR_PORT", args.port)):
+        if value is not None:
+            os.environ[name] = str(value)
+    get_settings.cache_clear()
+    settings = get_settings()
+    uvicorn.run("orchestrator.api.app:create_api_app", factory=True, host=settings.host, port=settings.port,
+                workers=args.workers, log_level="info")
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Upgrade the database to the newest schema; safe to run while other processes do the same."""
+    import asyncio
+
+    from orchestrator.storage.database import create_engine
+    from orchestrator.storage.migrate import head_revisions, upgrade_to_head
+
+    async def run() -> None:
+        engine = create_engine(get_settings().database_url)
+        try:
+            await upgrade_to_head(engine)
+        finally:
+            await engine.dispose()
+        print(f"{engine.url.render_as_string(hide_password=True)}: schema at {', '.join(sorted(head_revisions()))}")
+
+    asyncio.run(run())
+    return 0
+
+
+def _makemigration(args: argparse.Namespace) -> int:
+    """Write the next migration from the difference between the models and the existing migrations."""
+    import asyncio
+
+    from orchestrator.storage.drift import make_migration
+
+    path = asyncio.run(make_migration(args.message, database_url=args.database_url))
+    if path is None:
+        print("no changes: the migrations already match the models")
+    else:
+        print(f"wrote {path}: review it, then commit it with the model change")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from orchestrator.tooling.schema import journey_schema_text, schema_is_current
+
+    if args.check:
+        if schema_is_current(Path(args.check)):
+            return 0
+        print(f"{args.check} is not the current schema: run `orchestrator schema -o {args.check}`", file=sys.stderr)
+        return 1
+    text = journey_schema_text()
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from orchestrator.demo import run_demo
+
+    run_demo(customers=args.customers, seed=args.seed, database_url=args.database_url)
     return 0
 
 
@@ -73,18 +132,46 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(handler=_serve)
 
+    demo = commands.add_parser("demo", help="play the launch journeys for synthetic customers and print the KPIs")
+    demo.add_argument("--customers", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary folder")
+    demo.set_defaults(handler=_demo)
+
     worker = commands.add_parser("worker", help="run only the worker loop (journeys and dispatch)")
     worker.set_defaults(handler=_worker)
 
+    api = commands.add_parser("api", help="run only the API (no worker loop); any number of them may share one database")
+    api.add_argument("--host", default=None)
+    api.add_argument("--port", type=int, default=None)
+    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.set_defaults(handler=_api)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database schema to the newest migration")
+    migrate.set_defaults(handler=_migrate)
+
+    makemigration = commands.add_parser("makemigration", help="write the next migration after changing the models")
+    makemigration.add_argument("message", help='what changed, e.g. "add customers.nickname"')
+    makemigration.add_argument("--database-url", default=None,
+                               help="compare against this database (at head) instead of a scratch SQLite")
+    makemigration.set_defaults(handler=_makemigration)
+
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
     schema.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
+    schema.add_argument("--check", metavar="FILE", default=None, help="exit 1 if FILE is not the current schema")
     schema.set_defaults(handler=_schema)
+
+    add_tooling_commands(commands)
+    add_key_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # one line per tick is noise
+    # One line per tick, per skipped tick and per Twilio request is noise, not information.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    logging.getLogger("twilio").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     return args.handler(args)
 

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         default=f"sqlite:///{PROJECT_ROOT / 'var' / 'orchestrator.db'}",
         validation_alias=AliasChoices("DATABASE_URL", "ORCHESTRATOR_DATABASE_URL"),
     )
+    # Upgrade the database schema to the newest migration at start-up (zero-config default).
+    # With many processes, run `orchestrator migrate` once per deploy and set this to false.
+    auto_migrate: bool = True
     journeys_dir: Path = PROJECT_ROOT / "journeys"
     templates_dir: Path = PROJECT_ROOT / "templates"
     default_locale: str = "en"
@@ -63,6 +66,9 @@ class Settings(BaseSettings):
     # The Signed Event Webhook's verification key (base64 DER, as SendGrid shows it). When
     # set, event webhook calls without a valid ECDSA signature are refused with 403.
     sendgrid_webhook_public_key: str | None = Field(default=None, validation_alias=_env("SENDGRID_WEBHOOK_PUBLIC_KEY"))
+
+    # /v1 needs an API key once any key exists; true demands one even before (production).
+    require_api_keys: bool = False
 
     # Signs tracking, click and unsubscribe links (HMAC-SHA256). The default is public, so
     # anyone could forge unsubscribe links: set your own in production.

@@ -53,8 +53,9 @@ async def attribute_conversion(session: AsyncSession, event: Event, enrollments:
     candidates = [e for e in enrollments if not e.holdout]
     if not candidates:
         return
-    messages = (await session.exec(select(Message).where(
-        col(Message.enrollment_id).in_([e.id for e in candidates])))).all()
+    with session.no_autoflush:  # pending enrollment changes do not affect this read; flushing them per order is costly
+        messages = (await session.exec(select(Message).where(
+            col(Message.enrollment_id).in_([e.id for e in candidates])))).all()
     touched = [(at, m) for m in messages if (at := _touched_at(m, now)) is not None]
     if not touched:
         return  # nothing reached the customer before the order: not ours to claim

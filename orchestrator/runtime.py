@@ -19,7 +19,8 @@ from orchestrator.conversations.auto_replies import AutoReplies
 from orchestrator.journeys.catalog import JourneyCatalog
 from orchestrator.journeys.live import publish, refresh_catalog
 from orchestrator.journeys.loader import load_directory
-from orchestrator.storage.database import create_engine, create_schema, session_factory
+from orchestrator.storage.database import create_engine, session_factory
+from orchestrator.storage.migrate import ensure_schema_current, upgrade_to_head
 from orchestrator.storage.models import JourneyVersion
 from orchestrator.templating.store import TemplateStore
 
@@ -74,7 +75,10 @@ async def load_journeys(runtime: Runtime) -> JourneyCatalog:
 
 async def build_runtime(settings: Settings, channels: ChannelRegistry | None = None, clock: Clock | None = None) -> Runtime:
     engine = create_engine(settings.database_url)
-    await create_schema(engine)
+    if settings.auto_migrate:
+        await upgrade_to_head(engine)
+    else:
+        await ensure_schema_current(engine)
     templates = TemplateStore.load(settings.templates_dir, settings.default_locale)
     for problem in templates.problems:
         log.error("template not loaded: %s", problem)

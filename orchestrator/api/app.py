@@ -8,6 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from orchestrator.api import admin, consents, conversations, customers, events, journeys
+from orchestrator.api import health, metrics as metrics_routes, timeline
+from orchestrator.api import kpis
+from orchestrator.api.auth import EVENT_INGESTION, MARKETING, MONITORING, OPERATIONS, requires, warn_if_api_open
 from webhooks import twilio as twilio_webhooks
 from webhooks import email_links as email_link_routes, sendgrid as sendgrid_webhooks
 from orchestrator.config import DEVELOPMENT_SECRET_KEY, Settings, get_settings
@@ -27,6 +30,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     async def lifespan(app: FastAPI):
         own_runtime = runtime is None
         app.state.runtime = runtime or await build_runtime(settings)
+        await warn_if_api_open(app.state.runtime)
         app.state.worker_loop = WorkerLoop(app.state.runtime) if run_worker else None
         if app.state.worker_loop:
             app.state.worker_loop.start()
@@ -42,17 +46,28 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
                 await app.state.runtime.aclose()
 
     app = FastAPI(title="orchestrator", version="0.1.0", lifespan=lifespan)
-    app.include_router(events.router)
-    app.include_router(customers.router)
-    app.include_router(admin.router)
-    app.include_router(journeys.router)
-    app.include_router(consents.router)
-    app.include_router(conversations.router)
+    # Who may call what: the route → role table in orchestrator/api/auth.py and the README.
+    app.include_router(events.router, dependencies=requires(EVENT_INGESTION))
+    app.include_router(customers.router, dependencies=requires(OPERATIONS))
+    app.include_router(timeline.router, dependencies=requires(OPERATIONS))
+    app.include_router(admin.router, dependencies=requires(OPERATIONS))
+    app.include_router(journeys.router, dependencies=requires(MARKETING))
+    app.include_router(kpis.router, dependencies=requires(MARKETING))
+    app.include_router(consents.router, dependencies=requires(OPERATIONS))
+    app.include_router(conversations.router, dependencies=requires(OPERATIONS))
+    app.include_router(metrics_routes.router, dependencies=requires(MONITORING))
+    app.include_router(health.router)  # probes carry no key
     app.include_router(twilio_webhooks.router)
     app.include_router(sendgrid_webhooks.router)
     app.include_router(email_link_routes.router)
     mount_bundled_fakes(app, settings)
     return app
+
+
+def create_api_app() -> FastAPI:
+    """The API alone, configured from the environment: what `orchestrator api` runs in each
+    uvicorn worker process (uvicorn needs an import string and a factory for more than one)."""
+    return create_app(get_settings(), run_worker=False)
 
 
 def reload_on_sighup(runtime: Runtime) -> None:

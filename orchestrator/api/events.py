@@ -12,6 +12,7 @@ from orchestrator.api.dependencies import RuntimeDep, SessionDep
 from orchestrator.events.ingest import Accepted, ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall, batch_model
 from orchestrator.config import get_settings
+from orchestrator.metrics import record_ingested
 
 router = APIRouter(prefix="/v1", tags=["events"])
 BatchCall = batch_model(get_settings().max_batch_events)
@@ -41,6 +42,7 @@ def _response(accepted: list[Accepted]) -> IngestResponse:
 async def _ingest(session: SessionDep, runtime: RuntimeDep, calls: list) -> IngestResponse:
     async with session.begin():
         accepted = await ingest(session, runtime, calls)
+    record_ingested((call.type, result.duplicate) for call, result in zip(calls, accepted))
     return _response(accepted)
 
 

@@ -23,7 +23,10 @@ class Channel(str, enum.Enum):
 class Outcome(str, enum.Enum):
     accepted = "accepted"  # the provider took the message; delivery status comes later
     permanent_failure = "permanent_failure"  # never retry (invalid number, opted out, ...)
-    transient_failure = "transient_failure"  # retry with backoff (429, 5xx, timeouts)
+    transient_failure = "transient_failure"  # retry with backoff (429, 5xx, refused connections)
+    # The request left but no answer came (a read timeout, a connection dropped mid-request):
+    # the provider may have accepted it. Retrying could send twice, so it is never retried.
+    unknown = "unknown"
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,10 @@ class SendResult:
     @classmethod
     def permanent(cls, code: str | None, message: str) -> SendResult:
         return cls(Outcome.permanent_failure, error_code=code, error_message=message)
+
+    @classmethod
+    def unknown(cls, code: str | None, message: str) -> SendResult:
+        return cls(Outcome.unknown, error_code=code, error_message=message)
 
     @classmethod
     def transient(cls, code: str | None, message: str, retry_after: float | None = None) -> SendResult:

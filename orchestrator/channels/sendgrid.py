@@ -84,10 +84,11 @@ class SendGridEmailAdapter(ChannelAdapter):
     async def send(self, message: OutboundMessage) -> SendResult:
         try:
             response = await self._client.post(MAIL_SEND_PATH, json=self.build_payload(message))
-        except httpx.TimeoutException as exc:
-            # Past the connect phase SendGrid may have queued the message anyway; the
-            # dispatcher owns that risk, as it owns every retry.
-            return SendResult.transient("timeout", f"{type(exc).__name__}: {exc}")
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            return SendResult.transient("connection_error", f"{type(exc).__name__}: {exc}")
+        except (httpx.TimeoutException, httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            # Past the connect phase SendGrid may have queued the message: never retried.
+            return SendResult.unknown("timeout", f"{type(exc).__name__}: {exc}")
         except httpx.TransportError as exc:
             return SendResult.transient("connection_error", f"{type(exc).__name__}: {exc}")
 

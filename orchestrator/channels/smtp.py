@@ -127,6 +127,9 @@ class SmtpEmailAdapter(ChannelAdapter):
                 return SendResult.permanent("invalid_address", str(exc))
             except (aiosmtplib.SMTPException, OSError) as exc:
                 self._drop_client()
+                # Lost in the middle of the mail transaction: the relay may have taken it.
+                if isinstance(exc, (aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPServerDisconnected, TimeoutError)):
+                    return SendResult.unknown("timeout", str(exc) or type(exc).__name__)
                 return _connection_trouble(exc)
         return SendResult.accepted(message_id)
 

@@ -93,6 +93,11 @@ class RedirectableAsyncHttpClient(AsyncTwilioHttpClient):
         )
 
 
+def _describe(error: BaseException) -> str:
+    detail = str(error)
+    return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
 def result_for_api_error(http_status: int, code: int | None, message: str) -> SendResult:
     error_code = str(code) if code is not None else None
     if code in TRANSIENT_ERROR_CODES:
@@ -163,12 +168,13 @@ class TwilioAdapter(ChannelAdapter):
             return result_for_api_error(error.status, error.code, error.msg)
         except TwilioServiceException as error:
             return result_for_api_error(error.status, error.code, error.detail or error.title)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            # Never connected: Twilio cannot have the message, so a retry is safe.
+            return SendResult.transient(None, _describe(error))
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            # The request may or may not have reached Twilio; the dispatcher's retry and
-            # reconciliation decide, not us.
-            detail = str(error)
-            kind = type(error).__name__
-            return SendResult.transient(None, f"{kind}: {detail}" if detail else kind)
+            # The request went out and the answer did not come back: Twilio may have accepted
+            # it, and its API takes no idempotency key. Not retried (see engine/reconcile.py).
+            return SendResult.unknown(None, _describe(error))
         return accepted_result(created)
 
     async def aclose(self) -> None:

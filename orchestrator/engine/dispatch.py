@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 
+from orchestrator import metrics
 from orchestrator.channels.base import Channel, OutboundMessage, Outcome, SendResult
+from orchestrator.config import Settings
 from orchestrator.engine.fallback import queue_fallbacks
 from orchestrator.engine.retry import MAX_ATTEMPTS, backoff_delay
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message
 from orchestrator.storage.queries import supports_skip_locked
+from orchestrator.tracking import email_links
 
 log = logging.getLogger("orchestrator.dispatch")
 
@@ -29,19 +33,23 @@ MAX_CONCURRENT_SENDS = 64
 RATE_LIMITED = "rate_limited"  # our own limiter said wait: not an attempt, not an error
 
 
-def outbound(message: Message) -> OutboundMessage:
+def outbound(message: Message, settings: Settings) -> OutboundMessage:
     metadata = dict(message.template_metadata)
     variables = metadata.pop("variables", {})
+    # Marketing e-mail: an unsubscribe link (List-Unsubscribe headers) and, over SMTP, tracked HTML.
+    is_email = message.channel == Channel.email.value
+    unsubscribe_url, html = email_links(settings, message) if is_email else (None, message.html)
     return OutboundMessage(
         send_key=message.send_key,
         channel=Channel(message.channel),
         to=message.to_address,
         body=message.body or "",
         subject=message.subject,
-        html=message.html,
+        html=html,
         template_metadata=metadata,
         variables=variables,
         marketing=message.marketing,
+        unsubscribe_url=unsubscribe_url,
     )
 
 
@@ -69,11 +77,15 @@ async def _send(runtime: Runtime, message: Message, gate: asyncio.Semaphore) -> 
         if not await runtime.rate_limiter.try_acquire(channel):
             wait = await runtime.rate_limiter.seconds_until_available(channel)
             return SendResult.transient(RATE_LIMITED, "send rate limit reached", retry_after=wait)
+        adapter = runtime.channels.for_channel(channel)
+        started, raised = time.perf_counter(), False  # wall time: a simulated engine clock stands still
         try:
-            return await runtime.channels.for_channel(channel).send(outbound(message))
+            result = await adapter.send(outbound(message, runtime.settings))
         except Exception as error:  # an adapter bug must not lose the message
             log.exception("adapter raised for %s", message.send_key)
-            return SendResult.transient(None, f"{type(error).__name__}: {error}")
+            result, raised = SendResult.transient(None, f"{type(error).__name__}: {error}"), True
+        metrics.observe_send(channel.value, adapter.provider, result, time.perf_counter() - started, raised=raised)
+        return result
 
 
 def result_values(message: Message, result: SendResult, now: datetime) -> dict:
@@ -87,6 +99,9 @@ def result_values(message: Message, result: SendResult, now: datetime) -> dict:
     if result.outcome == Outcome.accepted:
         values.update(status="sent", sent_at=now, provider_message_id=result.provider_message_id,
                       cost=result.cost, cost_currency=result.cost_currency)
+    elif result.outcome == Outcome.unknown:
+        values.update(status="unknown", status_reason=f"no answer from the provider, which may have accepted it; "
+                                                      f"not resent automatically ({result.error_message})")
     elif result.error_code == RATE_LIMITED:
         values.update(status="queued", attempts=message.attempts - 1, error_code=None, status_reason=None,
                       next_attempt_at=now + timedelta(seconds=result.retry_after_seconds or 0))
@@ -126,6 +141,11 @@ async def dispatch_channel(runtime: Runtime, channel: Channel, limit: int) -> in
     return len(messages)
 
 
+# Claims per channel and round. A worker killed mid-round leaves its claim ambiguous
+# (`unknown`), so claims stay near what is actually in flight at once.
+DISPATCH_CLAIM = 64
+
+
 async def dispatch_queued_messages(runtime: Runtime, limit: int | None = None) -> int:
-    limit = limit or runtime.settings.worker_batch_size
+    limit = limit or min(runtime.settings.worker_batch_size, DISPATCH_CLAIM)
     return sum([await dispatch_channel(runtime, channel, limit) for channel in Channel])

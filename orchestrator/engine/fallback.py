@@ -12,8 +12,6 @@ from orchestrator.engine.messages import prepare_message
 from orchestrator.storage.models import Customer, Enrollment, Message
 from orchestrator.storage.queries import insert_many_ignoring_conflict
 
-_COLUMNS = [c.name for c in Message.__table__.columns if c.name != "id"]
-
 
 async def queue_fallbacks(session: AsyncSession, runtime, failed: list[Message], now: datetime) -> None:
     if not failed:
@@ -33,6 +31,6 @@ async def queue_fallbacks(session: AsyncSession, runtime, failed: list[Message],
         fallback = prepare_message(runtime.templates, runtime.channels.provider_name, enrollment,
                                    customers[message.customer_id], node, now, fallback_for=message,
                                    permissions=permissions[message.customer_id])
-        rows.append({name: getattr(fallback, name) for name in _COLUMNS})
+        rows.append(fallback.as_row())
     # The fallback's send key is derived from the original's: it too can only exist once.
     await insert_many_ignoring_conflict(session, Message, rows, ["send_key"])

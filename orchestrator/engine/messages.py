@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import TemplateError
@@ -68,17 +70,56 @@ def whatsapp_window_refusal(permissions: SendPermissions, metadata: dict[str, An
     return "outside the WhatsApp 24-hour window and the template has no approved content_sid"
 
 
+@lru_cache(maxsize=4096)
+def _variable_template(source: str):
+    return text_environment.from_string(source)
+
+
 def render_variables(variables: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """String variables may themselves use Jinja (`"{{ event.cart_url }}?utm=sms"`)."""
     return {
-        key: text_environment.from_string(value).render(context) if isinstance(value, str) and "{" in value else value
+        key: _variable_template(value).render(context) if isinstance(value, str) and "{" in value else value
         for key, value in variables.items()
     }
 
 
+@dataclass(slots=True)
+class MessageDraft:
+    """A message row not yet stored. Plain attributes, no ORM or validation machinery:
+    a worker prepares thousands of these per second and inserts them in bulk."""
+
+    send_key: str
+    customer_id: int
+    channel: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    enrollment_id: int | None = None
+    journey_id: str | None = None
+    journey_version: str | None = None
+    step_id: str | None = None
+    provider: str | None = None
+    template: str | None = None
+    locale: str | None = None
+    to_address: str | None = None
+    subject: str | None = None
+    body: str | None = None
+    html: str | None = None
+    template_metadata: dict[str, Any] = field(default_factory=dict)
+    marketing: bool = True
+    fallback_channel: str | None = None
+    status_reason: str | None = None
+    encoding: str | None = None
+    segments: int | None = None
+    next_attempt_at: datetime | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
 def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollment: Enrollment, customer: Customer,
                     node: Node, now: datetime, *, fallback_for: Message | None = None,
-                    permissions: SendPermissions | None = None) -> Message:
+                    permissions: SendPermissions | None = None) -> MessageDraft:
     """Pure apart from its arguments: the simulator calls it with in-memory rows.
 
     `permissions` defaults to consent read from the customer's traits (for simulation).
@@ -90,7 +131,7 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
     permissions = permissions or SendPermissions.from_traits(customer.traits)
     forced = Channel(fallback_for.fallback_channel) if fallback_for else None
     channel, refusal = choose_channel(customer, permissions, node, forced)
-    message = Message(
+    message = MessageDraft(
         send_key=f"{fallback_for.send_key}:fallback" if fallback_for else f"{enrollment.id}:{node.id}",
         fallback_channel=send.fallback.value if send.fallback and channel == send.channel and not fallback_for else None,
         enrollment_id=enrollment.id,

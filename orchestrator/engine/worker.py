@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -26,7 +27,13 @@ from orchestrator.storage.queries import insert_many_ignoring_conflict, supports
 
 log = logging.getLogger("orchestrator.worker")
 
-_MESSAGE_COLUMNS = [c.name for c in Message.__table__.columns if c.name != "id"]
+_PROGRESS_COLUMNS = ("status", "cursor", "waiting_for", "due_at", "exit_reason", "ended_at")
+_ENROLLMENTS = Enrollment.__table__
+_SAVE_PROGRESS = (
+    update(_ENROLLMENTS)
+    .where(_ENROLLMENTS.c.id == bindparam("enrollment_id"))
+    .values({name: bindparam(name) for name in _PROGRESS_COLUMNS})
+)
 
 
 async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int:
@@ -52,11 +59,15 @@ async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int
         history = await _events_since_entry(session, enrollments)
         permissions = await load_permissions(session, customers.values())
         messages: list[dict] = []
+        session.expunge_all()  # changes are written below in one executemany, not by the ORM's per-row flush
         for enrollment in enrollments:
             customer_id = enrollment.customer_id
             messages += _advance_one(runtime, enrollment, customers[customer_id], history[enrollment.id],
                                      permissions[customer_id], now)
         await insert_many_ignoring_conflict(session, Message, messages, ["send_key"])
+        connection = await session.connection()
+        await connection.execute(_SAVE_PROGRESS, [
+            {"enrollment_id": e.id, **{name: getattr(e, name) for name in _PROGRESS_COLUMNS}} for e in enrollments])
         return len(enrollments)
 
 
@@ -88,7 +99,7 @@ def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, h
     enrollment.cursor, enrollment.waiting_for, enrollment.due_at = result.cursor, result.waiting_for, result.due_at
     if result.status != ACTIVE:
         end_enrollment(enrollment, result.status, result.exit_reason, now)
-    return [{name: getattr(m, name) for name in _MESSAGE_COLUMNS} for m in messages]
+    return [m.as_row() for m in messages]
 
 
 async def _customers(session: AsyncSession, ids: set[int]) -> dict[int, Customer]:

@@ -95,7 +95,8 @@ class FakeTwilioSettings:
     price_unit: str = "USD"
     # The sender a Messaging Service "picks" when the request names no From.
     messaging_service_from: str = "+15005550006"
-    whatsapp_read_receipts: bool = False  # WhatsApp also reports `read` after `delivered`
+    whatsapp_read_receipts: bool = False
+    status_callbacks: bool = True  # off for load tests where nobody listens  # WhatsApp also reports `read` after `delivered`
     fail_next: int = 0  # the next N creates answer `fail_next_status`, then normal service
     fail_next_status: int = 503
     log_path: Path | None = None  # witness log as JSON lines, readable by other processes
@@ -124,14 +125,28 @@ class FakeTwilioState:
     # Strong references: the event loop keeps only weak ones to running tasks.
     background_tasks: set[asyncio.Task] = field(default_factory=set)
     log_lock: threading.Lock = field(default_factory=threading.Lock)
+    # One HTTP client per event loop for every status callback: building a client (SSL
+    # context, CA bundle) costs ~40 ms of CPU, far more than the callback itself.
+    callback_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = field(default_factory=dict)
+    log_file: Any = None
+
+    def callback_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if loop not in self.callback_clients:
+            self.callback_clients[loop] = httpx.AsyncClient(timeout=5.0)
+        return self.callback_clients[loop]
 
     def record(self, entry: dict[str, Any]) -> None:
         with self.log_lock:
             self.witness_log.append(entry)
             if self.settings.log_path is not None:
-                self.settings.log_path.parent.mkdir(parents=True, exist_ok=True)
-                with self.settings.log_path.open("a", encoding="utf-8") as log_file:
-                    log_file.write(json.dumps(entry) + "\n")
+                if self.log_file is None:
+                    self.settings.log_path.parent.mkdir(parents=True, exist_ok=True)
+                    self.log_file = self.settings.log_path.open("a", encoding="utf-8")
+                # One line per accepted message, flushed at once: another process reads it,
+                # and a line must be there even if this process is killed a moment later.
+                self.log_file.write(json.dumps(entry) + "\n")
+                self.log_file.flush()
 
     def clear(self) -> None:
         """Forget every message, so one test's traffic cannot leak into the next."""
@@ -293,13 +308,12 @@ async def progress_delivery(
 ) -> None:
     """Move the message through its statuses, posting each to StatusCallback if given."""
     settings = state.settings
-    callback_url = params.get("StatusCallback")
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        for status, failure in planned_statuses(resource, settings):
-            await asyncio.sleep(settings.status_latency_seconds)
-            apply_status(resource, status, failure, settings)
-            if callback_url:
-                await post_status_callback(client, callback_url, resource, settings)
+    callback_url = params.get("StatusCallback") if settings.status_callbacks else None
+    for status, failure in planned_statuses(resource, settings):
+        await asyncio.sleep(settings.status_latency_seconds)
+        apply_status(resource, status, failure, settings)
+        if callback_url:
+            await post_status_callback(state.callback_client(), callback_url, resource, settings)
 
 
 def apply_status(
@@ -362,6 +376,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
     parser.add_argument("--account-sid", default=None, help="accept only this account SID")
     parser.add_argument("--log-path", type=Path, default=None, help="witness log (JSON lines)")
+    parser.add_argument("--no-status-callbacks", action="store_true", help="never post status callbacks")
     parser.add_argument("--response-latency", type=float, default=0.0)
     parser.add_argument(
         "--status-latency", type=float, default=0.5, help="seconds between status callbacks"
@@ -377,8 +392,9 @@ def main(argv: list[str] | None = None) -> None:
         status_latency_seconds=args.status_latency,
         default_outcome=args.default_outcome,
         price_per_segment=args.price_per_segment,
+        status_callbacks=not args.no_status_callbacks,
     )
-    uvicorn.run(create_fake_twilio_app(settings), host=args.host, port=args.port)
+    uvicorn.run(create_fake_twilio_app(settings), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

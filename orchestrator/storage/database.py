@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.storage import feedback_models, models  # noqa: F401  (registers the tables)
+from orchestrator.storage import auth_models, feedback_models, kpi_models, models  # noqa: F401  (registers the tables)
 
 
 def async_url(url: str) -> str:
@@ -50,11 +50,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-async def create_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as connection:
-        await connection.run_sync(SQLModel.metadata.create_all)
-
-
 async def drop_schema(engine: AsyncEngine) -> None:
+    """Every table, and Alembic's record of the schema's revision, so the next start migrates
+    from empty. (Schemas are created by migrations: `orchestrator.storage.migrate`.)"""
     async with engine.begin() as connection:
         await connection.run_sync(SQLModel.metadata.drop_all)
+        await connection.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))

@@ -32,7 +32,10 @@ class MessageStatusEvent(SQLModel, table=True):
     """Every status a provider reported for a message, in arrival order."""
 
     __tablename__ = "message_status_events"
-    __table_args__ = (sa.Index("ix_status_events_message", "message_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_status_events_message", "message_id", "id"),
+        sa.Index("ix_status_events_status", "status", "message_id"),  # KPI rollup: bounced messages
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     message_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("messages.id"), nullable=False))
@@ -45,7 +48,10 @@ class MessageStatusEvent(SQLModel, table=True):
 
 class Consent(SQLModel, table=True):
     __tablename__ = "consents"
-    __table_args__ = (sa.Index("ix_consents_customer_channel", "customer_id", "channel", "id"),)
+    __table_args__ = (
+        sa.Index("ix_consents_customer_channel", "customer_id", "channel", "id"),
+        sa.Index("ix_consents_recorded", "recorded_at"),  # KPI rollup: opt-outs since the last refresh
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
@@ -84,7 +90,10 @@ class Conversation(SQLModel, table=True):
 
 class InboundMessage(SQLModel, table=True):
     __tablename__ = "inbound_messages"
-    __table_args__ = (sa.Index("ix_inbound_conversation", "conversation_id", "received_at"),)
+    __table_args__ = (
+        sa.Index("ix_inbound_conversation", "conversation_id", "received_at"),
+        sa.Index("ix_inbound_received", "received_at"),  # KPI rollup: replies since the last refresh
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     provider_message_id: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
@@ -119,7 +128,10 @@ class Conversion(SQLModel, table=True):
     """
 
     __tablename__ = "conversions"
-    __table_args__ = (sa.Index("ix_conversions_journey", "journey_id", "converted_at"),)
+    __table_args__ = (
+        sa.Index("ix_conversions_journey", "journey_id", "converted_at"),
+        sa.Index("ix_conversions_converted", "converted_at"),  # KPI rollup: conversions since the last refresh
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     order_key: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))

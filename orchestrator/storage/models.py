@@ -93,6 +93,9 @@ class Enrollment(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_enrollments_due", "status", "due_at"),
         sa.Index("ix_enrollments_customer", "customer_id", "journey_id"),
+        # KPI rollup (holdout lift): enrollments that entered or converted since the last refresh
+        sa.Index("ix_enrollments_entered", "entered_at"),
+        sa.Index("ix_enrollments_converted", "converted_at"),
         sa.Index(
             "uq_enrollments_one_active",
             "journey_id",
@@ -128,6 +131,10 @@ class Message(SQLModel, table=True):
         sa.Index("ix_messages_dispatch", "status", "next_attempt_at"),
         sa.Index("ix_messages_customer", "customer_id", "created_at"),
         sa.Index("ix_messages_journey", "journey_id", "created_at"),
+        # KPI rollup: which days changed since the last refresh, and counting one day again
+        sa.Index("ix_messages_updated", "updated_at"),
+        sa.Index("ix_messages_created", "created_at"),
+        sa.Index("ix_messages_enrollment", "enrollment_id"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))

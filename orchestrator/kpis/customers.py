@@ -1,0 +1,125 @@
+"""Customer-level KPIs from `Order Completed` track events and NPS answers.
+
+Orders: track events named `Order Completed`, one per order (the same `order_id` sent
+twice counts once; an event without one is its own order), at the event's `timestamp`,
+worth its `revenue` (else `total`, else `value`) property. The period is [since, until);
+without bounds it is the 365 days before `until`, and `until` defaults to now.
+
+Scope: all customers, or, when the query names a journey, step, channel or template, the
+customers who had a delivered message matching those filters (and the time range).
+
+- customer lifetime value = average order value × purchase frequency × lifespan, where
+  AOV = period revenue / period orders with a revenue, purchase frequency = period orders
+  / customers who ordered in the period, × 365 / days in the period (orders per customer
+  per year), and lifespan = `lifespan_years` (an assumption, default 3).
+- retention rate = (E − N) / S × 100. A customer is *active* at a moment when they
+  ordered in the `active_days` (default 365) before it. S = customers active at `since`,
+  E = customers active at `until`, N = new customers: first order ever within the period.
+  (Counting everyone who ever ordered as a customer would make E − N = S, always 100 %.)
+- NPS = % promoters (9-10) − % detractors (0-6) among the period's answers (every answer
+  counts, a customer answering twice counts twice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orchestrator.kpis.formulas import lifetime_value, net_promoter_score, retention_rate
+from orchestrator.kpis.scope import KpiScope, counting, json_number, json_text, message_conditions, messages, without_jit
+from orchestrator.storage.feedback_models import NpsResponse
+from orchestrator.storage.models import Event
+
+ORDER_EVENT = "Order Completed"
+REVENUE_PROPERTIES = ("revenue", "total", "value")  # as orchestrator.conversions reads them
+DEFAULT_PERIOD = timedelta(days=365)
+DEFAULT_ACTIVE_DAYS = 365
+DEFAULT_LIFESPAN_YEARS = 3.0
+
+events = Event.__table__
+nps_responses = NpsResponse.__table__
+
+
+def customer_period(scope: KpiScope, now: datetime) -> tuple[datetime, datetime]:
+    until = scope.until or now
+    return scope.since or until - DEFAULT_PERIOD, until
+
+
+def _reached_customers(scope: KpiScope) -> sa.Select | None:
+    if not scope.narrows_messages:
+        return None
+    return sa.select(messages.c.customer_id).where(*message_conditions(scope), messages.c.delivered_at.is_not(None))
+
+
+def _orders(scope: KpiScope, dialect: str, until: datetime) -> sa.Subquery:
+    e = events.c
+    order_id = sa.func.nullif(json_text(e.properties, "order_id"), "")
+    revenue = sa.func.coalesce(*(json_number(e.properties, name, dialect) for name in REVENUE_PROPERTIES))
+    conditions = [e.type == "track", e.name == ORDER_EVENT, e.timestamp < until]
+    if (reached := _reached_customers(scope)) is not None:
+        conditions.append(e.customer_id.in_(reached))
+    raw = (sa.select(sa.func.coalesce(order_id, sa.literal("event:") + e.message_id).label("order_key"),
+                     e.customer_id, e.timestamp.label("at"), revenue.label("revenue"))
+           .where(*conditions).subquery("order_events"))
+    return (sa.select(raw.c.order_key, sa.func.min(raw.c.customer_id).label("customer_id"),
+                      sa.func.min(raw.c.at).label("at"), sa.func.max(raw.c.revenue).label("revenue"))
+            .group_by(raw.c.order_key).subquery("orders"))
+
+
+async def customer_kpis(session: AsyncSession, scope: KpiScope, now: datetime, *,
+                        lifespan_years: float = DEFAULT_LIFESPAN_YEARS,
+                        active_days: int = DEFAULT_ACTIVE_DAYS) -> dict[str, Any]:
+    await without_jit(session)
+    dialect = session.get_bind().dialect.name
+    since, until = customer_period(scope, now)
+    orders = _orders(scope, dialect, until)
+    active = timedelta(days=active_days)
+    in_period = sa.and_(orders.c.at >= since, orders.c.at < until)
+    # One pass over the orders: per customer, then summed.
+    per_customer = (sa.select(
+        orders.c.customer_id,
+        sa.func.min(orders.c.at).label("first_order_at"),
+        counting(in_period).label("orders"),
+        counting(sa.and_(in_period, orders.c.revenue.is_not(None))).label("orders_with_revenue"),
+        sa.func.sum(sa.case((in_period, orders.c.revenue))).label("revenue"),
+        sa.func.max(sa.case((sa.and_(orders.c.at >= since - active, orders.c.at < since), 1), else_=0)).label("at_start"),
+        sa.func.max(sa.case((orders.c.at >= until - active, 1), else_=0)).label("at_end"),
+    ).group_by(orders.c.customer_id).subquery("per_customer"))
+    c = per_customer.c
+    period = (await session.exec(sa.select(
+        sa.func.coalesce(sa.func.sum(c.orders), 0).label("orders"),
+        sa.func.coalesce(sa.func.sum(c.orders_with_revenue), 0).label("orders_with_revenue"),
+        sa.func.sum(c.revenue).label("revenue"),
+        counting(c.orders > 0).label("customers"),
+        counting(c.at_start == 1).label("at_start"),
+        counting(c.at_end == 1).label("at_end"),
+        counting(c.first_order_at >= since).label("new"),
+    ))).mappings().one()
+
+    answers = nps_responses.c
+    nps_conditions = [answers.received_at >= since, answers.received_at < until]
+    if (reached := _reached_customers(scope)) is not None:
+        nps_conditions.append(answers.customer_id.in_(reached))
+    nps = (await session.exec(sa.select(
+        sa.func.count().label("responses"), counting(answers.score >= 9).label("promoters"),
+        counting(answers.score <= 6).label("detractors"),
+    ).where(*nps_conditions))).mappings().one()
+
+    revenue = float(period["revenue"] or 0)
+    value = lifetime_value(revenue, int(period["orders_with_revenue"]), int(period["orders"]), period["customers"],
+                           (until - since).total_seconds() / 86400, lifespan_years)
+    return {
+        "since": since, "until": until,
+        "orders": int(period["orders"]), "ordering_customers": period["customers"], "revenue": round(revenue, 2),
+        **asdict(value),
+        "active_days": active_days,
+        "customers_at_start": period["at_start"], "customers_at_end": period["at_end"], "new_customers": period["new"],
+        "retention_rate": retention_rate(period["at_start"], period["at_end"], period["new"]),
+        "nps_responses": nps["responses"], "promoters": nps["promoters"], "detractors": nps["detractors"],
+        "passives": nps["responses"] - nps["promoters"] - nps["detractors"],
+        "nps": net_promoter_score(nps["promoters"], nps["detractors"], nps["responses"]),
+    }

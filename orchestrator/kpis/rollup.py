@@ -1,0 +1,168 @@
+"""Keep the daily KPI rollups current: `kpi_daily` and `kpi_daily_skips` (messages, by
+day of creation) and `kpi_enrollments_daily` (enrollments, by day of entry).
+
+The rollups are a cache; messages and enrollments stay the truth. `refresh_rollups`
+brings them up to date and is cheap when nothing changed, so KPI reads call it first:
+
+1. The first refresh (no watermark yet) counts every day.
+2. Later ones find the days whose figures may have changed since the watermark: the
+   creation days of messages updated since (status, delivery, opens: `updated_at`), of
+   messages credited with an order since, and of messages a reply or opt-out since may be
+   credited to; the entry days of enrollments that entered or reached their goal since.
+3. Those days are deleted and counted again, in one transaction, so readers see either
+   the old figures or the new ones.
+
+The watermark is the engine clock's time when a refresh began; changes are looked for from
+a margin before it, for transactions that wrote earlier timestamps but committed after we
+looked. Refreshes are serialized: an in-process lock (SQLite must not see two writers
+upgrade at once) and, on PostgreSQL, an advisory lock shared by all processes.
+
+Rows written with timestamps older than the watermark (a backfill, a restored backup) go
+unnoticed: `rebuild_rollups` counts everything again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, time, timedelta, timezone
+from weakref import WeakKeyDictionary
+
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orchestrator.clock import utc
+from orchestrator.kpis.cells import (KEY_COLUMNS, MEASURES, RESPONSE_WINDOW, cell_totals, consents, conversions,
+                                     enrollment_cells, enrollments, inbound, skip_cells)
+from orchestrator.kpis.scope import calendar_day, day_text, messages, plus_days, without_jit
+from orchestrator.runtime import Runtime
+from orchestrator.storage.kpi_models import KpiDailyCell, KpiDailySkip, KpiEnrollmentCell, KpiRollupState
+
+ROLLUP = "kpis"
+LATE_COMMIT_MARGIN = timedelta(minutes=5)
+POSTGRES_ROLLUP_LOCK = 0x6B70692D726F6C6C  # "kpi-roll": any fixed number no other advisory lock uses
+cells_table, skips_table = KpiDailyCell.__table__, KpiDailySkip.__table__
+enrollment_table, state_table = KpiEnrollmentCell.__table__, KpiRollupState.__table__
+_process_locks: WeakKeyDictionary = WeakKeyDictionary()
+Days = set[date] | None  # None: every day
+
+
+def _process_lock(runtime: Runtime) -> asyncio.Lock:
+    return _process_locks.setdefault(runtime.engine.sync_engine, asyncio.Lock())
+
+
+async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[Days, Days]:
+    """Count again the days that may have changed: (message days, enrollment days) counted.
+    When nothing changed this costs a few index lookups and writes nothing."""
+    if not rebuild:
+        async with runtime.sessions() as session:
+            await without_jit(session)
+            watermark = await _watermark(session)
+            if watermark is not None and not any(await _changed(session, watermark)):
+                return set(), set()
+    async with _process_lock(runtime), runtime.sessions() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            await session.exec(sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=POSTGRES_ROLLUP_LOCK))
+        now = runtime.clock.now()  # before counting: what changes while we count is seen next time
+        watermark = None if rebuild else await _watermark(session)
+        message_days, enrollment_days = (None, None) if watermark is None else await _changed(session, watermark)
+        if watermark is not None:
+            await without_jit(session)  # counting a few days again: compiling would take longer than that
+        if message_days is None or message_days:
+            await _recount_messages(session, message_days)
+        if enrollment_days is None or enrollment_days:
+            await _recount_enrollments(session, enrollment_days)
+        await _save_watermark(session, now)
+        return message_days, enrollment_days
+
+
+async def rebuild_rollups(runtime: Runtime) -> None:
+    await refresh_rollups(runtime, rebuild=True)
+
+
+async def _watermark(session: AsyncSession) -> datetime | None:
+    value = (await session.exec(sa.select(state_table.c.watermark).where(state_table.c.name == ROLLUP))).scalar()
+    return None if value is None else utc(value)
+
+
+async def _save_watermark(session: AsyncSession, now: datetime) -> None:
+    updated = await session.exec(sa.update(state_table).where(state_table.c.name == ROLLUP)
+                                 .values(watermark=now, refreshed_at=now))
+    if updated.rowcount == 0:
+        await session.exec(sa.insert(state_table).values(name=ROLLUP, watermark=now, refreshed_at=now))
+
+
+async def _changed(session: AsyncSession, watermark: datetime) -> tuple[set[date], set[date]]:
+    since = watermark - LATE_COMMIT_MARGIN
+    return await changed_message_days(session, since), await changed_enrollment_days(session, since)
+
+
+async def _days(session: AsyncSession, queries: list[sa.Select]) -> set[date]:
+    rows = (await session.exec(sa.union(*queries))).all()
+    return {date.fromisoformat(day_text(row[0])) for row in rows}
+
+
+async def changed_message_days(session: AsyncSession, since: datetime) -> set[date]:
+    dialect = session.get_bind().dialect.name
+    m = messages.c
+    day = calendar_day(m.created_at, dialect)
+    queries = [
+        sa.select(day).where(m.updated_at >= since, m.journey_id.is_not(None)),
+        sa.select(day).select_from(conversions.join(messages, m.id == conversions.c.message_id))
+        .where(conversions.c.converted_at >= since),
+    ]
+    for table, at, extra in ((inbound, inbound.c.received_at, []),
+                             (consents, consents.c.recorded_at, [consents.c.status == "opted_out"])):
+        # Messages a response since `since` may be credited to: same customer and channel, sent
+        # in the window before it (a day more: a message may be sent a while after its creation).
+        queries.append(sa.select(day).select_from(messages.join(table, sa.and_(
+            table.c.customer_id == m.customer_id, table.c.channel == m.channel, m.created_at <= at,
+            m.created_at > plus_days(at, -(RESPONSE_WINDOW.days + 1), dialect))))
+            .where(at >= since, m.journey_id.is_not(None), *extra))
+    return await _days(session, queries)
+
+
+async def changed_enrollment_days(session: AsyncSession, since: datetime) -> set[date]:
+    e = enrollments.c
+    day = calendar_day(e.entered_at, session.get_bind().dialect.name)
+    return await _days(session, [sa.select(day).where(e.entered_at >= since),
+                                 sa.select(day).where(e.converted_at >= since)])
+
+
+def _ranges(days: set[date]) -> list[tuple[datetime, datetime]]:
+    """Consecutive days merged into [start, end) ranges: {1, 2, 3, 7} → [(1, 4), (7, 8)]."""
+    ranges: list[tuple[date, date]] = []
+    for day in sorted(days):
+        if ranges and ranges[-1][1] == day:
+            ranges[-1] = (ranges[-1][0], day + timedelta(days=1))
+        else:
+            ranges.append((day, day + timedelta(days=1)))
+    return [(datetime.combine(a, time(), timezone.utc), datetime.combine(b, time(), timezone.utc)) for a, b in ranges]
+
+
+def _within(column, days: set[date]):
+    return sa.or_(*(sa.and_(column >= start, column < end) for start, end in _ranges(days)))
+
+
+async def _clear(session: AsyncSession, tables: list[sa.Table], days: Days) -> None:
+    for table in tables:
+        await session.exec(sa.delete(table) if days is None else sa.delete(table).where(table.c.day.in_(days)))
+
+
+async def _recount_messages(session: AsyncSession, days: Days) -> None:
+    dialect = session.get_bind().dialect.name
+    m = messages.c
+    await _clear(session, [cells_table, skips_table], days)
+    conditions = [m.journey_id.is_not(None)] + ([] if days is None else [_within(m.created_at, days)])
+    since = None if days is None else _ranges(days)[0][0]
+    await session.exec(sa.insert(cells_table).from_select([*KEY_COLUMNS, *MEASURES],
+                                                          cell_totals(dialect, conditions, since)))
+    await session.exec(sa.insert(skips_table).from_select([*KEY_COLUMNS, "reason", "count"],
+                                                          skip_cells(dialect, conditions)))
+
+
+async def _recount_enrollments(session: AsyncSession, days: Days) -> None:
+    await _clear(session, [enrollment_table], days)
+    conditions = [] if days is None else [_within(enrollments.c.entered_at, days)]
+    await session.exec(sa.insert(enrollment_table).from_select(
+        ["day", "journey_id", "holdout", "enrollments", "converted"],
+        enrollment_cells(session.get_bind().dialect.name, conditions)))

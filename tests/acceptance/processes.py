@@ -1,0 +1,61 @@
+"""Real processes for acceptance tests: workers, API servers, the fake Twilio."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from orchestrator.fakes.server import free_port
+
+
+def worker_env(database_url: str, **extra: str) -> dict[str, str]:
+    return dict(os.environ, DATABASE_URL=database_url, ORCHESTRATOR_WORKER_POLL_SECONDS="0.2",
+                ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9", **extra)
+
+
+def start_orchestrator(command: str, env: dict[str, str], *args: str, log: Path | None = None) -> subprocess.Popen:
+    output = open(log, "ab") if log else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", command, *args], env=env,
+                            stdout=output, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+
+
+def wait_until_up(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+class FakeTwilioProcess:
+    """The fake Twilio in its own process, with its witness log on disk."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.fakes.twilio", "--port", str(self.port), "--log-path", str(log_path),
+             "--status-latency", "0", "--no-status-callbacks"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until_up(self.url + "/_admin/messages")
+
+    def stop(self) -> None:
+        stop(self.process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
