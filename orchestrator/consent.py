@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.storage.feedback_models import Consent, Suppression
 
 OPTED_IN, OPTED_OUT = "opted_in", "opted_out"
+CHANNELS = {"email", "sms", "whatsapp"}
 OPT_IN_CHANNELS = {"sms", "whatsapp"}
 TRAIT_CONSENTS = {"sms_opt_in": ("sms", True), "whatsapp_opt_in": ("whatsapp", True), "email_opt_out": ("email", False)}
 SOURCES = ("sms_keyword", "whatsapp_keyword", "web_form", "api", "unsubscribe_link", "identify",
@@ -57,6 +58,8 @@ class SendPermissions:
         return cls(consents=consents)
 
     def marketing_allowed(self, channel: str) -> bool:
+        if channel not in CHANNELS:  # `consented('fax')` is a typo, not a permission
+            return False
         return marketing_refusal(channel, self.consents.get(channel)) is None
 
 

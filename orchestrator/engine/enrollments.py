@@ -11,6 +11,7 @@ order; new enrollments are written in one flush at the end.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,8 @@ from orchestrator.journeys.compiler import CompiledJourney, Node
 from orchestrator.journeys.expressions import evaluate
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event
+
+log = logging.getLogger("orchestrator.enrollments")
 
 
 def end_enrollment(enrollment: Enrollment, status: str, reason: str | None, now: datetime) -> None:
@@ -125,10 +128,13 @@ async def _record_goals(session: AsyncSession, runtime: Runtime, state: JourneyS
 
 def _may_enter(journey: CompiledJourney, customer: Customer, event: Event, state: JourneyState, now: datetime) -> bool:
     trigger = journey.definition.trigger
-    if trigger.condition and not evaluate(
-        trigger.condition, {"customer": customer_view(customer), "event": event.properties}
-    ):
-        return False
+    if trigger.condition:
+        try:
+            if not evaluate(trigger.condition, {"customer": customer_view(customer), "event": event.properties}):
+                return False
+        except Exception:  # one journey's broken condition must not reject the customer's event
+            log.exception("trigger condition of %s failed for customer %s; not enrolled", journey.id, customer.user_id)
+            return False
     policy = journey.definition.reentry
     last_entry = state.last_entry.get(journey.id)
     if policy.policy == "always" or last_entry is None:

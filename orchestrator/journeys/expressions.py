@@ -6,10 +6,12 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
+from jinja2 import ChainableUndefined, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-_environment = ImmutableSandboxedEnvironment()
+# Chainable: `customer.address.city` on a customer without an address reads as empty
+# instead of failing the enrollment.
+_environment = ImmutableSandboxedEnvironment(undefined=ChainableUndefined)
 
 
 def check_expression(source: str | None) -> str | None:

@@ -212,3 +212,18 @@ async def test_same_moment_is_daytime_elsewhere(client, drain):
     await advance(client, HOUR)
     [message] = await messages_of(client, "joe")
     assert message["status"] == "sent"
+
+
+async def test_a_broken_trigger_condition_does_not_reject_the_event(client, runtime, drain):
+    from orchestrator.journeys.compiler import compile_journey
+    from orchestrator.journeys.loader import parse_journey
+    from pathlib import Path
+
+    broken = parse_journey("id: broken\ntrigger: {event: Signed Up, condition: \"event.total > 'x'\"}\n"
+                           "steps:\n  - exit: never\n", Path("broken.yaml"))
+    runtime.catalog.add_current(broken)
+    await identify(client, "bea", email="bea@example.com")
+    response = await client.post("/v1/track", json={"userId": "bea", "event": "Signed Up", "properties": {"total": 3}})
+    assert response.status_code == 200  # the welcome journey still enrolls her
+    await drain()
+    assert [m["journey_id"] for m in await messages_of(client, "bea")] == ["welcome"]

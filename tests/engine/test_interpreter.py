@@ -88,3 +88,18 @@ def test_has_event_and_consent_helpers():
     fresh = Facts(customer={}, event={}, events_since_entry=set(), consented=lambda c: True)
     assert advance(compiled, compiled.first, ordered, NOW).status == "exited"
     assert [n.id for n in advance(compiled, compiled.first, fresh, NOW).sends] == ["2"]
+
+
+def test_nested_missing_attributes_read_as_empty():
+    compiled = compile_journey(parse_journey(
+        "id: n\ntrigger: {event: X}\nsteps:\n  - if: \"customer.address.city == 'Paris'\"\n    then: [{exit: paris}]\n"
+        "  - send: {channel: sms, template: t}\n", Path("n.yaml")).definition)
+    result = advance(compiled, compiled.first, Facts(customer={}, event={}), NOW)
+    assert result.status == "completed" and [n.id for n in result.sends] == ["2"]
+
+
+def test_consent_for_an_unknown_channel_is_never_given():
+    from orchestrator.consent import OPTED_IN, SendPermissions
+
+    permissions = SendPermissions(consents={"sms": OPTED_IN})
+    assert permissions.marketing_allowed("sms") and not permissions.marketing_allowed("fax")

@@ -33,13 +33,22 @@ def test_json_output(cli):
     assert out["variables"] == {"discount_percent": 15, "discount_code": "CART15-SAMPLE-CUSTOMER"}
 
 
-def test_a_single_accented_letter_makes_a_gsm_message_ucs2(cli):
-    out = json.loads(preview(cli, "abandoned-cart-sms", "--locale", "es", "--format", "json").out)
+def test_a_single_accented_letter_makes_a_gsm_message_ucs2(cli, tmp_path):
+    (tmp_path / "templates" / "cart").mkdir(parents=True)
+    text = "¡Olvidaste tu carrito! Usa el código CART15 para un 15% de descuento durante 72 horas. " * 2
+    (tmp_path / "templates" / "cart" / "es.txt").write_text(text + "\n")
+    out = json.loads(cli("preview", "cart", "--locale", "es", "--channel", "sms", "--templates",
+                         tmp_path / "templates", "--journeys", tmp_path, "--format", "json").out)
     assert out["sms"]["encoding"] == "UCS-2" and out["sms"]["segments"] == 3
     assert out["warnings"] == [
         "UCS-2 (70 characters a segment, 67 when split) because of 1 character outside GSM-7: 'ó' (U+00F3)",
         "3 segments: billed as 3 messages",
     ]
+
+
+def test_the_spanish_cart_reminder_fits_one_gsm_segment(cli):
+    out = json.loads(preview(cli, "abandoned-cart-sms", "--locale", "es", "--format", "json").out)
+    assert (out["sms"]["encoding"], out["sms"]["segments"]) == ("GSM-7", 1)
 
 
 def test_long_sms_warnings(cli, tmp_path):

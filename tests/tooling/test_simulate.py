@@ -161,7 +161,7 @@ steps:
   - id: later
     wait: 60d
   - id: boom
-    if: "customer.address.city == 'Paris'"
+    if: "event.total > 'a hundred'"
 """
 
 ANN = {"userId": "ann", "traits": {"email": "ann@example.com", "phone": "+14155550109"}}
@@ -192,7 +192,7 @@ def test_wait_for_times_out_and_identify_changes_traits(simulate, flow):
 def test_a_failing_condition_fails_the_enrollment(simulate, flow):
     out = simulate(flow, ANN, [{"at": "0s", "event": "Asked", "properties": {"total": 20}}], "--horizon", "90d")
     assert out["outcome"]["status"] == "failed"
-    assert out["outcome"]["exit_reason"] == "UndefinedError: 'dict object' has no attribute 'address'"
+    assert out["outcome"]["exit_reason"] == "TypeError: '>' not supported between instances of 'int' and 'str'"
     assert out["timeline"][-1]["offset"] == "+61d"
 
 
