@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta, timezone
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 
 def utc(value: datetime) -> datetime:
@@ -51,3 +54,7 @@ class SimulatedClock(Clock):
                 raise ValueError("time only moves forward")
             self._now = moment
             return self._now
+
+
+# For answers: SQLite hands back naive datetimes, and the API always speaks explicit UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(utc)]

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from orchestrator.api.dependencies import RuntimeDep, SessionDep
-from orchestrator.clock import utc
+from orchestrator.clock import UtcDatetime
 from orchestrator.consent import marketing_refusal, record_consent
 from orchestrator.storage.feedback_models import Consent
 from orchestrator.storage.models import Customer
 
 router = APIRouter(prefix="/v1/customers", tags=["consent"])
-UtcDatetime = Annotated[datetime, AfterValidator(utc)]
 CHANNELS = ("email", "sms", "whatsapp")
 
 

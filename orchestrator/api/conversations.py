@@ -6,19 +6,17 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlmodel import col, func, or_, select
 
 from orchestrator.api.dependencies import RuntimeDep, SessionDep
-from orchestrator.clock import utc
+from orchestrator.clock import UtcDatetime, utc
 from orchestrator.consent import load_permissions
 from orchestrator.conversations.agent import ReplyRefused, agent_reply
 from orchestrator.storage.feedback_models import Conversation, InboundMessage
 from orchestrator.storage.models import Customer, Message
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
-UtcDatetime = Annotated[datetime, AfterValidator(utc)]
-
 
 class ConversationSummary(BaseModel):
     id: int

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
 from orchestrator.api.dependencies import RuntimeDep, SessionDep
-from orchestrator.clock import utc
+from orchestrator.clock import UtcDatetime
 from orchestrator.storage.models import Customer, Enrollment, Message
-
-# SQLite hands back naive datetimes; the API always answers in explicit UTC.
-UtcDatetime = Annotated[datetime, AfterValidator(utc)]
 
 router = APIRouter(prefix="/v1", tags=["customers and messages"])
 

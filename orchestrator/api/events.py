@@ -5,7 +5,7 @@ Handlers validate, call the ingest service and answer only after the commit.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from orchestrator.api.dependencies import RuntimeDep, SessionDep

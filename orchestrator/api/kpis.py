@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from orchestrator.api.dependencies import RuntimeDep, SessionDep
-from orchestrator.clock import utc
+from orchestrator.clock import UtcDatetime, utc
 from orchestrator.kpis.customers import DEFAULT_ACTIVE_DAYS, DEFAULT_LIFESPAN_YEARS, customer_kpis
 from orchestrator.kpis.funnel import journey_funnel
 from orchestrator.kpis.lift import holdout_lift
@@ -25,7 +25,6 @@ from orchestrator.kpis.schemas import CustomerKpis, HoldoutLift, JourneyStats, K
 from orchestrator.kpis.scope import KpiScope
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
-UtcDatetime = Annotated[datetime, AfterValidator(utc)]
 Dimension = Literal["journey", "step", "channel", "template", "day"]
 
 

@@ -88,7 +88,11 @@ async def ingest(session: AsyncSession, runtime: Runtime, calls: list[TrackCall 
             continue
         customer = customers[call.userId]
         if isinstance(call, TrackCall):
-            await react_to_event(session, runtime, customer, Event(id=event_id, **row), states[customer.id])
+            state = states[customer.id]
+            # No live enrollment and no journey triggered by it: nothing can react, so skip
+            # building the ORM object (most of an uninteresting event's cost in a batch).
+            if state.enrollments or runtime.catalog.triggered_by(call.event):
+                await react_to_event(session, runtime, customer, Event(id=event_id, **row), state)
         else:
             apply_traits(customer, row["properties"], now)
             record_trait_consents(session, customer.id, row["properties"], now, consents.setdefault(customer.id, {}))

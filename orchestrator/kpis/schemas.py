@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from orchestrator.clock import utc
+from orchestrator.clock import UtcDatetime
 
-UtcDatetime = Annotated[datetime, AfterValidator(utc)]
 NULL_IF_NO_DENOMINATOR = " Null when the denominator is 0."
 
 

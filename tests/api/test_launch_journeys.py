@@ -215,7 +215,6 @@ async def test_same_moment_is_daytime_elsewhere(client, drain):
 
 
 async def test_a_broken_trigger_condition_does_not_reject_the_event(client, runtime, drain):
-    from orchestrator.journeys.compiler import compile_journey
     from orchestrator.journeys.loader import parse_journey
     from pathlib import Path
 
