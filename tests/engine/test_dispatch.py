@@ -156,3 +156,20 @@ async def test_send_rate_is_honoured(runtime_on_providers, twilio):
     assert statuses == ["queued", "queued", "queued", "sent", "sent"]
     assert len(twilio.witnessed()) == 2
     assert all(m.attempts == 0 for m in await messages(runtime) if m.status == "queued")
+
+
+async def test_a_permanent_failure_falls_back_to_the_steps_fallback_channel(runtime_on_providers, twilio, smtp, tmp_path):
+    from orchestrator.journeys.loader import parse_journey
+
+    runtime = runtime_on_providers
+    journey = parse_journey("id: notice\ntrigger: {event: Shipped}\nsteps:\n  - id: tell\n    send:\n"
+                            "      channel: sms\n      template: nps-question\n      fallback: email\n"
+                            "      transactional: true\n", tmp_path / "notice.yaml")
+    runtime.catalog.add_current(journey)
+    await send_events(runtime, IdentifyCall(userId="val", traits={"phone": "+15005550001", "email": "val@example.com"}),
+                      TrackCall(userId="val", event="Shipped"))
+    await WorkerLoop(runtime).drain()
+    sms, email = sorted(await messages(runtime), key=lambda m: m.id)
+    assert (sms.channel, sms.status, sms.error_code) == ("sms", "failed", "21211")
+    assert (email.channel, email.status, email.send_key) == ("email", "sent", sms.send_key + ":fallback")
+    assert [m["To"] for m in smtp[0].messages] == ["val@example.com"]
