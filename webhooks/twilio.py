@@ -45,11 +45,27 @@ async def status_callback(request: Request, session: SessionDep, runtime: Runtim
         if not await first_receipt(session, "twilio-status", f"{sid}:{status}", now):
             return Response(status_code=204)
         message = await find_message_by_provider_id(session, sid)
-        if message is not None:
-            await record_status(session, message, source="twilio", status=status, now=now,
-                                error_code=form.get("ErrorCode") or None, detail=form,
-                                reason=f"Twilio error {form['ErrorCode']}" if form.get("ErrorCode") else None)
+        if message is None:
+            return Response(status_code=204)
+        await record_status(session, message, source="twilio", status=status, now=now,
+                            error_code=form.get("ErrorCode") or None, detail=form,
+                            reason=f"Twilio error {form['ErrorCode']}" if form.get("ErrorCode") else None)
+        if message.cost is None and status in PRICED_STATUSES:
+            await _store_price(runtime, message, sid)
     return Response(status_code=204)
+
+
+PRICED_STATUSES = {"sent", "delivered", "undelivered", "read"}
+
+
+async def _store_price(runtime: Runtime, message, sid: str) -> None:
+    adapter = runtime.channels.for_channel(message.channel)
+    fetch_price = getattr(adapter, "fetch_price", None)  # Twilio adapters; the local ones have no prices
+    if fetch_price is None:
+        return
+    priced = await fetch_price(sid)
+    if priced is not None:
+        message.cost, message.cost_currency = priced
 
 
 @router.post("/inbound")

@@ -177,6 +177,17 @@ class TwilioAdapter(ChannelAdapter):
             return SendResult.unknown(None, _describe(error))
         return accepted_result(created)
 
+    async def fetch_price(self, sid: str) -> tuple[Decimal, str] | None:
+        """Twilio prices a message only after sending it, so the price is read back later
+        (when its status callback says it left). None when not priced yet or unreachable."""
+        try:
+            fetched = await self._twilio().messages(sid).fetch_async()
+        except (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError):
+            return None
+        if not fetched.price:
+            return None
+        return abs(Decimal(fetched.price)), fetched.price_unit
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.http_client.close()

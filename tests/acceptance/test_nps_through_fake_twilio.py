@@ -43,6 +43,9 @@ async def test_nps_question_reply_and_thanks(database_url):
             # The fake's signed status callbacks reach our webhook and mark it delivered.
             delivered = eventually(lambda: api.get("/v1/messages").json()["items"][0]["status"] == "delivered")
             assert delivered
+            # Twilio prices a message once sent; the status callback made us read it back.
+            priced = api.get("/v1/messages").json()["items"][0]
+            assert (float(priced["cost"]), priced["cost_currency"]) == (0.0079, "USD")
 
             form = inbound_form("SMreply1", "+14155550190", "9")
             signature = RequestValidator(DEFAULT_AUTH_TOKEN).compute_signature(base + "/webhooks/twilio/inbound", form)
