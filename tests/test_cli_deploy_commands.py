@@ -20,7 +20,10 @@ def environment(monkeypatch, tmp_path):
     """Settings come from the environment here, as in a deployed process."""
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     for name in ("ORCHESTRATOR_HOST", "ORCHESTRATOR_PORT", "ORCHESTRATOR_PUBLIC_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)  # restored afterwards even though `api` sets them
+        # `api` writes these into os.environ; setting first makes monkeypatch restore them
+        # (it forgets a variable that was absent when deleted).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     for provider in ("EMAIL", "SMS", "WHATSAPP"):
         monkeypatch.setenv(f"ORCHESTRATOR_{provider}_PROVIDER", "local")
     get_settings.cache_clear()
