@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,7 @@ class FakeTwilioProcesses:
                             [sys.executable, str(Path(__file__).resolve()), "_serve-fake", str(fd), str(ready)],
                             env=env, stdout=output, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, pass_fds=(fd,), start_new_session=True,
-                        )  # fmt: skip
+                        )
                     )
         # The children hold the socket now; ours is closed.
         deadline = time.monotonic() + FAKE_START_TIMEOUT_SECONDS
@@ -418,8 +418,8 @@ class TwilioSyncRunner:
         self.client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=self.http_client)
 
     def run(self, tag: str, tag_index: int, indices: range) -> Outcome:
-        from twilio.base.exceptions import TwilioException
         from requests import RequestException
+        from twilio.base.exceptions import TwilioException
 
         outcome = Outcome()
         for index in indices:
@@ -561,7 +561,7 @@ def run_contender(
 def summarize(runs: list[RunResult]) -> list[dict[str, Any]]:
     """Per contender: the median run (by throughput) and the spread over the runs."""
     summaries = []
-    for name in CONTENDERS:
+    for name, description in CONTENDERS.items():
         mine = sorted((run for run in runs if run.name == name), key=lambda run: run.messages_per_second)
         if not mine:
             continue
@@ -569,7 +569,7 @@ def summarize(runs: list[RunResult]) -> list[dict[str, Any]]:
         summaries.append(
             {
                 "name": name,
-                "description": CONTENDERS[name],
+                "description": description,
                 "concurrency": mine[0].concurrency,
                 "n": mine[0].n,
                 "runs": len(mine),
@@ -604,11 +604,9 @@ def summarize(runs: list[RunResult]) -> list[dict[str, Any]]:
 def machine_info() -> dict[str, Any]:
     from importlib.metadata import version
 
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor() or "unknown",
-    )  # fmt: skip
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    model = models[0] if models else platform.processor() or "unknown"
     return {
         "cpu_count": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)),
@@ -679,7 +677,7 @@ def flag_incorrect(runs: list[RunResult]) -> None:
 def write_results(
     runs: list[RunResult], summaries: list[dict[str, Any]], info: dict[str, Any], args: argparse.Namespace
 ) -> Path:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     results_dir = BENCH_DIR / "results"
     results_dir.mkdir(parents=True, exist_ok=True)
     path = results_dir / f"dispatch-{now.date().isoformat()}.json"
@@ -721,11 +719,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def on_alarm(signum, frame):  # noqa: ARG001
+def on_alarm(signum, frame):
     raise TimeoutError("the benchmark exceeded --max-seconds")
 
 
-def on_terminate(signum, frame):  # noqa: ARG001
+def on_terminate(signum, frame):
     raise SystemExit(f"stopped by signal {signum}")  # unwinds, so the fake is stopped too
 
 
