@@ -17,8 +17,10 @@ For each API worker count, on a PostgreSQL database created for the run and drop
    p50/p99 request latency; this script adds the CPU seconds that the API processes, the
    PostgreSQL backends of the database, the load generator and everything else on the
    machine spent per 1,000 events;
-4. with `--profile`, each scenario runs once more with py-spy sampling the API processes;
-   the samples are summed by the library their innermost frame is in, and by our functions.
+4. with `--profile`, each scenario runs once more (not the measured run) with py-spy
+   sampling the API processes at 100 Hz (blocking mode: whole stacks, at some cost to the
+   profiled run's speed); samples are summed by the package of their innermost frame, and
+   inclusively for the functions in PROFILE_FUNCTIONS.
 
 Everything started is stopped at the end (process groups, SIGTERM then SIGKILL) and the
 database is dropped. Results: a table on stdout, appended to bench/results/ingest-<date>.json.
@@ -34,7 +36,6 @@ import os
 import random
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -233,8 +234,8 @@ def run_scenario(name: str, args, api_url: str, api_pid: int, database_url: str,
         if profile:
             spy_out = workdir / f"profile-{name}.txt"
             spy = processes.spawn([shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record",
-                                   "--pid", str(api_pid), "--subprocesses", "--rate", "200", "--format", "raw",
-                                   "--duration", str(int(args.duration)), "--output", str(spy_out), "--nonblocking"],
+                                   "--pid", str(api_pid), "--subprocesses", "--rate", "100", "--format", "raw",
+                                   "--duration", str(int(args.duration)), "--output", str(spy_out)],
                                   log=workdir / "py-spy.log")
         time.sleep(args.duration)
         after_api = cpu_seconds(descendants(api_pid))
@@ -312,7 +313,7 @@ def print_row(r: dict) -> None:
 
 def print_profile(name: str, workers: int, r: dict) -> None:
     profile = r["profile"]
-    print(f"   profile of the API ({workers} worker(s), {name}, {profile['samples']} samples at 200 Hz):", flush=True)
+    print(f"   profile of the API ({workers} worker(s), {name}, {profile['samples']} samples at 100 Hz):", flush=True)
     print("     self time by package: " + ", ".join(f"{k} {v}%" for k, v in profile["self_percent_by_package"]))
     for label, share in profile["inclusive_percent"]:
         print(f"     {share:5.1f}%  {label}")

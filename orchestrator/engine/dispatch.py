@@ -24,7 +24,7 @@ from orchestrator.engine.fallback import queue_fallbacks
 from orchestrator.engine.retry import MAX_ATTEMPTS, backoff_delay
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message
-from orchestrator.storage.queries import supports_skip_locked
+from orchestrator.storage.queries import claim_in_index_order, supports_skip_locked
 from orchestrator.tracking import email_links
 
 log = logging.getLogger("orchestrator.dispatch")
@@ -64,6 +64,7 @@ async def claim_queued_messages(runtime: Runtime, channel: Channel, limit: int) 
         )
         if supports_skip_locked(session):
             query = query.with_for_update(skip_locked=True)
+            await claim_in_index_order(session)
         messages = (await session.exec(query)).all()
         for message in messages:
             message.status, message.sending_at, message.updated_at = "sending", now, now

@@ -23,7 +23,7 @@ from orchestrator.engine.messages import prepare_message
 from orchestrator.journeys.live import load_missing_version, refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event, Message
-from orchestrator.storage.queries import insert_many_ignoring_conflict, supports_skip_locked
+from orchestrator.storage.queries import claim_in_index_order, insert_many_ignoring_conflict, supports_skip_locked
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -49,6 +49,7 @@ async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int
         )
         if supports_skip_locked(session):
             query = query.with_for_update(skip_locked=True)
+            await claim_in_index_order(session)
         enrollments = (await session.exec(query)).all()
         if not enrollments:
             return 0
