@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,3 +90,33 @@ async def find_active_key(session: AsyncSession, presented: str) -> ApiKey | Non
 async def any_key_ever_created(session: AsyncSession) -> bool:
     """Revoked keys count: revoking the last key must not silently open the API."""
     return (await session.exec(select(ApiKey.id).limit(1))).first() is not None
+
+
+class RecentLookups:
+    """What one process learned from the `api_keys` table lately: which presented keys were
+    valid (by hash, with their name and role) and whether no key existed at all. Entries
+    last `seconds`; a key is checked in the database again after that, so revoking it, or
+    creating the first key, takes effect within `seconds` everywhere."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._valid: dict[str, tuple[float, str, str]] = {}  # hash → (expires, name, role)
+        self._open_until = 0.0
+
+    def valid_key(self, presented: str) -> tuple[str, str] | None:
+        entry = self._valid.get(hash_key(presented))
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1], entry[2]
+
+    def remember_valid(self, presented: str, key: ApiKey) -> None:
+        if self.seconds > 0:
+            if len(self._valid) > 10_000:  # a process sees a handful of keys; never grow unbounded
+                self._valid.clear()
+            self._valid[hash_key(presented)] = (time.monotonic() + self.seconds, key.name, key.role)
+
+    def known_open(self) -> bool:
+        return self._open_until > time.monotonic()
+
+    def remember_open(self) -> None:
+        self._open_until = time.monotonic() + self.seconds

@@ -16,6 +16,8 @@ from orchestrator.tooling.commands import add_tooling_commands
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from orchestrator.serving import run_uvicorn
+
     from orchestrator.api.app import create_app
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -23,7 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
     if overrides and not os.environ.get("ORCHESTRATOR_PUBLIC_BASE_URL"):
         settings.public_base_url = f"http://{settings.host}:{settings.port}"
     app = create_app(settings, run_worker=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    run_uvicorn(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info"))
     return 0
 
 
@@ -55,14 +57,17 @@ def _api(args: argparse.Namespace) -> int:
     """The API without the worker loop: run any number behind a load balancer (all state is in the database)."""
     import uvicorn
 
+    from orchestrator.serving import run_uvicorn
+
     # Each uvicorn worker process builds its own app from the environment: pass the address that way.
     for name, value in (("ORCHESTRATOR_HOST", args.host), ("ORCHESTRATOR_PORT", args.port)):
         if value is not None:
             os.environ[name] = str(value)
     get_settings.cache_clear()
     settings = get_settings()
-    uvicorn.run("orchestrator.api.app:create_api_app", factory=True, host=settings.host, port=settings.port,
-                workers=args.workers, log_level="info")
+    run_uvicorn(uvicorn.Config("orchestrator.api.app:create_api_app", factory=True, host=settings.host,
+                               port=settings.port, workers=args.workers, log_level="info",
+                               access_log=not args.no_access_log))
     return 0
 
 
@@ -145,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
     api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.add_argument("--no-access-log", action="store_true", help="no log line per request (a proxy usually logs them)")
     api.set_defaults(handler=_api)
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema to the newest migration")

@@ -69,6 +69,9 @@ class Settings(BaseSettings):
 
     # /v1 needs an API key once any key exists; true demands one even before (production).
     require_api_keys: bool = False
+    # Each API process remembers a valid key (and "no key exists yet") this long, instead of
+    # asking the database on every request: a revocation or a first key counts within it.
+    api_key_cache_seconds: float = 5.0
 
     # Signs tracking, click and unsubscribe links (HMAC-SHA256). The default is public, so
     # anyone could forge unsubscribe links: set your own in production.

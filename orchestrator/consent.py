@@ -16,6 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.storage.feedback_models import Consent, Suppression
+from orchestrator.storage.queries import any_of
 
 OPTED_IN, OPTED_OUT = "opted_in", "opted_out"
 CHANNELS = {"email", "sms", "whatsapp"}
@@ -66,7 +67,7 @@ class SendPermissions:
 async def current_consents(session: AsyncSession, customer_ids: set[int]) -> dict[int, dict[str, str]]:
     rows = (await session.exec(
         select(Consent.customer_id, Consent.channel, Consent.status)
-        .where(col(Consent.customer_id).in_(customer_ids))
+        .where(any_of(session, col(Consent.customer_id), customer_ids))
         .order_by(col(Consent.id))
     )).all()
     states: dict[int, dict[str, str]] = defaultdict(dict)

@@ -67,6 +67,7 @@ def make_settings(database_url: str, **overrides) -> Settings:
         email_provider="local",
         sms_provider="local",
         whatsapp_provider="local",
+        api_key_cache_seconds=0,  # keys take effect at once; tests/api/test_auth.py covers the cache
     )
     values.update(overrides)
     return Settings(**values)

@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
         try:
             yield
         finally:
+            await events.close_intake(app.state)
             if app.state.worker_loop:
                 await app.state.worker_loop.stop()
             if own_runtime:

@@ -7,10 +7,12 @@ may read (GET, HEAD) and those that may change things (every other method).
 Open mode, for local use: while no key has ever been created and
 `ORCHESTRATOR_REQUIRE_API_KEYS` is false, every request is allowed and start-up logs a
 warning. Keys can be created from the CLI while the service runs, so an open process asks
-the database again on each request without a valid key (one `LIMIT 1` query on a tiny
-table, as cheap as the key lookup every keyed request makes); once it has seen a key it
-remembers that the API is closed, which is final because keys are revoked, never deleted.
-Valid keys are looked up on every request, not cached, so a revocation counts at once.
+the database again (one `LIMIT 1` query on a tiny table) once its memory of "no key yet"
+is older than `api_key_cache_seconds`; once it has seen a key it remembers that the API is
+closed, which is final because keys are revoked, never deleted. A valid key is looked up
+by its hash and remembered for `api_key_cache_seconds` too (5 s by default), so a
+revocation counts within that time: a database round trip and a connection per request
+cost more than the rest of a single event's ingestion (BENCHMARKS.md, ingest).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.api.dependencies import RuntimeDep
-from orchestrator.api_keys import any_key_ever_created, find_active_key
+from orchestrator.api_keys import RecentLookups, any_key_ever_created, find_active_key
 from orchestrator.runtime import Runtime
 
 log = logging.getLogger("orchestrator.auth")
@@ -70,22 +72,43 @@ class AccessPolicy:
         header_key: Annotated[str | None, Depends(_api_key_header)],
     ) -> Caller:
         presented = bearer.credentials if bearer else header_key
-        async with runtime.sessions() as session:
-            key = await find_active_key(session, presented) if presented else None
-            if key is None:
-                if not await api_is_closed(request, runtime, session):
-                    request.state.caller = OPEN_CALLER
-                    return OPEN_CALLER
-                raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key> or X-API-Key)"
-                                    if not presented else "invalid or revoked API key",
-                                    headers={"WWW-Authenticate": "Bearer"})
+        recent = recent_lookups(request, runtime)
+        known = recent.valid_key(presented) if presented else None
+        if known is None:
+            if not presented and recent.known_open():
+                return _open(request)
+            async with runtime.sessions() as session:
+                key = await find_active_key(session, presented) if presented else None
+                if key is None:
+                    if not await api_is_closed(request, runtime, session):
+                        recent.remember_open()
+                        return _open(request)
+                    raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key> or X-API-Key)"
+                                        if not presented else "invalid or revoked API key",
+                                        headers={"WWW-Authenticate": "Bearer"})
+            recent.remember_valid(presented, key)
+            known = key.name, key.role
+        name, role = known
         allowed = self.roles_for(request.method)
-        if key.role not in allowed:
-            raise HTTPException(403, f"key '{key.name}' has role '{key.role}'; {request.method} on {self.name} "
+        if role not in allowed:
+            raise HTTPException(403, f"key '{name}' has role '{role}'; {request.method} on {self.name} "
                                      f"routes needs {' or '.join(sorted(allowed)) or 'a role no key has'}")
-        caller = Caller(key_name=key.name, role=key.role)
+        caller = Caller(key_name=name, role=role)
         request.state.caller = caller
         return caller
+
+
+def _open(request: Request) -> Caller:
+    request.state.caller = OPEN_CALLER
+    return OPEN_CALLER
+
+
+def recent_lookups(request: Request, runtime: Runtime) -> RecentLookups:
+    """One per app (so per process), made on first use."""
+    state = request.app.state
+    if getattr(state, "recent_key_lookups", None) is None:
+        state.recent_key_lookups = RecentLookups(runtime.settings.api_key_cache_seconds)
+    return state.recent_key_lookups
 
 
 async def api_is_closed(request: Request, runtime: Runtime, session: AsyncSession) -> bool:

@@ -11,7 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain `def` dependency runs in a worker thread, one thread hop per request
     return request.app.state.runtime
 
 

@@ -1,15 +1,21 @@
 """Segment-compatible ingestion: /v1/identify, /v1/track, /v1/batch.
 
-Handlers validate, call the ingest service and answer only after the commit.
+Handlers validate, call the ingest service and answer only after the commit. Single calls
+go through a group commit (`orchestrator/events/group_commit.py`): concurrent calls share
+a transaction, and each still answers only after the commit that holds it.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from orchestrator.api.dependencies import RuntimeDep, SessionDep
-from orchestrator.events.ingest import Accepted, ingest
+from orchestrator.api.dependencies import RuntimeDep
+from orchestrator.events.group_commit import GroupCommit
+from orchestrator.events.ingest import Accepted, ingest_committed
 from orchestrator.events.schemas import IdentifyCall, TrackCall, batch_model
 from orchestrator.config import get_settings
 from orchestrator.metrics import record_ingested
@@ -39,26 +45,41 @@ def _response(accepted: list[Accepted]) -> IngestResponse:
     )
 
 
-async def _ingest(session: SessionDep, runtime: RuntimeDep, calls: list) -> IngestResponse:
-    async with session.begin():
-        accepted = await ingest(session, runtime, calls)
+async def get_intake(request: Request, runtime: RuntimeDep) -> GroupCommit:
+    """The app's group commit for single calls, made on first use (`close_intake` ends it)."""
+    state = request.app.state
+    if getattr(state, "event_intake", None) is None:
+        state.event_intake = GroupCommit(partial(ingest_committed, runtime))
+    return state.event_intake
+
+
+async def close_intake(state) -> None:
+    intake = getattr(state, "event_intake", None)
+    if intake is not None:
+        await intake.aclose()
+
+
+IntakeDep = Annotated[GroupCommit, Depends(get_intake)]
+
+
+def _answer(calls: list, accepted: list[Accepted]) -> IngestResponse:
     record_ingested((call.type, result.duplicate) for call, result in zip(calls, accepted))
     return _response(accepted)
 
 
 @router.post("/track", response_model=IngestResponse)
-async def track(call: TrackCall, session: SessionDep, runtime: RuntimeDep) -> IngestResponse:
+async def track(call: TrackCall, intake: IntakeDep) -> IngestResponse:
     """A customer did something. `messageId` makes it idempotent."""
-    return await _ingest(session, runtime, [call])
+    return _answer([call], [await intake.submit(call)])
 
 
 @router.post("/identify", response_model=IngestResponse)
-async def identify(call: IdentifyCall, session: SessionDep, runtime: RuntimeDep) -> IngestResponse:
+async def identify(call: IdentifyCall, intake: IntakeDep) -> IngestResponse:
     """Who a customer is: email, phone, whatsapp, locale, timezone and any other trait."""
-    return await _ingest(session, runtime, [call])
+    return _answer([call], [await intake.submit(call)])
 
 
 @router.post("/batch", response_model=IngestResponse)
-async def batch(call: BatchCall, session: SessionDep, runtime: RuntimeDep) -> IngestResponse:  # type: ignore[valid-type]
+async def batch(call: BatchCall, runtime: RuntimeDep) -> IngestResponse:  # type: ignore[valid-type]
     """Many calls at once, all or nothing: one invalid item rejects the whole batch."""
-    return await _ingest(session, runtime, call.batch)
+    return _answer(call.batch, await ingest_committed(runtime, call.batch))

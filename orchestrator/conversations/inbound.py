@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.consent import OPTED_IN, OPTED_OUT, record_consent
 from orchestrator.conversations.keywords import Keyword, classify
 from orchestrator.engine.enrollments import react_to_event
-from orchestrator.events.ingest import lock_customers
+from orchestrator.events.ingest import customer_ids, lock_customers
 from orchestrator.runtime import Runtime
 from orchestrator.storage.feedback_models import Conversation, InboundMessage, NpsResponse
 from orchestrator.storage.models import Customer, Event, Message
@@ -57,8 +57,9 @@ async def sender(session: AsyncSession, number: str, now: datetime) -> Customer:
     """The customer with this number, locked; a stranger becomes a customer named by it."""
     known = (await session.exec(select(Customer.user_id).where(
         or_(Customer.phone == number, Customer.whatsapp == number)).limit(1))).first()
-    customers = await lock_customers(session, [known or number], now)
-    customer = customers[known or number]
+    user_id = known or number
+    await customer_ids(session, {user_id}, now)  # creates the stranger
+    customer = (await lock_customers(session, {user_id}))[user_id]
     if customer.phone is None and customer.whatsapp is None:
         customer.phone = number
     return customer

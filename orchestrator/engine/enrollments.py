@@ -27,6 +27,7 @@ from orchestrator.journeys.compiler import CompiledJourney, Node
 from orchestrator.journeys.expressions import evaluate
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event
+from orchestrator.storage.queries import any_of
 
 log = logging.getLogger("orchestrator.enrollments")
 
@@ -60,7 +61,7 @@ async def load_journey_states(session: AsyncSession, customer_ids: set[int], now
         return states
     live = (await session.exec(
         select(Enrollment).where(
-            col(Enrollment.customer_id).in_(customer_ids),
+            any_of(session, col(Enrollment.customer_id), customer_ids),
             or_(Enrollment.status == ACTIVE,
                 (col(Enrollment.converted_at).is_(None)) & (col(Enrollment.goal_deadline) >= now)))
         .order_by(col(Enrollment.id)).with_for_update()
@@ -69,7 +70,7 @@ async def load_journey_states(session: AsyncSession, customer_ids: set[int], now
         states[enrollment.customer_id].enrollments.append(enrollment)
     entries = (await session.exec(
         select(Enrollment.customer_id, Enrollment.journey_id, func.max(Enrollment.entered_at))
-        .where(col(Enrollment.customer_id).in_(customer_ids))
+        .where(any_of(session, col(Enrollment.customer_id), customer_ids))
         .group_by(Enrollment.customer_id, Enrollment.journey_id)
     )).all()
     for customer_id, journey_id, entered_at in entries:

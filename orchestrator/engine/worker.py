@@ -23,7 +23,7 @@ from orchestrator.engine.messages import prepare_message
 from orchestrator.journeys.live import load_missing_version, refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event, Message
-from orchestrator.storage.queries import claim_in_index_order, insert_many_ignoring_conflict, supports_skip_locked
+from orchestrator.storage.queries import any_of, claim_in_index_order, insert_many_ignoring_conflict, supports_skip_locked
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -104,7 +104,7 @@ def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, h
 
 
 async def _customers(session: AsyncSession, ids: set[int]) -> dict[int, Customer]:
-    rows = (await session.exec(select(Customer).where(col(Customer.id).in_(ids)))).all()
+    rows = (await session.exec(select(Customer).where(any_of(session, col(Customer.id), ids)))).all()
     return {c.id: c for c in rows}
 
 
@@ -114,7 +114,7 @@ async def _events_since_entry(session: AsyncSession, enrollments: list[Enrollmen
     rows = (
         await session.exec(
             select(Event.id, Event.customer_id, Event.name, Event.received_at).where(
-                col(Event.customer_id).in_({e.customer_id for e in enrollments}),
+                any_of(session, col(Event.customer_id), {e.customer_id for e in enrollments}),
                 Event.type == "track",
                 col(Event.received_at) >= earliest,
             )

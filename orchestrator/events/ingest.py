@@ -6,7 +6,8 @@ half-written. Idempotency is the database's job (unique `messageId`).
 
 A batch costs a fixed handful of queries, not a handful per event: customers are created
 and locked together, events inserted in one statement, and what the journey rules need is
-loaded once; the calls are then applied in order, in memory, and flushed together.
+loaded once; the calls are then applied in order, in memory, and flushed together. Only
+the customers a call can change are locked (see `ingest`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.journeys.live import refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Event
-from orchestrator.storage.queries import insert_many_ignoring_conflict, insert_many_returning
+from orchestrator.storage.queries import any_of, insert_many_ignoring_conflict, insert_many_returning
 
 TYPED_TRAITS = ("email", "phone", "whatsapp", "locale", "timezone")
 
@@ -36,14 +37,30 @@ class Accepted:
     event_id: int | None
 
 
-async def lock_customers(session: AsyncSession, user_ids: list[str], now: datetime) -> dict[str, Customer]:
-    """Create missing customers and lock all of them, in a fixed order so batches never deadlock."""
-    ordered = sorted(set(user_ids))
-    await insert_many_ignoring_conflict(
-        session, Customer, [dict(user_id=u, traits={}, created_at=now, updated_at=now) for u in ordered], ["user_id"]
-    )
+async def customer_ids(session: AsyncSession, user_ids: set[str], now: datetime) -> dict[str, int]:
+    """user_id → customer id, creating the customers not seen before. Takes no lock."""
+    found = await _ids_of(session, user_ids)
+    missing = sorted(user_ids - found.keys())
+    if missing:  # another request may create the same customer meanwhile: ON CONFLICT, then read again
+        await insert_many_ignoring_conflict(
+            session, Customer, [dict(user_id=u, traits={}, created_at=now, updated_at=now) for u in missing],
+            ["user_id"])
+        found.update(await _ids_of(session, set(missing)))
+    return found
+
+
+async def _ids_of(session: AsyncSession, user_ids: set[str]) -> dict[str, int]:
+    rows = await session.exec(select(Customer.user_id, Customer.id).where(any_of(session, col(Customer.user_id), user_ids)))
+    return dict(rows.all())
+
+
+async def lock_customers(session: AsyncSession, user_ids: set[str]) -> dict[str, Customer]:
+    """Lock these customers, in a fixed order so concurrent requests never deadlock."""
+    if not user_ids:
+        return {}
     locked = await session.exec(
-        select(Customer).where(col(Customer.user_id).in_(ordered)).order_by(col(Customer.user_id)).with_for_update()
+        select(Customer).where(any_of(session, col(Customer.user_id), user_ids))
+        .order_by(col(Customer.user_id)).with_for_update()
     )
     return {customer.user_id: customer for customer in locked}
 
@@ -56,11 +73,11 @@ def apply_traits(customer: Customer, traits: dict, now: datetime) -> None:
     customer.updated_at = now
 
 
-def _event_row(call: TrackCall | IdentifyCall, customer: Customer, now: datetime) -> dict:
+def _event_row(call: TrackCall | IdentifyCall, customer_id: int, now: datetime) -> dict:
     is_track = isinstance(call, TrackCall)
     return dict(
         message_id=call.messageId or f"generated-{uuid.uuid4()}",
-        customer_id=customer.id,
+        customer_id=customer_id,
         type=call.type,
         name=call.event if is_track else None,
         properties=call.properties if is_track else call.traits.model_dump(exclude_none=True),
@@ -72,25 +89,30 @@ def _event_row(call: TrackCall | IdentifyCall, customer: Customer, now: datetime
 async def ingest(session: AsyncSession, runtime: Runtime, calls: list[TrackCall | IdentifyCall]) -> list[Accepted]:
     await refresh_catalog(runtime)
     now = runtime.clock.now()
-    customers = await lock_customers(session, [call.userId for call in calls], now)
-    rows = [_event_row(call, customers[call.userId], now) for call in calls]
+    ids = await customer_ids(session, {call.userId for call in calls}, now)
+    # Only customers whose journeys this request can change are locked and loaded: those
+    # identified, and those with a Track event some journey reacts to. Most events (page
+    # and product views) change no enrollment, so they skip the lock and the journey state.
+    reacting = runtime.catalog.reacting_events
+    customers = await lock_customers(session, {call.userId for call in calls
+                                               if isinstance(call, IdentifyCall) or call.event in reacting})
+    rows = [_event_row(call, ids[call.userId], now) for call in calls]
     # One INSERT for the batch; a messageId already stored (or repeated in the batch) is a duplicate.
-    ids = dict(await insert_many_returning(session, Event, rows, ["message_id"], Event.message_id))
-    customer_ids = {c.id for c in customers.values()}
-    states = await load_journey_states(session, customer_ids, now)
+    event_ids = dict(await insert_many_returning(session, Event, rows, ["message_id"], Event.message_id))
+    states = await load_journey_states(session, {c.id for c in customers.values()}, now)
     identified = {customers[c.userId].id for c in calls if isinstance(c, IdentifyCall)}
     consents = await current_consents(session, identified) if identified else {}
     accepted = []
     for call, row in zip(calls, rows):
-        event_id = ids.pop(row["message_id"], None)  # pop: a repeat within the batch is a duplicate
+        event_id = event_ids.pop(row["message_id"], None)  # pop: a repeat within the batch is a duplicate
         accepted.append(Accepted(row["message_id"], event_id is None, event_id))
-        if event_id is None:
+        if event_id is None or call.userId not in customers:
             continue
         customer = customers[call.userId]
         if isinstance(call, TrackCall):
             state = states[customer.id]
             # No live enrollment and no journey triggered by it: nothing can react, so skip
-            # building the ORM object (most of an uninteresting event's cost in a batch).
+            # building the ORM object.
             if state.enrollments or runtime.catalog.triggered_by(call.event):
                 await react_to_event(session, runtime, customer, Event(id=event_id, **row), state)
         else:
@@ -98,3 +120,9 @@ async def ingest(session: AsyncSession, runtime: Runtime, calls: list[TrackCall 
             record_trait_consents(session, customer.id, row["properties"], now, consents.setdefault(customer.id, {}))
     await session.flush()
     return accepted
+
+
+async def ingest_committed(runtime: Runtime, calls: list[TrackCall | IdentifyCall]) -> list[Accepted]:
+    """`ingest` in a transaction of its own; returns once it has committed."""
+    async with runtime.sessions() as session, session.begin():
+        return await ingest(session, runtime, calls)

@@ -17,18 +17,24 @@ class JourneyCatalog:
     errors: list[JourneyError] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)
     refreshed_at: float = 0.0  # monotonic time of the last refresh from the database
+    # Every event name that some version reacts to (trigger, exit_on, wait_for, goal). An
+    # event outside it cannot change any enrollment, so ingesting it takes no customer lock.
+    reacting_events: frozenset[str] = frozenset()
 
     def add_current(self, loaded: LoadedJourney) -> CompiledJourney:
         compiled = compile_journey(loaded.definition, loaded.version)
         self.current[compiled.id] = compiled
-        self.versions[(compiled.id, compiled.version)] = compiled
+        self._add(compiled)
         return compiled
 
     def add_version(self, journey_id: str, version: str, source: dict) -> CompiledJourney:
         if (journey_id, version) not in self.versions:
-            compiled = compile_journey(JourneyFile.model_validate(source), version)
-            self.versions[(journey_id, version)] = compiled
+            self._add(compile_journey(JourneyFile.model_validate(source), version))
         return self.versions[(journey_id, version)]
+
+    def _add(self, journey: CompiledJourney) -> None:
+        self.versions[(journey.id, journey.version)] = journey
+        self.reacting_events = self.reacting_events | events_reacted_to(journey)
 
     def version(self, journey_id: str, version: str) -> CompiledJourney | None:
         return self.versions.get((journey_id, version))
@@ -43,3 +49,12 @@ class JourneyCatalog:
         """Journeys taking new entrants on this event: current versions, not paused."""
         return [j for j in self.current.values()
                 if j.definition.trigger.event == event_name and j.id not in self.paused]
+
+
+def events_reacted_to(journey: CompiledJourney) -> set[str]:
+    definition = journey.definition
+    names = {definition.trigger.event, *definition.exit_on}
+    if definition.goal:
+        names.add(definition.goal.event)
+    names.update(node.event for node in journey.nodes.values() if node.event)
+    return names

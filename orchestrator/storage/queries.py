@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,23 +51,79 @@ async def claim_in_index_order(session: AsyncSession) -> None:
 async def insert_many_ignoring_conflict(
     session: AsyncSession, model, rows: list[dict[str, Any]], conflict_columns: list[str]
 ) -> None:
-    """INSERT … ON CONFLICT DO NOTHING for many rows: one cached statement, executemany
-    (SQLAlchemy batches it into multi-row INSERTs on the wire)."""
+    """INSERT … ON CONFLICT DO NOTHING for many rows, in one statement."""
     if rows:
-        statement = _insert_for(session, model.__table__).on_conflict_do_nothing(index_elements=conflict_columns)
-        await (await session.connection()).execute(statement, rows)
+        await _insert_many(session, model.__table__, rows, conflict_columns, returning=())
 
 
 async def insert_many_returning(
     session: AsyncSession, model, rows: list[dict[str, Any]], conflict_columns: list[str], key_column
 ) -> list[tuple[Any, Any]]:
-    """Multi-row INSERT … ON CONFLICT DO NOTHING; (key, primary key) of the rows inserted."""
+    """Many-row INSERT … ON CONFLICT DO NOTHING; (key, primary key) of the rows inserted."""
     if not rows:
         return []
     table = model.__table__
-    statement = (
-        _insert_for(session, table).on_conflict_do_nothing(index_elements=conflict_columns)
-        .returning(table.c[key_column.key], *table.primary_key.columns)
-    )
-    result = await (await session.connection()).execute(statement, rows)
-    return [tuple(row) for row in result.all()]
+    returning = (table.c[key_column.key], *table.primary_key.columns)
+    return await _insert_many(session, table, rows, conflict_columns, returning)
+
+
+async def _insert_many(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]],
+                       conflict_columns: list[str], returning: tuple) -> list[tuple[Any, Any]]:
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        statement, parameters = _unnest_insert(table, rows, conflict_columns, returning)
+        result = await connection.execute(statement, parameters)
+    else:  # SQLite: executemany, which SQLAlchemy batches into multi-row INSERTs
+        statement = _insert_for(session, table).on_conflict_do_nothing(index_elements=conflict_columns)
+        result = await connection.execute(statement.returning(*returning) if returning else statement, rows)
+    return [tuple(row) for row in result.all()] if returning else []
+
+
+def _unnest_insert(table: sa.Table, rows: list[dict[str, Any]], conflict_columns: list[str],
+                   returning: tuple) -> tuple[sa.TextClause, dict[str, list]]:
+    """`INSERT … SELECT … FROM unnest(<one array per column>)`: the statement text is the same
+    for any number of rows. A multi-row VALUES list is new text for every batch size, and
+    psycopg parses each such text in Python (`_query2pg_nocache`): in a 1,000-event batch that
+    parse was a third of the API's time (BENCHMARKS.md, ingest)."""
+    columns = list(rows[0])
+    parameters = {name: [row[name] for row in rows] for name in columns}
+    for column in table.columns:  # what SQLAlchemy's own INSERT would fill in: Python-side defaults
+        if column.name not in parameters and column.default is not None and not column.primary_key:
+            default = column.default
+            parameters[column.name] = [default.arg(None) if default.is_callable else default.arg for _ in rows]
+            columns.append(column.name)
+    casts = []
+    for name in columns:
+        column_type = table.c[name].type.dialect_impl(_POSTGRESQL)
+        if isinstance(column_type, sa.JSON):  # sent as text, cast per value
+            parameters[name] = [None if value is None else json.dumps(value) for value in parameters[name]]
+            casts.append((name, "text", "jsonb" if isinstance(column_type, postgresql.JSONB) else "json"))
+        else:
+            casts.append((name, column_type.compile(dialect=_POSTGRESQL), None))
+    statement = _unnest_sql(table.name, tuple(casts), tuple(conflict_columns), tuple(c.name for c in returning))
+    return statement, parameters
+
+
+_POSTGRESQL = postgresql.dialect()
+
+
+@functools.lru_cache(maxsize=64)
+def _unnest_sql(table: str, casts: tuple, conflict_columns: tuple, returning: tuple) -> sa.TextClause:
+    names = ", ".join(f'"{name}"' for name, _, _ in casts)
+    arrays = ", ".join(f"CAST(:{name} AS {array_type}[])" for name, array_type, _ in casts)
+    values = ", ".join(f"v{i}::{cast}" if cast else f"v{i}" for i, (_, _, cast) in enumerate(casts))
+    aliases = ", ".join(f"v{i}" for i in range(len(casts)))
+    sql = (f'INSERT INTO "{table}" ({names}) SELECT {values} FROM unnest({arrays}) AS rows({aliases}) '
+           f'ON CONFLICT ({", ".join(conflict_columns)}) DO NOTHING')
+    if returning:
+        sql += " RETURNING " + ", ".join(f'"{name}"' for name in returning)
+    return sa.text(sql)
+
+
+def any_of(session: AsyncSession, column, values) -> sa.ColumnElement[bool]:
+    """`column IN values`. On PostgreSQL `column = ANY(<one array parameter>)`, whose text does
+    not grow with the list (see `_unnest_insert` for why that matters)."""
+    values = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)

@@ -84,6 +84,43 @@ async def test_revoked_key_is_refused_and_revoking_the_last_key_keeps_the_api_cl
     assert (await client.get("/v1/messages")).status_code == 401  # not open again
 
 
+CACHE_SECONDS = 0.3
+
+
+def remember_keys_for(runtime, seconds: float) -> None:
+    """Before the first request: each app makes its memory of key lookups from the settings."""
+    runtime.settings = runtime.settings.model_copy(update={"api_key_cache_seconds": seconds})
+
+
+async def test_a_valid_key_is_remembered_for_the_cache_time_then_its_revocation_counts(client, runtime):
+    remember_keys_for(runtime, CACHE_SECONDS)
+    key = await make_key(runtime, "ops", "ann")
+    assert (await client.get("/v1/messages", headers=bearer(key))).status_code == 200
+    async with runtime.sessions() as session, session.begin():
+        await revoke_key(session, "ann", runtime.clock.now())
+    assert (await client.get("/v1/messages", headers=bearer(key))).status_code == 200  # remembered
+    await asyncio.sleep(CACHE_SECONDS + 0.1)
+    assert (await client.get("/v1/messages", headers=bearer(key))).status_code == 401
+
+
+async def test_open_mode_is_remembered_for_the_cache_time_then_a_new_key_closes_the_api(client, runtime):
+    remember_keys_for(runtime, CACHE_SECONDS)
+    assert (await client.get("/v1/messages")).status_code == 200
+    key = await make_key(runtime, "ops")
+    assert (await client.get("/v1/messages")).status_code == 200  # still open, as remembered
+    await asyncio.sleep(CACHE_SECONDS + 0.1)
+    assert (await client.get("/v1/messages")).status_code == 401
+    assert (await client.get("/v1/messages", headers=bearer(key))).status_code == 200
+
+
+async def test_a_remembered_key_keeps_its_role(client, runtime):
+    remember_keys_for(runtime, 60)
+    key = await make_key(runtime, "ingest")
+    assert (await client.post("/v1/track", json=TRACK, headers=bearer(key))).status_code == 200
+    for _ in range(2):  # the second answer comes from memory
+        assert (await client.get("/v1/messages", headers=bearer(key))).status_code == 403
+
+
 # (method, path, body, roles allowed). Anything but 401/403 means the key got through.
 ROUTES = [
     ("POST", "/v1/track", TRACK, {"admin", "ingest"}),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlmodel import func, select
 
 from orchestrator.storage.models import Customer, Event, Message
@@ -40,6 +42,20 @@ async def test_same_message_id_twice_has_one_effect(client, runtime):
     assert second["results"] == [{"messageId": "msg-1", "duplicate": True}]
     assert (second["accepted"], second["duplicates"]) == (0, 1)
     assert await count(runtime, Event) == 1
+
+
+async def test_concurrent_single_calls_commit_together_with_one_effect_each(client, runtime):
+    """Single calls share transactions (group commit); every answer still tells the truth."""
+    calls = [("/v1/track", {"userId": f"u{i % 7}", "event": "Product Viewed", "messageId": f"m{i % 40}"})
+             for i in range(120)]  # each messageId sent three times, at the same moment
+    calls += [("/v1/identify", {"userId": f"u{i}", "traits": {"plan": "pro"}, "messageId": f"id{i}"}) for i in range(7)]
+    responses = await asyncio.gather(*(client.post(path, json=body) for path, body in calls))
+    assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
+    first_times = [r.json()["results"][0]["messageId"] for r in responses if not r.json()["results"][0]["duplicate"]]
+    assert sorted(first_times) == sorted([f"m{i}" for i in range(40)] + [f"id{i}" for i in range(7)])
+    assert await count(runtime, Event) == 47
+    assert await count(runtime, Customer) == 7
+    assert (await client.get("/v1/customers/u3")).json()["traits"] == {"plan": "pro"}
 
 
 async def test_replayed_batch_changes_nothing(client, runtime, drain):
