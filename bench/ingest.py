@@ -99,6 +99,10 @@ class Lane(asyncio.Protocol):
             if head_end < 0:
                 return
             head = bytes(self.buffer[:head_end]).lower()
+            if b"content-length:" not in head:  # the API always sends one; anything else is a failure
+                self.load.record(0, 0.0, bytes(self.buffer))
+                self.transport.close()
+                return
             length = int(head.split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
             self.expected = head_end + 4 + length
         if len(self.buffer) < self.expected:
