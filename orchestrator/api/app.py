@@ -10,7 +10,8 @@ from fastapi import FastAPI
 from orchestrator.api import admin, consents, conversations, customers, events, journeys
 from orchestrator.api import health, metrics as metrics_routes, timeline
 from orchestrator.api import kpis
-from orchestrator.api.auth import EVENT_INGESTION, MARKETING, MONITORING, OPERATIONS, requires, warn_if_api_open
+from orchestrator.api.auth import (EVENT_INGESTION, MARKETING, MONITORING, OPERATIONS, document_api_keys, requires,
+                                   warn_if_api_open)
 from webhooks import twilio as twilio_webhooks
 from webhooks import email_links as email_link_routes, sendgrid as sendgrid_webhooks
 from orchestrator.config import DEVELOPMENT_SECRET_KEY, Settings, get_settings
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(twilio_webhooks.router)
     app.include_router(sendgrid_webhooks.router)
     app.include_router(email_link_routes.router)
+    document_api_keys(app)
     mount_bundled_fakes(app, settings)
     return app
 

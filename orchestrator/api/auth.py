@@ -20,14 +20,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.params import Depends as DependsParam
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.api.dependencies import RuntimeDep
 from orchestrator.api_keys import RecentLookups, any_key_ever_created, find_active_key
 from orchestrator.runtime import Runtime
 
@@ -37,9 +34,42 @@ OPEN_API_WARNING = "API is open: no API keys exist; create one with `orchestrato
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READERS = ("admin", "marketer", "ops")
 
-# auto_error=False: a missing header is our decision (open mode, or 401), not FastAPI's 403.
-_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <key>`")
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="`X-API-Key: <key>`")
+# Both ways of presenting a key, as OpenAPI security schemes (`document_api_keys`).
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "`X-API-Key: <key>`"},
+}
+
+
+def presented_key(request: Request) -> str | None:
+    """The key in `Authorization: Bearer <key>` or `X-API-Key: <key>`. Read here rather than
+    through FastAPI's HTTPBearer/APIKeyHeader dependencies, which FastAPI re-inspects on every
+    request: on `/v1/track` that was a tenth of the request's CPU (BENCHMARKS.md, ingest)."""
+    headers = request.headers
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    return headers.get("x-api-key") or None
+
+
+def document_api_keys(app) -> None:
+    """Put the security schemes in the OpenAPI document, so /docs offers to send a key."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+            for path, operations in schema["paths"].items():
+                if path.startswith("/v1/") or path == "/metrics":  # the routers under an AccessPolicy
+                    for operation in operations.values():
+                        operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 @dataclass(frozen=True)
@@ -64,14 +94,9 @@ class AccessPolicy:
     def roles_for(self, method: str) -> frozenset[str]:
         return self.read if method.upper() in READ_METHODS else self.write
 
-    async def __call__(
-        self,
-        request: Request,
-        runtime: RuntimeDep,
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-        header_key: Annotated[str | None, Depends(_api_key_header)],
-    ) -> Caller:
-        presented = bearer.credentials if bearer else header_key
+    async def __call__(self, request: Request) -> Caller:
+        runtime: Runtime = request.app.state.runtime
+        presented = presented_key(request)
         recent = recent_lookups(request, runtime)
         known = recent.valid_key(presented) if presented else None
         if known is None:
