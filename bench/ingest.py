@@ -1,17 +1,23 @@
 """Ingestion benchmark: events per second through `POST /v1/track` and `POST /v1/batch`.
 
     .venv/bin/python bench/ingest.py [--duration 15] [--concurrency 32] [--api-workers 1,2]
-                                     [--scenarios track,batch100,batch1000] [--profile]
+                                     [--scenarios track,batch100,batch1000] [--event NAME]
+                                     [--floor] [--profile] [--access-log]
+
+`--floor` first measures bench/floor_app.py (FastAPI and the same validation, no database)
+with the same generator: what the framework alone costs on this machine.
 
 For each API worker count, on a PostgreSQL database created for the run and dropped after:
 
 1. `orchestrator migrate`, then 100,000 customers (`--users`) loaded with COPY, so events come
    from known customers as in steady state (a first-time user also costs an INSERT);
-2. `orchestrator api --workers W` started as its own process group (uvicorn, no worker loop,
-   the shipped journeys loaded), on 127.0.0.1;
-3. per scenario, a load generator in ANOTHER process (this file, `_load`: asyncio + aiohttp,
-   keep-alive connections) keeps `--concurrency` requests in flight for `--duration` seconds
-   after a short warm-up (what completes inside the window counts), every event with a fresh `messageId` (no duplicates) from a random
+2. an `ingest` API key created (every request sends it, as in production), then
+   `orchestrator api --workers W --no-access-log` started as its own process group
+   (uvicorn, no worker loop, the shipped journeys loaded), on 127.0.0.1;
+3. per scenario, a load generator in ANOTHER process (this file, `_load`: uvloop and one
+   asyncio protocol per keep-alive connection) keeps `--concurrency` requests in flight for
+   `--duration` seconds after a short warm-up (what completes inside the window counts),
+   every event with a fresh `messageId` (no duplicates) from a random
    customer of the pool, event `Product Viewed` (no journey is triggered by it: the common
    case; `--event "Cart Abandoned"` measures events that enroll). It reports events/s and
    p50/p99 request latency; this script adds the CPU seconds that the API processes, the
@@ -283,7 +289,8 @@ def run_scenario(name: str, args, api_url: str, api_pid: int, database_url: str,
     processes = Processes()
     spy = None
     try:
-        generator = processes.spawn(command, env=python_env(BENCH_API_KEY=api_key), log=workdir / "load.log")
+        generator = processes.spawn(command, env=python_env(**({"BENCH_API_KEY": api_key} if api_key else {})),
+                                    log=workdir / "load.log")
         time.sleep(WARMUP_SECONDS)  # the generator counts from the end of its warm-up; so do we
         api_pids = descendants(api_pid)
         db_pids = backend_pids(database_url)
@@ -362,6 +369,26 @@ def run_for_workers(workers: int, args, workdir: Path) -> list[dict]:
     return results
 
 
+def run_floor(args, workdir: Path) -> dict:
+    """`--floor`: bench/floor_app.py in one uvicorn process, the `track` scenario against it."""
+    port = free_port()
+    url = f"http://{HOST}:{port}"
+    processes = Processes()
+    try:
+        server = processes.spawn([sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--host", HOST, "--port",
+                                  str(port), "--no-access-log", "--log-level", "warning"],
+                                 env=python_env(), log=workdir / "floor.log")
+        wait_for_http(url + "/health/live", timeout=60, process=server)
+        with scratch_database("ingest_floor") as database_url:  # idle: only for the CPU accounting
+            result = run_scenario("track", args, url, server.pid, database_url, workdir, api_key="")
+    finally:
+        processes.stop_all()
+    result.update(api_workers=1, floor=True)
+    print("floor (FastAPI + TrackCall validation, nothing else):", end=" ")
+    print_row(result)
+    return result
+
+
 def print_row(r: dict) -> None:
     cpu = r["cpu_ms_per_1000_events"]
     print(f"{r['api_workers']:>2} worker(s)  {r['scenario']:<10} {r['events_per_second']:>9,.0f} events/s "
@@ -394,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--event", default="Product Viewed")
     parser.add_argument("--profile", action="store_true", help="a second run per scenario under py-spy")
     parser.add_argument("--profile-workers", default="1", help="profile with these API worker counts only")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure bench/floor_app.py: FastAPI and validation without our work")
     parser.add_argument("--access-log", action="store_true", help="keep uvicorn's log line per request")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results")
@@ -408,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)
         try:
-            for workers in [int(w) for w in args.api_workers.split(",")]:
+            if args.floor:
+                results.append(run_floor(args, workdir))
+            for workers in [int(w) for w in args.api_workers.split(",") if w]:
                 results += run_for_workers(workers, args, workdir)
         except BaseException:
             for log in sorted(workdir.glob("*.log")):
