@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from uvicorn.importer import import_from_string
 
+from orchestrator import serving
 from orchestrator.cli import main
 from orchestrator.config import get_settings
 from orchestrator.storage.database import create_engine
@@ -32,15 +32,15 @@ def environment(monkeypatch, tmp_path):
 
 
 def test_api_runs_the_factory_under_uvicorn_with_its_workers(environment):
-    calls = []
-    environment.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    configs = []
+    environment.setattr(serving, "run_uvicorn", configs.append)
 
-    assert main(["api", "--host", "0.0.0.0", "--port", "9001", "--workers", "3"]) == 0
+    assert main(["api", "--host", "0.0.0.0", "--port", "9001", "--workers", "3", "--no-access-log"]) == 0
 
-    [(args, kwargs)] = calls
-    assert args == ("orchestrator.api.app:create_api_app",)
-    assert kwargs | {"log_level": None} == {"factory": True, "host": "0.0.0.0", "port": 9001, "workers": 3, "log_level": None}
-    assert callable(import_from_string(args[0]))
+    [config] = configs
+    assert (config.app, config.factory, config.host, config.port, config.workers, config.access_log) == (
+        "orchestrator.api.app:create_api_app", True, "0.0.0.0", 9001, 3, False)
+    assert callable(import_from_string(config.app))
     # Worker processes read their settings from the environment: the address must be there.
     assert get_settings().host == "0.0.0.0" and get_settings().public_base_url == "http://0.0.0.0:9001"
 
