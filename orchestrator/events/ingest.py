@@ -55,12 +55,16 @@ async def _ids_of(session: AsyncSession, user_ids: set[str]) -> dict[str, int]:
 
 
 async def lock_customers(session: AsyncSession, user_ids: set[str]) -> dict[str, Customer]:
-    """Lock these customers, in a fixed order so concurrent requests never deadlock."""
+    """Lock these customers, in a fixed order so concurrent requests never deadlock.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: requests that change the customer's journeys queue
+    behind each other, while an event that only references the customer (its foreign key
+    check takes FOR KEY SHARE) is stored without waiting."""
     if not user_ids:
         return {}
     locked = await session.exec(
         select(Customer).where(any_of(session, col(Customer.user_id), user_ids))
-        .order_by(col(Customer.user_id)).with_for_update()
+        .order_by(col(Customer.user_id)).with_for_update(key_share=True)
     )
     return {customer.user_id: customer for customer in locked}
 

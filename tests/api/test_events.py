@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from sqlalchemy import text
 from sqlmodel import func, select
 
 from orchestrator.storage.models import Customer, Event, Message
@@ -56,6 +58,33 @@ async def test_concurrent_single_calls_commit_together_with_one_effect_each(clie
     assert await count(runtime, Event) == 47
     assert await count(runtime, Customer) == 7
     assert (await client.get("/v1/customers/u3")).json()["traits"] == {"plan": "pro"}
+
+
+async def backends_waiting_on_a_lock(runtime) -> int:
+    async with runtime.sessions() as session:  # a fresh transaction: pg_stat_activity is snapshotted per transaction
+        return (await session.exec(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        ))).one()[0]
+
+
+async def test_only_events_a_journey_reacts_to_wait_for_the_customer_lock(client, runtime):
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's (SQLite locks the whole database)")
+    await client.post("/v1/identify", json={"userId": "ann", "traits": {}})
+    async with runtime.sessions() as holder, holder.begin():
+        # The lock a concurrent request reacting to one of ann's events holds.
+        await holder.exec(select(Customer).where(Customer.user_id == "ann").with_for_update(key_share=True))
+        viewed = await asyncio.wait_for(client.post("/v1/track", json={"userId": "ann", "event": "Product Viewed"}), 30)
+        assert viewed.status_code == 200  # no journey reacts to it: stored without the lock
+        abandoned = asyncio.create_task(client.post("/v1/track", json={"userId": "ann", "event": "Cart Abandoned"}))
+        for _ in range(600):
+            if await backends_waiting_on_a_lock(runtime) or abandoned.done():
+                break
+            await asyncio.sleep(0.05)
+        assert await backends_waiting_on_a_lock(runtime) == 1 and not abandoned.done()
+    assert (await abandoned).status_code == 200  # a trigger event waits for the lock, then enrolls
+    enrollments = (await client.get("/v1/customers/ann")).json()["enrollments"]
+    assert [e["journey_id"] for e in enrollments] == ["abandoned-cart"]
 
 
 async def test_replayed_batch_changes_nothing(client, runtime, drain):
