@@ -16,9 +16,8 @@ from orchestrator.tooling.commands import add_tooling_commands
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from orchestrator.serving import run_uvicorn
-
     from orchestrator.api.app import create_app
+    from orchestrator.serving import run_uvicorn
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = get_settings().model_copy(update=overrides) if overrides else get_settings()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from functools import partial
+
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
@@ -49,13 +50,7 @@ def intake_of(request: Request) -> GroupCommit:
     Not a FastAPI dependency: each dependency costs /v1/track measurable CPU."""
     state = request.app.state
     if getattr(state, "event_intake", None) is None:
-        import os
-        if os.environ.get("NODB"):
-            async def fake(calls):
-                return [Accepted(c.messageId, False, 1) for c in calls]
-            state.event_intake = GroupCommit(fake)
-        else:
-            state.event_intake = GroupCommit(partial(ingest_committed, state.runtime))
+        state.event_intake = GroupCommit(partial(ingest_committed, state.runtime))
     return state.event_intake
 
 
