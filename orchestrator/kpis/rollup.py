@@ -36,6 +36,7 @@ from orchestrator.kpis.cells import (KEY_COLUMNS, MEASURES, RESPONSE_WINDOW, cel
 from orchestrator.kpis.scope import calendar_day, day_text, messages, plus_days, without_jit
 from orchestrator.runtime import Runtime
 from orchestrator.storage.kpi_models import KpiDailyCell, KpiDailySkip, KpiEnrollmentCell, KpiRollupState
+from orchestrator.storage.queries import is_postgresql
 
 ROLLUP = "kpis"
 LATE_COMMIT_MARGIN = timedelta(minutes=5)
@@ -60,7 +61,7 @@ async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[D
             if watermark is not None and not any(await _changed(session, watermark)):
                 return set(), set()
     async with _process_lock(runtime), runtime.sessions() as session, session.begin():
-        if session.get_bind().dialect.name == "postgresql":
+        if is_postgresql(session):
             await session.exec(sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=POSTGRES_ROLLUP_LOCK))
         now = runtime.clock.now()  # before counting: what changes while we count is seen next time
         watermark = None if rebuild else await _watermark(session)

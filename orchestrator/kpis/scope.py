@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 
 from orchestrator.storage.models import Message
+from orchestrator.storage.queries import is_postgresql
 
 _COLUMN_OF = {"journey": "journey_id", "step": "step_id", "channel": "channel", "template": "template"}
 
@@ -122,5 +123,5 @@ def counting(condition) -> sa.ColumnElement:
 async def without_jit(session) -> None:
     """PostgreSQL's JIT compiler fires on these queries' cost estimates and spends more time
     compiling (~100 ms) than the queries take to run; off for the rest of the transaction."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         await session.exec(sa.text("SET LOCAL jit = off"))

@@ -12,9 +12,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 
+def is_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def _insert_for(session: AsyncSession, table):
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return (postgresql.insert if is_postgresql(session) else sqlite.insert)(table)
 
 
 async def insert_ignoring_conflict(
@@ -32,7 +35,7 @@ async def insert_ignoring_conflict(
 
 
 def supports_skip_locked(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+    return is_postgresql(session)
 
 
 async def claim_in_index_order(session: AsyncSession) -> None:
@@ -70,7 +73,7 @@ async def insert_many_returning(
 async def _insert_many(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]],
                        conflict_columns: list[str], returning: tuple) -> list[tuple[Any, Any]]:
     connection = await session.connection()
-    if connection.dialect.name == "postgresql":
+    if is_postgresql(session):
         statement, parameters = _unnest_insert(table, rows, conflict_columns, returning)
         result = await connection.execute(statement, parameters)
     else:  # SQLite: executemany, which SQLAlchemy batches into multi-row INSERTs
@@ -85,22 +88,13 @@ def _unnest_insert(table: sa.Table, rows: list[dict[str, Any]], conflict_columns
     for any number of rows. A multi-row VALUES list is new text for every batch size, and
     psycopg parses each such text in Python (`_query2pg_nocache`): in a 1,000-event batch that
     parse was a third of the API's time (BENCHMARKS.md, ingest)."""
-    columns = list(rows[0])
-    parameters = {name: [row[name] for row in rows] for name in columns}
-    for column in table.columns:  # what SQLAlchemy's own INSERT would fill in: Python-side defaults
-        if column.name not in parameters and column.default is not None and not column.primary_key:
-            default = column.default
-            parameters[column.name] = [default.arg(None) if default.is_callable else default.arg for _ in rows]
-            columns.append(column.name)
-    casts = []
-    for name in columns:
-        column_type = table.c[name].type.dialect_impl(_POSTGRESQL)
-        if isinstance(column_type, sa.JSON):  # sent as text, cast per value
-            parameters[name] = [None if value is None else json.dumps(value) for value in parameters[name]]
-            casts.append((name, "text", "jsonb" if isinstance(column_type, postgresql.JSONB) else "json"))
-        else:
-            casts.append((name, column_type.compile(dialect=_POSTGRESQL), None))
-    statement = _unnest_sql(table.name, tuple(casts), tuple(conflict_columns), tuple(c.name for c in returning))
+    statement, defaulted, json_columns = _unnest_plan(table, tuple(rows[0]), tuple(conflict_columns),
+                                                      tuple(c.name for c in returning))
+    parameters = {name: [row[name] for row in rows] for name in rows[0]}
+    for name in json_columns:  # sent as text, cast per value in the statement
+        parameters[name] = [None if value is None else json.dumps(value) for value in parameters[name]]
+    for name, default in defaulted:  # what SQLAlchemy's own INSERT would fill in: Python-side defaults
+        parameters[name] = [default.arg(None) if default.is_callable else default.arg for _ in rows]
     return statement, parameters
 
 
@@ -108,22 +102,36 @@ _POSTGRESQL = postgresql.dialect()
 
 
 @functools.lru_cache(maxsize=64)
-def _unnest_sql(table: str, casts: tuple, conflict_columns: tuple, returning: tuple) -> sa.TextClause:
-    names = ", ".join(f'"{name}"' for name, _, _ in casts)
-    arrays = ", ".join(f"CAST(:{name} AS {array_type}[])" for name, array_type, _ in casts)
-    values = ", ".join(f"v{i}::{cast}" if cast else f"v{i}" for i, (_, _, cast) in enumerate(casts))
-    aliases = ", ".join(f"v{i}" for i in range(len(casts)))
-    sql = (f'INSERT INTO "{table}" ({names}) SELECT {values} FROM unnest({arrays}) AS rows({aliases}) '
-           f'ON CONFLICT ({", ".join(conflict_columns)}) DO NOTHING')
+def _unnest_plan(table: sa.Table, given: tuple[str, ...], conflict_columns: tuple[str, ...],
+                 returning: tuple[str, ...]) -> tuple[sa.TextClause, tuple, tuple[str, ...]]:
+    """Per table and set of columns, once: the statement, the columns filled from their
+    Python-side defaults, and the JSON columns."""
+    defaulted = tuple((c.name, c.default) for c in table.columns
+                      if c.name not in given and c.default is not None and not c.primary_key)
+    names = [*given, *(name for name, _ in defaulted)]
+    arrays, values, json_columns = [], [], []
+    for i, name in enumerate(names):
+        column_type = table.c[name].type.dialect_impl(_POSTGRESQL)
+        if isinstance(column_type, sa.JSON):
+            json_columns.append(name)
+            arrays.append(f"CAST(:{name} AS text[])")
+            values.append(f"v{i}::{'jsonb' if isinstance(column_type, postgresql.JSONB) else 'json'}")
+        else:
+            arrays.append(f"CAST(:{name} AS {column_type.compile(dialect=_POSTGRESQL)}[])")
+            values.append(f"v{i}")
+    quoted = ", ".join(f'"{name}"' for name in names)
+    aliases = ", ".join(f"v{i}" for i in range(len(names)))
+    sql = (f'INSERT INTO "{table.name}" ({quoted}) SELECT {", ".join(values)} FROM unnest({", ".join(arrays)}) '
+           f'AS rows({aliases}) ON CONFLICT ({", ".join(conflict_columns)}) DO NOTHING')
     if returning:
         sql += " RETURNING " + ", ".join(f'"{name}"' for name in returning)
-    return sa.text(sql)
+    return sa.text(sql), defaulted, tuple(json_columns)
 
 
 def any_of(session: AsyncSession, column, values) -> sa.ColumnElement[bool]:
     """`column IN values`. On PostgreSQL `column = ANY(<one array parameter>)`, whose text does
     not grow with the list (see `_unnest_insert` for why that matters)."""
     values = list(values)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
     return column.in_(values)
