@@ -1,4 +1,5 @@
-"""Real processes for acceptance tests: workers, API servers, the fake Twilio."""
+"""Real processes for acceptance tests: workers, API servers, the fake Twilio; and what they left
+in the database."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlmodel import select
 
 from orchestrator.fakes.server import free_port
+from orchestrator.runtime import build_runtime
+from orchestrator.storage.models import Message
+from tests.conftest import make_settings
 
 
 def worker_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -59,3 +64,13 @@ def stop(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+async def all_messages(database_url: str) -> list[Message]:
+    """Every message row, read through a runtime of the test's own (the workers are other processes)."""
+    runtime = await build_runtime(make_settings(database_url, simulated_clock=False))
+    try:
+        async with runtime.sessions() as session:
+            return list((await session.exec(select(Message))).all())
+    finally:
+        await runtime.aclose()

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
-from sqlmodel import select
 
 from orchestrator.clock import SimulatedClock
 from orchestrator.events.ingest import ingest
@@ -24,7 +23,7 @@ from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.fakes.server import serve_in_thread
 from orchestrator.fakes.twilio import FakeTwilioSettings, create_fake_twilio_app
 from orchestrator.runtime import build_runtime
-from orchestrator.storage.models import Message
+from tests.acceptance.processes import all_messages
 from tests.conftest import _reset, make_settings
 
 ANSWER_DELAY = 8.0  # seconds the provider's answer is held back after it accepted
@@ -60,15 +59,6 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def message_rows(database_url: str) -> list[Message]:
-    runtime = await build_runtime(make_settings(database_url, simulated_clock=False))
-    try:
-        async with runtime.sessions() as session:
-            return list((await session.exec(select(Message))).all())
-    finally:
-        await runtime.aclose()
-
-
 @pytest.mark.timeout(90)
 async def test_interrupted_send_is_reported_unknown_and_not_resent(postgres_database):
     await _reset(postgres_database)
@@ -91,13 +81,13 @@ async def test_interrupted_send_is_reported_unknown_and_not_resent(postgres_data
             wait_for(witnessed, 30, "the provider to accept the SMS")
             first.send_signal(signal.SIGKILL)  # after the accept, before the answer reached us
             first.wait(10)
-            [row] = await message_rows(postgres_database)
+            [row] = await all_messages(postgres_database)
             assert row.status == "sending" and row.provider_message_id is None
 
             second = start_worker(postgres_database, twilio_url, ORCHESTRATOR_RECONCILE_AFTER_SECONDS="1")
             workers.append(second)
             deadline = time.monotonic() + 30
-            while (row := (await message_rows(postgres_database))[0]).status == "sending":
+            while (row := (await all_messages(postgres_database))[0]).status == "sending":
                 assert time.monotonic() < deadline, "the interrupted send was never reconciled"
                 await asyncio.sleep(0.2)
             assert row.status == "unknown"

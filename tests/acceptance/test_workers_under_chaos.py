@@ -25,7 +25,7 @@ from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.runtime import build_runtime
 from orchestrator.storage.models import ACTIVE, Enrollment, Message
-from tests.acceptance.processes import FakeTwilioProcess, start_orchestrator, stop, worker_env
+from tests.acceptance.processes import FakeTwilioProcess, all_messages, start_orchestrator, stop, worker_env
 from tests.conftest import _reset, make_settings
 from tests.providers import smtp_server
 
@@ -73,15 +73,6 @@ async def unfinished(database_url: str) -> int:
             pending = (await session.exec(select(func.count()).select_from(Message).where(
                 Message.status.in_(["queued", "sending"])))).one()
             return active + pending
-    finally:
-        await runtime.aclose()
-
-
-async def all_messages(database_url: str) -> list[Message]:
-    runtime = await build_runtime(make_settings(database_url, simulated_clock=False))
-    try:
-        async with runtime.sessions() as session:
-            return list((await session.exec(select(Message))).all())
     finally:
         await runtime.aclose()
 
