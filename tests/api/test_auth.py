@@ -212,3 +212,10 @@ def test_keys_command_line(database_url, monkeypatch, capsys):
         assert "grafana" in capsys.readouterr().out
     finally:
         get_settings.cache_clear()
+
+
+def test_openapi_offers_both_ways_of_sending_a_key_on_the_routes_that_need_one(client):
+    schema = app_of(client).openapi()
+    assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert schema["paths"]["/v1/track"]["post"]["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert "security" not in schema["paths"]["/health/live"]["get"]  # probes carry no key
