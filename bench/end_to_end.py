@@ -421,9 +421,9 @@ def run_system(system, twilio: FakeTwilio, expected: dict, kills: int, kill_inte
     try:
         workers = [system.start_worker(0), system.start_worker(1)]
         cpu.sample(groups())
-        if profile_path is not None:
-            spy = spawn([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(workers[0].pid),
-                         "--subprocesses", "--rate", "100", "--format", "raw", "--duration", "25", "--output",
+        def start_profile():  # once the first SMS is out: start-up and imports are not the steady state
+            return spawn([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(workers[0].pid),
+                         "--subprocesses", "--rate", "100", "--format", "raw", "--duration", "30", "--output",
                          str(profile_path), "--nonblocking", *(["--idle"] if profile_idle else [])],
                         log=profile_path.with_suffix(".log"))
         next_kill = start + kill_interval
@@ -432,6 +432,8 @@ def run_system(system, twilio: FakeTwilio, expected: dict, kills: int, kill_inte
             time.sleep(POLL_SECONDS)
             now = time.time()
             count = twilio.poll()
+            if profile_path is not None and spy is None and count > 0:
+                spy = start_profile()
             rss = [sum(rss_bytes(pid) for pid in descendants(w.pid)) for w in workers]
             cpu.sample(groups())
             rss_peak = [max(a, b) for a, b in zip(rss_peak, rss)]
@@ -622,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-interval", type=float, default=3.0, help="seconds between kills")
     parser.add_argument("--celery-concurrency", type=int, default=4, help="prefork children per Celery worker")
     parser.add_argument("--order-every", type=int, default=10, help="every n-th customer orders (not texted)")
-    parser.add_argument("--profile", action="store_true", help="py-spy on worker 0 during the clean runs (25 s)")
+    parser.add_argument("--profile", action="store_true", help="py-spy on worker 0 during the clean runs (30 s from the first SMS)")
     parser.add_argument("--profile-idle", action="store_true", help="profile wall time (waiting included), not CPU")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and profiles here (default: a temp dir)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -23,17 +22,11 @@ from orchestrator.engine.messages import prepare_message
 from orchestrator.journeys.live import load_missing_version, refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event, Message
-from orchestrator.storage.queries import any_of, claim_in_index_order, insert_many_ignoring_conflict, supports_skip_locked
+from orchestrator.storage.queries import any_of, claim_in_index_order, insert_many_ignoring_conflict, supports_skip_locked, update_many
 
 log = logging.getLogger("orchestrator.worker")
 
 _PROGRESS_COLUMNS = ("status", "cursor", "waiting_for", "due_at", "exit_reason", "ended_at")
-_ENROLLMENTS = Enrollment.__table__
-_SAVE_PROGRESS = (
-    update(_ENROLLMENTS)
-    .where(_ENROLLMENTS.c.id == bindparam("enrollment_id"))
-    .values({name: bindparam(name) for name in _PROGRESS_COLUMNS})
-)
 
 
 async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int:
@@ -66,9 +59,8 @@ async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int
             messages += _advance_one(runtime, enrollment, customers[customer_id], history[enrollment.id],
                                      permissions[customer_id], now)
         await insert_many_ignoring_conflict(session, Message, messages, ["send_key"])
-        connection = await session.connection()
-        await connection.execute(_SAVE_PROGRESS, [
-            {"enrollment_id": e.id, **{name: getattr(e, name) for name in _PROGRESS_COLUMNS}} for e in enrollments])
+        await update_many(session, Enrollment.__table__, "id", [
+            {"id": e.id, **{name: getattr(e, name) for name in _PROGRESS_COLUMNS}} for e in enrollments])
         return len(enrollments)
 
 

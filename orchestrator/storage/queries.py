@@ -109,6 +109,19 @@ def _unnest_plan(table: sa.Table, given: tuple[str, ...], conflict_columns: tupl
     defaulted = tuple((c.name, c.default) for c in table.columns
                       if c.name not in given and c.default is not None and not c.primary_key)
     names = [*given, *(name for name, _ in defaulted)]
+    arrays, values, json_columns = _array_parameters(table, names)
+    quoted = ", ".join(f'"{name}"' for name in names)
+    aliases = ", ".join(f"v{i}" for i in range(len(names)))
+    sql = (f'INSERT INTO "{table.name}" ({quoted}) SELECT {", ".join(values)} FROM unnest({", ".join(arrays)}) '
+           f'AS rows({aliases}) ON CONFLICT ({", ".join(conflict_columns)}) DO NOTHING')
+    if returning:
+        sql += " RETURNING " + ", ".join(f'"{name}"' for name in returning)
+    return sa.text(sql), defaulted, tuple(json_columns)
+
+
+def _array_parameters(table: sa.Table, names: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """For each column: the array parameter cast to its type, the unnested value's expression
+    (`v<i>`, JSON cast back from text) and which columns are JSON (sent as text)."""
     arrays, values, json_columns = [], [], []
     for i, name in enumerate(names):
         column_type = table.c[name].type.dialect_impl(_POSTGRESQL)
@@ -119,13 +132,43 @@ def _unnest_plan(table: sa.Table, given: tuple[str, ...], conflict_columns: tupl
         else:
             arrays.append(f"CAST(:{name} AS {column_type.compile(dialect=_POSTGRESQL)}[])")
             values.append(f"v{i}")
-    quoted = ", ".join(f'"{name}"' for name in names)
+    return arrays, values, json_columns
+
+
+async def update_many(session: AsyncSession, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> None:
+    """Set each row's columns where `key` matches: on PostgreSQL one `UPDATE … FROM unnest(…)`
+    for any number of rows (an executemany sends one UPDATE per row, each planned and run on
+    its own); elsewhere an executemany. Every row carries the same columns, `key` among them."""
+    if not rows:
+        return
+    connection = await session.connection()
+    names = tuple(rows[0])
+    if not is_postgresql(session):
+        # SQLAlchemy reserves a table's column names for the SET clause's own parameters.
+        await connection.execute(_update_by_key(table, key, names),
+                                 [{**row, f"_{key}": row[key]} for row in rows])
+        return
+    statement, json_columns = _unnest_update(table, key, names)
+    parameters = {name: [row[name] for row in rows] for name in names}
+    for name in json_columns:
+        parameters[name] = [None if value is None else json.dumps(value) for value in parameters[name]]
+    await connection.execute(statement, parameters)
+
+
+@functools.lru_cache(maxsize=64)
+def _update_by_key(table: sa.Table, key: str, names: tuple[str, ...]) -> sa.Update:
+    return (sa.update(table).where(table.c[key] == sa.bindparam(f"_{key}"))
+            .values({name: sa.bindparam(name) for name in names if name != key}))
+
+
+@functools.lru_cache(maxsize=64)
+def _unnest_update(table: sa.Table, key: str, names: tuple[str, ...]) -> tuple[sa.TextClause, tuple[str, ...]]:
+    arrays, values, json_columns = _array_parameters(table, list(names))
+    assignments = ", ".join(f'"{name}" = {value}' for name, value in zip(names, values) if name != key)
     aliases = ", ".join(f"v{i}" for i in range(len(names)))
-    sql = (f'INSERT INTO "{table.name}" ({quoted}) SELECT {", ".join(values)} FROM unnest({", ".join(arrays)}) '
-           f'AS rows({aliases}) ON CONFLICT ({", ".join(conflict_columns)}) DO NOTHING')
-    if returning:
-        sql += " RETURNING " + ", ".join(f'"{name}"' for name in returning)
-    return sa.text(sql), defaulted, tuple(json_columns)
+    sql = (f'UPDATE "{table.name}" SET {assignments} FROM unnest({", ".join(arrays)}) AS rows({aliases}) '
+           f'WHERE "{table.name}"."{key}" = rows.v{names.index(key)}')
+    return sa.text(sql), tuple(json_columns)
 
 
 def any_of(session: AsyncSession, column, values) -> sa.ColumnElement[bool]:
