@@ -1,7 +1,8 @@
 """Hand queued messages to channel adapters.
 
-The claim (`queued` → `sending`) is committed before any provider call, so a message is
-handed over at most once per claim; the provider's answer is recorded afterwards. A message
+The claim (`queued` → `sending`, or a new message written `sending` by the worker that
+advanced its enrollment) is committed before any provider call, so a message is handed
+over at most once per claim; the provider's answer is recorded afterwards. A message
 still in `sending` after a crash is settled by `reconcile`, never blindly resent.
 Each channel claims only as many messages as its send-rate budget allows right now.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam, update
@@ -30,7 +33,9 @@ log = logging.getLogger("orchestrator.dispatch")
 
 MAX_CONCURRENT_SENDS = 64
 RATE_LIMITED = "rate_limited"  # our own limiter said wait: not an attempt, not an error
-ClaimedMessage = Message | sa.Row  # a claimed row carries the attribute names of `Message`
+# Claims per channel and round. A worker killed mid-round leaves its claim ambiguous
+# (`unknown`), so claims stay near what is actually in flight at once.
+DISPATCH_CLAIM = 64
 
 
 def outbound(message: ClaimedMessage, settings: Settings) -> OutboundMessage:
@@ -53,18 +58,36 @@ def outbound(message: ClaimedMessage, settings: Settings) -> OutboundMessage:
     )
 
 
+@dataclass(slots=True)
+class ClaimedMessage:
+    """What sending a claimed (`sending`) message and recording the answer read of its row.
+
+    Plain attributes, not an ORM object: a worker claims thousands of messages a second, and
+    loading and flushing them through the ORM cost more than the statements themselves."""
+
+    id: int
+    send_key: str
+    enrollment_id: int | None
+    customer_id: int
+    step_id: str | None
+    channel: str
+    to_address: str | None
+    subject: str | None
+    body: str | None
+    html: str | None
+    template_metadata: dict[str, Any]
+    marketing: bool
+    fallback_channel: str | None
+    attempts: int
+    next_attempt_at: datetime | None
+
+
 _MESSAGES = Message.__table__
-# What sending and recording a claimed message reads; the rest of the row stays in the database.
-_CLAIMED_COLUMNS = tuple(_MESSAGES.c[name] for name in (
-    "id", "send_key", "enrollment_id", "customer_id", "step_id", "channel", "to_address", "subject", "body",
-    "html", "template_metadata", "marketing", "fallback_channel", "attempts", "next_attempt_at"))
+_CLAIMED_COLUMNS = tuple(_MESSAGES.c[name] for name in ClaimedMessage.__slots__)
 
 
 def _claim_statement(channel: Channel, now: datetime, limit: int, skip_locked: bool) -> sa.Update:
-    """One statement: pick the due messages and mark them `sending`, returning what the send needs.
-
-    Plain rows, not ORM objects: a worker claims thousands of messages a second, and loading
-    and flushing them through the ORM cost more than the statement itself."""
+    """One statement: pick the due messages and mark them `sending`, returning what the send needs."""
     due = (
         sa.select(_MESSAGES.c.id)
         .where(_MESSAGES.c.status == "queued", _MESSAGES.c.channel == channel.value, _MESSAGES.c.next_attempt_at <= now)
@@ -88,7 +111,8 @@ async def claim_queued_messages(runtime: Runtime, channel: Channel, limit: int) 
         if skip_locked:
             await claim_in_index_order(session)
         connection = await session.connection()
-        claimed = (await connection.execute(_claim_statement(channel, now, limit, skip_locked))).all()
+        claimed = [ClaimedMessage(*row) for row in await connection.execute(
+            _claim_statement(channel, now, limit, skip_locked))]
     return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id))  # RETURNING keeps no order
 
 
@@ -148,6 +172,11 @@ _RECORD_RESULT = (
 async def dispatch_channel(runtime: Runtime, channel: Channel, limit: int) -> int:
     budget = await runtime.rate_limiter.available(channel)
     messages = await claim_queued_messages(runtime, channel, limit if budget is None else min(limit, budget))
+    return await send_claimed(runtime, messages)
+
+
+async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
+    """Hand claimed messages to their adapters and record every answer in one transaction."""
     if not messages:
         return 0
     gate = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
@@ -161,9 +190,14 @@ async def dispatch_channel(runtime: Runtime, channel: Channel, limit: int) -> in
     return len(messages)
 
 
-# Claims per channel and round. A worker killed mid-round leaves its claim ambiguous
-# (`unknown`), so claims stay near what is actually in flight at once.
-DISPATCH_CLAIM = 64
+async def handoff_budget(runtime: Runtime) -> dict[Channel, int]:
+    """How many new messages per channel a worker may claim as it writes them (see
+    `advance_due_enrollments`): what one dispatch round would claim."""
+    budgets = {}
+    for channel in Channel:
+        available = await runtime.rate_limiter.available(channel)
+        budgets[channel] = DISPATCH_CLAIM if available is None else min(DISPATCH_CLAIM, available)
+    return budgets
 
 
 async def dispatch_queued_messages(runtime: Runtime, limit: int | None = None) -> int:

@@ -11,9 +11,9 @@ import logging
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from orchestrator.engine.dispatch import dispatch_queued_messages
+from orchestrator.engine.dispatch import dispatch_queued_messages, handoff_budget, send_claimed
 from orchestrator.engine.reconcile import settle_interrupted_sends
-from orchestrator.engine.worker import run_due_enrollments
+from orchestrator.engine.worker import advance_due_enrollments
 from orchestrator.runtime import Runtime
 
 log = logging.getLogger("orchestrator.loop")
@@ -35,8 +35,8 @@ class WorkerLoop:
             if interrupted:
                 log.warning("%d interrupted sends marked unknown (not resent)", interrupted)
             for _ in range(MAX_ROUNDS_PER_TICK):
-                advanced = await run_due_enrollments(self.runtime)
-                dispatched = await dispatch_queued_messages(self.runtime)
+                advanced, claimed = await advance_due_enrollments(self.runtime, claim=await handoff_budget(self.runtime))
+                dispatched = await send_claimed(self.runtime, claimed) + await dispatch_queued_messages(self.runtime)
                 done += advanced + dispatched
                 if not advanced and not dispatched:
                     break

@@ -3,18 +3,27 @@
 On PostgreSQL many workers claim with `FOR UPDATE SKIP LOCKED`, so each due enrollment is
 advanced by exactly one of them; on SQLite there is one worker. Messages are inserted with
 `ON CONFLICT (send_key) DO NOTHING`: even if a step ran twice, it could not send twice.
+The worker's loop sends a first share of the new messages itself: they are written already
+claimed (`sending`) in the same transaction, so nothing has to find and claim them again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.channels.base import Channel
 from orchestrator.clock import utc
 from orchestrator.consent import SendPermissions, load_permissions
+from orchestrator.engine.dispatch import ClaimedMessage
 from orchestrator.engine.enrollments import end_enrollment
 from orchestrator.engine.facts import facts_for
 from orchestrator.engine.interpreter import advance, resume_after_timeout
@@ -22,30 +31,72 @@ from orchestrator.engine.messages import prepare_message
 from orchestrator.journeys.live import load_missing_version, refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event, Message
-from orchestrator.storage.queries import any_of, claim_in_index_order, insert_many_ignoring_conflict, supports_skip_locked, update_many
+from orchestrator.storage.queries import (any_of, claim_in_index_order, insert_many_ignoring_conflict, insert_many_returning,
+                                          supports_skip_locked, update_many)
 
 log = logging.getLogger("orchestrator.worker")
 
 _PROGRESS_COLUMNS = ("status", "cursor", "waiting_for", "due_at", "exit_reason", "ended_at")
 
 
+@dataclass(slots=True)
+class DueEnrollment:
+    """An enrollment row as the worker advances it: plain attributes, no ORM state. Loading
+    hundreds of rows per claim as ORM objects cost more than advancing them."""
+
+    id: int
+    journey_id: str
+    journey_version: str
+    customer_id: int
+    status: str
+    cursor: str | None
+    waiting_for: str | None
+    due_at: datetime | None
+    entered_at: datetime
+    ended_at: datetime | None
+    exit_reason: str | None
+    trigger_event_id: int | None
+    context: dict[str, Any]
+    holdout: bool
+
+
+_ENROLLMENTS = Enrollment.__table__
+_DUE_COLUMNS = tuple(_ENROLLMENTS.c[name] for name in DueEnrollment.__slots__)
+_CUSTOMERS = Customer.__table__
+
+
 async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int:
-    """Advance up to `limit` due enrollments in one transaction; returns how many."""
+    """Advance up to `limit` due enrollments in one transaction, queueing the messages they
+    produce for dispatch; returns how many were advanced."""
+    advanced, _ = await advance_due_enrollments(runtime, limit)
+    return advanced
+
+
+async def advance_due_enrollments(runtime: Runtime, limit: int | None = None,
+                                  claim: Mapping[Channel, int] | None = None) -> tuple[int, list[ClaimedMessage]]:
+    """Advance up to `limit` due enrollments in one transaction; returns how many, and the
+    messages written already claimed.
+
+    Up to `claim[channel]` of the new messages are written `sending` rather than `queued`,
+    for this worker to send as soon as the transaction commits: the same commit-before-send
+    as a dispatch claim, without a second statement to find and update each row. A message
+    whose send key already existed is not returned, so it is never sent twice."""
     await refresh_catalog(runtime)
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         query = (
-            select(Enrollment)
-            .where(Enrollment.status == ACTIVE, col(Enrollment.due_at) <= now)
-            .order_by(col(Enrollment.due_at))
+            sa.select(*_DUE_COLUMNS)
+            .where(_ENROLLMENTS.c.status == ACTIVE, _ENROLLMENTS.c.due_at <= now)
+            .order_by(_ENROLLMENTS.c.due_at)
             .limit(limit or runtime.settings.worker_batch_size)
         )
         if supports_skip_locked(session):
             query = query.with_for_update(skip_locked=True)
             await claim_in_index_order(session)
-        enrollments = (await session.exec(query)).all()
+        connection = await session.connection()
+        enrollments = [DueEnrollment(*row) for row in await connection.execute(query)]
         if not enrollments:
-            return 0
+            return 0, []
         for journey_id, version in {(e.journey_id, e.journey_version) for e in enrollments}:
             if runtime.catalog.version(journey_id, version) is None:
                 await load_missing_version(runtime, journey_id, version)
@@ -53,18 +104,39 @@ async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int
         history = await _events_since_entry(session, enrollments)
         permissions = await load_permissions(session, customers.values())
         messages: list[dict] = []
-        session.expunge_all()  # changes are written below in one executemany, not by the ORM's per-row flush
         for enrollment in enrollments:
             customer_id = enrollment.customer_id
             messages += _advance_one(runtime, enrollment, customers[customer_id], history[enrollment.id],
                                      permissions[customer_id], now)
-        await insert_many_ignoring_conflict(session, Message, messages, ["send_key"])
-        await update_many(session, Enrollment.__table__, "id", [
+        to_send, inserted = _claim_new_messages(messages, claim or {}, now), {}
+        if to_send:
+            inserted = dict(await insert_many_returning(session, Message, messages, ["send_key"], Message.send_key))
+        else:
+            await insert_many_ignoring_conflict(session, Message, messages, ["send_key"])
+        await update_many(session, _ENROLLMENTS, "id", [
             {"id": e.id, **{name: getattr(e, name) for name in _PROGRESS_COLUMNS}} for e in enrollments])
-        return len(enrollments)
+    claimed = [ClaimedMessage(id=inserted[row["send_key"]], **{name: row[name] for name in _CLAIMED_FIELDS})
+               for row in to_send if row["send_key"] in inserted]
+    return len(enrollments), claimed
 
 
-def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, history: set[str],
+_CLAIMED_FIELDS = tuple(name for name in ClaimedMessage.__slots__ if name != "id")
+
+
+def _claim_new_messages(rows: list[dict], claim: Mapping[Channel, int], now: datetime) -> list[dict]:
+    """Mark up to `claim[channel]` queued rows per channel `sending` (first attempt); returns them."""
+    left = {channel.value: count for channel, count in claim.items()}
+    claimed = []
+    for row in rows:  # every row gets the same columns: one INSERT statement for all of them
+        row["sending_at"], row["attempts"] = None, 0
+        if row["status"] == "queued" and left.get(row["channel"], 0) > 0:
+            left[row["channel"]] -= 1
+            row["status"], row["sending_at"], row["attempts"] = "sending", now, 1
+            claimed.append(row)
+    return claimed
+
+
+def _advance_one(runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, history: set[str],
                  permissions: SendPermissions, now) -> list[dict]:
     """Advance one enrollment in memory; returns the message rows its send steps produced."""
     journey = runtime.catalog.version(enrollment.journey_id, enrollment.journey_version)
@@ -95,12 +167,14 @@ def _advance_one(runtime: Runtime, enrollment: Enrollment, customer: Customer, h
     return [m.as_row() for m in messages]
 
 
-async def _customers(session: AsyncSession, ids: set[int]) -> dict[int, Customer]:
-    rows = (await session.exec(select(Customer).where(any_of(session, col(Customer.id), ids)))).all()
+async def _customers(session: AsyncSession, ids: set[int]) -> dict[int, sa.Row]:
+    """Read-only rows with the attribute names of `Customer`."""
+    connection = await session.connection()
+    rows = await connection.execute(sa.select(_CUSTOMERS).where(any_of(session, _CUSTOMERS.c.id, ids)))
     return {c.id: c for c in rows}
 
 
-async def _events_since_entry(session: AsyncSession, enrollments: list[Enrollment]) -> dict[int, set[str]]:
+async def _events_since_entry(session: AsyncSession, enrollments: list[DueEnrollment]) -> dict[int, set[str]]:
     """Names of the track events each customer sent since entering, trigger excluded."""
     earliest = min(utc(e.entered_at) for e in enrollments)
     rows = (
