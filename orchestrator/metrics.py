@@ -10,6 +10,7 @@ reports the same values: aggregate them with `max`, not `sum`. Counters are per 
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,8 +42,9 @@ ADAPTER_EXCEPTION = "adapter_exception"
 
 def record_ingested(types_and_duplicates: Iterable[tuple[str, bool]]) -> None:
     """Call after the commit: an event counts once it can no longer be rolled back."""
-    for event_type, duplicate in types_and_duplicates:
-        (EVENTS_DUPLICATE if duplicate else EVENTS_INGESTED).labels(type=event_type).inc()
+    # Counted first: a labelled child lookup per event was a visible share of a large batch.
+    for (event_type, duplicate), count in collections.Counter(types_and_duplicates).items():
+        (EVENTS_DUPLICATE if duplicate else EVENTS_INGESTED).labels(type=event_type).inc(count)
 
 
 def observe_send(channel: str, provider: str, result: SendResult, seconds: float, *, raised: bool = False) -> None:
