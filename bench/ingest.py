@@ -420,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100_000, help="customers the events come from")
     parser.add_argument("--event", default="Product Viewed")
     parser.add_argument("--profile", action="store_true", help="a second run per scenario under py-spy")
+    parser.add_argument("--workdir", help="keep logs and profiles here (default: a temp dir)")
     parser.add_argument("--profile-workers", default="1", help="profile with these API worker counts only")
     parser.add_argument("--floor", action="store_true",
                         help="also measure bench/floor_app.py: FastAPI and validation without our work")
@@ -435,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
         try:
             if args.floor:
                 results.append(run_floor(args, workdir))

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from orchestrator.api import admin, consents, conversations, customers, events, journeys
 from orchestrator.api import health, metrics as metrics_routes, timeline
 from orchestrator.api import kpis
+from orchestrator.api.direct_ingestion import DirectIngestion
 from orchestrator.api.auth import (EVENT_INGESTION, MARKETING, MONITORING, OPERATIONS, document_api_keys, requires,
                                    warn_if_api_open)
 from webhooks import twilio as twilio_webhooks
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(twilio_webhooks.router)
     app.include_router(sendgrid_webhooks.router)
     app.include_router(email_link_routes.router)
+    app.add_middleware(DirectIngestion)  # the three ingestion routes, without FastAPI's per-request machinery
     document_api_keys(app)
     mount_bundled_fakes(app, settings)
     return app

@@ -65,19 +65,29 @@ def _answer(calls: list, accepted: list[Accepted]) -> Response:
     return _response(accepted)
 
 
+async def accept_single(request: Request, call: TrackCall | IdentifyCall) -> Response:
+    return _answer([call], [await intake_of(request).submit(call)])
+
+
+async def accept_batch(request: Request, call) -> Response:
+    return _answer(call.batch, await ingest_committed(request.app.state.runtime, call.batch))
+
+
+# Under load these three are served by `orchestrator/api/direct_ingestion.py`, which calls
+# the same handlers; the routes document them (OpenAPI) and serve them without it.
 @router.post("/track", response_model=IngestResponse)
 async def track(call: TrackCall, request: Request) -> Response:
     """A customer did something. `messageId` makes it idempotent."""
-    return _answer([call], [await intake_of(request).submit(call)])
+    return await accept_single(request, call)
 
 
 @router.post("/identify", response_model=IngestResponse)
 async def identify(call: IdentifyCall, request: Request) -> Response:
     """Who a customer is: email, phone, whatsapp, locale, timezone and any other trait."""
-    return _answer([call], [await intake_of(request).submit(call)])
+    return await accept_single(request, call)
 
 
 @router.post("/batch", response_model=IngestResponse)
 async def batch(call: BatchCall, request: Request) -> Response:  # type: ignore[valid-type]
     """Many calls at once, all or nothing: one invalid item rejects the whole batch."""
-    return _answer(call.batch, await ingest_committed(request.app.state.runtime, call.batch))
+    return await accept_batch(request, call)
