@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -74,85 +78,76 @@ async def _insert_many(session: AsyncSession, table: sa.Table, rows: list[dict[s
                        conflict_columns: list[str], returning: tuple) -> list[tuple[Any, Any]]:
     connection = await session.connection()
     if is_postgresql(session):
-        statement, parameters = _unnest_insert(table, rows, conflict_columns, returning)
-        result = await connection.execute(statement, parameters)
+        statement, defaulted = _recordset_insert(table, tuple(rows[0]), tuple(conflict_columns),
+                                                 tuple(c.name for c in returning))
+        if defaulted:  # what SQLAlchemy's own INSERT would fill in: Python-side defaults
+            rows = [{**row, **{name: default.arg(None) if default.is_callable else default.arg
+                               for name, default in defaulted}} for row in rows]
+        result = await connection.execute(statement, {"rows": _json_rows(rows)})
     else:  # SQLite: executemany, which SQLAlchemy batches into multi-row INSERTs
         statement = _insert_for(session, table).on_conflict_do_nothing(index_elements=conflict_columns)
         result = await connection.execute(statement.returning(*returning) if returning else statement, rows)
     return [tuple(row) for row in result.all()] if returning else []
 
 
-def _unnest_insert(table: sa.Table, rows: list[dict[str, Any]], conflict_columns: list[str],
-                   returning: tuple) -> tuple[sa.TextClause, dict[str, list]]:
-    """`INSERT … SELECT … FROM unnest(<one array per column>)`: the statement text is the same
-    for any number of rows. A multi-row VALUES list is new text for every batch size, and
-    psycopg parses each such text in Python (`_query2pg_nocache`): in a 1,000-event batch that
-    parse was a third of the API's time (BENCHMARKS.md, ingest)."""
-    statement, defaulted, json_columns = _unnest_plan(table, tuple(rows[0]), tuple(conflict_columns),
-                                                      tuple(c.name for c in returning))
-    parameters = {name: [row[name] for row in rows] for name in rows[0]}
-    for name in json_columns:  # sent as text, cast per value in the statement
-        parameters[name] = [None if value is None else json.dumps(value) for value in parameters[name]]
-    for name, default in defaulted:  # what SQLAlchemy's own INSERT would fill in: Python-side defaults
-        parameters[name] = [default.arg(None) if default.is_callable else default.arg for _ in rows]
-    return statement, parameters
+# Many rows go to PostgreSQL as ONE parameter: a JSON array of objects, turned back into typed
+# rows by `json_to_recordset`. The statement text is the same for any number of rows (a
+# multi-row VALUES list is new text per batch size, which psycopg parses in Python: a third
+# of the API's time on a 1,000-event batch), and the rows are encoded by the C JSON encoder
+# (one array parameter per column was encoded element by element in Python, quoting each
+# string with a regular expression: half of a 1,000-event batch). BENCHMARKS.md, ingest.
+
+def _json_rows(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, default=_json_value, separators=(",", ":"))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()  # PostgreSQL reads ISO 8601, offset included
+    if isinstance(value, (Decimal, uuid.UUID)):
+        return str(value)
+    raise TypeError(f"cannot send {type(value).__name__} in a bulk statement")
 
 
 _POSTGRESQL = postgresql.dialect()
 
 
+def _recordset(table: sa.Table, names: Iterable[str]) -> str:
+    """`json_to_recordset(:rows) AS r("a" <type of a>, …)`: each object's keys are column names."""
+    columns = ", ".join(f'"{name}" {table.c[name].type.dialect_impl(_POSTGRESQL).compile(dialect=_POSTGRESQL)}'
+                        for name in names)
+    return f"json_to_recordset(CAST(:rows AS json)) AS r({columns})"
+
+
 @functools.lru_cache(maxsize=64)
-def _unnest_plan(table: sa.Table, given: tuple[str, ...], conflict_columns: tuple[str, ...],
-                 returning: tuple[str, ...]) -> tuple[sa.TextClause, tuple, tuple[str, ...]]:
-    """Per table and set of columns, once: the statement, the columns filled from their
-    Python-side defaults, and the JSON columns."""
+def _recordset_insert(table: sa.Table, given: tuple[str, ...], conflict_columns: tuple[str, ...],
+                      returning: tuple[str, ...]) -> tuple[sa.TextClause, tuple]:
+    """Per table and set of columns, once: the statement and the columns filled from their
+    Python-side defaults."""
     defaulted = tuple((c.name, c.default) for c in table.columns
                       if c.name not in given and c.default is not None and not c.primary_key)
     names = [*given, *(name for name, _ in defaulted)]
-    arrays, values, json_columns = _array_parameters(table, names)
     quoted = ", ".join(f'"{name}"' for name in names)
-    aliases = ", ".join(f"v{i}" for i in range(len(names)))
-    sql = (f'INSERT INTO "{table.name}" ({quoted}) SELECT {", ".join(values)} FROM unnest({", ".join(arrays)}) '
-           f'AS rows({aliases}) ON CONFLICT ({", ".join(conflict_columns)}) DO NOTHING')
+    sql = (f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM {_recordset(table, names)} '
+           f'ON CONFLICT ({", ".join(conflict_columns)}) DO NOTHING')
     if returning:
         sql += " RETURNING " + ", ".join(f'"{name}"' for name in returning)
-    return sa.text(sql), defaulted, tuple(json_columns)
-
-
-def _array_parameters(table: sa.Table, names: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """For each column: the array parameter cast to its type, the unnested value's expression
-    (`v<i>`, JSON cast back from text) and which columns are JSON (sent as text)."""
-    arrays, values, json_columns = [], [], []
-    for i, name in enumerate(names):
-        column_type = table.c[name].type.dialect_impl(_POSTGRESQL)
-        if isinstance(column_type, sa.JSON):
-            json_columns.append(name)
-            arrays.append(f"CAST(:{name} AS text[])")
-            values.append(f"v{i}::{'jsonb' if isinstance(column_type, postgresql.JSONB) else 'json'}")
-        else:
-            arrays.append(f"CAST(:{name} AS {column_type.compile(dialect=_POSTGRESQL)}[])")
-            values.append(f"v{i}")
-    return arrays, values, json_columns
+    return sa.text(sql), defaulted
 
 
 async def update_many(session: AsyncSession, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> None:
-    """Set each row's columns where `key` matches: on PostgreSQL one `UPDATE … FROM unnest(…)`
-    for any number of rows (an executemany sends one UPDATE per row, each planned and run on
-    its own); elsewhere an executemany. Every row carries the same columns, `key` among them."""
+    """Set each row's columns where `key` matches: on PostgreSQL one `UPDATE … FROM
+    json_to_recordset(…)` for any number of rows (an executemany sends one UPDATE per row,
+    each planned and run on its own); elsewhere an executemany. Every row carries the same
+    columns, `key` among them."""
     if not rows:
         return
     connection = await session.connection()
     names = tuple(rows[0])
-    if not is_postgresql(session):
-        # SQLAlchemy reserves a table's column names for the SET clause's own parameters.
-        await connection.execute(_update_by_key(table, key, names),
-                                 [{**row, f"_{key}": row[key]} for row in rows])
-        return
-    statement, json_columns = _unnest_update(table, key, names)
-    parameters = {name: [row[name] for row in rows] for name in names}
-    for name in json_columns:
-        parameters[name] = [None if value is None else json.dumps(value) for value in parameters[name]]
-    await connection.execute(statement, parameters)
+    if is_postgresql(session):
+        await connection.execute(_recordset_update(table, key, names), {"rows": _json_rows(rows)})
+    else:  # SQLAlchemy reserves a table's column names for the SET clause's own parameters
+        await connection.execute(_update_by_key(table, key, names), [{**row, f"_{key}": row[key]} for row in rows])
 
 
 @functools.lru_cache(maxsize=64)
@@ -162,18 +157,15 @@ def _update_by_key(table: sa.Table, key: str, names: tuple[str, ...]) -> sa.Upda
 
 
 @functools.lru_cache(maxsize=64)
-def _unnest_update(table: sa.Table, key: str, names: tuple[str, ...]) -> tuple[sa.TextClause, tuple[str, ...]]:
-    arrays, values, json_columns = _array_parameters(table, list(names))
-    assignments = ", ".join(f'"{name}" = {value}' for name, value in zip(names, values) if name != key)
-    aliases = ", ".join(f"v{i}" for i in range(len(names)))
-    sql = (f'UPDATE "{table.name}" SET {assignments} FROM unnest({", ".join(arrays)}) AS rows({aliases}) '
-           f'WHERE "{table.name}"."{key}" = rows.v{names.index(key)}')
-    return sa.text(sql), tuple(json_columns)
+def _recordset_update(table: sa.Table, key: str, names: tuple[str, ...]) -> sa.TextClause:
+    assignments = ", ".join(f'"{name}" = r."{name}"' for name in names if name != key)
+    return sa.text(f'UPDATE "{table.name}" SET {assignments} FROM {_recordset(table, names)} '
+                   f'WHERE "{table.name}"."{key}" = r."{key}"')
 
 
 def any_of(session: AsyncSession, column, values) -> sa.ColumnElement[bool]:
     """`column IN values`. On PostgreSQL `column = ANY(<one array parameter>)`, whose text does
-    not grow with the list (see `_unnest_insert` for why that matters)."""
+    not grow with the list (see `_json_rows` for why that matters)."""
     values = list(values)
     if is_postgresql(session):
         return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
