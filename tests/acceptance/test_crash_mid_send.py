@@ -62,8 +62,10 @@ def wait_for(condition, timeout: float, what: str):
 @pytest.mark.timeout(90)
 async def test_interrupted_send_is_reported_unknown_and_not_resent(postgres_database):
     await _reset(postgres_database)
-    two_hours_ago = datetime.now(timezone.utc) - timedelta(hours=2)
-    setup = await build_runtime(make_settings(postgres_database), clock=SimulatedClock(two_hours_ago))
+    # Yesterday at 10:00 UTC: the one-hour wait is over, and the SMS falls outside quiet hours
+    # (21:00-08:00) whatever the time of day the test runs at.
+    yesterday_morning = (datetime.now(timezone.utc) - timedelta(days=1)).replace(hour=10, minute=0)
+    setup = await build_runtime(make_settings(postgres_database), clock=SimulatedClock(yesterday_morning))
     async with setup.sessions() as session, session.begin():
         await ingest(session, setup, [
             IdentifyCall(userId="kim", traits={"phone": "+14155550199", "sms_opt_in": True}),
