@@ -169,9 +169,14 @@ _RECORD_RESULT = (
 )
 
 
+async def claim_size(runtime: Runtime, channel: Channel, limit: int) -> int:
+    """Up to `limit`, as many as the channel's send-rate budget allows right now."""
+    available = await runtime.rate_limiter.available(channel)
+    return limit if available is None else min(limit, available)
+
+
 async def dispatch_channel(runtime: Runtime, channel: Channel, limit: int) -> int:
-    budget = await runtime.rate_limiter.available(channel)
-    messages = await claim_queued_messages(runtime, channel, limit if budget is None else min(limit, budget))
+    messages = await claim_queued_messages(runtime, channel, await claim_size(runtime, channel, limit))
     return await send_claimed(runtime, messages)
 
 
@@ -193,13 +198,13 @@ async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
 async def handoff_budget(runtime: Runtime) -> dict[Channel, int]:
     """How many new messages per channel a worker may claim as it writes them (see
     `advance_due_enrollments`): what one dispatch round would claim."""
-    budgets = {}
-    for channel in Channel:
-        available = await runtime.rate_limiter.available(channel)
-        budgets[channel] = DISPATCH_CLAIM if available is None else min(DISPATCH_CLAIM, available)
-    return budgets
+    return {channel: await claim_size(runtime, channel, _round_limit(runtime)) for channel in Channel}
 
 
 async def dispatch_queued_messages(runtime: Runtime, limit: int | None = None) -> int:
-    limit = limit or min(runtime.settings.worker_batch_size, DISPATCH_CLAIM)
+    limit = limit or _round_limit(runtime)
     return sum([await dispatch_channel(runtime, channel, limit) for channel in Channel])
+
+
+def _round_limit(runtime: Runtime) -> int:
+    return min(runtime.settings.worker_batch_size, DISPATCH_CLAIM)

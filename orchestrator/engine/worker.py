@@ -63,6 +63,7 @@ class DueEnrollment:
 _ENROLLMENTS = Enrollment.__table__
 _DUE_COLUMNS = tuple(_ENROLLMENTS.c[name] for name in DueEnrollment.__slots__)
 _CUSTOMERS = Customer.__table__
+_CLAIMED_FIELDS = tuple(name for name in ClaimedMessage.__slots__ if name != "id")
 
 
 async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int:
@@ -118,9 +119,6 @@ async def advance_due_enrollments(runtime: Runtime, limit: int | None = None,
     claimed = [ClaimedMessage(id=inserted[row["send_key"]], **{name: row[name] for name in _CLAIMED_FIELDS})
                for row in to_send if row["send_key"] in inserted]
     return len(enrollments), claimed
-
-
-_CLAIMED_FIELDS = tuple(name for name in ClaimedMessage.__slots__ if name != "id")
 
 
 def _claim_new_messages(rows: list[dict], claim: Mapping[Channel, int], now: datetime) -> list[dict]:
