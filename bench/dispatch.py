@@ -6,7 +6,7 @@ Contenders, each sending N messages over HTTP on 127.0.0.1 to one fake Twilio:
 
 - ours: `TwilioSmsAdapter.send` (official `twilio` SDK, `create_async`, aiohttp), driven as
   the dispatcher drives it: `asyncio.gather` over the messages behind a semaphore of
-  `--concurrency` (the dispatcher's `MAX_CONCURRENT_SENDS` is 64).
+  `--concurrency` (the dispatcher keeps `TwilioAdapter.max_concurrent_sends`, 100, in flight per worker).
 - apprise: Apprise's Twilio plugin (`twilio://SID:TOKEN@FROM/TO`), one `Apprise.notify` per
   message in a loop (Apprise is synchronous, one request at a time per URL). Redirected by
   an instance attribute `notify_sms_url` (the class attribute holds api.twilio.com); its

@@ -130,6 +130,10 @@ class TwilioAdapter(ChannelAdapter):
 
     provider = "twilio"
     max_body_length = 1600  # Twilio's limit for Body, after which it answers 21617
+    # The SDK's aiohttp session holds at most 100 connections (aiohttp's default), so a
+    # 101st send would wait inside the client, not at Twilio. More per worker also buys
+    # nothing against an account's REST concurrency limit (429 / 20429, retried).
+    max_concurrent_sends = 100
 
     def __init__(
         self,

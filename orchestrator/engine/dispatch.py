@@ -31,11 +31,7 @@ from orchestrator.tracking import email_links
 
 log = logging.getLogger("orchestrator.dispatch")
 
-MAX_CONCURRENT_SENDS = 64
 RATE_LIMITED = "rate_limited"  # our own limiter said wait: not an attempt, not an error
-# Claims per channel and round. A worker killed mid-round leaves its claim ambiguous
-# (`unknown`), so claims stay near what is actually in flight at once.
-DISPATCH_CLAIM = 64
 
 
 def outbound(message: ClaimedMessage, settings: Settings) -> OutboundMessage:
@@ -116,9 +112,9 @@ async def claim_queued_messages(runtime: Runtime, channel: Channel, limit: int) 
     return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id))  # RETURNING keeps no order
 
 
-async def _send(runtime: Runtime, message: ClaimedMessage, gate: asyncio.Semaphore) -> SendResult:
+async def _send(runtime: Runtime, message: ClaimedMessage, gates: dict[Channel, asyncio.Semaphore]) -> SendResult:
     channel = Channel(message.channel)
-    async with gate:
+    async with gates[channel]:
         if not await runtime.rate_limiter.try_acquire(channel):
             wait = await runtime.rate_limiter.seconds_until_available(channel)
             return SendResult.transient(RATE_LIMITED, "send rate limit reached", retry_after=wait)
@@ -184,8 +180,9 @@ async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
     """Hand claimed messages to their adapters and record every answer in one transaction."""
     if not messages:
         return 0
-    gate = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
-    results = await asyncio.gather(*(_send(runtime, m, gate) for m in messages))
+    gates = {channel: asyncio.Semaphore(runtime.channels.for_channel(channel).max_concurrent_sends)
+             for channel in Channel}
+    results = await asyncio.gather(*(_send(runtime, m, gates) for m in messages))
     now = runtime.clock.now()
     rows = [result_values(m, r, now) for m, r in zip(messages, results)]
     async with runtime.sessions() as session, session.begin():
@@ -198,13 +195,14 @@ async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
 async def handoff_budget(runtime: Runtime) -> dict[Channel, int]:
     """How many new messages per channel a worker may claim as it writes them (see
     `advance_due_enrollments`): what one dispatch round would claim."""
-    return {channel: await claim_size(runtime, channel, _round_limit(runtime)) for channel in Channel}
+    return {channel: await claim_size(runtime, channel, _round_limit(runtime, channel)) for channel in Channel}
 
 
 async def dispatch_queued_messages(runtime: Runtime, limit: int | None = None) -> int:
-    limit = limit or _round_limit(runtime)
-    return sum([await dispatch_channel(runtime, channel, limit) for channel in Channel])
+    return sum([await dispatch_channel(runtime, channel, limit or _round_limit(runtime, channel)) for channel in Channel])
 
 
-def _round_limit(runtime: Runtime) -> int:
-    return min(runtime.settings.worker_batch_size, DISPATCH_CLAIM)
+def _round_limit(runtime: Runtime, channel: Channel) -> int:
+    """What one round claims on a channel: what its adapter sends at once (see
+    `ChannelAdapter.max_concurrent_sends`)."""
+    return min(runtime.settings.worker_batch_size, runtime.channels.for_channel(channel).max_concurrent_sends)

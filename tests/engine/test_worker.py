@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from sqlmodel import select
 
 from orchestrator.channels.base import Channel
+from orchestrator.channels.local import LocalSmsAdapter
+from orchestrator.channels.registry import ChannelRegistry
+from orchestrator.engine.dispatch import handoff_budget, send_claimed
+from orchestrator.engine.loop import WorkerLoop
 from orchestrator.engine.worker import advance_due_enrollments, run_due_enrollments
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
@@ -71,3 +76,41 @@ async def test_a_message_whose_send_key_exists_is_not_returned_so_never_sent_twi
     assert (advanced, claimed) == (1, [])
     [message] = (await stored_messages(runtime)).values()
     assert message.status == "sent"
+
+
+class NarrowSms(LocalSmsAdapter):
+    """Sends three at a time, slowly enough for sends to overlap; remembers the most at once."""
+
+    max_concurrent_sends = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = self.most_in_flight = 0
+
+    async def send(self, message):
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            return await super().send(message)
+        finally:
+            self.in_flight -= 1
+
+
+async def test_a_round_claims_and_sends_what_the_adapter_sends_at_once(runtime):
+    sms = NarrowSms()
+    runtime.channels = ChannelRegistry({**{a.channel: a for a in runtime.channels}, Channel.sms: sms})
+    await abandon_carts(runtime, *(f"c{n}" for n in range(8)))
+
+    budget = await handoff_budget(runtime)
+    assert budget[Channel.sms] == 3  # the adapter's own figure, not the batch size
+    _, claimed = await advance_due_enrollments(runtime, claim=budget)
+    assert len(claimed) == 3
+    assert [m.status for m in (await stored_messages(runtime)).values()].count("sending") == 3
+
+    assert await send_claimed(runtime, claimed) == 3
+    await WorkerLoop(runtime).drain()  # the five queued, three at a time
+
+    assert sms.most_in_flight == 3
+    assert len(sms.outbox) == 8 and len({m.send_key for m in sms.outbox}) == 8
+    assert {m.status for m in (await stored_messages(runtime)).values()} == {"sent"}
