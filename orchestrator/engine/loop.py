@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -53,6 +54,9 @@ class WorkerLoop:
         self._scheduler.add_job(
             self.tick, "interval", seconds=self.runtime.settings.worker_poll_seconds,
             max_instances=1, coalesce=True, id="drain-due-work",
+            # At once, then every interval: a worker started into a backlog (a deploy, a
+            # restart after a crash) would otherwise sit idle for its first interval.
+            next_run_time=datetime.now(timezone.utc),
         )
         self._scheduler.start()
 
