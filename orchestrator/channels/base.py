@@ -89,8 +89,9 @@ class ChannelAdapter:
     provider: ClassVar[str]
     max_body_length: ClassVar[int | None] = None
     default_rate_per_second: ClassVar[float | None] = None
-    # Sends one worker keeps in flight at once on this adapter; also how many queued
-    # messages one claim takes, so those claims stay what is really in flight.
+    # Sends one worker keeps in flight at once on this adapter. It is also how many messages
+    # a worker claims per round, so claims stay what is really in flight: a worker killed
+    # mid-round leaves at most this many messages `unknown` per channel.
     max_concurrent_sends: ClassVar[int] = 64
 
     async def send(self, message: OutboundMessage) -> SendResult:

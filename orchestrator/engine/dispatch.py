@@ -194,15 +194,8 @@ async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
 
 async def handoff_budget(runtime: Runtime) -> dict[Channel, int]:
     """How many new messages per channel a worker may claim as it writes them (see
-    `advance_due_enrollments`): all that one round writes, within the send-rate budget.
-
-    They go out right after that commit, `max_concurrent_sends` at a time, so each waits
-    for a few earlier answers at most. Claiming only the first wave (and the rest from the
-    queue, a claim per wave) would keep the claims to what is in flight, but costs a second
-    version of each row and a wait between waves: 9 % of the end-to-end throughput
-    (BENCHMARKS.md). The price: a worker killed mid-round leaves up to one round of
-    messages `unknown`, some of them never sent (ORCHESTRATOR_WORKER_BATCH_SIZE bounds it)."""
-    return {channel: await claim_size(runtime, channel, runtime.settings.worker_batch_size) for channel in Channel}
+    `advance_due_enrollments`): what one dispatch round would claim."""
+    return {channel: await claim_size(runtime, channel, _round_limit(runtime, channel)) for channel in Channel}
 
 
 async def dispatch_queued_messages(runtime: Runtime, limit: int | None = None) -> int:

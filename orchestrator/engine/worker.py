@@ -3,8 +3,8 @@
 On PostgreSQL many workers claim with `FOR UPDATE SKIP LOCKED`, so each due enrollment is
 advanced by exactly one of them; on SQLite there is one worker. Messages are inserted with
 `ON CONFLICT (send_key) DO NOTHING`: even if a step ran twice, it could not send twice.
-The worker's loop sends the new messages itself: they are written already claimed
-(`sending`) in the same transaction, so nothing has to find and claim them again.
+The worker's loop sends a first share of the new messages itself: they are written already
+claimed (`sending`) in the same transaction, so nothing has to find and claim them again.
 """
 
 from __future__ import annotations
