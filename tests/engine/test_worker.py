@@ -10,7 +10,7 @@ from sqlmodel import select
 from orchestrator.channels.base import Channel
 from orchestrator.channels.local import LocalSmsAdapter
 from orchestrator.channels.registry import ChannelRegistry
-from orchestrator.engine.dispatch import handoff_budget, send_claimed
+from orchestrator.engine.dispatch import dispatch_queued_messages, handoff_budget, send_claimed
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.engine.worker import advance_due_enrollments, run_due_enrollments
 from orchestrator.events.ingest import ingest
@@ -114,3 +114,13 @@ async def test_a_round_claims_and_sends_what_the_adapter_sends_at_once(runtime):
     assert sms.most_in_flight == 3
     assert len(sms.outbox) == 8 and len({m.send_key for m in sms.outbox}) == 8
     assert {m.status for m in (await stored_messages(runtime)).values()} == {"sent"}
+
+
+async def test_queued_messages_are_claimed_as_many_as_the_adapter_sends_at_once(runtime):
+    sms = NarrowSms()
+    runtime.channels = ChannelRegistry({**{a.channel: a for a in runtime.channels}, Channel.sms: sms})
+    await abandon_carts(runtime, *(f"c{n}" for n in range(8)))
+    await advance_due_enrollments(runtime)  # no budget: all eight queued
+
+    assert await dispatch_queued_messages(runtime) == 3
+    assert sorted(m.status for m in (await stored_messages(runtime)).values()) == ["queued"] * 5 + ["sent"] * 3
