@@ -365,7 +365,7 @@ def create_fake_sendgrid_app(settings: FakeSendGridSettings | None = None) -> Fa
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
+    from orchestrator.fakes.server import run_standalone
 
     parser = argparse.ArgumentParser(description="Serve a fake SendGrid v3 Mail Send API.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
         api_keys=frozenset(args.api_keys or {DEFAULT_API_KEY}),
         witness_log_path=args.witness_log,
     )
-    uvicorn.run(create_fake_sendgrid_app(settings), host=args.host, port=args.port)
+    run_standalone(create_fake_sendgrid_app(settings), args.host, args.port)
 
 
 if __name__ == "__main__":

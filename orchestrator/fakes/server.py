@@ -1,4 +1,4 @@
-"""Run an ASGI app on a real loopback port in a background thread.
+"""Serve the fakes: on a real loopback port in a background thread, or as a process of their own.
 
 Tests and benchmarks use this to put the fake providers (and our own API) behind real HTTP,
 so the real `twilio` SDK and `httpx` clients talk over sockets exactly as in production.
@@ -6,6 +6,7 @@ so the real `twilio` SDK and `httpx` clients talk over sockets exactly as in pro
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -39,3 +40,18 @@ def serve_in_thread(app, port: int | None = None, host: str = "127.0.0.1") -> It
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def run_standalone(app, host: str, port: int, **uvicorn_options) -> None:
+    """Serve a fake as the only thing in its process (`python -m orchestrator.fakes.…`).
+
+    A fake keeps every message it accepted (for GET and the witness log), and each full
+    pass of the cyclic garbage collector walks all of them: with the default thresholds the
+    fake Twilio's CPU per message grew by half over 90,000 messages, which made it the
+    bottleneck of long benchmark runs (BENCHMARKS.md, end to end). What exists once the app
+    is built (modules, the app) is never garbage, so it is left out of every pass, and full
+    passes run a tenth as often. Only for a process of its own: the fakes mounted inside
+    the service leave its collector alone."""
+    gc.freeze()
+    gc.set_threshold(700, 10, 100)
+    uvicorn.run(app, host=host, port=port, **uvicorn_options)

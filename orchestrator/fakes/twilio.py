@@ -366,7 +366,7 @@ async def post_status_callback(
 
 
 def main(argv: list[str] | None = None) -> None:
-    import uvicorn
+    from orchestrator.fakes.server import run_standalone
 
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator.fakes.twilio", description="Run a local fake Twilio API."
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
         price_per_segment=args.price_per_segment,
         status_callbacks=not args.no_status_callbacks,
     )
-    uvicorn.run(create_fake_twilio_app(settings), host=args.host, port=args.port, log_level="warning")
+    run_standalone(create_fake_twilio_app(settings), args.host, args.port, log_level="warning")
 
 
 if __name__ == "__main__":
