@@ -109,7 +109,7 @@ async def ingest_customers(database_url: str, journeys: Path, first: int, last: 
     from orchestrator.clock import SimulatedClock
     from orchestrator.events.ingest import ingest
     from orchestrator.events.schemas import IdentifyCall, TrackCall
-    from orchestrator.runtime import build_runtime
+    from orchestrator.startup import build_runtime
 
     clock = SimulatedClock(start)
     runtime = await build_runtime(settings_for(database_url, journeys), clock=clock)

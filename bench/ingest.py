@@ -241,7 +241,7 @@ PROFILE_FUNCTIONS = {
     "  customer_ids (SELECT, INSERT the new)": "customer_ids (orchestrator/events/ingest.py",
     "  lock_customers (SELECT FOR UPDATE)": "lock_customers (orchestrator/events/ingest.py",
     "  insert events (INSERT RETURNING)": "insert_many_returning (orchestrator/storage/queries.py",
-    "  load_journey_states (2 SELECTs)": "load_journey_states (orchestrator/engine/enrollments.py",
+    "  load_customer_journeys (2 SELECTs)": "load_customer_journeys (orchestrator/engine/enrollments.py",
     "  Event(...) ORM objects for react_to_event": "__init__ (<sqlalchemy generated __init__ for class orchestrator.storage.models.Event>",
     "  react_to_event": "react_to_event (orchestrator/engine/enrollments.py",
     "psycopg parsing huge statements (_query2pg_nocache)": "_query2pg_nocache (psycopg/_queries.py",

@@ -225,7 +225,7 @@ async def time_queries(database_url: str, repeat: int) -> tuple[dict[str, dict],
     from orchestrator.clock import SimulatedClock
     from orchestrator.config import Settings
     from orchestrator.kpis.rollup import rebuild_rollups
-    from orchestrator.runtime import build_runtime
+    from orchestrator.startup import build_runtime
 
     settings = Settings(database_url=database_url, simulated_clock=True, email_provider="local", sms_provider="local",
                         whatsapp_provider="local")

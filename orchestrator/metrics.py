@@ -22,7 +22,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.channels.base import Outcome, SendResult
 from orchestrator.clock import utc
-from orchestrator.storage.models import ACTIVE, Enrollment, Message
+from orchestrator.storage.models import Enrollment, Message
+from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 
 __all__ = ["CONTENT_TYPE_LATEST", "observe_send", "record_ingested", "render", "take_snapshot"]
 
@@ -75,9 +76,9 @@ async def take_snapshot(session: AsyncSession, now: datetime) -> DatabaseSnapsho
     messages = (await session.exec(
         select(Message.channel, Message.status, func.count()).group_by(col(Message.channel), col(Message.status)))).all()
     oldest_enrollment = (await session.exec(select(func.min(Enrollment.due_at)).where(
-        Enrollment.status == ACTIVE, col(Enrollment.due_at) <= now))).one()
+        Enrollment.status == EnrollmentStatus.active, col(Enrollment.due_at) <= now))).one()
     oldest_message = (await session.exec(select(func.min(Message.next_attempt_at)).where(
-        Message.status == "queued", col(Message.next_attempt_at) <= now))).one()
+        Message.status == MessageStatus.queued, col(Message.next_attempt_at) <= now))).one()
     return DatabaseSnapshot(
         enrollments=[tuple(row) for row in enrollments], messages=[tuple(row) for row in messages],
         enrollment_lag_seconds=_lag(now, oldest_enrollment), message_lag_seconds=_lag(now, oldest_message))

@@ -20,7 +20,7 @@ import pytest
 from orchestrator.clock import SimulatedClock
 from orchestrator.config import PROJECT_ROOT, Settings
 from orchestrator.engine.loop import WorkerLoop
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 
 POSTGRES_ADMIN_URL = os.environ.get("ORCHESTRATOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning

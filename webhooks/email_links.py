@@ -24,13 +24,12 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from orchestrator.api.dependencies import RuntimeDep
-from orchestrator.consent import OPTED_OUT, record_consent
-from orchestrator.delivery import record_status
+from orchestrator.web.dependencies import RuntimeDep
+from orchestrator.customers.consent import OPTED_OUT, record_consent
+from orchestrator.delivery.statuses import record_status
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Message
-from orchestrator.templating.locales import locale_chain
-from orchestrator.tracking import CLICK, OPEN, UNSUBSCRIBE, LinkClaims, verify
+from orchestrator.delivery.tracking import CLICK, OPEN, UNSUBSCRIBE, LinkClaims, verify
 
 log = logging.getLogger("orchestrator.email_links")
 router = APIRouter(tags=["e-mail links"])
@@ -41,20 +40,14 @@ TRANSPARENT_GIF = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAAB
 _NO_CACHE = {"Cache-Control": "no-store, max-age=0", "Pragma": "no-cache"}
 _PRIVATE = {**_NO_CACHE, "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
-PAGE_TEXT = {
-    "en": {"title": "Unsubscribe", "question": "Do you want to stop receiving our marketing e-mails?",
-           "button": "Unsubscribe", "done": "You are unsubscribed. You will no longer receive our marketing e-mails.",
-           "invalid": "This link is not valid."},
-    "fr": {"title": "Se désabonner", "question": "Voulez-vous ne plus recevoir nos e-mails marketing ?",
-           "button": "Me désabonner", "done": "Vous êtes désabonné. Vous ne recevrez plus nos e-mails marketing.",
-           "invalid": "Ce lien n'est pas valide."},
-    "es": {"title": "Darse de baja", "question": "¿Quiere dejar de recibir nuestros correos de marketing?",
-           "button": "Darme de baja", "done": "Se ha dado de baja. Ya no recibirá nuestros correos de marketing.",
-           "invalid": "Este enlace no es válido."},
-    "zh-Hant": {"title": "取消訂閱", "question": "您要停止接收我們的行銷電子郵件嗎？",
-                "button": "取消訂閱", "done": "您已取消訂閱，之後不會再收到我們的行銷電子郵件。",
-                "invalid": "此連結無效。"},
-}
+# The page's words are a template like every other customer-facing text
+# (templates/unsubscribe-page/<locale>.txt: subject = title, body = question, front matter for
+# the rest), so marketers translate and reword them where they edit messages.
+PAGE_TEMPLATE = "unsubscribe-page"
+# Only if that template was deleted: the page must still work, in plain English.
+_FALLBACK_TEXT = {"title": "Unsubscribe", "question": "Do you want to stop receiving our marketing e-mails?",
+                  "button": "Unsubscribe", "done": "You are unsubscribed.", "invalid": "This link is not valid.",
+                  "lang": "en"}
 
 
 @router.get("/t/o/{token}.gif", include_in_schema=False)
@@ -132,12 +125,14 @@ async def _customer(runtime: Runtime, claims: LinkClaims | None) -> Customer | N
 
 
 def _text(runtime: Runtime, customer: Customer | None) -> dict[str, str]:
-    """The page's words in the customer's language, by the same fallback as templates."""
-    locale = customer.locale if customer is not None else None
-    for candidate in locale_chain(locale, runtime.settings.default_locale):
-        if candidate in PAGE_TEXT:
-            return {**PAGE_TEXT[candidate], "lang": candidate}
-    return {**PAGE_TEXT["en"], "lang": "en"}
+    """The page's words in the customer's language, by the same fallback as message templates."""
+    template = runtime.templates.get(PAGE_TEMPLATE)
+    variant = template.variant_for(customer.locale if customer else None, runtime.settings.default_locale) if template else None
+    if variant is None:
+        return dict(_FALLBACK_TEXT)
+    words = {key: str(value) for key, value in variant.metadata.items()}
+    title = variant.subject.render() if variant.subject else _FALLBACK_TEXT["title"]
+    return {**_FALLBACK_TEXT, **words, "title": title, "question": variant.body.render().strip(), "lang": variant.locale}
 
 
 def _page(text: dict[str, str], message_key: str, *, extra: str = "", status_code: int = 200) -> HTMLResponse:

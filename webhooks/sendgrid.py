@@ -15,7 +15,7 @@ in no particular order, and retries a batch that did not get a 2xx. So:
   message id (`sg_message_id` up to the first "."; the adapter stored it from X-Message-Id).
   Events for messages we do not know are skipped, not an error.
 
-What each event does (statuses through `orchestrator.delivery.record_status`):
+What each event does (statuses through `orchestrator.delivery.statuses.record_status`):
 
     processed, deferred   history (resolves an `unknown` message: SendGrid has it)
     delivered             delivered
@@ -42,9 +42,9 @@ from fastapi import APIRouter, HTTPException, Request
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.api.dependencies import RuntimeDep
-from orchestrator.consent import OPTED_OUT, record_consent, suppress
-from orchestrator.delivery import FAILURES, MEANING, first_receipt, record_status
+from orchestrator.web.dependencies import RuntimeDep
+from orchestrator.customers.consent import OPTED_OUT, record_consent, suppress
+from orchestrator.delivery.statuses import FAILURES, MEANING, first_receipt, record_status
 from orchestrator.storage.models import Message
 
 log = logging.getLogger("orchestrator.webhooks.sendgrid")

@@ -12,14 +12,14 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from orchestrator.api.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.channels.configure import twilio_auth_token
 from orchestrator.conversations.inbound import Inbound, receive_inbound
-from orchestrator.delivery import find_message_by_provider_id, first_receipt, record_status
+from orchestrator.delivery.statuses import find_message_by_provider_id, first_receipt, record_status
 from orchestrator.runtime import Runtime
+from orchestrator.vocabulary import MessageStatus, bare_number, channel_of_address
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
-WHATSAPP_PREFIX = "whatsapp:"
 
 
 async def verified_form(request: Request, runtime: Runtime) -> dict[str, str]:
@@ -55,7 +55,7 @@ async def status_callback(request: Request, session: SessionDep, runtime: Runtim
     return Response(status_code=204)
 
 
-PRICED_STATUSES = {"sent", "delivered", "undelivered", "read"}
+PRICED_STATUSES = {MessageStatus.sent, MessageStatus.delivered, MessageStatus.undelivered, MessageStatus.read}
 
 
 async def _store_price(runtime: Runtime, message, sid: str) -> None:
@@ -72,9 +72,8 @@ async def _store_price(runtime: Runtime, message, sid: str) -> None:
 async def inbound_message(request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     form = await verified_form(request, runtime)
     sender, recipient = form.get("From", ""), form.get("To", "")
-    channel = "whatsapp" if sender.startswith(WHATSAPP_PREFIX) else "sms"
-    inbound = Inbound(provider_message_id=form.get("MessageSid", ""), channel=channel,
-                      from_number=sender.removeprefix(WHATSAPP_PREFIX), to_number=recipient.removeprefix(WHATSAPP_PREFIX),
+    inbound = Inbound(provider_message_id=form.get("MessageSid", ""), channel=channel_of_address(sender),
+                      from_number=bare_number(sender), to_number=bare_number(recipient),
                       body=form.get("Body", ""))
     if not inbound.provider_message_id or not inbound.from_number:
         raise HTTPException(422, "MessageSid and From are required")

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from orchestrator.api.dependencies import RuntimeDep
+from orchestrator.web.dependencies import RuntimeDep
 from orchestrator.clock import SimulatedClock
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])

@@ -11,13 +11,14 @@ from orchestrator.api import admin, consents, conversations, customers, events, 
 from orchestrator.api import health, metrics as metrics_routes, timeline
 from orchestrator.api import kpis
 from orchestrator.api.direct_ingestion import DirectIngestion
-from orchestrator.api.auth import (EVENT_INGESTION, MARKETING, MONITORING, OPERATIONS, document_api_keys, requires,
+from orchestrator.web.access import (EVENT_INGESTION, MARKETING, MONITORING, OPERATIONS, document_api_keys, requires,
                                    warn_if_api_open)
 from webhooks import twilio as twilio_webhooks
 from webhooks import email_links as email_link_routes, sendgrid as sendgrid_webhooks
 from orchestrator.config import DEVELOPMENT_SECRET_KEY, Settings, get_settings
 from orchestrator.engine.loop import WorkerLoop
-from orchestrator.runtime import Runtime, build_runtime
+from orchestrator.runtime import Runtime
+from orchestrator.startup import build_runtime
 
 log = logging.getLogger("orchestrator")
 
@@ -49,7 +50,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
                 await app.state.runtime.aclose()
 
     app = FastAPI(title="orchestrator", version="0.1.0", lifespan=lifespan)
-    # Who may call what: the route → role table in orchestrator/api/auth.py and the README.
+    # Who may call what: the route → role table in orchestrator/web/access.py and the README.
     app.include_router(events.router, dependencies=requires(EVENT_INGESTION))
     app.include_router(customers.router, dependencies=requires(OPERATIONS))
     app.include_router(timeline.router, dependencies=requires(OPERATIONS))
@@ -91,7 +92,7 @@ def reload_on_sighup(runtime: Runtime) -> None:
 
 def mount_bundled_fakes(app: FastAPI, settings: Settings) -> None:
     """Without provider credentials, the service carries its own Twilio and SendGrid."""
-    from orchestrator.channels.configure import FAKE_SENDGRID_PATH, FAKE_TWILIO_PATH
+    from orchestrator.fakes.credentials import FAKE_SENDGRID_PATH, FAKE_TWILIO_PATH
 
     if settings.uses_fake_twilio and not settings.twilio_api_base_url:
         from orchestrator.fakes.twilio import create_fake_twilio_app

@@ -8,14 +8,14 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from orchestrator.api.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.clock import UtcDatetime
-from orchestrator.consent import marketing_refusal, record_consent
+from orchestrator.customers.consent import marketing_refusal, record_consent
 from orchestrator.storage.feedback_models import Consent
 from orchestrator.storage.models import Customer
+from orchestrator.vocabulary import CHANNELS, Channel
 
 router = APIRouter(prefix="/v1/customers", tags=["consent"])
-CHANNELS = ("email", "sms", "whatsapp")
 
 
 class ConsentRecord(BaseModel):
@@ -40,7 +40,7 @@ class Consents(BaseModel):
 
 
 class NewConsent(BaseModel):
-    channel: Literal["email", "sms", "whatsapp"]
+    channel: Channel
     status: Literal["opted_in", "opted_out"]
     source: str = Field(min_length=1, max_length=32, examples=["web_form", "api", "checkout_checkbox"])
     evidence: dict[str, Any] = Field(default_factory=dict, examples=[{"form": "checkout", "ip": "203.0.113.7"}])

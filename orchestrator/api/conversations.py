@@ -7,14 +7,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
-from sqlmodel import col, func, or_, select
+from sqlmodel import col, func, select
 
-from orchestrator.api.dependencies import RuntimeDep, SessionDep
-from orchestrator.clock import UtcDatetime, utc
-from orchestrator.consent import load_permissions
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.clock import UtcDatetime
+from orchestrator.customers.consent import load_permissions
 from orchestrator.conversations.agent import ReplyRefused, agent_reply
-from orchestrator.storage.feedback_models import Conversation, InboundMessage
-from orchestrator.storage.models import Customer, Message
+from orchestrator.conversations.threads import load_thread, whatsapp_window_open
+from orchestrator.storage.feedback_models import Conversation
+from orchestrator.storage.models import Customer
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -52,12 +53,10 @@ class AgentReply(BaseModel):
 
 
 def _summary(conversation: Conversation, customer: Customer, now: datetime) -> ConversationSummary:
-    window = None
-    if conversation.channel == "whatsapp":
-        window = bool(customer.whatsapp_window_until and utc(customer.whatsapp_window_until) > now)
     return ConversationSummary(id=conversation.id, user_id=customer.user_id, channel=conversation.channel,
                                status=conversation.status, last_message_at=conversation.last_message_at,
-                               last_inbound_at=conversation.last_inbound_at, whatsapp_window_open=window)
+                               last_inbound_at=conversation.last_inbound_at,
+                               whatsapp_window_open=whatsapp_window_open(conversation, customer, now))
 
 
 @router.get("", response_model=ConversationPage)
@@ -87,17 +86,7 @@ async def _load(session, conversation_id: int) -> tuple[Conversation, Customer]:
 @router.get("/{conversation_id}", response_model=ConversationThread)
 async def get_conversation(conversation_id: int, session: SessionDep, runtime: RuntimeDep) -> ConversationThread:
     conversation, customer = await _load(session, conversation_id)
-    inbound = (await session.exec(select(InboundMessage).where(InboundMessage.conversation_id == conversation.id))).all()
-    # The outbound side: replies in this thread and every journey message on this channel.
-    outbound = (await session.exec(select(Message).where(
-        Message.customer_id == customer.id, Message.channel == conversation.channel,
-        or_(col(Message.conversation_id) == conversation.id, col(Message.conversation_id).is_(None)),
-        col(Message.status).not_in(["skipped"])))).all()
-    entries = [ThreadEntry(direction="inbound", at=m.received_at, body=m.body, source=m.handled_by) for m in inbound]
-    entries += [ThreadEntry(direction="outbound", at=m.sent_at or m.created_at, body=m.body, status=m.status,
-                            message_id=m.id, source=(m.status_reason if m.conversation_id else f"{m.journey_id}/{m.step_id}"))
-                for m in outbound]
-    entries.sort(key=lambda e: utc(e.at))
+    entries = [ThreadEntry(**vars(item)) for item in await load_thread(session, conversation, customer)]
     summary = _summary(conversation, customer, runtime.clock.now())
     return ConversationThread(**summary.model_dump(), messages=entries)
 

@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
-from orchestrator.api.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.clock import UtcDatetime
 from orchestrator.storage.models import Customer, Enrollment, Message
+from orchestrator.vocabulary import MessageStatus
 
 router = APIRouter(prefix="/v1", tags=["customers and messages"])
 
@@ -127,7 +128,7 @@ async def list_messages(
     return MessagePage(items=[MessagePublic.model_validate(m) for m in rows], total=total, limit=limit, offset=offset)
 
 
-RETRYABLE = ("unknown", "failed")
+RETRYABLE = (MessageStatus.unknown, MessageStatus.failed)
 
 
 @router.post("/messages/{message_id}/retry", response_model=MessagePublic)
@@ -140,6 +141,6 @@ async def retry_message(message_id: int, session: SessionDep, runtime: RuntimeDe
         if message.status not in RETRYABLE:
             raise HTTPException(409, f"message {message_id} is {message.status}; only {' or '.join(RETRYABLE)} messages can be retried")
         now = runtime.clock.now()
-        message.status, message.status_reason, message.error_code = "queued", f"retried by hand after {message.status}", None
+        message.status, message.status_reason, message.error_code = MessageStatus.queued, f"retried by hand after {message.status}", None
         message.next_attempt_at, message.updated_at, message.attempts = now, now, 0
     return MessagePublic.model_validate(message)

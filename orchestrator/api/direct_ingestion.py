@@ -30,7 +30,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.api import events
-from orchestrator.api.auth import EVENT_INGESTION
+from orchestrator.web.access import EVENT_INGESTION
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 
 Handler = Callable[[Request, object], Awaitable[Response]]

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from orchestrator.api.dependencies import RuntimeDep
+from orchestrator.web.dependencies import RuntimeDep
 
 router = APIRouter(prefix="/health", tags=["health"])
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from orchestrator.api.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.metrics import CONTENT_TYPE_LATEST, render, take_snapshot
 
 router = APIRouter(tags=["monitoring"])

@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from orchestrator.vocabulary import Channel
 
-class Channel(str, enum.Enum):
-    email = "email"
-    sms = "sms"
-    whatsapp = "whatsapp"
+__all__ = ["Channel", "ChannelAdapter", "OutboundMessage", "Outcome", "SendResult"]
 
 
 class Outcome(str, enum.Enum):

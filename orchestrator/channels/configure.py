@@ -11,20 +11,17 @@ from __future__ import annotations
 from orchestrator.channels.base import Channel, ChannelAdapter
 from orchestrator.channels.registry import ChannelRegistry
 from orchestrator.config import Settings
+from orchestrator.fakes.credentials import (FAKE_SENDGRID_API_KEY, FAKE_SENDGRID_PATH, FAKE_TWILIO_ACCOUNT_SID,
+                                             FAKE_TWILIO_AUTH_TOKEN, FAKE_TWILIO_PATH)
 
-FAKE_TWILIO_PATH = "/_fake/twilio"
-FAKE_SENDGRID_PATH = "/_fake/sendgrid"
-FAKE_TWILIO_ACCOUNT_SID = "AC" + "0" * 32
 FAKE_TWILIO_FROM = "+15005550006"  # Twilio's magic "valid sender" number
 TWILIO_SANDBOX_WHATSAPP_FROM = "+14155238886"
 
 
 def _twilio_options(settings: Settings) -> dict:
-    from orchestrator.fakes.twilio import DEFAULT_AUTH_TOKEN
-
     base = settings.public_base_url.rstrip("/")
     if settings.uses_fake_twilio:
-        credentials = dict(account_sid=FAKE_TWILIO_ACCOUNT_SID, auth_token=DEFAULT_AUTH_TOKEN,
+        credentials = dict(account_sid=FAKE_TWILIO_ACCOUNT_SID, auth_token=FAKE_TWILIO_AUTH_TOKEN,
                            api_base_url=settings.twilio_api_base_url or base + FAKE_TWILIO_PATH)
     else:
         credentials = dict(account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token or "",
@@ -75,10 +72,9 @@ def _email(settings: Settings) -> ChannelAdapter:
             from_address=settings.email_from_address, from_name=settings.email_from_name,
         )
     from orchestrator.channels.sendgrid import SENDGRID_API_BASE_URL, SendGridEmailAdapter
-    from orchestrator.fakes.sendgrid import DEFAULT_API_KEY
 
     if settings.uses_fake_sendgrid:
-        key, url = DEFAULT_API_KEY, settings.sendgrid_api_base_url or settings.public_base_url.rstrip("/") + FAKE_SENDGRID_PATH
+        key, url = FAKE_SENDGRID_API_KEY, settings.sendgrid_api_base_url or settings.public_base_url.rstrip("/") + FAKE_SENDGRID_PATH
     else:
         key, url = settings.sendgrid_api_key, settings.sendgrid_api_base_url or SENDGRID_API_BASE_URL
     return SendGridEmailAdapter(api_key=key, api_base_url=url, from_address=settings.email_from_address,

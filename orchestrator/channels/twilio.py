@@ -25,8 +25,8 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from orchestrator.channels.base import Channel, ChannelAdapter, OutboundMessage, SendResult
+from orchestrator.vocabulary import whatsapp_address
 
-WHATSAPP_PREFIX = "whatsapp:"
 TWILIO_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com")
 
 # Twilio error codes whose meaning does not depend on the HTTP status they arrive with.
@@ -229,7 +229,7 @@ class TwilioWhatsAppAdapter(TwilioAdapter):
     default_rate_per_second = 80.0  # Twilio's default throughput per WhatsApp sender
 
     def address(self, number: str) -> str:
-        return number if number.startswith(WHATSAPP_PREFIX) else WHATSAPP_PREFIX + number
+        return whatsapp_address(number)
 
     def content_params(self, message: OutboundMessage) -> dict[str, Any]:
         """A Content API template (`content_sid`) when the template declares one.

@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 
 from orchestrator.channels.base import Channel
-from orchestrator.consent import OPTED_OUT, SendPermissions
+from orchestrator.customers.consent import OPTED_OUT, SendPermissions
 from orchestrator.engine.messages import address_for, whatsapp_window_refusal
 from orchestrator.storage.feedback_models import Conversation
 from orchestrator.storage.models import Customer, Message
+from orchestrator.vocabulary import MessageStatus, SendKey
 
 
 class ReplyRefused(Exception):
@@ -30,7 +31,7 @@ def agent_reply(conversation: Conversation, customer: Customer, permissions: Sen
         raise ReplyRefused(f"no {channel.value} address")
     conversation.status, conversation.last_message_at = "answered", now
     return Message(
-        send_key=f"agent:{conversation.id}:{uuid.uuid4().hex}", customer_id=customer.id, channel=channel.value,
-        to_address=to, body=body, marketing=False, status="queued", status_reason=f"agent reply by {agent or 'agent'}",
+        send_key=SendKey.agent_reply(conversation.id, uuid.uuid4().hex), customer_id=customer.id, channel=channel.value,
+        to_address=to, body=body, marketing=False, status=MessageStatus.queued, status_reason=f"agent reply by {agent or 'agent'}",
         conversation_id=conversation.id, template_metadata={}, created_at=now, updated_at=now, next_attempt_at=now,
     )

@@ -15,15 +15,16 @@ from datetime import datetime, timedelta
 from sqlmodel import or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.consent import OPTED_IN, OPTED_OUT, record_consent
+from orchestrator.customers.consent import OPTED_IN, OPTED_OUT, record_consent
 from orchestrator.conversations.keywords import Keyword, classify
 from orchestrator.engine.enrollments import react_to_event
-from orchestrator.events.ingest import customer_ids, lock_customers
+from orchestrator.customers.identity import customer_ids, lock_customers
 from orchestrator.runtime import Runtime
 from orchestrator.storage.feedback_models import Conversation, InboundMessage, NpsResponse
 from orchestrator.storage.models import Customer, Event, Message
 from orchestrator.storage.queries import insert_ignoring_conflict
 from orchestrator.templating.render import RenderError, render_message
+from orchestrator.vocabulary import Channel, MessageStatus, SendKey
 
 WHATSAPP_WINDOW = timedelta(hours=24)
 REPLY_EVENT = "reply"
@@ -85,7 +86,7 @@ async def receive_inbound(session: AsyncSession, runtime: Runtime, inbound: Inbo
     if row_id is None:
         return InboundOutcome(None, None, duplicate=True, customer_id=customer.id)
     row = await session.get(InboundMessage, row_id)
-    if inbound.channel == "whatsapp":
+    if inbound.channel == Channel.whatsapp:
         customer.whatsapp_window_until = now + WHATSAPP_WINDOW  # any message opens the session
 
     if keyword is not None:
@@ -131,8 +132,8 @@ async def _answer(session: AsyncSession, runtime: Runtime, customer: Customer, c
     except RenderError:
         return None, None  # a broken rule must not silence the customer: a person will answer
     session.add(Message(
-        send_key=f"auto-reply:{inbound.provider_message_id}", customer_id=customer.id, channel=inbound.channel,
+        send_key=SendKey.auto_reply(inbound.provider_message_id), customer_id=customer.id, channel=inbound.channel,
         provider="twilio-twiml", template=rule.template, locale=rendered.locale, to_address=inbound.from_number,
-        body=rendered.body, marketing=False, status="sent", status_reason=f"auto reply: {rule.name}",
+        body=rendered.body, marketing=False, status=MessageStatus.sent, status_reason=f"auto reply: {rule.name}",
         conversation_id=conversation.id, created_at=now, sent_at=now, updated_at=now, template_metadata={}))
     return "auto_reply", rendered.body

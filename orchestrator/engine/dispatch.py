@@ -27,7 +27,8 @@ from orchestrator.engine.retry import MAX_ATTEMPTS, backoff_delay
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message
 from orchestrator.storage.queries import claim_in_index_order, supports_skip_locked
-from orchestrator.tracking import email_links
+from orchestrator.delivery.tracking import email_links
+from orchestrator.vocabulary import MessageStatus
 
 log = logging.getLogger("orchestrator.dispatch")
 
@@ -86,7 +87,7 @@ def _claim_statement(channel: Channel, now: datetime, limit: int, skip_locked: b
     """One statement: pick the due messages and mark them `sending`, returning what the send needs."""
     due = (
         sa.select(_MESSAGES.c.id)
-        .where(_MESSAGES.c.status == "queued", _MESSAGES.c.channel == channel.value, _MESSAGES.c.next_attempt_at <= now)
+        .where(_MESSAGES.c.status == MessageStatus.queued, _MESSAGES.c.channel == channel.value, _MESSAGES.c.next_attempt_at <= now)
         .order_by(_MESSAGES.c.next_attempt_at)
         .limit(limit)
     )
@@ -95,7 +96,7 @@ def _claim_statement(channel: Channel, now: datetime, limit: int, skip_locked: b
     return (
         update(_MESSAGES)
         .where(_MESSAGES.c.id.in_(due.scalar_subquery()))
-        .values(status="sending", sending_at=now, updated_at=now, attempts=_MESSAGES.c.attempts + 1)
+        .values(status=MessageStatus.sending, sending_at=now, updated_at=now, attempts=_MESSAGES.c.attempts + 1)
         .returning(*_CLAIMED_COLUMNS)
     )
 
@@ -138,18 +139,18 @@ def result_values(message: ClaimedMessage, result: SendResult, now: datetime) ->
         "attempts": message.attempts,
     }
     if result.outcome == Outcome.accepted:
-        values.update(status="sent", sent_at=now, provider_message_id=result.provider_message_id,
+        values.update(status=MessageStatus.sent, sent_at=now, provider_message_id=result.provider_message_id,
                       cost=result.cost, cost_currency=result.cost_currency)
     elif result.outcome == Outcome.unknown:
-        values.update(status="unknown", status_reason=f"no answer from the provider, which may have accepted it; "
+        values.update(status=MessageStatus.unknown, status_reason=f"no answer from the provider, which may have accepted it; "
                                                       f"not resent automatically ({result.error_message})")
     elif result.error_code == RATE_LIMITED:
-        values.update(status="queued", attempts=message.attempts - 1, error_code=None, status_reason=None,
+        values.update(status=MessageStatus.queued, attempts=message.attempts - 1, error_code=None, status_reason=None,
                       next_attempt_at=now + timedelta(seconds=result.retry_after_seconds or 0))
     elif result.outcome == Outcome.transient_failure and message.attempts < MAX_ATTEMPTS:
-        values.update(status="queued", next_attempt_at=now + backoff_delay(message.attempts, result.retry_after_seconds))
+        values.update(status=MessageStatus.queued, next_attempt_at=now + backoff_delay(message.attempts, result.retry_after_seconds))
     else:
-        values.update(status="failed")
+        values.update(status=MessageStatus.failed)
         if result.outcome == Outcome.transient_failure:
             values["status_reason"] = f"gave up after {message.attempts} attempts: {result.error_message}"
     return values
@@ -158,7 +159,7 @@ def result_values(message: ClaimedMessage, result: SendResult, now: datetime) ->
 # The provider's answer wins even over a reconciler that meanwhile called the send `unknown`.
 _RECORD_RESULT = (
     update(_MESSAGES)
-    .where(_MESSAGES.c.id == bindparam("message_id"), sa.or_(_MESSAGES.c.status == "sending", _MESSAGES.c.status == "unknown"))
+    .where(_MESSAGES.c.id == bindparam("message_id"), sa.or_(_MESSAGES.c.status == MessageStatus.sending, _MESSAGES.c.status == MessageStatus.unknown))
     .values({name: bindparam(name) for name in (
         "updated_at", "error_code", "status_reason", "sent_at", "provider_message_id",
         "cost", "cost_currency", "next_attempt_at", "attempts", "status")})
@@ -187,7 +188,7 @@ async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
     rows = [result_values(m, r, now) for m, r in zip(messages, results)]
     async with runtime.sessions() as session, session.begin():
         await (await session.connection()).execute(_RECORD_RESULT, rows)
-        failed_for_good = [m for m, row in zip(messages, rows) if row["status"] == "failed" and m.fallback_channel]
+        failed_for_good = [m for m, row in zip(messages, rows) if row["status"] == MessageStatus.failed and m.fallback_channel]
         await queue_fallbacks(session, runtime, failed_for_good, now)
     return len(messages)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.consent import SendPermissions
+from orchestrator.customers.consent import SendPermissions
 from orchestrator.engine.interpreter import Facts
 from orchestrator.storage.models import Customer, Enrollment
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.consent import load_permissions
+from orchestrator.customers.consent import load_permissions
 from orchestrator.engine.messages import prepare_message
 from orchestrator.storage.models import Customer, Enrollment, Message
 from orchestrator.storage.queries import insert_many_ignoring_conflict

@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.journeys.compiler import CompiledJourney, Node
 from orchestrator.journeys.expressions import evaluate
 from orchestrator.journeys.quiet_hours import QUIET_CHANNELS
+from orchestrator.vocabulary import EnrollmentStatus
 
 MAX_STEPS_PER_ADVANCE = 1000  # a compiled journey is acyclic; this only guards bugs
 
@@ -50,7 +51,7 @@ class TraceEntry:
 
 @dataclass
 class Advance:
-    status: str = "active"  # active | completed | exited
+    status: EnrollmentStatus = EnrollmentStatus.active
     cursor: str | None = None
     due_at: datetime | None = None
     waiting_for: str | None = None
@@ -79,7 +80,7 @@ def advance(journey: CompiledJourney, cursor: str | None, facts: Facts, now: dat
     result = Advance()
     for _ in range(MAX_STEPS_PER_ADVANCE):
         if cursor is None:
-            result.status, result.cursor = "completed", None
+            result.status, result.cursor = EnrollmentStatus.completed, None
             return result
         node = journey.nodes[cursor]
         if node.kind == "wait":
@@ -108,7 +109,7 @@ def advance(journey: CompiledJourney, cursor: str | None, facts: Facts, now: dat
             result.trace.append(TraceEntry(node.id, "send", f"{node.send.channel.value} {node.send.template}"))
             cursor = node.next
         elif node.kind == "exit":
-            result.status, result.cursor, result.exit_reason = "exited", None, node.exit_reason
+            result.status, result.cursor, result.exit_reason = EnrollmentStatus.exited, None, node.exit_reason
             result.trace.append(TraceEntry(node.id, "exit", node.exit_reason))
             return result
         else:  # pragma: no cover - the compiler only makes the kinds above

@@ -17,13 +17,14 @@ from jinja2 import TemplateError
 
 from orchestrator.channels.base import Channel
 from orchestrator.clock import utc
-from orchestrator.consent import SendPermissions, marketing_refusal
+from orchestrator.customers.consent import SendPermissions, marketing_refusal
 from orchestrator.engine.facts import customer_view
 from orchestrator.journeys.compiler import Node
 from orchestrator.storage.models import Customer, Enrollment, Message
 from orchestrator.templating.render import RenderError, render_message
 from orchestrator.templating.sms import measure_sms
 from orchestrator.templating.store import TemplateStore, text_environment
+from orchestrator.vocabulary import MessageStatus, SendKey
 
 ProviderNames = Callable[[Channel], str]
 
@@ -132,7 +133,7 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
     forced = Channel(fallback_for.fallback_channel) if fallback_for else None
     channel, refusal = choose_channel(customer, permissions, node, forced)
     message = MessageDraft(
-        send_key=f"{fallback_for.send_key}:fallback" if fallback_for else f"{enrollment.id}:{node.id}",
+        send_key=SendKey.fallback(fallback_for.send_key) if fallback_for else SendKey.journey_step(enrollment.id, node.id),
         fallback_channel=send.fallback.value if send.fallback and channel == send.channel and not fallback_for else None,
         enrollment_id=enrollment.id,
         customer_id=customer.id,
@@ -144,7 +145,7 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
         template=send.template,
         to_address=address_for(customer, channel),
         marketing=not send.transactional,
-        status="queued",
+        status=MessageStatus.queued,
         created_at=now,
         updated_at=now,
         next_attempt_at=now,
@@ -152,14 +153,14 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
     if enrollment.holdout:
         refusal = "holdout group"
     if refusal:
-        message.status, message.status_reason = "skipped", refusal
+        message.status, message.status_reason = MessageStatus.skipped, refusal
         return message
     context = {"customer": customer_view(customer), "event": dict(enrollment.context)}
     try:
         variables = render_variables(send.vars, context)
         rendered = render_message(templates, send.template, customer.locale, {**context, **variables})
     except (RenderError, TemplateError) as error:
-        message.status, message.status_reason = "failed", f"render: {error}"
+        message.status, message.status_reason = MessageStatus.failed, f"render: {error}"
         return message
     message.locale = rendered.locale
     message.subject, message.body, message.html = rendered.subject, rendered.body, rendered.html
@@ -168,7 +169,7 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
         metadata["content_variables"] = render_variables(metadata["content_variables"], {**context, **variables})
     message.template_metadata = {**metadata, "variables": variables}
     if channel == Channel.whatsapp and (refusal := whatsapp_window_refusal(permissions, metadata, now)):
-        message.status, message.status_reason = "skipped", refusal
+        message.status, message.status_reason = MessageStatus.skipped, refusal
         return message
     if channel == Channel.sms:
         measure = measure_sms(rendered.body)

@@ -15,6 +15,7 @@ from sqlmodel import col, update
 
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message
+from orchestrator.vocabulary import MessageStatus
 
 UNKNOWN_REASON = (
     "interrupted between claim and provider answer; the provider may have accepted it, "
@@ -28,7 +29,7 @@ async def settle_interrupted_sends(runtime: Runtime) -> int:
     async with runtime.sessions() as session, session.begin():
         result = await session.exec(
             update(Message)
-            .where(Message.status == "sending", col(Message.sending_at) < cutoff)
-            .values(status="unknown", status_reason=UNKNOWN_REASON, updated_at=now)
+            .where(Message.status == MessageStatus.sending, col(Message.sending_at) < cutoff)
+            .values(status=MessageStatus.unknown, status_reason=UNKNOWN_REASON, updated_at=now)
         )
         return result.rowcount

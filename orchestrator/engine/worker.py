@@ -22,17 +22,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.channels.base import Channel
 from orchestrator.clock import utc
-from orchestrator.consent import SendPermissions, load_permissions
+from orchestrator.customers.consent import SendPermissions, load_permissions
 from orchestrator.engine.dispatch import ClaimedMessage
-from orchestrator.engine.enrollments import end_enrollment
+from orchestrator.engine.rules import end_enrollment
 from orchestrator.engine.facts import facts_for
 from orchestrator.engine.interpreter import advance, resume_after_timeout
 from orchestrator.engine.messages import prepare_message
 from orchestrator.journeys.live import load_missing_version, refresh_catalog
 from orchestrator.runtime import Runtime
-from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event, Message
+from orchestrator.storage.models import Customer, Enrollment, Event, Message
 from orchestrator.storage.queries import (any_of, claim_in_index_order, insert_many_ignoring_conflict, insert_many_returning,
                                           supports_skip_locked, update_many)
+from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -87,7 +88,7 @@ async def advance_due_enrollments(runtime: Runtime, limit: int | None = None,
     async with runtime.sessions() as session, session.begin():
         query = (
             sa.select(*_DUE_COLUMNS)
-            .where(_ENROLLMENTS.c.status == ACTIVE, _ENROLLMENTS.c.due_at <= now)
+            .where(_ENROLLMENTS.c.status == EnrollmentStatus.active, _ENROLLMENTS.c.due_at <= now)
             .order_by(_ENROLLMENTS.c.due_at)
             .limit(limit or runtime.settings.worker_batch_size)
         )
@@ -127,9 +128,9 @@ def _claim_new_messages(rows: list[dict], claim: Mapping[Channel, int], now: dat
     claimed = []
     for row in rows:  # every row gets the same columns: one INSERT statement for all of them
         row["sending_at"], row["attempts"] = None, 0
-        if row["status"] == "queued" and left.get(row["channel"], 0) > 0:
+        if row["status"] == MessageStatus.queued and left.get(row["channel"], 0) > 0:
             left[row["channel"]] -= 1
-            row["status"], row["sending_at"], row["attempts"] = "sending", now, 1
+            row["status"], row["sending_at"], row["attempts"] = MessageStatus.sending, now, 1
             claimed.append(row)
     return claimed
 
@@ -139,7 +140,7 @@ def _advance_one(runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, 
     """Advance one enrollment in memory; returns the message rows its send steps produced."""
     journey = runtime.catalog.version(enrollment.journey_id, enrollment.journey_version)
     if journey is None:
-        end_enrollment(enrollment, "failed", f"journey version {enrollment.journey_version} is not loaded", now)
+        end_enrollment(enrollment, EnrollmentStatus.failed, f"journey version {enrollment.journey_version} is not loaded", now)
         return []
     try:
         cursor = enrollment.cursor
@@ -152,7 +153,7 @@ def _advance_one(runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, 
         result = advance(journey, cursor, facts, scheduled)
     except Exception as error:  # a condition that cannot be evaluated fails this enrollment only
         log.exception("enrollment %s failed", enrollment.id)
-        end_enrollment(enrollment, "failed", f"{type(error).__name__}: {error}", now)
+        end_enrollment(enrollment, EnrollmentStatus.failed, f"{type(error).__name__}: {error}", now)
         return []
     messages = [
         prepare_message(runtime.templates, runtime.channels.provider_name, enrollment, customer, node, now,
@@ -160,7 +161,7 @@ def _advance_one(runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, 
         for node in result.sends
     ]
     enrollment.cursor, enrollment.waiting_for, enrollment.due_at = result.cursor, result.waiting_for, result.due_at
-    if result.status != ACTIVE:
+    if result.status != EnrollmentStatus.active:
         end_enrollment(enrollment, result.status, result.exit_reason, now)
     return [m.as_row() for m in messages]
 

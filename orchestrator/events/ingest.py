@@ -16,65 +16,22 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.consent import current_consents, record_trait_consents
-from orchestrator.engine.enrollments import load_journey_states, react_to_event
+from orchestrator.customers.consent import current_consents, record_trait_consents
+from orchestrator.engine.enrollments import load_customer_journeys, react_to_event
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.journeys.live import refresh_catalog
 from orchestrator.runtime import Runtime
-from orchestrator.storage.models import Customer, Event
-from orchestrator.storage.queries import any_of, insert_many_ignoring_conflict, insert_many_returning
-
-TYPED_TRAITS = ("email", "phone", "whatsapp", "locale", "timezone")
-
+from orchestrator.storage.models import Event
+from orchestrator.customers.identity import apply_traits, customer_ids, lock_customers
+from orchestrator.storage.queries import insert_many_returning
 
 @dataclass(frozen=True)
 class Accepted:
     message_id: str
     duplicate: bool
     event_id: int | None
-
-
-async def customer_ids(session: AsyncSession, user_ids: set[str], now: datetime) -> dict[str, int]:
-    """user_id → customer id, creating the customers not seen before. Takes no lock."""
-    found = await _ids_of(session, user_ids)
-    missing = sorted(user_ids - found.keys())
-    if missing:  # another request may create the same customer meanwhile: ON CONFLICT, then read again
-        await insert_many_ignoring_conflict(
-            session, Customer, [dict(user_id=u, traits={}, created_at=now, updated_at=now) for u in missing],
-            ["user_id"])
-        found.update(await _ids_of(session, set(missing)))
-    return found
-
-
-async def _ids_of(session: AsyncSession, user_ids: set[str]) -> dict[str, int]:
-    rows = await session.exec(select(Customer.user_id, Customer.id).where(any_of(session, col(Customer.user_id), user_ids)))
-    return dict(rows.all())
-
-
-async def lock_customers(session: AsyncSession, user_ids: set[str]) -> dict[str, Customer]:
-    """Lock these customers, in a fixed order so concurrent requests never deadlock.
-
-    FOR NO KEY UPDATE, not FOR UPDATE: requests that change the customer's journeys queue
-    behind each other, while an event that only references the customer (its foreign key
-    check takes FOR KEY SHARE) is stored without waiting."""
-    if not user_ids:
-        return {}
-    locked = await session.exec(
-        select(Customer).where(any_of(session, col(Customer.user_id), user_ids))
-        .order_by(col(Customer.user_id)).with_for_update(key_share=True)
-    )
-    return {customer.user_id: customer for customer in locked}
-
-
-def apply_traits(customer: Customer, traits: dict, now: datetime) -> None:
-    for name in TYPED_TRAITS:
-        if name in traits:
-            setattr(customer, name, traits[name])
-    customer.traits = {**customer.traits, **traits}
-    customer.updated_at = now
 
 
 def _event_row(call: TrackCall | IdentifyCall, customer_id: int, now: datetime) -> dict:
@@ -103,7 +60,7 @@ async def ingest(session: AsyncSession, runtime: Runtime, calls: list[TrackCall 
     rows = [_event_row(call, ids[call.userId], now) for call in calls]
     # One INSERT for the batch; a messageId already stored (or repeated in the batch) is a duplicate.
     event_ids = dict(await insert_many_returning(session, Event, rows, ["message_id"], Event.message_id))
-    states = await load_journey_states(session, {c.id for c in customers.values()}, now)
+    states = await load_customer_journeys(session, {c.id for c in customers.values()}, now)
     identified = {customers[c.userId].id for c in calls if isinstance(c, IdentifyCall)}
     consents = await current_consents(session, identified) if identified else {}
     accepted = []

@@ -17,6 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.templating.locales import normalize_locale
+from orchestrator.vocabulary import bare_number
 
 UserId = Annotated[str, Field(min_length=1, max_length=255)]
 MessageId = Annotated[str, Field(min_length=1, max_length=255)]
@@ -31,7 +32,7 @@ def normalize_email(value: str) -> str:
 
 def normalize_phone(value: str) -> str:
     """E.164, which every SMS and WhatsApp provider expects."""
-    raw = value.removeprefix("whatsapp:").strip()
+    raw = bare_number(value).strip()
     try:
         number = phonenumbers.parse(raw, None)
     except phonenumbers.NumberParseException:

@@ -35,10 +35,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from orchestrator.clock import Clock
+from orchestrator.fakes.credentials import FAKE_SENDGRID_API_KEY
 
 RATE_LIMITED_DOMAIN = "rate-limited.sendgrid.test"
 SERVER_ERROR_DOMAIN = "server-error.sendgrid.test"
-DEFAULT_API_KEY = "SG.fake-sendgrid-api-key"
+DEFAULT_API_KEY = FAKE_SENDGRID_API_KEY
 
 # SendGrid's wording, from its Mail Send error reference and real responses.
 HELP_URL = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html"

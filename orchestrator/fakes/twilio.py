@@ -57,6 +57,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 from twilio.request_validator import RequestValidator
 
+from orchestrator.fakes.credentials import FAKE_TWILIO_AUTH_TOKEN
 from orchestrator.fakes.twilio_rules import (
     ACCOUNT_SID,
     API_VERSION,
@@ -77,7 +78,7 @@ from orchestrator.fakes.twilio_rules import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_AUTH_TOKEN = "fake-twilio-auth-token"
+DEFAULT_AUTH_TOKEN = FAKE_TWILIO_AUTH_TOKEN
 DELIVERY_OUTCOMES = ("delivered", "undelivered", "failed")
 
 

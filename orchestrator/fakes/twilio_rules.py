@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
 
+from orchestrator.vocabulary import WHATSAPP_PREFIX, bare_number
+
 API_VERSION = "2010-04-01"
-WHATSAPP_PREFIX = "whatsapp:"
 MAX_BODY_LENGTH = 1600
 
 
@@ -121,8 +122,7 @@ def rfc2822(moment: datetime) -> str:
     return format_datetime(moment, usegmt=False)  # "Thu, 30 Jul 2015 20:12:31 +0000"
 
 
-def strip_channel(address: str) -> str:
-    return address.removeprefix(WHATSAPP_PREFIX)
+strip_channel = bare_number
 
 
 def validate_create(params: dict[str, str], media_urls: list[str]) -> ApiError | None:

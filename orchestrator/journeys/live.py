@@ -16,8 +16,9 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.journeys.loader import JourneyError, LoadReport, load_directory
-from orchestrator.storage.models import ACTIVE, Enrollment, JourneyState, JourneyVersion
+from orchestrator.storage.models import Enrollment, JourneyState, JourneyVersion
 from orchestrator.storage.queries import insert_ignoring_conflict, insert_many_ignoring_conflict
+from orchestrator.vocabulary import EnrollmentStatus
 
 log = logging.getLogger("orchestrator.journeys")
 
@@ -100,7 +101,7 @@ async def set_paused(runtime, journey_id: str, paused: bool) -> bool:
             return False
         if not paused:  # held enrollments are active with nothing to wait for: due now
             await session.exec(update(Enrollment).where(
-                Enrollment.journey_id == journey_id, Enrollment.status == ACTIVE,
+                Enrollment.journey_id == journey_id, Enrollment.status == EnrollmentStatus.active,
                 col(Enrollment.due_at).is_(None), col(Enrollment.waiting_for).is_(None)).values(due_at=now))
     await refresh_catalog(runtime, force=True)
     return True

@@ -5,13 +5,14 @@ the window ends (the next morning), then goes out.
 """
 
 from __future__ import annotations
+from orchestrator.vocabulary import PHONE_CHANNELS
 
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
-QUIET_CHANNELS = {"sms", "whatsapp"}
+QUIET_CHANNELS = PHONE_CHANNELS  # e-mail waits in the inbox; a phone buzzes
 
 
 class QuietHours(BaseModel):

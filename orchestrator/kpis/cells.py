@@ -29,9 +29,10 @@ import sqlalchemy as sa
 from orchestrator.kpis.scope import calendar_day, counting, messages, plus_days
 from orchestrator.storage.feedback_models import Consent, Conversion, InboundMessage, MessageStatusEvent
 from orchestrator.storage.models import Enrollment
+from orchestrator.vocabulary import Channel, MessageStatus
 
 RESPONSE_WINDOW = timedelta(days=7)
-FAILED_STATUSES = ("failed", "undelivered")
+FAILED_STATUSES = (MessageStatus.failed, MessageStatus.undelivered)
 # SendGrid's hard bounce (`bounce`) and soft bounce (`blocked`) as webhooks/sendgrid.py records them.
 BOUNCE_STATUSES = ("bounce", "blocked")
 KEY_COLUMNS = ("day", "journey_id", "step_id", "channel", "template")
@@ -93,7 +94,7 @@ def cell_totals(dialect: str, conditions: list, since: datetime | None) -> sa.Se
     m = messages.c
     orders = _conversions_per_message(since)
     answers = _responses_per_message(dialect, since)
-    sent, email = m.sent_at.is_not(None), m.channel == "email"
+    sent, email = m.sent_at.is_not(None), m.channel == Channel.email
     email_delivered = sa.and_(email, m.delivered_at.is_not(None))
     bounce_reported = sa.exists().where(status_events.c.message_id == m.id,
                                         status_events.c.status.in_(BOUNCE_STATUSES))
@@ -105,7 +106,7 @@ def cell_totals(dialect: str, conditions: list, since: datetime | None) -> sa.Se
             counting(sent).label("sent"),
             counting(m.delivered_at.is_not(None)).label("delivered"),
             counting(m.status.in_(FAILED_STATUSES)).label("failed"),
-            counting(m.status == "skipped").label("skipped"),
+            counting(m.status == MessageStatus.skipped).label("skipped"),
             sa.func.count(sa.distinct(sa.case((sent, m.customer_id)))).label("recipients"),
             counting(sa.and_(email, sent)).label("email_sent"),
             counting(email_delivered).label("email_delivered"),
@@ -132,7 +133,7 @@ def skip_cells(dialect: str, conditions: list) -> sa.Select:
     keys = cell_keys(dialect)
     reason = sa.func.coalesce(m.status_reason, "unspecified").label("reason")
     return (sa.select(*keys, reason, sa.func.count().label("count"))
-            .where(*conditions, m.status == "skipped").group_by(*keys, reason))
+            .where(*conditions, m.status == MessageStatus.skipped).group_by(*keys, reason))
 
 
 def enrollment_cells(dialect: str, conditions: list) -> sa.Select:

@@ -35,7 +35,7 @@ from orchestrator.storage.feedback_models import NpsResponse
 from orchestrator.storage.models import Event
 
 ORDER_EVENT = "Order Completed"
-REVENUE_PROPERTIES = ("revenue", "total", "value")  # as orchestrator.conversions reads them
+REVENUE_PROPERTIES = ("revenue", "total", "value")  # as orchestrator.delivery.conversions reads them
 DEFAULT_PERIOD = timedelta(days=365)
 DEFAULT_ACTIVE_DAYS = 365
 DEFAULT_LIFESPAN_YEARS = 3.0

@@ -25,6 +25,7 @@ from orchestrator.kpis.lift import lift_report
 from orchestrator.kpis.cells import FAILED_STATUSES, conversions
 from orchestrator.kpis.scope import counting, messages, without_jit
 from orchestrator.storage.models import Enrollment
+from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 
 enrollments = Enrollment.__table__
 _BRANCHES = {"if": (("then", "then_"), ("else", "else_"))}
@@ -81,7 +82,7 @@ async def journey_funnel(session: AsyncSession, journey: CompiledJourney, since:
                   sa.func.count(e.converted_at).label("converted"))
         .where(*entered).group_by(e.status, e.exit_reason, e.holdout))).mappings().all()
     waiting = dict((await session.exec(
-        sa.select(e.cursor, sa.func.count()).where(*entered, e.status == "active").group_by(e.cursor))).all())
+        sa.select(e.cursor, sa.func.count()).where(*entered, e.status == EnrollmentStatus.active).group_by(e.cursor))).all())
 
     of_entrants = messages.join(enrollments, e.id == m.enrollment_id)
     send_rows = (await session.exec(
@@ -89,12 +90,12 @@ async def journey_funnel(session: AsyncSession, journey: CompiledJourney, since:
                   sa.func.count().label("messages"), counting(m.sent_at.is_not(None)).label("sent"),
                   counting(m.delivered_at.is_not(None)).label("delivered"),
                   counting(m.status.in_(FAILED_STATUSES)).label("failed"),
-                  counting(m.status == "skipped").label("skipped"))
+                  counting(m.status == MessageStatus.skipped).label("skipped"))
         .select_from(of_entrants).where(*entered).group_by(m.step_id))).mappings().all()
     reasons: dict[str, dict[str, int]] = {}
     for step_id, reason, n in (await session.exec(
             sa.select(m.step_id, m.status_reason, sa.func.count()).select_from(of_entrants)
-            .where(*entered, m.status == "skipped").group_by(m.step_id, m.status_reason))).all():
+            .where(*entered, m.status == MessageStatus.skipped).group_by(m.step_id, m.status_reason))).all():
         reasons.setdefault(step_id, {})[reason or "unspecified"] = n
     credited = {row.step_id: row for row in (await session.exec(
         sa.select(c.step_id, sa.func.count().label("conversions"), sa.func.sum(c.revenue).label("revenue"))
@@ -105,7 +106,7 @@ async def journey_funnel(session: AsyncSession, journey: CompiledJourney, since:
     exits: dict[tuple[str, str | None], int] = {}
     groups = {False: [0, 0], True: [0, 0]}
     for row in outcome_rows:
-        if row["status"] != "active":
+        if row["status"] != EnrollmentStatus.active:
             exits[(row["status"], row["exit_reason"])] = exits.get((row["status"], row["exit_reason"]), 0) + row["n"]
         groups[bool(row["holdout"])][0] += row["n"]
         groups[bool(row["holdout"])][1] += row["converted"]
@@ -118,14 +119,14 @@ async def journey_funnel(session: AsyncSession, journey: CompiledJourney, since:
             figures.update(_send_figures(node, sends.get(step["id"]), reasons.get(step["id"], {}),
                                          credited.get(step["id"])))
         elif node.kind == "exit":
-            figures["reached"] = figures["exited"] = exits.get(("exited", node.exit_reason), 0)
+            figures["reached"] = figures["exited"] = exits.get((EnrollmentStatus.exited, node.exit_reason), 0)
         if position == 0:
             figures["reached"] = total  # entering is reaching the first step
         steps.append(figures)
     return {
         "journey": journey.id, "version": journey.version, "since": since, "until": until,
         "entered": total,
-        "active": sum(r["n"] for r in outcome_rows if r["status"] == "active"),
+        "active": sum(r["n"] for r in outcome_rows if r["status"] == EnrollmentStatus.active),
         "goal_reached": groups[False][1] + groups[True][1],
         "conversions": sum(row.conversions for row in credited.values()),
         "revenue": money(sum(float(row.revenue or 0) for row in credited.values())),

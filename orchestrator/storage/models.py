@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from orchestrator.vocabulary import EnrollmentStatus
+
 JSONColumn = sa.JSON().with_variant(JSONB(), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
 
@@ -85,9 +87,6 @@ class JourneyState(SQLModel, table=True):
     updated_at: datetime = _timestamp()
 
 
-ACTIVE = "active"
-
-
 class Enrollment(SQLModel, table=True):
     __tablename__ = "enrollments"
     __table_args__ = (
@@ -110,7 +109,7 @@ class Enrollment(SQLModel, table=True):
     journey_id: str = Field(max_length=100)
     journey_version: str = Field(max_length=32)
     customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
-    status: str = Field(default=ACTIVE, max_length=16)  # active | completed | exited | failed
+    status: str = Field(default=EnrollmentStatus.active, max_length=16)  # an EnrollmentStatus
     cursor: str | None = Field(default=None, max_length=255)  # the step to run next
     waiting_for: str | None = Field(default=None, max_length=255)  # event awaited by a wait_for step
     due_at: datetime | None = _timestamp(nullable=True)
@@ -157,7 +156,7 @@ class Message(SQLModel, table=True):
     fallback_channel: str | None = Field(default=None, max_length=16)  # tried if this one fails permanently
     # queued → sending → sent → delivered/undelivered; or failed / skipped; `unknown` when a
     # crash cut the provider call off and we cannot tell whether it was accepted
-    status: str = Field(max_length=16)
+    status: str = Field(max_length=16)  # a MessageStatus
     status_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     error_code: str | None = Field(default=None, max_length=32)
     provider_message_id: str | None = Field(default=None, max_length=255, index=True)

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from orchestrator.config import get_settings
+from orchestrator.vocabulary import CHANNELS
 
 OK, PROBLEMS, BAD_INPUT = 0, 1, 2
 
@@ -65,7 +66,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from orchestrator.tooling.inputs import DEFAULT_START, InputError, parse_customer, parse_events, read_document
     from orchestrator.tooling.simulate import simulate
     from orchestrator.tooling.sources import find_journey
-    from orchestrator.tooling.timeline import format_json, format_timeline
+    from orchestrator.tooling.transcript import format_json, format_timeline
 
     journeys, templates, locale = _directories(args)
     try:
@@ -89,7 +90,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     from orchestrator.templating.store import TemplateStore
     from orchestrator.tooling.scenarios import ScenarioRunner, scenario_files
-    from orchestrator.tooling.timeline import format_timeline, timeline_json
+    from orchestrator.tooling.transcript import format_timeline, timeline_json
 
     journeys, templates, locale = _directories(args)
     files = scenario_files([Path(p) for p in args.paths] or [journeys / "scenarios"])
@@ -207,6 +208,6 @@ def add_tooling_commands(commands: argparse._SubParsersAction) -> None:
     preview.add_argument("template", metavar="TEMPLATE", help="template name (a folder of the templates directory)")
     preview.add_argument("--locale", help="render for this locale, e.g. zh-Hant (default: the default locale)")
     preview.add_argument("--vars", metavar="FILE", help="sample customer, event and vars (YAML or JSON)")
-    preview.add_argument("--channel", choices=["email", "sms", "whatsapp"], help="the channel (default: from the journey)")
+    preview.add_argument("--channel", choices=CHANNELS, help="the channel (default: from the journey)")
     _common(preview)
     preview.set_defaults(handler=run_preview)

@@ -7,6 +7,8 @@ messages happen: a message nobody expected fails the scenario as surely as a mis
 
 from __future__ import annotations
 
+import enum
+
 import difflib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +27,7 @@ from orchestrator.tooling.inputs import (
 )
 from orchestrator.tooling.simulate import DEFAULT_HORIZON, SimulationResult, simulate
 from orchestrator.tooling.sources import JourneySource, find_journey
+from orchestrator.vocabulary import MessageStatus
 
 Text = str | list[str]
 
@@ -182,7 +185,7 @@ def actual_view(expect: Expect, simulation: SimulationResult) -> dict[str, Any]:
     outcome = simulation.outcome()
     view: dict[str, Any] = {key: outcome[key] for key in ("status", "exit_reason", "converted", "enrollments")
                             if getattr(expect, key) is not None}
-    for key, status in (("sends", "queued"), ("skips", "skipped"), ("failures", "failed")):
+    for key, status in (("sends", MessageStatus.queued), ("skips", MessageStatus.skipped), ("failures", MessageStatus.failed)):
         messages = [m for m in simulation.messages if m["status"] == status]
         wanted = getattr(expect, key)
         view[key] = [
@@ -196,7 +199,7 @@ def _project(message: dict[str, Any], wanted: dict[str, Any] | None, start: date
     """The message as the expectation describes it: same keys, so equal when it matches."""
     if wanted is None:  # nobody expected this message: show what identifies it
         shown = {"step": message["step"], "channel": message["channel"], "at": format_offset(message["at"], start)}
-        if message["status"] == "queued":
+        if message["status"] == MessageStatus.queued:
             shown["body"] = message["body"]
         else:
             shown["reason"] = message["reason"]
@@ -218,5 +221,12 @@ def _project(message: dict[str, Any], wanted: dict[str, Any] | None, start: date
     return shown
 
 
+class _Dumper(yaml.SafeDumper):
+    """Statuses are `StrEnum`s; a scenario file shows them as the plain words they are."""
+
+
+_Dumper.add_multi_representer(enum.StrEnum, lambda dumper, value: dumper.represent_str(str(value)))
+
+
 def _dump(view: dict[str, Any]) -> list[str]:
-    return yaml.safe_dump(view, sort_keys=False, allow_unicode=True, width=1000).splitlines()
+    return yaml.dump(view, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000).splitlines()

@@ -32,23 +32,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.channels.base import Channel
-from orchestrator.consent import SendPermissions
-from orchestrator.engine.enrollments import JourneyState, _enroll, _may_enter, end_enrollment
-from orchestrator.engine.facts import AWAITED_KEY, customer_view, facts_for
-from orchestrator.engine.interpreter import advance, resume_after_event, resume_after_timeout
+from orchestrator.customers.consent import SendPermissions
+from orchestrator.engine.rules import EventEffect, apply_event, end_enrollment, may_enter, new_enrollment, reaches_goal
+from orchestrator.engine.facts import customer_view, facts_for
+from orchestrator.engine.interpreter import advance, resume_after_timeout
 from orchestrator.engine.messages import prepare_message, refusal_reason
-from orchestrator.events.ingest import apply_traits
+from orchestrator.customers.identity import apply_traits
 from orchestrator.events.schemas import IdentifyCall
 from orchestrator.journeys.expressions import evaluate
-from orchestrator.storage.models import ACTIVE, Customer, Enrollment, Event, Message
+from orchestrator.storage.models import Customer, Enrollment, Event, Message
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.expressions import explain
 from orchestrator.tooling.inputs import TimedEvent, format_moment, format_span
 from orchestrator.tooling.sources import JourneySource
+from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 
 DEFAULT_HORIZON = timedelta(days=30)
 MAX_ROUNDS = 100_000
-MESSAGE_KINDS = {"queued": "send", "skipped": "skip", "failed": "fail"}
+MESSAGE_KINDS = {MessageStatus.queued: "send", MessageStatus.skipped: "skip", MessageStatus.failed: "fail"}
 # An inbound SMS/WhatsApp message reaches journeys as an event of this name (stored with type
 # "inbound", so has_event() does not see it); its properties are body, channel and score.
 INBOUND_EVENTS = {"reply"}
@@ -125,7 +126,7 @@ class Simulator:
         return format_moment(at, self.result.start)
 
     def _active(self) -> Enrollment | None:
-        return next((e for e in self.result.enrollments if e.status == ACTIVE), None)
+        return next((e for e in self.result.enrollments if e.status == EnrollmentStatus.active), None)
 
     def _log(self, at: datetime, kind: str, detail: str, step: str | None = None,
              enrollment: Enrollment | None = None, message: dict | None = None) -> None:
@@ -146,16 +147,11 @@ class Simulator:
             self.inbound.add(number)
         self._log(now, "event", f"{event.name} {_compact(event.properties)}".rstrip())
         active = self._active()
-        if active and event.name in self.definition.exit_on:
-            end_enrollment(active, "exited", f"exit_on: {event.name}", now)
+        step = active.cursor if active else None
+        effect = apply_event(active, self.compiled, event.name, event.properties, now) if active else EventEffect.none
+        if effect is EventEffect.exited:
             self._log(now, "end", f"exited (exit_on: {event.name})", None, active)
-        elif active and active.waiting_for == event.name:
-            step = active.cursor
-            # What the wait received is kept for later conditions (`awaited`, `reply`).
-            awaited = dict(active.context.get(AWAITED_KEY, {}), **{event.name: dict(event.properties)})
-            active.context = {**active.context, AWAITED_KEY: awaited}
-            active.cursor = resume_after_event(self.compiled, active.cursor)
-            active.waiting_for, active.due_at = None, now
+        elif effect is EventEffect.woken:
             self._log(now, "wake", f"'{event.name}' arrived → on_event", step, active)
         self._record_goal(event, number, now)
         if event.name == self.definition.trigger.event:
@@ -166,10 +162,10 @@ class Simulator:
         if goal is None or goal.event != event.name:
             return
         for enrollment in self.result.enrollments:
-            if enrollment.converted_at is None and enrollment.goal_deadline and enrollment.goal_deadline >= now:
+            if reaches_goal(enrollment, self.compiled, event.name, now):
                 enrollment.converted_at, enrollment.conversion_event_id = now, number
                 sent = [m["step"] for m in self.result.messages
-                        if m["enrollment"] == enrollment.id and m["status"] == "queued"]
+                        if m["enrollment"] == enrollment.id and m["status"] == MessageStatus.queued]
                 after = f" after {', '.join(sent)}" if sent else " (no message sent before it)"
                 self._log(now, "convert", f"goal '{goal.event}' within {format_span(goal.within)} of entry{after}",
                           None, enrollment)
@@ -181,9 +177,8 @@ class Simulator:
         row = Event(id=number, message_id=f"simulated-{number}", customer_id=self.customer.id, type="track",
                     name=event.name, properties=dict(event.properties), timestamp=now, received_at=now)
         entries = [e.entered_at for e in self.result.enrollments]
-        state = JourneyState(list(self.result.enrollments), {self.compiled.id: max(entries)} if entries else {})
         try:
-            allowed = _may_enter(self.compiled, self.customer, row, state, now)
+            allowed = may_enter(self.compiled, self.customer, row, max(entries) if entries else None, now)
         except Exception as error:  # the engine raises inside the API request: the event is refused
             self._log(now, "no-entry", f"trigger condition failed: {type(error).__name__}: {error} "
                       f"(the API would fail the request)")
@@ -191,7 +186,7 @@ class Simulator:
         if not allowed:
             self._log(now, "no-entry", self._why_not(event, entries[-1] if entries else None, now))
             return
-        enrollment = _enroll(self.compiled, self.customer, row, now)
+        enrollment = new_enrollment(self.compiled, self.customer, row, now)
         enrollment.id = len(self.result.enrollments) + 1
         self.result.enrollments.append(enrollment)
         goal = self.definition.goal
@@ -226,14 +221,14 @@ class Simulator:
         try:
             result = advance(self.compiled, cursor, facts, min(enrollment.due_at, now))
         except Exception as error:  # as the worker does: this enrollment fails, nothing is sent
-            end_enrollment(enrollment, "failed", f"{type(error).__name__}: {error}", now)
+            end_enrollment(enrollment, EnrollmentStatus.failed, f"{type(error).__name__}: {error}", now)
             self._log(now, "end", f"failed ({enrollment.exit_reason})", cursor, enrollment)
             return
         messages = {node.id: self._message(enrollment, node, now) for node in result.sends}
         for trace in result.trace:
             self._log_trace(trace, result, facts, messages, enrollment, now)
         enrollment.cursor, enrollment.waiting_for, enrollment.due_at = result.cursor, result.waiting_for, result.due_at
-        if result.status != ACTIVE:
+        if result.status != EnrollmentStatus.active:
             end_enrollment(enrollment, result.status, result.exit_reason, now)
             reason = f" ({result.exit_reason})" if result.exit_reason else ": no steps left"
             self._log(now, "end", f"{result.status}{reason}", None, enrollment)
@@ -281,7 +276,7 @@ def describe(message: dict[str, Any]) -> str:
     head = f"{message['channel']} to {to}"
     if message["fallback_from"]:
         head += f", fallback from {message['fallback_from']}"
-    if message["status"] != "queued":
+    if message["status"] != MessageStatus.queued:
         return f"{head}: {message['reason']}"
     extras = [message["locale"] or "?"]
     if message["metadata"].get("content_sid"):

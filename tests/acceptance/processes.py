@@ -13,7 +13,7 @@ import httpx
 from sqlmodel import select
 
 from orchestrator.fakes.server import free_port
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Message
 from tests.conftest import make_settings
 

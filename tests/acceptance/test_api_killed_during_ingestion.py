@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import col, select
 
 from orchestrator.fakes.server import free_port
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Event
 from tests.acceptance.processes import start_orchestrator, stop, wait_until_up, worker_env
 from tests.conftest import _reset, make_settings

@@ -22,7 +22,7 @@ from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.fakes.server import serve_in_thread
 from orchestrator.fakes.twilio import FakeTwilioSettings, create_fake_twilio_app
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from tests.acceptance.processes import all_messages
 from tests.conftest import _reset, make_settings
 

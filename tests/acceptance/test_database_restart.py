@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlmodel import func, select
 
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Enrollment, Message
 from tests.acceptance.processes import start_orchestrator, stop, worker_env
 from tests.acceptance.test_workers_under_chaos import enroll_everyone, unfinished

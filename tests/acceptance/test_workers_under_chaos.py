@@ -23,8 +23,9 @@ from sqlmodel import func, select
 from orchestrator.clock import SimulatedClock
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
-from orchestrator.runtime import build_runtime
-from orchestrator.storage.models import ACTIVE, Enrollment, Message
+from orchestrator.startup import build_runtime
+from orchestrator.storage.models import Enrollment, Message
+from orchestrator.vocabulary import EnrollmentStatus
 from tests.acceptance.processes import FakeTwilioProcess, all_messages, start_orchestrator, stop, worker_env
 from tests.conftest import _reset, make_settings
 from tests.providers import smtp_server
@@ -69,7 +70,7 @@ async def unfinished(database_url: str) -> int:
     runtime = await build_runtime(make_settings(database_url, simulated_clock=False))
     try:
         async with runtime.sessions() as session:
-            active = (await session.exec(select(func.count()).select_from(Enrollment).where(Enrollment.status == ACTIVE))).one()
+            active = (await session.exec(select(func.count()).select_from(Enrollment).where(Enrollment.status == EnrollmentStatus.active))).one()
             pending = (await session.exec(select(func.count()).select_from(Message).where(
                 Message.status.in_(["queued", "sending"])))).one()
             return active + pending

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.clock import SimulatedClock
 from orchestrator.config import PROJECT_ROOT
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from tests.api.test_launch_journeys import HOUR, advance, identify, messages_of, track
 from tests.conftest import START, _reset, make_settings
 

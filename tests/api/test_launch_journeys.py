@@ -5,7 +5,7 @@ from __future__ import annotations
 from orchestrator.channels.base import Channel
 from orchestrator.clock import SimulatedClock
 from orchestrator.engine.loop import WorkerLoop
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 
 HOUR = 3600
 DAY = 24 * HOUR

@@ -27,7 +27,7 @@ from orchestrator.engine.dispatch import dispatch_channel
 from orchestrator.fakes.sendgrid import DEFAULT_API_KEY, create_fake_sendgrid_app
 from orchestrator.fakes.server import free_port, serve_in_thread
 from orchestrator.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilioSettings, create_fake_twilio_app
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Customer, Message
 from tests.conftest import START, make_settings
 from tests.providers import SmtpInbox

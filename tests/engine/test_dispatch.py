@@ -15,7 +15,7 @@ from orchestrator.clock import SimulatedClock
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Message
 from tests.conftest import START, _reset, make_settings
 from tests.providers import fake_twilio, smtp_server

@@ -99,7 +99,7 @@ def test_nested_missing_attributes_read_as_empty():
 
 
 def test_consent_for_an_unknown_channel_is_never_given():
-    from orchestrator.consent import OPTED_IN, SendPermissions
+    from orchestrator.customers.consent import OPTED_IN, SendPermissions
 
     permissions = SendPermissions(consents={"sms": OPTED_IN})
     assert permissions.marketing_allowed("sms") and not permissions.marketing_allowed("fax")

@@ -15,9 +15,9 @@ from sqlmodel import col, select
 
 from orchestrator.clock import SimulatedClock
 from orchestrator.config import PROJECT_ROOT
-from orchestrator.conversions import in_holdout
-from orchestrator.delivery import record_status
-from orchestrator.runtime import build_runtime
+from orchestrator.delivery.conversions import in_holdout
+from orchestrator.delivery.statuses import record_status
+from orchestrator.startup import build_runtime
 from orchestrator.storage.feedback_models import Conversion
 from orchestrator.storage.models import Customer, Message
 from tests.api.test_launch_journeys import DAY, HOUR, advance, identify, track

@@ -24,7 +24,7 @@ from decimal import Decimal
 import pytest
 from sqlmodel import select
 
-from orchestrator.delivery import record_status
+from orchestrator.delivery.statuses import record_status
 from orchestrator.storage.feedback_models import Consent, Conversion, InboundMessage, MessageStatusEvent
 from orchestrator.storage.models import Customer, Enrollment, Message
 from tests.conftest import START

@@ -17,7 +17,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from orchestrator.storage.database import create_engine, drop_schema
 from orchestrator.storage.drift import MAKEMIGRATION_HINT, describe_differences, make_migration, schema_differences
 from orchestrator.storage.migrate import (

@@ -19,7 +19,7 @@ from orchestrator.clock import SimulatedClock, utc
 from orchestrator.engine.worker import run_due_enrollments
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Customer, Enrollment, Message
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.inputs import DEFAULT_START, parse_customer, parse_events, read_document

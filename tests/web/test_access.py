@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
-from orchestrator.api.auth import OPEN_API_WARNING, AccessPolicy
-from orchestrator.api_keys import ROLES, create_key, revoke_key
+from orchestrator.web.access import OPEN_API_WARNING, AccessPolicy
+from orchestrator.auth.keys import ROLES, create_key, revoke_key
 from orchestrator.storage.auth_models import ApiKey
 from tests.webhooks.twilio_signing import inbound_form
 

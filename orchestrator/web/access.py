@@ -25,7 +25,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.params import Depends as DependsParam
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.api_keys import RecentLookups, any_key_ever_created, find_active_key
+from orchestrator.auth.keys import RecentLookups, any_key_ever_created, find_active_key
 from orchestrator.runtime import Runtime
 
 log = logging.getLogger("orchestrator.auth")

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.clock import utc
 from orchestrator.storage.feedback_models import Consent, Conversion, InboundMessage, MessageStatusEvent
 from orchestrator.storage.models import Enrollment, Event, Message
+from orchestrator.vocabulary import MessageStatus
 
 KINDS = ("track", "identify", "inbound", "consent", "enrollment_entered", "message_created", "message_skipped",
          "message_sent", "message_failed", "message_status", "enrollment_converted", "conversion",
@@ -176,11 +177,11 @@ def _sources(customer_id: int) -> list[_Source]:
         _Source(enrollments.where(col(Enrollment.converted_at).is_not(None)), Enrollment.converted_at, Enrollment.id,
                 _converted),
         _Source(enrollments.where(col(Enrollment.ended_at).is_not(None)), Enrollment.ended_at, Enrollment.id, _ended),
-        _Source(messages.where(Message.status != "skipped"), Message.created_at, Message.id, _created),
-        _Source(messages.where(Message.status == "skipped"), Message.created_at, Message.id, _skipped),
+        _Source(messages.where(Message.status != MessageStatus.skipped), Message.created_at, Message.id, _created),
+        _Source(messages.where(Message.status == MessageStatus.skipped), Message.created_at, Message.id, _skipped),
         _Source(messages.where(col(Message.sent_at).is_not(None)), Message.sent_at, Message.id, _sent),
         # Failed before any provider took it; failures reported later are in the status history.
-        _Source(messages.where(Message.status == "failed", col(Message.sent_at).is_(None)), Message.updated_at,
+        _Source(messages.where(Message.status == MessageStatus.failed, col(Message.sent_at).is_(None)), Message.updated_at,
                 Message.id, _failed),
         _Source(statuses, MessageStatusEvent.occurred_at, MessageStatusEvent.id, _status),
         _Source(select(Conversion).where(Conversion.customer_id == customer_id), Conversion.converted_at,

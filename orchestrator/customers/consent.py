@@ -17,11 +17,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.storage.feedback_models import Consent, Suppression
 from orchestrator.storage.queries import any_of
+from orchestrator.vocabulary import CHANNELS, PHONE_CHANNELS, Channel
 
 OPTED_IN, OPTED_OUT = "opted_in", "opted_out"
-CHANNELS = {"email", "sms", "whatsapp"}
-OPT_IN_CHANNELS = {"sms", "whatsapp"}
-TRAIT_CONSENTS = {"sms_opt_in": ("sms", True), "whatsapp_opt_in": ("whatsapp", True), "email_opt_out": ("email", False)}
+# Marketing on a phone needs an opt-in; e-mail marketing is allowed until an opt-out.
+OPT_IN_CHANNELS = PHONE_CHANNELS
+TRAIT_CONSENTS = {"sms_opt_in": (Channel.sms, True), "whatsapp_opt_in": (Channel.whatsapp, True),
+                  "email_opt_out": (Channel.email, False)}
 SOURCES = ("sms_keyword", "whatsapp_keyword", "web_form", "api", "unsubscribe_link", "identify",
            "spam_report", "hard_bounce", "provider_opt_out")
 

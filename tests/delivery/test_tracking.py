@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from orchestrator.config import Settings
-from orchestrator.tracking import (
+from orchestrator.delivery.tracking import (
     CLICK, OPEN, UNSUBSCRIBE, LinkClaims, click_url, email_links, instrument_html, open_pixel_url, sign,
     unsubscribe_url, verify,
 )

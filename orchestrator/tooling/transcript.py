@@ -9,6 +9,7 @@ from typing import Any
 
 from orchestrator.tooling.inputs import format_offset as offset
 from orchestrator.tooling.simulate import SimulationResult
+from orchestrator.vocabulary import MessageStatus
 
 
 def _time(at: datetime) -> str:
@@ -26,14 +27,14 @@ def format_timeline(result: SimulationResult) -> str:
     for entry in result.timeline:
         step = f"[{entry.step}] " if entry.step else ""
         lines.append(f"{offset(entry.at, result.start):>8}  {_time(entry.at)}  {entry.kind:<9} {step}{entry.detail}")
-        if entry.message and entry.message["status"] == "queued":
+        if entry.message and entry.message["status"] == MessageStatus.queued:
             lines += _message_lines(entry.message)
     outcome = result.outcome()
     lines.append("")
     summary = f"outcome: {outcome['status']}"
     if outcome["exit_reason"]:
         summary += f" ({outcome['exit_reason']})"
-    sends = [m for m in result.messages if m["status"] == "queued"]
+    sends = [m for m in result.messages if m["status"] == MessageStatus.queued]
     skips = len(result.messages) - len(sends)
     summary += f"; {len(sends)} message{'s' if len(sends) != 1 else ''} sent, {skips} not sent"
     summary += "; converted" if outcome["converted"] else "; not converted"

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from orchestrator.serving import tcp_listener
+from orchestrator.api.serving import tcp_listener
 
 
 async def nodelay_of_accepted_connection(listener: socket.socket) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.demo import run_demo
+from orchestrator.cli.demo import run_demo
 
 
 def test_demo_plays_every_launch_journey_and_prints_kpis(capsys):

@@ -19,6 +19,7 @@ from orchestrator.clock import utc
 from orchestrator.storage.feedback_models import Conversion
 from orchestrator.storage.models import Enrollment, Event, Message
 from orchestrator.storage.queries import insert_ignoring_conflict
+from orchestrator.vocabulary import Channel
 
 REVENUE_PROPERTIES = ("revenue", "total", "value")
 
@@ -43,7 +44,7 @@ def _revenue(properties: dict) -> Decimal | None:
 
 def _touched_at(message: Message, before: datetime) -> datetime | None:
     touches = [utc(message.delivered_at)] if message.delivered_at else []
-    if message.channel == "email" and message.first_clicked_at:
+    if message.channel == Channel.email and message.first_clicked_at:
         touches.append(utc(message.first_clicked_at))
     eligible = [t for t in touches if t <= before]
     return min(eligible) if eligible else None

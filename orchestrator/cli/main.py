@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.config import get_settings
-from orchestrator.keys_commands import add_key_commands
+from orchestrator.cli.keys import add_key_commands
 from orchestrator.tooling.commands import add_tooling_commands
 
 
@@ -17,7 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from orchestrator.api.app import create_app
-    from orchestrator.serving import run_uvicorn
+    from orchestrator.api.serving import run_uvicorn
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = get_settings().model_copy(update=overrides) if overrides else get_settings()
@@ -34,7 +34,7 @@ def _worker(args: argparse.Namespace) -> int:
     import signal
 
     from orchestrator.engine.loop import WorkerLoop
-    from orchestrator.runtime import build_runtime
+    from orchestrator.startup import build_runtime
 
     async def run() -> None:
         runtime = await build_runtime(get_settings())
@@ -56,7 +56,7 @@ def _api(args: argparse.Namespace) -> int:
     """The API without the worker loop: run any number behind a load balancer (all state is in the database)."""
     import uvicorn
 
-    from orchestrator.serving import run_uvicorn
+    from orchestrator.api.serving import run_uvicorn
 
     # Each uvicorn worker process builds its own app from the environment: pass the address that way.
     for name, value in (("ORCHESTRATOR_HOST", args.host), ("ORCHESTRATOR_PORT", args.port)):
@@ -121,7 +121,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from orchestrator.demo import run_demo
+    from orchestrator.cli.demo import run_demo
 
     run_demo(customers=args.customers, seed=args.seed, database_url=args.database_url)
     return 0

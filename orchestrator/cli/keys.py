@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.api_keys import ROLES, ApiKeyRefused, any_key_ever_created, create_key, list_keys, revoke_key
+from orchestrator.auth.keys import ROLES, ApiKeyRefused, any_key_ever_created, create_key, list_keys, revoke_key
 from orchestrator.clock import Clock
 from orchestrator.config import get_settings
 

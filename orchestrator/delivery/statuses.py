@@ -63,8 +63,10 @@ from orchestrator.clock import utc
 from orchestrator.storage.feedback_models import MessageStatusEvent, WebhookReceipt
 from orchestrator.storage.models import Message
 from orchestrator.storage.queries import insert_ignoring_conflict
+from orchestrator.vocabulary import MessageStatus
 
-SENT, UNDELIVERED, FAILED, DELIVERED, READ = "sent", "undelivered", "failed", "delivered", "read"
+SENT, UNDELIVERED, FAILED, DELIVERED, READ = (MessageStatus.sent, MessageStatus.undelivered, MessageStatus.failed,
+                                             MessageStatus.delivered, MessageStatus.read)
 RANK = {SENT: 1, UNDELIVERED: 2, FAILED: 3, DELIVERED: 4, READ: 5}
 FAILURES = {UNDELIVERED, FAILED}
 OPEN, CLICK = "open", "click"
@@ -77,14 +79,14 @@ MEANING: dict[str, str] = {
     **dict.fromkeys(("delivered", OPEN, CLICK, "spamreport"), DELIVERED),
     "read": READ,
 }
-RESOLVABLE = {"queued", "unknown"}  # ours, not yet known to the provider as far as we know
+RESOLVABLE = {MessageStatus.queued, MessageStatus.unknown}  # ours, not yet known to the provider as far as we know
 _ENGAGEMENT_COLUMNS = {OPEN: "first_opened_at", CLICK: "first_clicked_at"}
 
 
 def next_status(current: str, reported: str) -> str | None:
     """The message's new status after `reported`, or None when it stays as it is."""
     meaning = MEANING.get(reported)
-    if meaning is None or current in ("sending", "skipped"):
+    if meaning is None or current in (MessageStatus.sending, MessageStatus.skipped):
         return None
     if current in RESOLVABLE:
         return meaning
@@ -149,7 +151,7 @@ async def record_status(
             message.error_code = message.status_reason = None  # evidence of delivery overrides it
         if previous in RESOLVABLE:
             message.sent_at = message.sent_at or occurred_at
-    if message.status not in ("sending", "skipped") and provider_message_id and not message.provider_message_id:
+    if message.status not in (MessageStatus.sending, MessageStatus.skipped) and provider_message_id and not message.provider_message_id:
         message.provider_message_id = provider_message_id[:255]
     if MEANING.get(status) in (DELIVERED, READ) and message.status in (DELIVERED, READ):
         message.delivered_at = _earliest(message.delivered_at, occurred_at)

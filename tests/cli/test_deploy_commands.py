@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 from uvicorn.importer import import_from_string
 
-from orchestrator import serving
+from orchestrator.api import serving
 from orchestrator.cli import main
 from orchestrator.config import get_settings
 from orchestrator.storage.database import create_engine

@@ -1,0 +1,1 @@
+"""Who may call us: API keys and their roles (storage and lookup; no HTTP here)."""

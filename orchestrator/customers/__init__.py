@@ -1,0 +1,2 @@
+"""Customers: identity (find, create, lock, traits, addresses), the consent ledger, and the
+customer timeline support and ops read first."""

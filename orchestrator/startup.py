@@ -1,0 +1,80 @@
+"""Start-up wiring: build a `Runtime` from Settings (database, templates, channels, journeys)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import select
+
+from orchestrator.channels.configure import build_registry, configured_rates
+from orchestrator.channels.ratelimit import SendRateLimiter
+from orchestrator.channels.registry import ChannelRegistry
+from orchestrator.clock import Clock, SimulatedClock
+from orchestrator.config import Settings
+from orchestrator.runtime import Runtime
+from orchestrator.conversations.auto_replies import AutoReplies
+from orchestrator.journeys.catalog import JourneyCatalog
+from orchestrator.journeys.live import publish, refresh_catalog
+from orchestrator.journeys.loader import load_directory
+from orchestrator.storage.database import create_engine, session_factory
+from orchestrator.storage.migrate import ensure_schema_current, upgrade_to_head
+from orchestrator.storage.models import JourneyVersion
+from orchestrator.templating.store import TemplateStore
+
+log = logging.getLogger("orchestrator")
+
+
+def make_clock(settings: Settings) -> Clock:
+    if not settings.simulated_clock:
+        return Clock()
+    start = datetime.fromisoformat(settings.simulated_clock_start) if settings.simulated_clock_start else None
+    return SimulatedClock(start)
+
+
+async def load_journeys(runtime: Runtime) -> JourneyCatalog:
+    """Load journey files at start-up, publish their versions, and compile every version an
+    enrollment may still be on. A bad file is reported and skipped; the others load."""
+    report = load_directory(runtime.settings.journeys_dir)
+    catalog = JourneyCatalog(errors=report.errors)
+    runtime.catalog = catalog
+    async with runtime.sessions() as session, session.begin():
+        await publish(session, report, runtime.clock.now())
+        for row in (await session.exec(select(JourneyVersion))).all():
+            try:
+                catalog.add_version(row.journey_id, row.version, row.source)
+            except Exception as error:  # an old version the current code can no longer read
+                log.error("journey %s version %s cannot be compiled: %s", row.journey_id, row.version, error)
+    for loaded in report.loaded:
+        catalog.add_current(loaded)
+    await refresh_catalog(runtime, force=True)
+    for error in report.errors:
+        log.error("journey not loaded: %s", error)
+    log.info("journeys loaded: %s", ", ".join(f"{j.id}@{j.version}" for j in catalog.current.values()) or "none")
+    return catalog
+
+
+async def build_runtime(settings: Settings, channels: ChannelRegistry | None = None, clock: Clock | None = None) -> Runtime:
+    engine = create_engine(settings.database_url)
+    if settings.auto_migrate:
+        await upgrade_to_head(engine)
+    else:
+        await ensure_schema_current(engine)
+    templates = TemplateStore.load(settings.templates_dir, settings.default_locale)
+    for problem in templates.problems:
+        log.error("template not loaded: %s", problem)
+    log.info("templates loaded: %s", ", ".join(sorted(templates.templates)) or "none")
+    channels = channels or build_registry(settings)
+    runtime = Runtime(
+        settings=settings,
+        clock=clock or make_clock(settings),
+        engine=engine,
+        sessions=session_factory(engine),
+        catalog=JourneyCatalog(),
+        templates=templates,
+        channels=channels,
+        rate_limiter=SendRateLimiter(configured_rates(settings, channels), settings.rate_limit_storage),
+        auto_replies=AutoReplies.load(settings.auto_replies_file),
+    )
+    runtime.catalog = await load_journeys(runtime)
+    return runtime
