@@ -15,6 +15,7 @@ from orchestrator.web.access import (EVENT_INGESTION, MARKETING, MONITORING, OPE
                                    warn_if_api_open)
 from webhooks import twilio as twilio_webhooks
 from webhooks import email_links as email_link_routes, sendgrid as sendgrid_webhooks
+from orchestrator.console.app import mount_console
 from orchestrator.config import DEVELOPMENT_SECRET_KEY, Settings, get_settings
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.runtime import Runtime
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(sendgrid_webhooks.router)
     app.include_router(email_link_routes.router)
     app.add_middleware(DirectIngestion)  # the three ingestion routes, without FastAPI's per-request machinery
+    mount_console(app)  # pages at /, over the API above with the same keys
     document_api_keys(app)
     mount_bundled_fakes(app, settings)
     return app

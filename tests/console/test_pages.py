@@ -1,0 +1,133 @@
+"""The console's pages over the real app and both databases: what each role sees and may do,
+the login, and the CSRF check. The browser tests (test_browser.py) drive the same pages in
+Chromium."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from orchestrator.auth.keys import create_key
+from orchestrator.console.session import COOKIE
+
+
+async def _key(runtime, role: str, name: str | None = None) -> str:
+    async with runtime.sessions() as session, session.begin():
+        return (await create_key(session, name or role, role, runtime.clock.now())).key
+
+
+async def _login(client, key: str):
+    return await client.post("/login", data={"key": key})
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+async def _signup(client, drain, user: str = "ana") -> None:
+    await client.post("/v1/identify", json={"userId": user, "traits": {"email": f"{user}@example.com", "phone": "+14155550100",
+                                                                       "sms_opt_in": True}})
+    await client.post("/v1/track", json={"userId": user, "event": "Signed Up"})
+    await drain()
+
+
+async def test_an_open_api_opens_the_console_under_a_banner(client, drain):
+    await _signup(client, drain)
+    page = await client.get("/")
+    assert page.status_code == 200
+    assert "No API key exists yet" in page.text
+    assert COOKIE in page.cookies  # an anonymous session, for the CSRF token
+    for path in ("/journeys", "/messages", "/conversations", "/customers", "/customers/ana", "/journeys/welcome"):
+        assert (await client.get(path)).status_code == 200, path
+
+
+async def test_once_a_key_exists_pages_need_a_login(client, runtime):
+    await _key(runtime, "admin")
+    page = await client.get("/journeys")
+    assert page.status_code == 303 and page.headers["location"] == "/login"
+
+
+async def test_login_refuses_unknown_and_ingest_keys(client, runtime):
+    ingest = await _key(runtime, "ingest")
+    assert (await _login(client, "not-a-key")).status_code == 401
+    refused = await _login(client, ingest)
+    assert refused.status_code == 401 and "ingest" in refused.text
+
+
+async def test_a_marketer_pauses_a_journey_and_the_api_shows_it_paused(client, runtime):
+    key = await _key(runtime, "marketer")
+    assert (await _login(client, key)).status_code == 303
+    page = await client.get("/journeys")
+    assert "Log out" in page.text and "No API key exists yet" not in page.text
+    answer = await client.post("/journeys/welcome/pause", data={"csrf": _csrf(page.text)})
+    assert answer.status_code == 303
+    journeys = (await client.get("/v1/journeys", headers={"Authorization": f"Bearer {key}"})).json()
+    assert {j["id"]: j["state"] for j in journeys}["welcome"] == "paused"
+
+
+async def test_a_write_without_the_sessions_csrf_token_is_refused(client, runtime):
+    key = await _key(runtime, "admin")
+    await _login(client, key)
+    assert (await client.post("/journeys/welcome/pause", data={"csrf": "forged"})).status_code == 403
+    assert (await client.post("/journeys/welcome/pause")).status_code == 403
+    journeys = (await client.get("/v1/journeys", headers={"Authorization": f"Bearer {key}"})).json()
+    assert {j["id"]: j["state"] for j in journeys}["welcome"] == "active"
+
+
+async def test_an_ops_key_sees_journeys_without_buttons_and_cannot_pause_through_the_console(client, runtime):
+    key = await _key(runtime, "ops")
+    await _login(client, key)
+    page = await client.get("/journeys")
+    assert page.status_code == 200 and "Pause</button>" not in page.text
+    refused = await client.post("/journeys/welcome/pause", data={"csrf": _session_csrf(client, runtime)})
+    assert refused.status_code == 403 and "needs admin or marketer" in refused.text  # the API's own refusal
+
+
+def _session_csrf(client, runtime) -> str:
+    from orchestrator.console.session import unseal
+
+    return unseal(runtime.settings.secret_key, client.cookies.get(COOKIE)).csrf
+
+
+async def test_a_revoked_key_ends_the_console_session(client, runtime):
+    from orchestrator.auth.keys import revoke_key
+
+    key = await _key(runtime, "admin", "temp")
+    await _login(client, key)
+    assert (await client.get("/messages")).status_code == 200
+    async with runtime.sessions() as session, session.begin():
+        await revoke_key(session, "temp", runtime.clock.now())
+    page = await client.get("/messages")
+    assert page.status_code == 303 and page.headers["location"] == "/login"
+
+
+async def test_messages_filter_and_export_the_page_as_csv(client, drain):
+    await _signup(client, drain, "ana")
+    await _signup(client, drain, "ben")
+    page = await client.get("/messages", params={"channel": "email"})
+    assert page.status_code == 200 and "ana@example.com" in page.text and "ben@example.com" in page.text
+    exported = await client.get("/messages.csv", params={"channel": "email", "customer": "ben"})
+    lines = exported.text.strip().splitlines()
+    assert exported.headers["content-type"].startswith("text/csv")
+    assert lines[0].startswith("id,created_at") and len(lines) == 2 and "ben@example.com" in lines[1]
+
+
+async def test_a_session_cookie_cannot_be_forged_or_read(client, runtime):
+    from orchestrator.console.session import seal, unseal
+
+    key = await _key(runtime, "admin")
+    cookie, _ = seal(runtime.settings.secret_key, key, "admin", "admin")
+    assert key not in cookie  # encrypted, not merely signed
+    assert unseal("another secret", cookie) is None
+    assert unseal(runtime.settings.secret_key, cookie[:-4] + "AAAA") is None
+    client.cookies.set(COOKIE, cookie[:-4] + "AAAA")
+    assert (await client.get("/messages")).status_code == 303
+
+
+@pytest.mark.parametrize("referer, expected", [("https://evil.example/x", "/messages"), ("//evil.example/x", "/messages"),
+                                                ("http://test/messages?status=failed", "/messages?status=failed")])
+def test_going_back_after_a_retry_stays_on_this_site(referer, expected):
+    from orchestrator.console.context import same_site_path
+
+    assert same_site_path(referer, "/messages", "test") == expected
