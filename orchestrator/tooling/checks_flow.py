@@ -21,7 +21,7 @@ from __future__ import annotations
 from orchestrator.engine.interpreter import Facts
 from orchestrator.journeys.compiler import _default_id
 from orchestrator.journeys.format import ExitStep, IfStep, WaitForStep, WaitStep
-from orchestrator.journeys.loader import _readable_key
+from orchestrator.declared import readable_key
 from orchestrator.tooling.expressions import calls, constant_value, names_in_expression, parse_expression
 from orchestrator.tooling.findings import ERROR, WARNING, Finding
 from orchestrator.tooling.sources import JourneySource, StepRef
@@ -60,7 +60,7 @@ def check_flow(journey: JourneySource) -> list[Finding]:
 
 
 def _finding(journey: JourneySource, severity: str, location: tuple, message: str) -> Finding:
-    return Finding(severity, str(journey.path), journey.line(location), _readable_key(location), message)
+    return Finding(severity, str(journey.path), journey.line(location), readable_key(location), message)
 
 
 def _always_ends(step) -> bool:

@@ -23,7 +23,7 @@ from jinja2 import TemplateSyntaxError
 
 from orchestrator.channels.base import Channel
 from orchestrator.journeys.format import SendStep
-from orchestrator.journeys.loader import _readable_key
+from orchestrator.declared import readable_key
 from orchestrator.templating.locales import normalize_locale
 from orchestrator.templating.store import TemplateStore, split_front_matter, text_environment
 from orchestrator.tooling.expressions import names_in_template
@@ -103,7 +103,7 @@ def check_sends(journey: JourneySource, store: TemplateStore) -> list[Finding]:
         send, here = ref.step.send, ref.location + ("send",)
 
         def add(severity: str, location: tuple, message: str) -> None:
-            findings.append(Finding(severity, str(journey.path), journey.line(location), _readable_key(location), message))
+            findings.append(Finding(severity, str(journey.path), journey.line(location), readable_key(location), message))
 
         for name, value in send.vars.items():
             for problem in _vars_string_problems(value):

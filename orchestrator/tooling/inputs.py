@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orchestrator.events.ingest import apply_traits
 from orchestrator.events.schemas import IdentifyCall, check_locale
 from orchestrator.journeys.durations import _UNIT_SECONDS
-from orchestrator.journeys.loader import Location, _line_for, _line_index, _readable_key
+from orchestrator.declared import Location, line_for, line_index, readable_key
 from orchestrator.storage.models import Customer
 
 DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning; fixed so runs repeat
@@ -42,18 +42,18 @@ class Document:
     lines: dict
 
     def where(self, location: Location) -> str:
-        line = _line_for(location, self.lines)
+        line = line_for(location, self.lines)
         return f"{self.file}:{line}" if line else self.file
 
     def error(self, location: Location, message: str) -> InputError:
-        key = _readable_key(location)
+        key = readable_key(location)
         return InputError([f"{self.where(location)}: {key + ': ' if key else ''}{message}"])
 
     def validation_error(self, error: ValidationError, prefix: Location) -> InputError:
         messages = []
         for item in error.errors():
             location = prefix + tuple(item["loc"])
-            key = _readable_key(location)
+            key = readable_key(location)
             text = item["msg"].removeprefix("Value error, ")
             messages.append(f"{self.where(location)}: {key + ': ' if key else ''}{'unknown key' if item['type'] == 'extra_forbidden' else text}")
         return InputError(messages)
@@ -70,7 +70,7 @@ def read_document(path: Path) -> Document:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         raise InputError([f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML/JSON: {getattr(error, 'problem', error)}"]) from None
-    return Document(str(path), data, _line_index(node) if node is not None else {})
+    return Document(str(path), data, line_index(node) if node is not None else {})
 
 
 def parse_offset(value: Any, start: datetime) -> datetime:

@@ -14,15 +14,12 @@ from pathlib import Path
 import yaml
 
 from orchestrator.journeys.compiler import CompiledJourney, _default_id, compile_journey
+from orchestrator.declared import Location, line_for, line_index, readable_key
 from orchestrator.journeys.format import IfStep, WaitForStep
 from orchestrator.journeys.loader import (
     JourneyError,
     JourneyLoadError,
     LoadedJourney,
-    Location,
-    _line_for,
-    _line_index,
-    _readable_key,
     load_file,
 )
 
@@ -35,7 +32,7 @@ class StepRef:
 
     @property
     def key(self) -> str:
-        return _readable_key(self.location)
+        return readable_key(self.location)
 
 
 @dataclass
@@ -50,7 +47,7 @@ class JourneySource:
         return self.compiled.id
 
     def line(self, location: Location) -> int | None:
-        return _line_for(location, self.lines)
+        return line_for(location, self.lines)
 
     def steps(self) -> Iterator[StepRef]:
         return walk_steps(self.loaded.definition.steps, ("steps",))
@@ -73,7 +70,7 @@ def read_journey(path: Path) -> JourneySource:
     """Load one journey file; raises JourneyLoadError with file, line and key."""
     loaded = load_file(path)
     text = path.read_text(encoding="utf-8")
-    return JourneySource(path, loaded, compile_journey(loaded.definition, loaded.version), _line_index(yaml.compose(text)))
+    return JourneySource(path, loaded, compile_journey(loaded.definition, loaded.version), line_index(yaml.compose(text)))
 
 
 def journey_files(directory: Path) -> list[Path]:
