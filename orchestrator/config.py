@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     journeys_dir: Path = PROJECT_ROOT / "journeys"
     templates_dir: Path = PROJECT_ROOT / "templates"
+    reports_dir: Path = PROJECT_ROOT / "reports"  # scheduled KPI reports (docs/reports.md)
     default_locale: str = "en"
 
     host: str = "127.0.0.1"
@@ -114,6 +115,7 @@ class Settings(BaseSettings):
     catalog_refresh_seconds: float = 2.0
 
     worker_poll_seconds: float = 1.0
+    report_poll_seconds: float = 60.0  # how often a worker looks for reports due to be e-mailed
     worker_batch_size: int = 200
     max_batch_events: int = 1000
     max_request_bytes: int = 4 * 1024 * 1024

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from orchestrator.config import Settings
     from orchestrator.conversations.auto_replies import AutoReplies
     from orchestrator.journeys.catalog import JourneyCatalog
+    from orchestrator.reports.loader import ReportCatalog
     from orchestrator.templating.store import TemplateStore
 
 
@@ -33,6 +34,7 @@ class Runtime:
     channels: ChannelRegistry
     rate_limiter: SendRateLimiter
     auto_replies: AutoReplies
+    reports: ReportCatalog
 
     async def aclose(self) -> None:
         await self.channels.aclose()

@@ -17,6 +17,7 @@ from orchestrator.conversations.auto_replies import AutoReplies
 from orchestrator.journeys.catalog import JourneyCatalog
 from orchestrator.journeys.live import publish, refresh_catalog
 from orchestrator.journeys.loader import load_directory
+from orchestrator.reports.loader import load_reports
 from orchestrator.storage.database import create_engine, session_factory
 from orchestrator.storage.migrate import ensure_schema_current, upgrade_to_head
 from orchestrator.storage.models import JourneyVersion
@@ -75,6 +76,9 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
         channels=channels,
         rate_limiter=SendRateLimiter(configured_rates(settings, channels), settings.rate_limit_storage),
         auto_replies=AutoReplies.load(settings.auto_replies_file),
+        reports=load_reports(settings.reports_dir),
     )
     runtime.catalog = await load_journeys(runtime)
+    for problem in runtime.reports.errors:
+        log.error("report not loaded: %s", problem)
     return runtime

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from orchestrator.api import admin, consents, conversations, customers, events, journeys
 from orchestrator.api import health, metrics as metrics_routes, timeline
-from orchestrator.api import kpis
+from orchestrator.api import kpis, reports
 from orchestrator.api.direct_ingestion import DirectIngestion
 from orchestrator.web.access import (EVENT_INGESTION, MARKETING, MONITORING, OPERATIONS, document_api_keys, requires,
                                    warn_if_api_open)
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(admin.router, dependencies=requires(OPERATIONS))
     app.include_router(journeys.router, dependencies=requires(MARKETING))
     app.include_router(kpis.router, dependencies=requires(MARKETING))
+    app.include_router(reports.router, dependencies=requires(MARKETING))
     app.include_router(consents.router, dependencies=requires(OPERATIONS))
     app.include_router(conversations.router, dependencies=requires(OPERATIONS))
     app.include_router(metrics_routes.router, dependencies=requires(MONITORING))

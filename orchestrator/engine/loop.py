@@ -15,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from orchestrator.engine.dispatch import dispatch_queued_messages, handoff_budget, send_claimed
 from orchestrator.engine.reconcile import settle_interrupted_sends
 from orchestrator.engine.worker import advance_due_enrollments
+from orchestrator.reports.delivery import send_due_reports
 from orchestrator.runtime import Runtime
 
 log = logging.getLogger("orchestrator.loop")
@@ -49,6 +50,15 @@ class WorkerLoop:
         except Exception:  # a database hiccup must not kill the loop; the next tick retries
             log.exception("worker tick failed")
 
+    async def send_reports(self) -> None:
+        """Scheduled KPI reports: each period's once per recipient, whichever worker gets there first."""
+        if not self.runtime.reports.reports:
+            return
+        try:
+            await send_due_reports(self.runtime)
+        except Exception:  # the next run retries; journeys never wait on reports
+            log.exception("sending scheduled reports failed")
+
     def start(self) -> None:
         self._scheduler = AsyncIOScheduler()
         self._scheduler.add_job(
@@ -58,6 +68,9 @@ class WorkerLoop:
             # restart after a crash) would otherwise sit idle for its first interval.
             next_run_time=datetime.now(timezone.utc),
         )
+        self._scheduler.add_job(
+            self.send_reports, "interval", seconds=self.runtime.settings.report_poll_seconds,
+            max_instances=1, coalesce=True, id="send-due-reports", next_run_time=datetime.now(timezone.utc))
         self._scheduler.start()
 
     async def stop(self) -> None:

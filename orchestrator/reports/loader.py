@@ -1,0 +1,54 @@
+"""Load `reports/*.yaml`: each file validated with file:line errors, versioned by content."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.declared import FileError, FileLoadError, read_yaml_mapping, validate_model
+from orchestrator.journeys.loader import content_version
+from orchestrator.reports.format import ReportFile
+
+
+@dataclass(frozen=True)
+class LoadedReport:
+    definition: ReportFile
+    path: Path
+    version: str
+
+    @property
+    def id(self) -> str:
+        return self.definition.id
+
+
+@dataclass
+class ReportCatalog:
+    reports: dict[str, LoadedReport] = field(default_factory=dict)
+    errors: list[FileError] = field(default_factory=list)
+
+
+def parse_report(text: str, path: Path) -> LoadedReport:
+    source, lines = read_yaml_mapping(text, path, "report (recipients, schedule, ...)")
+    source.setdefault("id", path.stem)
+    return LoadedReport(validate_model(ReportFile, source, lines, path), path, content_version(source))
+
+
+def load_reports(directory: Path) -> ReportCatalog:
+    catalog = ReportCatalog()
+    if not directory.is_dir():
+        return catalog
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            report = parse_report(path.read_text(encoding="utf-8"), path)
+        except FileLoadError as error:
+            catalog.errors.extend(error.errors)
+            continue
+        except OSError as error:
+            catalog.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
+            continue
+        if report.id in catalog.reports:
+            catalog.errors.append(FileError(str(path), None, "id", f"report id '{report.id}' is also used by "
+                                                                   f"{catalog.reports[report.id].path}"))
+            continue
+        catalog.reports[report.id] = report
+    return catalog
