@@ -52,12 +52,15 @@ async def report_figures(session: AsyncSession, report: ReportFile, since: datet
     if any(kpi in CUSTOMER_KPIS for kpi in report.kpis):
         values.update(await customer_kpis(session, scope, now))
     by_day = {row["day"]: row for row in daily}
-    days, day = [], since.date()
-    while datetime.combine(day, datetime.min.time(), since.tzinfo) < until:
-        row = by_day.get(day.isoformat(), {})
-        days.append({"day": day.isoformat(), "sent": row.get("sent", 0), "delivered": row.get("delivered", 0),
+    # One bar per day of the period. The daily series comes from the KPI rollups, which are
+    # UTC days: for a report in another time zone each bar is the UTC day of that date.
+    first = (since + timedelta(hours=12)).date()  # the period's first local date, whatever the zone
+    days = []
+    for n in range(max(round((until - since).total_seconds() / 86400), 1)):
+        label = (first + timedelta(days=n)).isoformat()
+        row = by_day.get(label, {})
+        days.append({"day": label, "sent": row.get("sent", 0), "delivered": row.get("delivered", 0),
                      "failed": row.get("failed", 0)})
-        day += timedelta(days=1)
     busiest = max([d["sent"] for d in days] + [1])
     for d in days:
         d["share"] = round(100 * d["sent"] / busiest)

@@ -195,3 +195,23 @@ def test_messages_and_customers_pages_in_the_browser(page, service):
     assert page.locator("tr[data-consent=sms]").inner_text().startswith("sms")
     assert page.locator(".timeline li").count() >= 2
     _shot(page, "customer")
+
+
+def test_a_share_link_opens_without_a_login_and_stops_when_revoked(page, browser, service):
+    page.click("nav >> text=Reports")
+    page.click("tr[data-report=weekly-kpis] a")
+    page.click("text=Create a share link")
+    link = page.locator("#new-share-link").get_attribute("href")
+    _shot(page, "report")
+    stranger = browser.new_context()  # no session cookie: someone the link was sent to
+    try:
+        shared = stranger.new_page()
+        shared.goto(link)
+        assert shared.locator("h1").inner_text() == "Weekly KPIs"
+        assert shared.locator(".tile[data-kpi=sent]").count() == 1
+        page.locator("tr[data-link] button", has_text="Revoke").first.click()
+        page.wait_for_selector("tr[data-link] >> text=revoked")
+        assert shared.goto(link).status == 404
+        assert "revoked" in shared.locator("[role=alert]").inner_text()
+    finally:
+        stranger.close()
