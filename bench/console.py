@@ -1,0 +1,163 @@
+"""Console benchmark: every console page over a million messages on PostgreSQL, one run.
+
+    .venv/bin/python bench/console.py [--messages 1000000] [--conversions 100000] [--repeat 20]
+
+1. Generates the same data as `bench/kpis.py` (its `generate`: customers = messages / 5,
+   enrollments, messages over 90 days in 5 journeys and 3 channels with statuses, opens,
+   clicks, replies, STOPs, NPS answers and attributed orders), in a database of its own on the
+   local PostgreSQL, dropped at the end (`--keep` keeps it). The journeys of the data are not
+   the files under journeys/, so each journey page asks for one the data has.
+2. Builds the KPI rollups, as the worker keeps them.
+3. Times `--repeat` requests of each console page through the real app (httpx over
+   ASGITransport: the page, its in-process calls to `/v1`, SQL, rendering) after two warm-up
+   calls, logged in with an admin key, and beside each the same `/v1` calls made directly:
+   the alternative a user of the API alone would make, so the console's own cost shows.
+   Prints p50 / p95 / max per page; exit status 1 when a page's p95 misses `--target-ms` (300).
+
+Results also go to `bench/results/console-<date>.json` (`--no-save` to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import psycopg
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+for path in (str(REPO), str(BENCH_DIR)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+from kpis import ADMIN_URL, END, NOW, generate, percentile  # noqa: E402  (the same data as the KPI benchmark)
+
+SINCE = (END.date().toordinal() - 13)
+
+
+def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
+    """name → (console path, params, the /v1 calls that page makes)."""
+    since = datetime.fromordinal(SINCE).date().isoformat()
+    until = END.date().isoformat()
+    window = {"from": since, "to": END.isoformat()}
+    return {
+        "overview, 14 days": ("/", {"since": since, "until": until}, [
+            ("/v1/kpis", {**window, "group_by": ["channel", "day"]}),
+            ("/v1/kpis", {**window, "include": "customers"}), ("/v1/journeys", {})]),
+        "overview, 14 days, one journey": ("/", {"since": since, "until": until, "journey": "abandoned-cart"}, [
+            ("/v1/kpis", {**window, "journey": "abandoned-cart", "group_by": ["channel", "day"]}),
+            ("/v1/kpis", {**window, "journey": "abandoned-cart", "include": "customers"}), ("/v1/journeys", {})]),
+        "journeys": ("/journeys", {}, [("/v1/journeys", {})]),
+        "messages, first page": ("/messages", {}, [("/v1/messages", {"limit": 100}), ("/v1/journeys", {})]),
+        "messages, failed sms": ("/messages", {"status": "failed", "channel": "sms"}, [
+            ("/v1/messages", {"status": "failed", "channel": "sms", "limit": 100}), ("/v1/journeys", {})]),
+        "conversations": ("/conversations", {}, [("/v1/conversations", {"limit": 100})]),
+        "customer profile": ("/customers/user-42", {}, [
+            ("/v1/customers/user-42", {}), ("/v1/customers/user-42/consents", {}),
+            ("/v1/customers/user-42/timeline", {"limit": 200})]),
+        "reports": ("/reports", {}, [("/v1/reports", {})]),
+    }
+
+
+async def timed(call, repeat: int) -> dict:
+    timings = []
+    for attempt in range(repeat + 2):
+        began = time.perf_counter()
+        await call()
+        if attempt >= 2:  # two warm-up calls: connections, caches, plans
+            timings.append((time.perf_counter() - began) * 1000)
+    return {"p50_ms": round(statistics.median(timings), 1), "p95_ms": round(percentile(timings, 0.95), 1),
+            "max_ms": round(max(timings), 1)}
+
+
+async def time_pages(database_url: str, repeat: int) -> dict[str, dict]:
+    from orchestrator.api.app import create_app
+    from orchestrator.auth.keys import create_key
+    from orchestrator.clock import SimulatedClock
+    from orchestrator.config import Settings
+    from orchestrator.kpis.rollup import rebuild_rollups
+    from orchestrator.startup import build_runtime
+
+    settings = Settings(database_url=database_url, simulated_clock=True, email_provider="local", sms_provider="local",
+                        whatsapp_provider="local", api_key_cache_seconds=60)
+    runtime = await build_runtime(settings, clock=SimulatedClock(NOW))
+    app = create_app(settings, run_worker=False, runtime=runtime)
+    app.state.runtime, app.state.worker_loop = runtime, None
+    results = {}
+    try:
+        await rebuild_rollups(runtime)
+        async with runtime.sessions() as session, session.begin():
+            key = (await create_key(session, "bench", "admin", runtime.clock.now())).key
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as browser, \
+                httpx.AsyncClient(transport=transport, base_url="http://bench",
+                                  headers={"Authorization": f"Bearer {key}"}) as api:
+            assert (await browser.post("/login", data={"key": key})).status_code == 303  # logged in
+            for name, (path, params, calls) in pages().items():
+                async def page(path=path, params=params):
+                    response = await browser.get(path, params=params)
+                    assert response.status_code == 200, (path, response.status_code, response.text[:300])
+
+                async def direct(calls=calls):
+                    for call_path, call_params in calls:
+                        (await api.get(call_path, params=call_params)).raise_for_status()
+
+                console = await timed(page, repeat)
+                alone = await timed(direct, repeat)
+                results[name] = {"path": path, "console": console, "api_calls": alone}
+                print(f"  {name:<32} console p50 {console['p50_ms']:>7.1f}  p95 {console['p95_ms']:>7.1f}  "
+                      f"max {console['max_ms']:>7.1f} ms | its /v1 calls alone p95 {alone['p95_ms']:>7.1f} ms",
+                      flush=True)
+    finally:
+        await runtime.aclose()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--conversions", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=20, help="timed requests per page")
+    parser.add_argument("--target-ms", type=float, default=300.0, help="p95 every page must stay under")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+
+    name = f"orchestrator_bench_console_{uuid.uuid4().hex[:8]}"
+    database_url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        print(f"generating {args.messages} messages in {name}", flush=True)
+        generate(database_url, args.messages, args.conversions)
+        print(f"console pages, {args.repeat} timed requests each (server time, in-process)", flush=True)
+        results = asyncio.run(time_pages(database_url, args.repeat))
+    finally:
+        if args.keep:
+            print(f"kept {database_url}")
+        else:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    worst = max(r["console"]["p95_ms"] for r in results.values())
+    print(f"worst page p95 {worst} ms (target {args.target_ms:g} ms)")
+    if not args.no_save:
+        path = BENCH_DIR / "results" / f"console-{datetime.now(timezone.utc).date().isoformat()}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runs = json.loads(path.read_text()) if path.exists() else []
+        runs.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "messages": args.messages,
+                     "repeat": args.repeat, "pages": results})
+        path.write_text(json.dumps(runs, indent=2) + "\n")
+        print(f"results appended to {path.relative_to(REPO)}")
+    return 0 if worst < args.target_ms else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
