@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -80,6 +81,40 @@ class SendResult:
         )
 
 
+class Found(str, enum.Enum):
+    """What asking the provider about a send established."""
+
+    found = "found"  # the provider has it: adopt its id and status, never send again
+    not_found = "not_found"  # the provider has no such message (trust it only past its lag)
+    unreachable = "unreachable"  # no answer, or no conclusive one: ask again later, never guess
+
+
+@dataclass(frozen=True)
+class ProviderRecord:
+    """One message as the provider reports it."""
+
+    provider_message_id: str
+    status: str  # the provider's own word (`queued`, `delivered`, ...)
+    created_at: datetime | None = None
+    error_code: str | None = None
+    cost: Decimal | None = None
+    cost_currency: str | None = None
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The provider's answer about one send: for `found`, the records that match it,
+    oldest first (the reconciler adopts the first one no other message has claimed)."""
+
+    outcome: Found
+    records: tuple[ProviderRecord, ...] = ()
+    detail: str | None = None
+
+    @classmethod
+    def unreachable(cls, detail: str) -> Lookup:
+        return cls(Found.unreachable, detail=detail)
+
+
 class ChannelAdapter:
     """Base class: subclasses set the metadata and implement `send`."""
 
@@ -91,8 +126,20 @@ class ChannelAdapter:
     # a worker claims per round, so claims stay what is really in flight: a worker killed
     # mid-round leaves at most this many messages `unknown` per channel.
     max_concurrent_sends: ClassVar[int] = 64
+    # Whether the provider can be asked what became of a send (`find_send`, `fetch_status`).
+    # Without it a send cut off mid-request stays `unknown` for a person to decide.
+    can_look_up_sends: ClassVar[bool] = False
 
     async def send(self, message: OutboundMessage) -> SendResult:
+        raise NotImplementedError
+
+    async def find_send(self, message: OutboundMessage, attempted_at: datetime) -> Lookup:
+        """The provider's messages that could be this send, attempted (claimed) at
+        `attempted_at`. Only adapters with `can_look_up_sends` implement it."""
+        raise NotImplementedError
+
+    async def fetch_status(self, provider_message_id: str) -> Lookup:
+        """The provider's current record of one message it accepted."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

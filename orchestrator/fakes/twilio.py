@@ -28,6 +28,16 @@ Behaviour is chosen by the recipient, like Twilio's test credentials ("magic num
 Every other recipient is accepted and later `delivered`. The fake-only numbers sit in the
 +1500555xxxx range Twilio reserves for testing, so they can never reach a real phone.
 
+Messages can be read back as from Twilio: `GET .../Messages/{sid}.json`, and the list
+`GET .../Messages.json` with Twilio's filters and paging (see `twilio_listing`).
+
+Status callbacks are retried as Twilio documents for its webhooks (connection overrides):
+one retry by default, or what the URL's `#rc=` (retry count, 0-5) and `#rp=` (retry
+policy: `ct` connection failure, `rt` read timeout, `4xx`, `5xx`, `all`) fragment asks;
+the fragment itself is never sent, so the signature covers the URL without it.
+`drop_status_callbacks_every` loses every Nth callback for good, like a receiver that
+was down through all retries.
+
 Admin endpoints (no auth; this is a test double): `GET|DELETE /_admin/messages` for the
 witness log of accepted messages, `POST /_admin/fail-next` to make the next N creates fail
 with a 5xx. The app holds no lifespan state, so it can be mounted under a prefix:
@@ -41,7 +51,6 @@ import asyncio
 import base64
 import binascii
 import json
-import logging
 import secrets
 import threading
 from dataclasses import dataclass, field
@@ -55,9 +64,10 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
-from twilio.request_validator import RequestValidator
 
 from orchestrator.fakes.credentials import FAKE_TWILIO_AUTH_TOKEN
+from orchestrator.fakes.twilio_callbacks import post_status_callback
+from orchestrator.fakes.twilio_listing import list_page
 from orchestrator.fakes.twilio_rules import (
     ACCOUNT_SID,
     API_VERSION,
@@ -76,7 +86,6 @@ from orchestrator.fakes.twilio_rules import (
     validate_create,
 )
 
-logger = logging.getLogger(__name__)
 
 DEFAULT_AUTH_TOKEN = FAKE_TWILIO_AUTH_TOKEN
 DELIVERY_OUTCOMES = ("delivered", "undelivered", "failed")
@@ -97,7 +106,9 @@ class FakeTwilioSettings:
     # The sender a Messaging Service "picks" when the request names no From.
     messaging_service_from: str = "+15005550006"
     whatsapp_read_receipts: bool = False
-    status_callbacks: bool = True  # off for load tests where nobody listens  # WhatsApp also reports `read` after `delivered`
+    status_callbacks: bool = True  # off for load tests where nobody listens
+    callback_timeout_seconds: float = 15.0  # Twilio's default read timeout (`rt`) for webhooks
+    drop_status_callbacks_every: int = 0  # lose every Nth callback (after its retries): 0 never
     fail_next: int = 0  # the next N creates answer `fail_next_status`, then normal service
     fail_next_status: int = 503
     log_path: Path | None = None  # witness log as JSON lines, readable by other processes
@@ -120,6 +131,8 @@ class FakeTwilioState:
 
     settings: FakeTwilioSettings
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # sid -> resource
+    sids_by_to: dict[str, list[str]] = field(default_factory=dict)  # what a `To` filter reads
+    callbacks_posted: int = 0  # every callback the fake meant to post, dropped ones included
     witness_log: list[dict[str, Any]] = field(default_factory=list)
     fail_next: int = 0
     fail_next_status: int = 503
@@ -134,8 +147,20 @@ class FakeTwilioState:
     def callback_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
         if loop not in self.callback_clients:
-            self.callback_clients[loop] = httpx.AsyncClient(timeout=5.0)
+            # Twilio's webhook defaults: 5 s to connect, 15 s to read. A pool as wide as a burst
+            # needs, so callbacks are not queued behind each other inside the client.
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+            timeout = httpx.Timeout(self.settings.callback_timeout_seconds, connect=5.0)
+            self.callback_clients[loop] = httpx.AsyncClient(timeout=timeout, limits=limits)
         return self.callback_clients[loop]
+
+    def add(self, resource: dict[str, Any]) -> None:
+        self.messages[resource["sid"]] = resource
+        self.sids_by_to.setdefault(resource["to"], []).append(resource["sid"])
+
+    def newest_first(self, to: str | None) -> list[dict[str, Any]]:
+        sids = self.sids_by_to.get(to, []) if to is not None else list(self.messages)
+        return [self.messages[sid] for sid in reversed(sids)]
 
     def record(self, entry: dict[str, Any]) -> None:
         with self.log_lock:
@@ -153,6 +178,7 @@ class FakeTwilioState:
         """Forget every message, so one test's traffic cannot leak into the next."""
         with self.log_lock:
             self.messages.clear()
+            self.sids_by_to.clear()
             self.witness_log.clear()
             if self.settings.log_path is not None and self.settings.log_path.exists():
                 self.settings.log_path.write_text("")
@@ -189,12 +215,24 @@ def create_fake_twilio_app(settings: FakeTwilioSettings | None = None) -> FastAP
         if error is not None:
             return twilio_error(error, to=params.get("To", ""), from_=params.get("From", ""))
         resource = new_message_resource(account_sid, params, media_urls, settings.price_unit)
-        state.messages[resource["sid"]] = resource
+        state.add(resource)
         state.record(witness_entry(resource, params, media_urls))
         task = asyncio.create_task(progress_delivery(state, resource, params))
         state.background_tasks.add(task)
         task.add_done_callback(state.background_tasks.discard)
         return JSONResponse(resource, status_code=201, headers=request_id_header())
+
+    @app.get(messages_path + ".json")
+    async def list_messages(account_sid: str, request: Request) -> Response:
+        await asyncio.sleep(settings.response_latency_seconds)
+        if not authenticated(request, account_sid, settings):
+            return unauthenticated()
+        query = dict(request.query_params)
+        mine = [m for m in state.newest_first(query.get("To")) if m["account_sid"] == account_sid]
+        page = list_page(mine, query, request.url.path)
+        if isinstance(page, ApiError):
+            return twilio_error(page)
+        return JSONResponse(page, headers=request_id_header())
 
     @app.get(messages_path + "/{message_sid}.json")
     async def fetch_message(account_sid: str, message_sid: str, request: Request) -> Response:
@@ -314,6 +352,10 @@ async def progress_delivery(
         await asyncio.sleep(settings.status_latency_seconds)
         apply_status(resource, status, failure, settings)
         if callback_url:
+            state.callbacks_posted += 1
+            every = settings.drop_status_callbacks_every
+            if every and state.callbacks_posted % every == 0:
+                continue  # lost, as if the receiver had been down through every retry
             await post_status_callback(state.callback_client(), callback_url, resource, settings)
 
 
@@ -336,34 +378,6 @@ def apply_status(
         resource.update(date_sent=now, price=f"{price:.5f}")
     if failure is not None:
         resource.update(error_code=failure.error_code, error_message=failure.error_message)
-
-
-async def post_status_callback(
-    client: httpx.AsyncClient, url: str, resource: dict[str, Any], settings: FakeTwilioSettings
-) -> None:
-    params = {
-        "AccountSid": resource["account_sid"],
-        "ApiVersion": API_VERSION,
-        "From": resource["from"] or "",
-        "MessageSid": resource["sid"],
-        "MessageStatus": resource["status"],
-        "SmsSid": resource["sid"],
-        "SmsStatus": resource["status"],
-        "To": resource["to"],
-    }
-    if resource["messaging_service_sid"]:
-        params["MessagingServiceSid"] = resource["messaging_service_sid"]
-    if resource["status"] in ("undelivered", "failed") and resource["error_code"]:
-        params["ErrorCode"] = str(resource["error_code"])
-    signature = RequestValidator(settings.auth_token).compute_signature(url, params)
-    headers = {"X-Twilio-Signature": signature, "User-Agent": "TwilioProxy/1.1"}
-    try:
-        response = await client.post(url, data=params, headers=headers)
-    except Exception as error:  # noqa: BLE001 - a broken receiver (or URL) must not stop the fake
-        logger.warning("status callback to %s failed: %r", url, error)
-        return
-    if response.status_code >= 400:
-        logger.warning("status callback to %s answered %s", url, response.status_code)
 
 
 def main(argv: list[str] | None = None) -> None:
