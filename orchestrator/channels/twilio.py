@@ -6,7 +6,8 @@ SDK maintainers recommend for mock servers: a custom HTTP client that rewrites t
 `https://….twilio.com` origin of each request (twilio/twilio-python#521). It rewrites after
 the SDK has applied edge and region, so nothing else in the SDK needs to know.
 
-Every provider outcome becomes a `SendResult`; `send` raises only for our own bugs.
+Every provider outcome becomes a `SendResult`; `send` raises only for our own bugs. What
+became of a send cut off mid-request is asked of Twilio afterwards (`twilio_lookup`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import base64
 import json
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
@@ -24,9 +27,15 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from orchestrator.channels.base import Channel, ChannelAdapter, OutboundMessage, SendResult
+from orchestrator.channels.base import Channel, ChannelAdapter, Found, Lookup, OutboundMessage, SendResult
+from orchestrator.channels.twilio_lookup import fetch_message, find_message
 from orchestrator.vocabulary import whatsapp_address
 
+SEND_KEY_PARAMETER = "sk"  # the send key in the StatusCallback URL's query
+# Pooled connections are closed after this many idle seconds: sooner than servers close
+# theirs (uvicorn 5 s, load balancers 60 s), so a send rarely goes out on a connection the
+# server is closing at that very moment.
+KEEPALIVE_SECONDS = 4.0
 TWILIO_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com")
 
 # Twilio error codes whose meaning does not depend on the HTTP status they arrive with.
@@ -59,10 +68,13 @@ class RedirectableAsyncHttpClient(AsyncTwilioHttpClient):
       hang a send forever.
     - Basic auth travels as an Authorization header: aiohttp deprecates its `auth=`
       parameter (removed in aiohttp 4), which the SDK still uses.
+    - Idle pooled connections are dropped after `KEEPALIVE_SECONDS` (aiohttp keeps them
+      15 s, longer than many servers do).
     """
 
     def __init__(self, api_base_url: str | None = None, timeout_seconds: float = 10.0) -> None:
-        super().__init__(pool_connections=True, timeout=timeout_seconds)
+        super().__init__(pool_connections=False, timeout=timeout_seconds)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS))
         self.api_base_url = api_base_url.rstrip("/") if api_base_url else None
 
     async def request(
@@ -96,6 +108,29 @@ class RedirectableAsyncHttpClient(AsyncTwilioHttpClient):
 def _describe(error: BaseException) -> str:
     detail = str(error)
     return f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+
+
+def never_sent(error: BaseException) -> bool:
+    """Whether a transport error proves Twilio never received the request: no connection
+    was made (refused, DNS failure, TLS handshake failure, connect timeout: aiohttp's
+    `ClientConnectorError` family and `ConnectionTimeoutError`).
+
+    A pooled keep-alive connection the server closed just as we wrote to it is not among
+    them: aiohttp reports it as `ServerDisconnectedError`, exactly as it reports a server
+    that read the request and died before answering, which may have acted on it. Those
+    stay `unknown` until the reconciler has asked Twilio (engine/reconcile.py); keeping
+    idle connections shorter than servers do (`KEEPALIVE_SECONDS`) makes them rare.
+    """
+    return isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+
+
+def status_callback_with_key(url: str, send_key: str) -> str:
+    """The StatusCallback URL with our send key in its query. Twilio calls the URL as
+    given (query included) and signs it whole, so a callback names its message even when a
+    crash kept us from storing the Twilio SID."""
+    scheme, netloc, path, query, fragment = urlsplit(url)
+    pairs = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != SEND_KEY_PARAMETER]
+    return urlunsplit((scheme, netloc, path, urlencode([*pairs, (SEND_KEY_PARAMETER, send_key)]), fragment))
 
 
 def result_for_api_error(http_status: int, code: int | None, message: str) -> SendResult:
@@ -134,6 +169,7 @@ class TwilioAdapter(ChannelAdapter):
     # 101st send would wait inside the client, not at Twilio. More per worker also buys
     # nothing against an account's REST concurrency limit (429 / 20429, retried).
     max_concurrent_sends = 100
+    can_look_up_sends = True
 
     def __init__(
         self,
@@ -172,25 +208,33 @@ class TwilioAdapter(ChannelAdapter):
             return result_for_api_error(error.status, error.code, error.msg)
         except TwilioServiceException as error:
             return result_for_api_error(error.status, error.code, error.detail or error.title)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
-            # Never connected: Twilio cannot have the message, so a retry is safe.
-            return SendResult.transient(None, _describe(error))
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            if never_sent(error):  # Twilio cannot have the message, so a retry is safe
+                return SendResult.transient(None, _describe(error))
             # The request went out and the answer did not come back: Twilio may have accepted
-            # it, and its API takes no idempotency key. Not retried (see engine/reconcile.py).
+            # it, and its API takes no idempotency key. The reconciler asks Twilio before
+            # anything is sent again (see engine/reconcile.py).
             return SendResult.unknown(None, _describe(error))
         return accepted_result(created)
+
+    async def find_send(self, message: OutboundMessage, attempted_at: datetime) -> Lookup:
+        content_template = "content_sid" in self.content_params(message)
+        return await find_message(
+            self._twilio(), to=self.address(message.to),
+            from_=self.address(self.from_number) if self.from_number else None,
+            body=None if content_template else message.body, attempted_at=attempted_at)
+
+    async def fetch_status(self, provider_message_id: str) -> Lookup:
+        return await fetch_message(self._twilio(), provider_message_id)
 
     async def fetch_price(self, sid: str) -> tuple[Decimal, str] | None:
         """Twilio prices a message only after sending it, so the price is read back later
         (when its status callback says it left). None when not priced yet or unreachable."""
-        try:
-            fetched = await self._twilio().messages(sid).fetch_async()
-        except (TwilioRestException, aiohttp.ClientError, TimeoutError, OSError):
+        fetched = await self.fetch_status(sid)
+        if fetched.outcome != Found.found or fetched.records[0].cost is None:
             return None
-        if not fetched.price:
-            return None
-        return abs(Decimal(fetched.price)), fetched.price_unit
+        record = fetched.records[0]
+        return record.cost, record.cost_currency
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -206,7 +250,7 @@ class TwilioAdapter(ChannelAdapter):
             params["messaging_service_sid"] = self.messaging_service_sid
         status_callback = message.status_callback_url or self.status_callback_url
         if status_callback:
-            params["status_callback"] = status_callback
+            params["status_callback"] = status_callback_with_key(status_callback, message.send_key)
         params.update(self.content_params(message))
         return params
 

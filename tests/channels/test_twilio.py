@@ -42,7 +42,8 @@ class CallbackReceiver:
         async def status(name: str, request: Request) -> Response:
             form = await request.form()
             signature = request.headers["x-twilio-signature"]
-            self.received.append({"name": name, "params": dict(form), "signature": signature})
+            self.received.append({"name": name, "params": dict(form), "signature": signature,
+                                  "query": dict(request.query_params)})
             return Response(status_code=204)
 
     def for_sid(self, sid: str) -> list[dict]:
@@ -350,8 +351,9 @@ async def test_status_callbacks_arrive_signed(fake_url: str, receiver) -> None:
         await wait_until(lambda: callbacks.statuses(sid) == ["sent", "delivered"])
         for callback in callbacks.for_sid(sid):
             assert callback["name"] == name
-            assert validator.validate(url, callback["params"], callback["signature"])
-    assert witnessed(fake_url)[0]["status_callback"] == adapter_url
+            assert callback["query"] == {"sk": "e1:s2"}  # the send key rides along
+            assert validator.validate(url + "?sk=e1%3As2", callback["params"], callback["signature"])
+    assert witnessed(fake_url)[0]["status_callback"] == adapter_url + "?sk=e1%3As2"
 
 
 @pytest.mark.parametrize(
@@ -377,3 +379,115 @@ def test_a_reported_price_becomes_a_positive_cost() -> None:
 
     assert (result.cost, result.cost_currency) == (Decimal("0.01580"), "USD")
     assert result.provider_status == "sent"
+
+
+async def test_a_send_is_found_at_twilio_by_what_was_sent_and_when(fake_url: str, sms_adapter) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from orchestrator.channels.base import Found
+
+    attempted_at = datetime.now(timezone.utc)
+    earlier = await sms_adapter.send(sms(body="An older reminder"))
+    sent = await sms_adapter.send(sms())
+    await sms_adapter.send(sms(to="+14155550111"))
+
+    found = await sms_adapter.find_send(sms(), attempted_at)
+    never_sent = await sms_adapter.find_send(sms(body="Never sent"), attempted_at)
+    # Twilio's records from before the attempt are not this attempt's.
+    too_late = await sms_adapter.find_send(sms(), attempted_at + timedelta(hours=1))
+
+    assert found.outcome is Found.found
+    assert [r.provider_message_id for r in found.records] == [sent.provider_message_id]
+    assert earlier.provider_message_id not in [r.provider_message_id for r in found.records]
+    assert never_sent.outcome is Found.not_found
+    assert too_late.outcome is Found.not_found
+
+
+async def test_a_whatsapp_template_is_found_on_recipient_sender_and_time(fake_url: str) -> None:
+    from datetime import datetime, timezone
+
+    from orchestrator.channels.base import Found
+
+    adapter = adapter_for(TwilioWhatsAppAdapter, fake_url)
+    template = whatsapp(template_metadata={"content_sid": CONTENT_SID})
+    try:
+        attempted_at = datetime.now(timezone.utc)
+        sent = await adapter.send(template)
+        found = await adapter.find_send(template, attempted_at)
+    finally:
+        await adapter.aclose()
+    assert found.outcome is Found.found
+    assert [r.provider_message_id for r in found.records] == [sent.provider_message_id]
+
+
+async def test_the_status_of_an_accepted_message_is_fetched(fake_url: str, sms_adapter) -> None:
+    from orchestrator.channels.base import Found
+
+    sent = await sms_adapter.send(sms(to="+15005550030"))  # accepted, then undelivered
+    for _ in range(100):
+        fetched = await sms_adapter.fetch_status(sent.provider_message_id)
+        if fetched.records[0].status == "undelivered":
+            break
+        await asyncio.sleep(0.02)
+    assert fetched.outcome is Found.found
+    assert (fetched.records[0].status, fetched.records[0].error_code) == ("undelivered", "30003")
+    missing = await sms_adapter.fetch_status("SM" + "0" * 32)
+    assert missing.outcome is Found.not_found
+
+
+async def test_an_unreachable_twilio_is_never_taken_for_not_found() -> None:
+    from datetime import datetime, timezone
+
+    from orchestrator.channels.base import Found
+
+    adapter = adapter_for(TwilioSmsAdapter, f"http://127.0.0.1:{free_port()}")
+    try:
+        looked_up = await adapter.find_send(sms(), datetime.now(timezone.utc))
+        fetched = await adapter.fetch_status("SM" + "0" * 32)
+    finally:
+        await adapter.aclose()
+    assert looked_up.outcome is Found.unreachable
+    assert fetched.outcome is Found.unreachable
+
+
+def test_idle_connections_are_dropped_before_servers_drop_them() -> None:
+    """A send on a connection the server is closing at that moment cannot tell whether the
+    request arrived; keeping idle connections shorter than uvicorn's 5 s makes it rare."""
+    from orchestrator.channels.twilio import KEEPALIVE_SECONDS, RedirectableAsyncHttpClient
+
+    async def keepalive() -> float:
+        client = RedirectableAsyncHttpClient()
+        try:
+            return client.session.connector._keepalive_timeout
+        finally:
+            await client.close()
+
+    assert asyncio.run(keepalive()) == KEEPALIVE_SECONDS < 5.0
+
+
+async def test_a_connection_dropped_after_the_request_went_out_stays_unknown() -> None:
+    """The server read the request and closed without answering: it may have acted on it."""
+    async def read_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(read_then_hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    adapter = adapter_for(TwilioSmsAdapter, f"http://127.0.0.1:{port}")
+    try:
+        result = await adapter.send(sms())
+    finally:
+        await adapter.aclose()
+        server.close()
+    assert result.outcome is Outcome.unknown
+
+
+async def test_refused_connections_and_dns_failures_are_retried() -> None:
+    refused = adapter_for(TwilioSmsAdapter, f"http://127.0.0.1:{free_port()}")
+    no_such_host = adapter_for(TwilioSmsAdapter, "http://no-such-host.invalid")
+    try:
+        results = [await refused.send(sms()), await no_such_host.send(sms())]
+    finally:
+        await refused.aclose()
+        await no_such_host.aclose()
+    assert [r.outcome for r in results] == [Outcome.transient_failure] * 2

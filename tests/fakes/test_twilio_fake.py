@@ -440,3 +440,104 @@ def test_witness_log_lines_are_json(tmp_path: Path) -> None:
         create(url, **addresses, MediaUrl="https://x.test/a.png")
     (entry,) = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert entry["channel"] == "whatsapp" and entry["media_urls"] == ["https://x.test/a.png"]
+
+
+async def test_the_real_sdk_lists_messages_by_to_and_from_newest_first_across_pages(fake_url: str) -> None:
+    other = "+14155550111"
+    sids = [create(fake_url, Body=f"n{i}").json()["sid"] for i in range(7)]
+    create(fake_url, To=other)
+    create(fake_url, From="+15005550010")
+    client = sdk_client(fake_url)
+    try:
+        listed = await client.messages.list_async(to=RECIPIENT, from_=SENDER, page_size=3)
+        first_page = await client.messages.page_async(to=RECIPIENT, from_=SENDER, page_size=3)
+        to_other = await client.messages.list_async(to=other)
+    finally:
+        await client.http_client.close()
+    assert [m.sid for m in listed] == sids[::-1]  # three pages of 3, 3 and 1, newest first
+    assert [m.body for m in first_page] == ["n6", "n5", "n4"]
+    assert first_page.next_page_url is not None
+    assert [m.to for m in to_other] == [other]
+
+
+async def test_date_sent_filters_take_only_messages_already_sent(fake_url: str) -> None:
+    sid = create(fake_url).json()["sid"]
+    message_url = f"{fake_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"
+    await wait_until(lambda: HTTP.get(message_url, auth=AUTH).json()["date_sent"] is not None)
+    sent_on = parsedate_to_datetime(HTTP.get(message_url, auth=AUTH).json()["date_sent"])
+    list_url = f"{fake_url}{MESSAGES_PATH}"
+
+    def listed(**query) -> list[str]:
+        return [m["sid"] for m in HTTP.get(list_url, params=query, auth=AUTH).json()["messages"]]
+
+    day = sent_on.date().isoformat()
+    assert listed(DateSent=day) == [sid]
+    assert listed(**{"DateSent<": day, "DateSent>": day}) == [sid]
+    assert listed(**{"DateSent>": sent_on.strftime("%Y-%m-%dT%H:%M:%SZ")}) == [sid]  # as the SDK writes it
+    assert listed(**{"DateSent<": "2001-01-01"}) == []
+    assert HTTP.get(list_url, params={"DateSent": "yesterday"}, auth=AUTH).status_code == 400
+    assert HTTP.get(list_url, params={"PageSize": 1001}, auth=AUTH).status_code == 400
+    assert HTTP.get(list_url).status_code == 401
+
+
+class FlakyReceiver:
+    """Answers 503 to the first `failures` callbacks, then 204."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.attempts = failures, 0
+        self.app = FastAPI()
+
+        @self.app.post("/status")
+        async def status(request: Request) -> Response:
+            self.attempts += 1
+            return Response(status_code=503 if self.attempts <= self.failures else 204)
+
+
+@pytest.mark.parametrize(
+    ("fragment", "failures", "attempts"),
+    [
+        ("", 1, 1),  # Twilio's default policy retries connection failures and timeouts, not a 503
+        ("#rc=2&rp=5xx", 2, 3),  # the URL's connection overrides: two retries on 5xx
+        ("#rc=1&rp=all", 3, 2),  # one retry, then given up
+    ],
+)
+async def test_status_callbacks_are_retried_as_the_urls_connection_overrides_say(
+    fragment: str, failures: int, attempts: int
+) -> None:
+    flaky = FlakyReceiver(failures)
+    app = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0, default_outcome="failed"))
+    with serve_in_thread(flaky.app) as receiver_url, serve_in_thread(app) as fake:
+        create(fake, StatusCallback=f"{receiver_url}/status{fragment}")
+        await wait_until(lambda: flaky.attempts >= attempts)
+        await asyncio.sleep(0.2)  # room for a wrong extra attempt
+    assert flaky.attempts == attempts
+
+
+async def test_a_callback_that_times_out_is_retried_once_by_default() -> None:
+    attempts = []
+    slow = FastAPI()
+
+    @slow.post("/status")
+    async def status() -> Response:
+        attempts.append(time.monotonic())
+        if len(attempts) == 1:
+            await asyncio.sleep(1.0)  # past the fake's read timeout
+        return Response(status_code=204)
+
+    settings = FakeTwilioSettings(status_latency_seconds=0, default_outcome="failed", callback_timeout_seconds=0.2)
+    with serve_in_thread(slow) as receiver_url, serve_in_thread(create_fake_twilio_app(settings)) as fake:
+        create(fake, StatusCallback=f"{receiver_url}/status")
+        await wait_until(lambda: len(attempts) >= 2)
+        await asyncio.sleep(0.3)
+    assert len(attempts) == 2
+
+
+async def test_every_nth_callback_can_be_lost(receiver) -> None:
+    callbacks, status_url = receiver
+    app = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0, drop_status_callbacks_every=2))
+    with serve_in_thread(app) as fake:
+        sid = create(fake, StatusCallback=status_url).json()["sid"]
+        message_url = f"{fake}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"
+        await wait_until(lambda: HTTP.get(message_url, auth=AUTH).json()["status"] == "delivered")
+        await asyncio.sleep(0.1)
+    assert callbacks.statuses(sid) == ["sent"]  # `delivered`, the second, was lost
