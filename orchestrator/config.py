@@ -108,8 +108,22 @@ class Settings(BaseSettings):
     opt_in_reply: str = "You are subscribed again. Reply STOP to unsubscribe."
     auto_replies_file: Path = PROJECT_ROOT / "templates" / "auto-replies.yaml"
 
-    # A message claimed for sending longer ago than this was cut off by a crash.
+    # Settling ambiguous sends (docs/send-safety.md). A message claimed for sending longer ago
+    # than `reconcile_after_seconds` was cut off (a crash, a lost answer): its provider is asked
+    # about it. Keep it above the adapters' request timeouts (10 s).
     reconcile_after_seconds: float = 300.0
+    # "Not found" proves nothing was sent only this long after the attempt: it covers a request
+    # still in flight and the provider's own lag in listing a message it just accepted.
+    reconcile_resend_after_seconds: float = 600.0
+    reconcile_retry_seconds: float = 60.0  # ask again after an unreachable or too-early answer
+    # A `sent` message with no final status this long after it left gets its status fetched
+    # (a status callback may have been lost), then again at doubling ages, until it is final
+    # or `reconcile_status_give_up_seconds` old.
+    reconcile_status_after_seconds: float = 900.0
+    reconcile_status_give_up_seconds: float = 3 * 86400.0
+    reconcile_interval_seconds: float = 5.0  # how often each worker runs a round
+    reconcile_batch_size: int = 100  # messages per round and kind, per worker
+    reconcile_lookups_per_second: float = 20.0  # provider requests per worker, well below sends
 
     # How often each process re-reads journey versions and pause states from the database.
     catalog_refresh_seconds: float = 2.0

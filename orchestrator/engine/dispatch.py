@@ -3,7 +3,8 @@
 The claim (`queued` → `sending`, or a new message written `sending` by the worker that
 advanced its enrollment) is committed before any provider call, so a message is handed
 over at most once per claim; the provider's answer is recorded afterwards. A message
-still in `sending` after a crash is settled by `reconcile`, never blindly resent.
+still in `sending` after a crash, or `unknown` after a lost answer, is settled by
+`reconcile`, which asks the provider before anything is sent again.
 Each channel claims only as many messages as its send-rate budget allows right now.
 """
 
@@ -130,8 +131,12 @@ async def _send(runtime: Runtime, message: ClaimedMessage, gates: dict[Channel, 
         return result
 
 
-def result_values(message: ClaimedMessage, result: SendResult, now: datetime) -> dict:
-    """The same columns for every outcome, so all results go out in one executemany."""
+def result_values(message: ClaimedMessage, result: SendResult, now: datetime, followed_up: bool = False) -> dict:
+    """The same columns for every outcome, so all results go out in one executemany.
+
+    `followed_up`: the adapter can ask its provider about a send. For `sent` and `unknown`
+    rows `next_attempt_at` then paces the reconciler (see `reconcile`); for the others it is
+    cleared, so the reconciler's index range never holds what nobody can ask about."""
     values: dict = {
         "message_id": message.id, "updated_at": now, "error_code": result.error_code,
         "status_reason": result.error_message, "sent_at": None, "provider_message_id": None,
@@ -141,9 +146,16 @@ def result_values(message: ClaimedMessage, result: SendResult, now: datetime) ->
     if result.outcome == Outcome.accepted:
         values.update(status=MessageStatus.sent, sent_at=now, provider_message_id=result.provider_message_id,
                       cost=result.cost, cost_currency=result.cost_currency)
+        if not followed_up:
+            values["next_attempt_at"] = None
     elif result.outcome == Outcome.unknown:
         values.update(status=MessageStatus.unknown, status_reason=f"no answer from the provider, which may have accepted it; "
-                                                      f"not resent automatically ({result.error_message})")
+                                                                f"not resent until the provider is asked ({result.error_message})"
+                                                                if followed_up else
+                                                                f"no answer from the provider, which may have accepted it; "
+                                                                f"not resent automatically ({result.error_message})")
+        if not followed_up:
+            values["next_attempt_at"] = None
     elif result.error_code == RATE_LIMITED:
         values.update(status=MessageStatus.queued, attempts=message.attempts - 1, error_code=None, status_reason=None,
                       next_attempt_at=now + timedelta(seconds=result.retry_after_seconds or 0))
@@ -185,7 +197,8 @@ async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
              for channel in Channel}
     results = await asyncio.gather(*(_send(runtime, m, gates) for m in messages))
     now = runtime.clock.now()
-    rows = [result_values(m, r, now) for m, r in zip(messages, results)]
+    followed_up = {channel.value: runtime.channels.for_channel(channel).can_look_up_sends for channel in Channel}
+    rows = [result_values(m, r, now, followed_up[m.channel]) for m, r in zip(messages, results)]
     async with runtime.sessions() as session, session.begin():
         await (await session.connection()).execute(_RECORD_RESULT, rows)
         failed_for_good = [m for m, row in zip(messages, rows) if row["status"] == MessageStatus.failed and m.fallback_channel]

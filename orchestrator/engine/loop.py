@@ -1,7 +1,9 @@
-"""The worker loop: an APScheduler interval job that drains due work.
+"""The worker loop: APScheduler interval jobs that drain due work and reconcile sends.
 
 APScheduler only paces the polling; all journey state lives in the database, so any number
-of these loops (one per worker process) can run against one PostgreSQL.
+of these loops (one per worker process) can run against one PostgreSQL. Reconciling
+(asking providers about ambiguous sends, see engine/reconcile.py) is a job of its own, so
+its provider requests never hold up a drain.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime, timezone
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from orchestrator.engine.dispatch import dispatch_queued_messages, handoff_budget, send_claimed
-from orchestrator.engine.reconcile import settle_interrupted_sends
+from orchestrator.engine.reconcile import Pacer, reconcile_round
 from orchestrator.engine.worker import advance_due_enrollments
 from orchestrator.reports.delivery import send_due_reports
 from orchestrator.runtime import Runtime
@@ -28,14 +30,12 @@ class WorkerLoop:
         self.runtime = runtime
         self._lock = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
+        self._pacer = Pacer(runtime.settings.reconcile_lookups_per_second)
 
     async def drain(self) -> int:
         """Run due enrollments and dispatch queued messages until neither has work."""
         done = 0
         async with self._lock:
-            interrupted = await settle_interrupted_sends(self.runtime)
-            if interrupted:
-                log.warning("%d interrupted sends marked unknown (not resent)", interrupted)
             for _ in range(MAX_ROUNDS_PER_TICK):
                 advanced, claimed = await advance_due_enrollments(self.runtime, claim=await handoff_budget(self.runtime))
                 dispatched = await send_claimed(self.runtime, claimed) + await dispatch_queued_messages(self.runtime)
@@ -43,6 +43,18 @@ class WorkerLoop:
                 if not advanced and not dispatched:
                     break
         return done
+
+    async def reconcile(self) -> None:
+        """One reconcile round (bounded and paced; see engine/reconcile.py)."""
+        try:
+            report = await reconcile_round(self.runtime, self._pacer)
+        except Exception:  # a database or provider hiccup: the next round retries
+            log.exception("reconcile round failed")
+            return
+        if report:
+            log.info("reconciled: %s", report)
+        if report.marked_unknown:
+            log.warning("%d interrupted sends marked unknown (their provider cannot be asked)", report.marked_unknown)
 
     async def tick(self) -> None:
         try:
@@ -71,6 +83,10 @@ class WorkerLoop:
         self._scheduler.add_job(
             self.send_reports, "interval", seconds=self.runtime.settings.report_poll_seconds,
             max_instances=1, coalesce=True, id="send-due-reports", next_run_time=datetime.now(timezone.utc))
+        self._scheduler.add_job(
+            self.reconcile, "interval", seconds=self.runtime.settings.reconcile_interval_seconds,
+            max_instances=1, coalesce=True, id="reconcile-sends",
+        )
         self._scheduler.start()
 
     async def stop(self) -> None:
