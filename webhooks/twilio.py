@@ -14,8 +14,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.channels.configure import twilio_auth_token
+from orchestrator.channels.twilio import SEND_KEY_PARAMETER
 from orchestrator.conversations.inbound import Inbound, receive_inbound
-from orchestrator.delivery.statuses import find_message_by_provider_id, first_receipt, record_status
+from orchestrator.delivery.statuses import find_message_by_provider_id, find_message_by_send_key, first_receipt, record_status
 from orchestrator.runtime import Runtime
 from orchestrator.vocabulary import MessageStatus, bare_number, channel_of_address
 
@@ -45,9 +46,12 @@ async def status_callback(request: Request, session: SessionDep, runtime: Runtim
         if not await first_receipt(session, "twilio-status", f"{sid}:{status}", now):
             return Response(status_code=204)
         message = await find_message_by_provider_id(session, sid)
+        send_key = request.query_params.get(SEND_KEY_PARAMETER)
+        if message is None and send_key:  # a crash kept us from storing the SID: the key names it
+            message = await find_message_by_send_key(session, send_key)
         if message is None:
             return Response(status_code=204)
-        await record_status(session, message, source="twilio", status=status, now=now,
+        await record_status(session, message, source="twilio", status=status, now=now, provider_message_id=sid,
                             error_code=form.get("ErrorCode") or None, detail=form,
                             reason=f"Twilio error {form['ErrorCode']}" if form.get("ErrorCode") else None)
         if message.cost is None and status in PRICED_STATUSES:

@@ -1,7 +1,7 @@
 """Kill a worker process between the provider's accept and our commit.
 
-The message must be reported as `unknown` by the next worker, and never resent: the fake
-Twilio's own log is the witness.
+The next worker asks Twilio, finds the message there and adopts its SID: the message is
+`sent`, never resent. The fake Twilio's own log is the witness.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ def answer_late(app):
     """The provider accepts (and logs) at once, but its HTTP answer comes late."""
     async def delayed(scope, receive, send):
         async def late_send(event):
-            if event["type"] == "http.response.start" and scope["path"].endswith("/Messages.json"):
+            creating = scope["method"] == "POST" and scope["path"].endswith("/Messages.json")
+            if event["type"] == "http.response.start" and creating:
                 await asyncio.sleep(ANSWER_DELAY)
             await send(event)
         await app(scope, receive, late_send)
@@ -60,7 +61,7 @@ def wait_for(condition, timeout: float, what: str):
 
 
 @pytest.mark.timeout(90)
-async def test_interrupted_send_is_reported_unknown_and_not_resent(postgres_database):
+async def test_interrupted_send_is_found_at_the_provider_and_not_resent(postgres_database):
     await _reset(postgres_database)
     # Yesterday at 10:00 UTC: the one-hour wait is over, and the SMS falls outside quiet hours
     # (21:00-08:00) whatever the time of day the test runs at.
@@ -86,14 +87,16 @@ async def test_interrupted_send_is_reported_unknown_and_not_resent(postgres_data
             [row] = await all_messages(postgres_database)
             assert row.status == "sending" and row.provider_message_id is None
 
-            second = start_worker(postgres_database, twilio_url, ORCHESTRATOR_RECONCILE_AFTER_SECONDS="1")
+            second = start_worker(postgres_database, twilio_url, ORCHESTRATOR_RECONCILE_AFTER_SECONDS="1",
+                                  ORCHESTRATOR_RECONCILE_INTERVAL_SECONDS="0.5")
             workers.append(second)
             deadline = time.monotonic() + 30
             while (row := (await all_messages(postgres_database))[0]).status == "sending":
                 assert time.monotonic() < deadline, "the interrupted send was never reconciled"
                 await asyncio.sleep(0.2)
-            assert row.status == "unknown"
-            assert "not resent" in row.status_reason
+            [accepted] = witnessed()
+            assert (row.status, row.provider_message_id) == ("sent", accepted["sid"])
+            assert "found by the reconciler" in row.status_reason
             await asyncio.sleep(1.0)  # give a wrong worker the chance to resend
             assert len(witnessed()) == 1
         finally:

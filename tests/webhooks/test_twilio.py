@@ -63,6 +63,24 @@ async def test_failed_callback_records_the_error_code(client, runtime, drain):
     assert (message["status"], message["error_code"]) == ("undelivered", "30003")
 
 
+async def test_a_callback_names_its_message_by_send_key_when_the_sid_was_never_stored(client, runtime, drain):
+    from urllib.parse import quote
+
+    from orchestrator.storage.models import Message
+
+    message = await sent_sms(client, drain)
+    async with runtime.sessions() as session, session.begin():  # as a lost answer left it
+        row = await session.get(Message, message["id"])
+        row.status, row.provider_message_id = "unknown", None
+    form = status_form(message, "delivered", MessageSid="SM" + "7" * 32)
+
+    response = await post_signed(client, runtime, f"{STATUS_PATH}?sk={quote(message['send_key'])}", form)
+
+    [message] = await messages_of(client, "sam")
+    assert response.status_code == 204
+    assert (message["status"], message["provider_message_id"]) == ("delivered", "SM" + "7" * 32)
+
+
 async def test_stop_then_start_controls_journey_sends(client, runtime, drain):
     await identify(client, "pat", phone="+14155550122", sms_opt_in=True)
     stop = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM1", "+14155550122", "  stop "))
