@@ -20,8 +20,11 @@ start. The database is then ANALYZEd, as autovacuum would have done in those two
 with `quiet_hours: off` (the Celery program has no quiet hours either).
 
 - ours: two `orchestrator worker` processes (default settings; SMS through the Twilio
-  adapter to the fake; `ORCHESTRATOR_RECONCILE_AFTER_SECONDS=15` so sends cut off by a kill
-  are settled as `unknown` within the run instead of after the default five minutes).
+  adapter to the fake), with the reconcile window shortened so sends cut off by a kill are
+  settled within the run instead of after the default five and ten minutes: asked about
+  after `ORCHESTRATOR_RECONCILE_AFTER_SECONDS=15`, resent if the fake never got them after
+  `ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS=30` (docs/send-safety.md). The reconcile job
+  runs at its default interval, so the clean run pays what a deployment pays for it.
 - celery: bench/celery_baseline.py, RabbitMQ broker; for every `Cart Abandoned` event the
   "web app" called `apply_async(..., countdown=3600)` when the cart was abandoned, i.e. two
   hours ago: the task's ETA passed an hour ago, as the journey's wait did. The tasks are
@@ -40,9 +43,10 @@ Two runs per system, each on fresh data:
    every `--kill-interval` seconds, `--kills` times, alternating between the two, each one
    restarted at once. After everything settles: duplicates (a phone in the witness log more
    than once), losses (a customer who should have been texted and was not), wrong sends (a
-   customer who ordered and was texted anyway), and for ours the `unknown` messages (cut off
-   between the claim and the provider's answer: flagged for a person, never resent), split
-   into those the fake did and did not receive.
+   customer who ordered and was texted anyway), and for ours the `unknown` messages left
+   once the reconcile window has passed (cut off between the claim and the provider's
+   answer, and not settled by asking the fake: expected 0), split into those the fake did
+   and did not receive, and how many sends the reconciler found at the fake.
 
 Every process is started in its own process group and stopped in a `finally`; the
 databases are dropped and the RabbitMQ queues deleted. Results: a table on stdout, appended
@@ -76,6 +80,7 @@ POLL_SECONDS = 0.5
 SETTLE_SECONDS = 5.0  # nothing new at the fake for this long, and nothing left to do: settled
 CHAOS_SETTLE_SECONDS = 15.0  # after kills, give restarted workers time to come up and redo work
 RECONCILE_AFTER_SECONDS = 15
+RECONCILE_RESEND_AFTER_SECONDS = 30
 PHONE_BASE = 14155000000  # +1 415 5xx xxxx: plain numbers, outside the fake's magic +1500555xxxx range
 
 
@@ -283,6 +288,8 @@ class Ours:
             ORCHESTRATOR_WHATSAPP_PROVIDER="local", ORCHESTRATOR_EMAIL_PROVIDER="local",
             ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9",  # status callbacks are off; nothing listens
             ORCHESTRATOR_RECONCILE_AFTER_SECONDS=str(RECONCILE_AFTER_SECONDS),
+            ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS=str(RECONCILE_RESEND_AFTER_SECONDS),
+            ORCHESTRATOR_RECONCILE_RETRY_SECONDS="5",
         )
 
     def prepare(self) -> None:
@@ -293,13 +300,14 @@ class Ours:
                      log=self.workdir / f"{self.name}-worker-{index}.log")
 
     def remaining(self) -> int:
-        """Enrollments still active plus messages not yet final."""
+        """Enrollments still active plus messages not yet final: `unknown` SMS too, which the
+        reconciler settles by asking the fake once the reconcile window has passed."""
         import psycopg
 
         with psycopg.connect(self.database_url, autocommit=True) as connection:
             active = connection.execute("SELECT count(*) FROM enrollments WHERE status = 'active'").fetchone()[0]
             pending = connection.execute(
-                "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')").fetchone()[0]
+                "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending', 'unknown')").fetchone()[0]
         return active + pending
 
     def final_state(self) -> dict:
@@ -311,7 +319,10 @@ class Ours:
                 "SELECT status || ': ' || coalesce(exit_reason, ''), count(*) FROM enrollments GROUP BY 1").fetchall())
             unknown = [row[0] for row in connection.execute(
                 "SELECT to_address FROM messages WHERE status = 'unknown'").fetchall()]
-        return {"message_statuses": statuses, "enrollments": enrollments, "unknown_phones": unknown}
+            found = connection.execute(
+                "SELECT count(*) FROM messages WHERE status_reason LIKE '%found by the reconciler%'").fetchone()[0]
+        return {"message_statuses": statuses, "enrollments": enrollments, "unknown_phones": unknown,
+                "found_by_reconciler": found}
 
     def cleanup(self) -> None:
         pass
@@ -559,7 +570,7 @@ PROFILE_FUNCTIONS = {
     "ours:   prepare_message (render, consent, segments)": "prepare_message (orchestrator/engine/messages.py",
     "ours: dispatch_queued_messages (claim, send, record)": "dispatch_queued_messages (orchestrator/engine/dispatch.py",
     "ours:   twilio SDK create_async (request building + aiohttp)": "MessageList.create_async (twilio/rest/api/v2010/account/message/__init__.py",
-    "ours: settle_interrupted_sends": "settle_interrupted_sends (orchestrator/engine/reconcile.py",
+    "ours: reconcile_round (ask the provider about ambiguous sends)": "reconcile_round (orchestrator/engine/reconcile.py",
     "celery: task body (order check + SDK create)": "remind_abandoned_cart (bench/celery_baseline.py",
     "celery:   twilio SDK create (requests)": "MessageList.create (twilio/rest/api/v2010/account/message/__init__.py",
     "SQLAlchemy (any frame)": "(sqlalchemy/",
@@ -604,7 +615,8 @@ def print_row(r: dict) -> None:
     print(f"{r['system']:<17} {r['run']:<5} {r['customers']:>7,} customers  {r['customers_per_second']:>8,.1f} cust/s "
           f"({r['sms_per_second']:,.1f} SMS/s, {r['elapsed_seconds']:.1f} s)  kills {r['kills']}  "
           f"dup {v['duplicates']}  lost {v['losses']}  wrong {v['wrong_sends_to_customers_who_ordered']}  "
-          f"unknown {v['unknown']} (received {v['unknown_received_by_fake']})  "
+          f"unknown {v['unknown']} (received {v['unknown_received_by_fake']})"
+          f"{'  found by reconciler ' + str(r['final_state']['found_by_reconciler']) if 'found_by_reconciler' in r.get('final_state', {}) else ''}  "
           f"RSS MiB per worker {rss} peak {'/'.join(str(x) for x in r['rss_peak_mib'])}", flush=True)
     print("    CPU ms per customer: " + ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_customer"].items()), flush=True)
 
