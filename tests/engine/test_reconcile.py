@@ -13,7 +13,7 @@ from orchestrator.channels.base import Channel, OutboundMessage
 from orchestrator.clock import SimulatedClock
 from orchestrator.engine.dispatch import dispatch_queued_messages
 from orchestrator.engine.reconcile import reconcile_round
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from orchestrator.storage.feedback_models import MessageStatusEvent
 from orchestrator.storage.models import Customer, Message
 from tests.conftest import _reset, make_settings
@@ -77,10 +77,19 @@ async def provider_accepts(runtime, body: str = "Your cart misses you") -> str:
     return result.provider_message_id
 
 
+async def delivered_at_the_fake(runtime, sid: str) -> None:
+    adapter = runtime.channels.for_channel(Channel.sms)
+    for _ in range(200):
+        if (await adapter.fetch_status(sid)).records[0].status == "delivered":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{sid} never delivered")
+
+
 async def test_an_interrupted_send_the_provider_has_is_adopted_never_resent(runtime, twilio):
     message_id = await make_message(runtime, "e1:cart", "sending")
     sid = await provider_accepts(runtime)
-    await asyncio.sleep(0.1)  # the fake delivers at once
+    await delivered_at_the_fake(runtime, sid)
     runtime.clock.advance(timedelta(seconds=AFTER + 1))
 
     report = await reconcile_round(runtime)
@@ -198,7 +207,7 @@ async def test_a_sent_message_whose_callbacks_were_lost_gets_its_status_fetched(
     stale_id = await make_message(runtime, "e1:cart", "sent", provider_message_id=sid)
     runtime.clock.advance(timedelta(seconds=601))
     fresh_id = await make_message(runtime, "e2:cart", "sent", provider_message_id=await provider_accepts(runtime))
-    await asyncio.sleep(0.1)
+    await delivered_at_the_fake(runtime, sid)
 
     report = await reconcile_round(runtime)
     repeat = await reconcile_round(runtime)

@@ -17,7 +17,7 @@ from orchestrator.clock import SimulatedClock
 from orchestrator.engine.dispatch import dispatch_queued_messages
 from orchestrator.engine.reconcile import reconcile_round
 from orchestrator.fakes.server import free_port, serve_in_thread
-from orchestrator.runtime import build_runtime
+from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Customer, Message
 from tests.conftest import _reset, make_settings
 from tests.providers import fake_twilio
