@@ -33,7 +33,7 @@ def answer_late(app):
     """The provider accepts (and logs) at once, but its HTTP answer comes late."""
     async def delayed(scope, receive, send):
         async def late_send(event):
-            creating = scope["method"] == "POST" and scope["path"].endswith("/Messages.json")
+            creating = scope.get("method") == "POST" and scope["path"].endswith("/Messages.json")
             if event["type"] == "http.response.start" and creating:
                 await asyncio.sleep(ANSWER_DELAY)
             await send(event)
@@ -95,7 +95,7 @@ async def test_interrupted_send_is_found_at_the_provider_and_not_resent(postgres
                 assert time.monotonic() < deadline, "the interrupted send was never reconciled"
                 await asyncio.sleep(0.2)
             [accepted] = witnessed()
-            assert (row.status, row.provider_message_id) == ("sent", accepted["sid"])
+            assert (row.status, row.provider_message_id) == ("delivered", accepted["sid"])  # and its status
             assert "found by the reconciler" in row.status_reason
             await asyncio.sleep(1.0)  # give a wrong worker the chance to resend
             assert len(witnessed()) == 1
