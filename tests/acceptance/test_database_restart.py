@@ -1,4 +1,10 @@
-"""Restart PostgreSQL under running workers: they reconnect and finish the work."""
+"""Restart PostgreSQL under running workers: they reconnect and finish the work.
+
+This restarts the machine's PostgreSQL cluster, which breaks anything else using it at that
+moment (other test runs, a local service). So it runs only where that is expected: in CI
+(`CI=true`) or when asked for with `ORCHESTRATOR_TEST_RESTART_POSTGRES=1`; otherwise it is
+skipped, and the skip reason says how to enable it.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,19 @@ from tests.conftest import _reset, make_settings
 from tests.providers import smtp_server
 
 CUSTOMERS = 1500
+OPT_IN_VARIABLE = "ORCHESTRATOR_TEST_RESTART_POSTGRES"
+
+
+def restart_not_allowed(environ) -> str | None:
+    """Why this run may not restart the machine's PostgreSQL, or None when it may."""
+    if environ.get("CI", "").lower() == "true" or environ.get(OPT_IN_VARIABLE) == "1":
+        return None
+    return (f"restarts this machine's PostgreSQL cluster; runs only in CI (CI=true) or with "
+            f"{OPT_IN_VARIABLE}=1")
+
+
+pytestmark = pytest.mark.skipif(restart_not_allowed(os.environ) is not None,
+                                reason=restart_not_allowed(os.environ) or "")
 
 
 def restart_postgres() -> None:
