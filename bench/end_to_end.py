@@ -30,7 +30,7 @@ with `quiet_hours: off` (the Celery program has no quiet hours either).
   hours ago: the task's ETA passed an hour ago, as the journey's wait did. The tasks are
   published before the workers start, as our events were ingested before ours start. Two
   `celery worker` processes with `--concurrency` (default 4: prefork children per worker;
-  the task is I/O-bound, see BENCHMARKS.md). `celery` uses Celery's defaults (early acks);
+  the task is I/O-bound, see bench/results/HISTORY.md). `celery` uses Celery's defaults (early acks);
   `celery-acks-late` adds `task_acks_late=True` + `task_reject_on_worker_lost=True`.
 
 Two runs per system, each on fresh data:

@@ -2,7 +2,7 @@
 
 These three routes are called thousands of times a second; every other route a few times a
 minute. Measured on the 2-core machine, FastAPI's routing, dependency solving and request
-and response wrappers cost about half of a single event's CPU (BENCHMARKS.md, ingest), so
+and response wrappers cost about half of a single event's CPU (bench/results/HISTORY.md, ingest), so
 a pure ASGI middleware takes these three requests first and does what their routes in
 `orchestrator/api/events.py` do, with the same objects and in the same order:
 

@@ -37,7 +37,7 @@ class IngestResponse(BaseModel):
 
 def _response(accepted: list[Accepted]) -> Response:
     """An `IngestResponse`, written directly: validating our own answer through the response
-    model cost about a tenth of a single event's CPU (BENCHMARKS.md, ingest)."""
+    model cost about a tenth of a single event's CPU (bench/results/HISTORY.md, ingest)."""
     duplicates = sum(a.duplicate for a in accepted)
     return Response(json.dumps({
         "success": True, "accepted": len(accepted) - duplicates, "duplicates": duplicates,

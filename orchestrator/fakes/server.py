@@ -48,7 +48,7 @@ def run_standalone(app, host: str, port: int, **uvicorn_options) -> None:
     A fake keeps every message it accepted (for GET and the witness log), and each full
     pass of the cyclic garbage collector walks all of them: with the default thresholds the
     fake Twilio's CPU per message grew by half over 90,000 messages, which made it the
-    bottleneck of long benchmark runs (BENCHMARKS.md, end to end). What exists once the app
+    bottleneck of long benchmark runs (bench/results/HISTORY.md, end to end). What exists once the app
     is built (modules, the app) is never garbage, so it is left out of every pass, and full
     passes run a tenth as often. Only for a process of its own: the fakes mounted inside
     the service leave its collector alone."""

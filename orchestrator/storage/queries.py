@@ -47,7 +47,7 @@ async def claim_in_index_order(session: AsyncSession) -> None:
 
     Right after a burst of new work the statistics are stale: PostgreSQL expects a handful
     of due rows, picks a bitmap scan and then fetches and sorts every due row on every
-    claim (100,000 due enrollments: 40-60 ms per claim instead of 0.1 ms, see BENCHMARKS.md,
+    claim (100,000 due enrollments: 40-60 ms per claim instead of 0.1 ms, see bench/results/HISTORY.md,
     end-to-end). The (status, due) index already yields them in order, so an index scan
     under the LIMIT is always the right plan: bitmap scans are off for this transaction only.
     """
@@ -95,7 +95,7 @@ async def _insert_many(session: AsyncSession, table: sa.Table, rows: list[dict[s
 # multi-row VALUES list is new text per batch size, which psycopg parses in Python: a third
 # of the API's time on a 1,000-event batch), and the rows are encoded by the C JSON encoder
 # (one array parameter per column was encoded element by element in Python, quoting each
-# string with a regular expression: half of a 1,000-event batch). BENCHMARKS.md, ingest.
+# string with a regular expression: half of a 1,000-event batch). bench/results/HISTORY.md, ingest.
 
 def _json_rows(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, default=_json_value, separators=(",", ":"))

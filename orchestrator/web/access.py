@@ -12,7 +12,7 @@ is older than `api_key_cache_seconds`; once it has seen a key it remembers that 
 closed, which is final because keys are revoked, never deleted. A valid key is looked up
 by its hash and remembered for `api_key_cache_seconds` too (5 s by default), so a
 revocation counts within that time: a database round trip and a connection per request
-cost more than the rest of a single event's ingestion (BENCHMARKS.md, ingest).
+cost more than the rest of a single event's ingestion (bench/results/HISTORY.md, ingest).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ SECURITY_SCHEMES = {
 def presented_key(request: Request) -> str | None:
     """The key in `Authorization: Bearer <key>` or `X-API-Key: <key>`. Read here rather than
     through FastAPI's HTTPBearer/APIKeyHeader dependencies, which FastAPI re-inspects on every
-    request: on `/v1/track` that was a tenth of the request's CPU (BENCHMARKS.md, ingest)."""
+    request: on `/v1/track` that was a tenth of the request's CPU (bench/results/HISTORY.md, ingest)."""
     headers = request.headers
     authorization = headers.get("authorization")
     if authorization:
