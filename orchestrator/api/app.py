@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
                 await app.state.runtime.aclose()
 
     app = FastAPI(title="orchestrator", version="0.1.0", lifespan=lifespan)
-    # Who may call what: the route → role table in orchestrator/web/access.py and the README.
+    # Who may call what: the route → role table in orchestrator/web/access.py and docs/api.md.
     app.include_router(events.router, dependencies=requires(EVENT_INGESTION))
     app.include_router(customers.router, dependencies=requires(OPERATIONS))
     app.include_router(timeline.router, dependencies=requires(OPERATIONS))

@@ -1,7 +1,7 @@
 """Checks on a journey's control flow that the schema cannot express.
 
 Each check is here because the engine's rules make the pattern a mistake, not a matter of
-taste (see README, "Marketer tooling"):
+taste (see docs/journeys.md, "Marketer tooling"):
 - a step after one that always ends the enrollment never runs (error);
 - an `if` whose condition reads nothing is constant: one branch never runs (warning, as
   `if: "false"` is a common way to switch a branch off);

@@ -1,6 +1,6 @@
 """`orchestrator test`: scenario files run through the simulator, compared to what must happen.
 
-A scenario is a customer, a list of timed events and the expected outcome (README,
+A scenario is a customer, a list of timed events and the expected outcome (docs/journeys.md,
 "Marketer tooling"). `sends`, `skips` and `failures` are complete lists in the order the
 messages happen: a message nobody expected fails the scenario as surely as a missing one.
 """

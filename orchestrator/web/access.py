@@ -161,7 +161,7 @@ def requires(policy: AccessPolicy) -> list[DependsParam]:
     return [Depends(policy)]
 
 
-# The route → role table (README, "Operations"). Writes by a read-only role get 403.
+# The route → role table (docs/api.md, "API keys and roles"). Writes by a read-only role get 403.
 EVENT_INGESTION = AccessPolicy("event ingestion", read=("admin",), write=("admin", "ingest"))
 OPERATIONS = AccessPolicy("customer and message", read=READERS, write=("admin",))
 MARKETING = AccessPolicy("journey, template and KPI", read=READERS, write=("admin", "marketer"))

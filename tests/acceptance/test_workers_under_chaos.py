@@ -32,7 +32,7 @@ from tests.acceptance.processes import FakeTwilioProcess, all_messages, start_or
 from tests.conftest import _reset, make_settings
 from tests.providers import smtp_server
 
-# 20,000 in the documented full run (see README); fewer keeps the suite well under its time budget.
+# 20,000 in the documented full run (see docs/architecture.md); fewer keeps the suite well under its time budget.
 CUSTOMERS = int(os.environ.get("ORCHESTRATOR_CHAOS_CUSTOMERS", "4000"))
 WORKERS = 4
 KILLS = 8
