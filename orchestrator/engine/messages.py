@@ -2,18 +2,19 @@
 address, render the template in the customer's locale, and measure SMS segments.
 
 A message that cannot go out is still recorded (skipped or failed, with the reason), so
-nothing disappears silently.
+nothing disappears silently. Templates run marketers' expressions on customers' data: any
+error while rendering fails that one message, never the worker's round.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-
-from jinja2 import TemplateError
 
 from orchestrator.channels.base import Channel
 from orchestrator.clock import utc
@@ -21,7 +22,9 @@ from orchestrator.customers.consent import SendPermissions, marketing_refusal
 from orchestrator.engine.facts import customer_view
 from orchestrator.journeys.compiler import Node
 from orchestrator.storage.models import Customer, Enrollment, Message
-from orchestrator.templating.render import RenderError, render_message
+from orchestrator.templating.budget import RenderBudget, compile_template, render_within
+from orchestrator.templating.control_chars import clean_body, clean_header
+from orchestrator.templating.render import RenderError, describe_error, render_message
 from orchestrator.templating.sms import measure_sms
 from orchestrator.templating.store import TemplateStore, text_environment
 from orchestrator.vocabulary import MessageStatus, SendKey
@@ -73,13 +76,16 @@ def whatsapp_window_refusal(permissions: SendPermissions, metadata: dict[str, An
 
 @lru_cache(maxsize=4096)
 def _variable_template(source: str):
-    return text_environment.from_string(source)
+    return compile_template(text_environment, source)
 
 
-def render_variables(variables: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    """String variables may themselves use Jinja (`"{{ event.cart_url }}?utm=sms"`)."""
+def render_variables(variables: dict[str, Any], context: dict[str, Any],
+                     budget: RenderBudget = RenderBudget()) -> dict[str, Any]:
+    """String variables may themselves use Jinja (`"{{ event.cart_url }}?utm=sms"`); what
+    they render to may reach a provider field (WhatsApp content variables), so it is cleaned."""
     return {
-        key: _variable_template(value).render(context) if isinstance(value, str) and "{" in value else value
+        key: clean_body(render_within(_variable_template(value), context, budget)) if isinstance(value, str) and "{" in value
+        else value
         for key, value in variables.items()
     }
 
@@ -115,7 +121,37 @@ class MessageDraft:
     next_attempt_at: datetime | None = None
 
     def as_row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        """The row as the bulk INSERT takes it. Every value must be storable: the worker
+        inserts a whole round's messages in one statement, and one row PostgreSQL refuses
+        (a NUL in a text column) or a JSON encoder chokes on (a YAML date among a step's
+        vars) would abort the round for everyone, round after round."""
+        row = {name: getattr(self, name) for name in self.__slots__}
+        for name, value in row.items():
+            if type(value) is str and "\x00" in value:
+                row[name] = value.replace("\x00", "")
+        row["template_metadata"] = storable_json(row["template_metadata"])
+        return row
+
+
+def storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` as both databases store it: JSON types only (dates as ISO text), no NUL."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):  # not JSON (a date, a set, NaN): the odd values as text
+        return _json_safe(value)
+    return _json_safe(value) if "\\u0000" in text else value
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {str(_json_safe(k)): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, (bool, int)) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return _json_safe(str(value))
 
 
 def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollment: Enrollment, customer: Customer,
@@ -155,23 +191,42 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
     if refusal:
         message.status, message.status_reason = MessageStatus.skipped, refusal
         return message
-    context = {"customer": customer_view(customer), "event": dict(enrollment.context)}
     try:
-        variables = render_variables(send.vars, context)
-        rendered = render_message(templates, send.template, customer.locale, {**context, **variables})
-    except (RenderError, TemplateError) as error:
-        message.status, message.status_reason = MessageStatus.failed, f"render: {error}"
+        _render_into(message, templates, send.template, send.vars, enrollment, customer)
+    except Exception as error:  # whatever the template or the data did, only this message fails
+        detail = error.detail if isinstance(error, RenderError) else describe_error(error)
+        _fail_render(message, f"template {send.template} (step {node.id}): {detail}")
         return message
-    message.locale = rendered.locale
-    message.subject, message.body, message.html = rendered.subject, rendered.body, rendered.html
-    metadata = dict(rendered.metadata)
-    if isinstance(metadata.get("content_variables"), dict):
-        metadata["content_variables"] = render_variables(metadata["content_variables"], {**context, **variables})
-    message.template_metadata = {**metadata, "variables": variables}
+    metadata = message.template_metadata
     if channel == Channel.whatsapp and (refusal := whatsapp_window_refusal(permissions, metadata, now)):
         message.status, message.status_reason = MessageStatus.skipped, refusal
         return message
     if channel == Channel.sms:
-        measure = measure_sms(rendered.body)
+        measure = measure_sms(message.body)
         message.encoding, message.segments = measure.encoding, measure.segments
     return message
+
+
+def _render_into(message: MessageDraft, templates: TemplateStore, name: str, send_vars: dict[str, Any],
+                 enrollment: Enrollment, customer: Customer) -> None:
+    """Render the step's template onto `message`, cleaned of control characters from
+    customers' data (see templating/control_chars.py)."""
+    context = {"customer": customer_view(customer), "event": dict(enrollment.context)}
+    variables = render_variables(send_vars, context, templates.budget)
+    rendered = render_message(templates, name, customer.locale, {**context, **variables})
+    metadata = dict(rendered.metadata)
+    if isinstance(metadata.get("content_variables"), dict):
+        metadata["content_variables"] = render_variables(metadata["content_variables"], {**context, **variables},
+                                                         templates.budget)
+    message.locale = rendered.locale
+    message.subject = clean_header(rendered.subject) if rendered.subject is not None else None
+    message.body = clean_body(rendered.body)
+    message.html = clean_body(rendered.html) if rendered.html is not None else None
+    message.template_metadata = {**metadata, "variables": variables}
+
+
+def _fail_render(message: MessageDraft, reason: str) -> None:
+    message.status, message.status_reason = MessageStatus.failed, reason
+    message.locale = message.subject = message.body = message.html = None
+    message.template_metadata = {}
+

@@ -31,6 +31,7 @@ from orchestrator.engine.messages import prepare_message
 from orchestrator.journeys.live import load_missing_version, refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Enrollment, Event, Message
+from orchestrator.templating.render import describe_error
 from orchestrator.storage.queries import (any_of, claim_in_index_order, insert_many_ignoring_conflict, insert_many_returning,
                                           supports_skip_locked, update_many)
 from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
@@ -151,15 +152,17 @@ def _advance_one(runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, 
         facts = facts_for(customer, enrollment, history, permissions)
         facts.journey_paused = journey.id in runtime.catalog.paused
         result = advance(journey, cursor, facts, scheduled)
-    except Exception as error:  # a condition that cannot be evaluated fails this enrollment only
+        # A template's own errors fail only its message (see prepare_message); anything
+        # else that goes wrong preparing one fails this enrollment, never the round.
+        messages = [
+            prepare_message(runtime.templates, runtime.channels.provider_name, enrollment, customer, node, now,
+                            permissions=permissions)
+            for node in result.sends
+        ]
+    except Exception as error:  # e.g. a condition that cannot be evaluated: this enrollment only
         log.exception("enrollment %s failed", enrollment.id)
-        end_enrollment(enrollment, EnrollmentStatus.failed, f"{type(error).__name__}: {error}", now)
+        end_enrollment(enrollment, EnrollmentStatus.failed, describe_error(error), now)
         return []
-    messages = [
-        prepare_message(runtime.templates, runtime.channels.provider_name, enrollment, customer, node, now,
-                        permissions=permissions)
-        for node in result.sends
-    ]
     enrollment.cursor, enrollment.waiting_for, enrollment.due_at = result.cursor, result.waiting_for, result.due_at
     if result.status != EnrollmentStatus.active:
         end_enrollment(enrollment, result.status, result.exit_reason, now)

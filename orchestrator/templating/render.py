@@ -1,18 +1,31 @@
-"""Render a template for one customer, in their locale, or say exactly why not."""
+"""Render a template for one customer, in their locale, or say exactly why not.
+
+Whatever goes wrong inside a template (a missing variable, a string formatted as a number,
+a division by zero, a render over its budget) becomes a `RenderError`: the caller fails that
+one message with the reason and carries on with the others.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import TemplateError
+from jinja2 import Template, TemplateError
 from jinja2.exceptions import SecurityError
 
+from orchestrator.templating.budget import RenderBudget, RenderBudgetExceeded, render_within
 from orchestrator.templating.store import TemplateStore
 
 
 class RenderError(Exception):
-    """The reason is stored on the message; the worker carries on."""
+    """The reason is stored on the message; the worker carries on.
+
+    `detail` is what went wrong without naming the template (e.g. "TypeError: must be real
+    number, not str"), for callers that name the template and step themselves."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,22 @@ class RenderedMessage:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def describe_error(error: BaseException) -> str:
+    """What a marketer can act on: the error's kind and its message."""
+    if isinstance(error, RenderBudgetExceeded):
+        return f"render budget exceeded: {error}"
+    if isinstance(error, SecurityError):
+        return f"tried something unsafe: {error}"
+    if isinstance(error, TemplateError):
+        return error.message or str(error)
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def render_text(template: Template, context: dict[str, Any], budget: RenderBudget) -> str:
+    return render_within(template, context, budget)
+
+
 def render_message(store: TemplateStore, name: str, locale: str | None, context: dict[str, Any]) -> RenderedMessage:
     template = store.get(name)
     if template is None:
@@ -32,16 +61,18 @@ def render_message(store: TemplateStore, name: str, locale: str | None, context:
     variant = template.variant_for(locale, store.default_locale)
     if variant is None:
         raise RenderError(f"template '{name}' has no variant for '{locale}' nor the default '{store.default_locale}'")
+    budget = store.budget
     try:
         return RenderedMessage(
             template=name,
             locale=variant.locale,
-            body=variant.body.render(context).strip(),
-            subject=variant.subject.render(context).strip() if variant.subject else None,
-            html=variant.html.render(context) if variant.html else None,
+            body=render_within(variant.body, context, budget).strip(),
+            subject=render_within(variant.subject, context, budget).strip() if variant.subject else None,
+            html=render_within(variant.html, context, budget) if variant.html else None,
             metadata=dict(variant.metadata),
         )
-    except SecurityError as error:
-        raise RenderError(f"template '{name}' ({variant.locale}) tried something unsafe: {error}") from None
-    except TemplateError as error:
-        raise RenderError(f"template '{name}' ({variant.locale}): {error.message or error}") from None
+    # Any error at all: templates run marketers' expressions on customers' data, and one bad
+    # value must fail one message, not the worker's round (MemoryError and RecursionError too).
+    except Exception as error:
+        detail = describe_error(error)
+        raise RenderError(f"template '{name}' ({variant.locale}): {detail}", detail) from None

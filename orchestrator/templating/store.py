@@ -16,11 +16,12 @@ from jinja2 import Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2 import StrictUndefined
 
+from orchestrator.templating.budget import BudgetedSandbox, RenderBudget, compile_template
 from orchestrator.templating.locales import locale_chain, normalize_locale
 
 # Marketers' templates run in the sandbox; a missing variable is an error, never a blank.
-text_environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-html_environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+text_environment = BudgetedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+html_environment = BudgetedSandbox(undefined=StrictUndefined, autoescape=True)
 
 
 @dataclass(frozen=True)
@@ -70,15 +71,16 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str, int]:
 
 
 class TemplateStore:
-    def __init__(self, directory: Path, default_locale: str = "en") -> None:
+    def __init__(self, directory: Path, default_locale: str = "en", budget: RenderBudget | None = None) -> None:
         self.directory = directory
         self.default_locale = default_locale
+        self.budget = budget or RenderBudget()
         self.templates: dict[str, MessageTemplate] = {}
         self.problems: list[TemplateProblem] = []
 
     @classmethod
-    def load(cls, directory: Path, default_locale: str = "en") -> TemplateStore:
-        store = cls(directory, default_locale)
+    def load(cls, directory: Path, default_locale: str = "en", budget: RenderBudget | None = None) -> TemplateStore:
+        store = cls(directory, default_locale, budget)
         if directory.is_dir():
             for folder in sorted(p for p in directory.iterdir() if p.is_dir()):
                 store._load_template(folder)
@@ -128,7 +130,7 @@ class TemplateStore:
     @staticmethod
     def _compile(environment: SandboxedEnvironment, source: str, name: str, line_offset: int) -> Template:
         try:
-            return environment.from_string(source)
+            return compile_template(environment, source)
         except TemplateSyntaxError as error:
             raise _CompileProblem(TemplateProblem(name, (error.lineno or 0) + line_offset, f"template syntax: {error.message}"))
 
