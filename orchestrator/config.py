@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     # How often each process re-reads journey versions and pause states from the database.
     catalog_refresh_seconds: float = 2.0
 
+    # Render budget, per rendered text (body, subject, HTML part, string variable): past it
+    # the message fails with the reason, so a runaway template cannot hang the process. An
+    # ordinary template renders in well under a millisecond; an HTML newsletter is ~100 KB.
+    render_max_seconds: float = Field(default=0.2, gt=0)
+    render_max_chars: int = Field(default=250_000, gt=0)
+
     worker_poll_seconds: float = 1.0
     report_poll_seconds: float = 60.0  # how often a worker looks for reports due to be e-mailed
     worker_batch_size: int = 200

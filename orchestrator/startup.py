@@ -21,6 +21,7 @@ from orchestrator.reports.loader import load_reports
 from orchestrator.storage.database import create_engine, session_factory
 from orchestrator.storage.migrate import ensure_schema_current, upgrade_to_head
 from orchestrator.storage.models import JourneyVersion
+from orchestrator.templating.budget import RenderBudget
 from orchestrator.templating.store import TemplateStore
 
 log = logging.getLogger("orchestrator")
@@ -61,7 +62,8 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
         await upgrade_to_head(engine)
     else:
         await ensure_schema_current(engine)
-    templates = TemplateStore.load(settings.templates_dir, settings.default_locale)
+    budget = RenderBudget(max_seconds=settings.render_max_seconds, max_chars=settings.render_max_chars)
+    templates = TemplateStore.load(settings.templates_dir, settings.default_locale, budget)
     for problem in templates.problems:
         log.error("template not loaded: %s", problem)
     log.info("templates loaded: %s", ", ".join(sorted(templates.templates)) or "none")

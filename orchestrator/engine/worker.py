@@ -9,7 +9,9 @@ claimed (`sending`) in the same transaction, so nothing has to find and claim th
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +39,10 @@ from orchestrator.storage.queries import (any_of, claim_in_index_order, insert_m
 from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 
 log = logging.getLogger("orchestrator.worker")
+
+# Let the event loop serve others after this much synchronous advancing (a normal round of
+# 200 enrollments takes a few milliseconds and never yields).
+_YIELD_AFTER_SECONDS = 0.02
 
 _PROGRESS_COLUMNS = ("status", "cursor", "waiting_for", "due_at", "exit_reason", "ended_at")
 
@@ -107,10 +113,16 @@ async def advance_due_enrollments(runtime: Runtime, limit: int | None = None,
         history = await _events_since_entry(session, enrollments)
         permissions = await load_permissions(session, customers.values())
         messages: list[dict] = []
+        last_yield = time.perf_counter()
         for enrollment in enrollments:
             customer_id = enrollment.customer_id
             messages += _advance_one(runtime, enrollment, customers[customer_id], history[enrollment.id],
                                      permissions[customer_id], now)
+            if time.perf_counter() - last_yield > _YIELD_AFTER_SECONDS:
+                # Rendering is synchronous, and `serve` runs the API on this event loop: a
+                # round of templates running into their render budget must not starve it.
+                await asyncio.sleep(0)
+                last_yield = time.perf_counter()
         to_send, inserted = _claim_new_messages(messages, claim or {}, now), {}
         if to_send:
             inserted = dict(await insert_many_returning(session, Message, messages, ["send_key"], Message.send_key))

@@ -10,7 +10,9 @@
   `customer`, `event` and the send's `vars`, and a missing name fails the message (error).
   Names read only through `| default(...)` or `is defined` are optional and accepted;
 - `vars` strings are Jinja too and see only `customer` and `event` (error);
-- an e-mail send whose template variant has no subject (warning).
+- an e-mail send whose template variant has no subject (warning);
+- loops that can run past the render budget: a loop inside a loop, or a loop over
+  `range(N)` with N above a thousand (warning: the budget fails such messages at run time).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from jinja2 import TemplateSyntaxError
+from jinja2 import TemplateSyntaxError, nodes
 
 from orchestrator.channels.base import Channel
 from orchestrator.journeys.format import SendStep
@@ -31,6 +33,8 @@ from orchestrator.tooling.findings import ERROR, WARNING, Finding
 from orchestrator.tooling.sources import JourneySource
 
 RENDER_CONTEXT = ("customer", "event")
+# A loop over more items than this is worth a second look (a message has a few hundred words).
+LARGE_RANGE = 1000
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ def check_store(store: TemplateStore) -> list[Finding]:
     locales = {folder: disk_locales(folder) for folder in folders}
     everywhere = set().union(*locales.values()) if locales else set()
     default = normalize_locale(store.default_locale)
+    for folder in folders:
+        for piece in template_pieces(folder):
+            for line, message in loop_problems(piece.text, piece.line_offset):
+                findings.append(Finding(WARNING, piece.file, line, "", message))
     for folder, have in locales.items():
         if not have:
             continue  # "no <locale>.txt variant" is already a store problem
@@ -93,6 +101,42 @@ def check_store(store: TemplateStore) -> list[Finding]:
                                     f"no '{locale}' variant ({locale}.txt), which other templates have: "
                                     f"customers in {locale} get '{default}'"))
     return findings
+
+
+def loop_problems(source: str, line_offset: int = 0) -> list[tuple[int, str]]:
+    """(file line, message) for loops that can outrun the render budget: nested loops, and
+    loops over `range(...)` with a constant argument above LARGE_RANGE."""
+    try:
+        tree = text_environment.parse(source)
+    except TemplateSyntaxError:
+        return []  # reported by the store
+    problems = []
+    for loop in tree.find_all(nodes.For):
+        size = _constant_range_size(loop.iter)
+        if size is not None and size > LARGE_RANGE:
+            problems.append((loop.lineno + line_offset, f"loop over range({size:,}): loops this long run into the render budget, "
+                                          f"and the message fails; loop over the data itself"))
+        inner = next((n for body in (loop.body, loop.else_) for node in body
+                      for n in ([node] if isinstance(node, nodes.For) else node.find_all(nodes.For))), None)
+        if inner is not None:
+            problems.append((inner.lineno + line_offset, f"loop inside the loop of line {loop.lineno + line_offset}: nested loops multiply, "
+                                           f"can run into the render budget, and the message fails"))
+    return problems
+
+
+def _constant_range_size(iterable: nodes.Node) -> int | None:
+    if not (isinstance(iterable, nodes.Call) and isinstance(iterable.node, nodes.Name) and iterable.node.name == "range"):
+        return None
+    try:
+        arguments = [argument.as_const() for argument in iterable.args]
+    except nodes.Impossible:
+        return None
+    if not arguments or not all(isinstance(a, int) for a in arguments):
+        return None
+    try:
+        return len(range(*arguments))
+    except (ValueError, OverflowError):
+        return None
 
 
 def check_sends(journey: JourneySource, store: TemplateStore) -> list[Finding]:

@@ -129,3 +129,19 @@ def test_the_real_command_line():
     )
     assert result.returncode == 1, result.stderr
     assert len(json.loads(result.stdout)) == len(EXPECTED)
+
+
+def test_loops_that_can_outrun_the_render_budget_are_warned_about(cli, tmp_path):
+    (tmp_path / "spin").mkdir()
+    (tmp_path / "spin" / "en.txt").write_text(
+        "---\nsubject: Hi\n---\nHello\n{% for i in range(100000) %}\n"
+        "{% for j in range(10) %}{{ j }}{% endfor %}{% endfor %}\n"
+        "{% for item in event.items %}{{ item }}{% endfor %}{% for n in range(3) %}{{ n }}{% endfor %}\n")
+    run = cli("validate", tmp_path / "none.yaml", "--templates", tmp_path, "--format", "json")
+    findings = [(f["severity"], f["line"], f["message"]) for f in json.loads(run.out) if f["file"].endswith("en.txt")]
+    assert findings == [
+        ("warning", 5, "loop over range(100,000): loops this long run into the render budget, and the message "
+                       "fails; loop over the data itself"),
+        ("warning", 6, "loop inside the loop of line 5: nested loops multiply, can run into the render budget, "
+                       "and the message fails"),
+    ]
