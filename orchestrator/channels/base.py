@@ -18,6 +18,9 @@ from orchestrator.vocabulary import Channel
 
 __all__ = ["Channel", "ChannelAdapter", "OutboundMessage", "Outcome", "SendResult"]
 
+# How reasons shown to marketers name the channels.
+CHANNEL_NAMES = {Channel.sms: "SMS", Channel.whatsapp: "WhatsApp", Channel.email: "e-mail"}
+
 
 class Outcome(str, enum.Enum):
     accepted = "accepted"  # the provider took the message; delivery status comes later
@@ -129,6 +132,15 @@ class ChannelAdapter:
     # Whether the provider can be asked what became of a send (`find_send`, `fetch_status`).
     # Without it a send cut off mid-request stays `unknown` for a person to decide.
     can_look_up_sends: ClassVar[bool] = False
+
+    def body_refusal(self, message: OutboundMessage) -> str | None:
+        """Why this body may not go to the provider, or None. A body over the declared
+        maximum would be refused by the provider at best, or split into hundreds of paid
+        segments at worst. An approved WhatsApp template (`content_sid`) sends no body."""
+        limit = self.max_body_length
+        if limit is None or message.template_metadata.get("content_sid") or len(message.body) <= limit:
+            return None
+        return f"body is {len(message.body):,} characters, the {CHANNEL_NAMES[self.channel]} limit is {limit:,}"
 
     async def send(self, message: OutboundMessage) -> SendResult:
         raise NotImplementedError

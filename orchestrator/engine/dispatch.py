@@ -29,11 +29,13 @@ from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message
 from orchestrator.storage.queries import claim_in_index_order, supports_skip_locked
 from orchestrator.delivery.tracking import email_links
+from orchestrator.templating.control_chars import clean_body, clean_header
 from orchestrator.vocabulary import MessageStatus
 
 log = logging.getLogger("orchestrator.dispatch")
 
 RATE_LIMITED = "rate_limited"  # our own limiter said wait: not an attempt, not an error
+BODY_TOO_LONG = "body_too_long"  # over the adapter's declared maximum: never handed over
 
 
 def outbound(message: ClaimedMessage, settings: Settings) -> OutboundMessage:
@@ -42,12 +44,14 @@ def outbound(message: ClaimedMessage, settings: Settings) -> OutboundMessage:
     # Marketing e-mail: an unsubscribe link (List-Unsubscribe headers) and, over SMTP, tracked HTML.
     is_email = message.channel == Channel.email.value
     unsubscribe_url, html = email_links(settings, message) if is_email else (None, message.html)
+    # Journey messages were cleaned when rendered; agent replies and anything written to the
+    # table some other way are cleaned here, where every message becomes provider fields.
     return OutboundMessage(
         send_key=message.send_key,
         channel=Channel(message.channel),
         to=message.to_address,
-        body=message.body or "",
-        subject=message.subject,
+        body=clean_body(message.body or ""),
+        subject=clean_header(message.subject) if message.subject is not None else None,
         html=html,
         template_metadata=metadata,
         variables=variables,
@@ -116,14 +120,21 @@ async def claim_queued_messages(runtime: Runtime, channel: Channel, limit: int) 
 
 async def _send(runtime: Runtime, message: ClaimedMessage, gates: dict[Channel, asyncio.Semaphore]) -> SendResult:
     channel = Channel(message.channel)
+    adapter = runtime.channels.for_channel(channel)
+    try:
+        prepared = outbound(message, runtime.settings)
+    except Exception as error:  # one message's bad data must not lose the batch's answers
+        log.exception("could not prepare %s for its adapter", message.send_key)
+        return SendResult.transient(None, f"{type(error).__name__}: {error}")
+    if (too_long := adapter.body_refusal(prepared)) is not None:  # fails without using the send rate
+        return SendResult.permanent(BODY_TOO_LONG, too_long)
     async with gates[channel]:
         if not await runtime.rate_limiter.try_acquire(channel):
             wait = await runtime.rate_limiter.seconds_until_available(channel)
             return SendResult.transient(RATE_LIMITED, "send rate limit reached", retry_after=wait)
-        adapter = runtime.channels.for_channel(channel)
         started, raised = time.perf_counter(), False  # wall time: a simulated engine clock stands still
         try:
-            result = await adapter.send(outbound(message, runtime.settings))
+            result = await adapter.send(prepared)
         except Exception as error:  # an adapter bug must not lose the message
             log.exception("adapter raised for %s", message.send_key)
             result, raised = SendResult.transient(None, f"{type(error).__name__}: {error}"), True
