@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import Template, TemplateError
+from jinja2 import TemplateError
 from jinja2.exceptions import SecurityError
 
-from orchestrator.templating.budget import RenderBudget, RenderBudgetExceeded, render_within
+from orchestrator.templating.budget import RenderBudgetExceeded, render_within
 from orchestrator.templating.store import TemplateStore
 
 
@@ -39,19 +39,17 @@ class RenderedMessage:
 
 
 def describe_error(error: BaseException) -> str:
-    """What a marketer can act on: the error's kind and its message."""
+    """What a marketer can act on: the error's kind and its message (which may quote
+    customers' data: without NUL, which PostgreSQL cannot store)."""
     if isinstance(error, RenderBudgetExceeded):
-        return f"render budget exceeded: {error}"
-    if isinstance(error, SecurityError):
-        return f"tried something unsafe: {error}"
-    if isinstance(error, TemplateError):
-        return error.message or str(error)
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def render_text(template: Template, context: dict[str, Any], budget: RenderBudget) -> str:
-    return render_within(template, context, budget)
+        text = f"render budget exceeded: {error}"
+    elif isinstance(error, SecurityError):
+        text = f"tried something unsafe: {error}"
+    elif isinstance(error, TemplateError):
+        text = error.message or str(error)
+    else:
+        text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    return text.replace("\x00", "")
 
 
 def render_message(store: TemplateStore, name: str, locale: str | None, context: dict[str, Any]) -> RenderedMessage:

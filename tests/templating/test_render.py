@@ -66,3 +66,12 @@ def test_templates_read_well_without_a_first_name(store, name, locale):
     greeting = rendered.body.splitlines()[0]
     assert " ," not in greeting and " :" not in greeting and "  " not in greeting and "¡Hola !" not in greeting
     assert "None" not in rendered.body
+
+
+def test_an_error_is_described_by_its_kind_and_message_and_never_holds_a_nul():
+    from orchestrator.templating.render import describe_error
+
+    assert describe_error(TypeError("must be real number, not str")) == "TypeError: must be real number, not str"
+    assert describe_error(MemoryError()) == "MemoryError"
+    # Messages may quote customers' data; PostgreSQL cannot store a NUL in a reason.
+    assert describe_error(ValueError("bad 'X\x00L'")) == "ValueError: bad 'XL'"
