@@ -1,14 +1,15 @@
 """What the real Twilio answers to a Messages request, as data and pure functions.
 
-Validation in Twilio's order with Twilio's error codes and texts, the test ("magic") numbers,
-the Message resource shape and SMS segment counting. The server around it, with its state,
-callbacks and admin endpoints, is `orchestrator.fakes.twilio`.
+Validation in Twilio's order with Twilio's error codes and texts, the test ("magic") numbers
+and the Message resource shape. SMS segments are counted by `orchestrator.templating.sms`,
+the one counter the engine, preview and this fake share, so what a template preview says a
+body costs is what the fake bills. The server around it, with its state, callbacks and
+admin endpoints, is `orchestrator.fakes.twilio`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
 
+from orchestrator.templating.sms import measure_sms
 from orchestrator.vocabulary import WHATSAPP_PREFIX, bare_number
 
 API_VERSION = "2010-04-01"
@@ -79,14 +81,6 @@ ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 
-# GSM 03.38: the basic table costs one septet, the extension table two (escape + char).
-GSM7_BASIC = set(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = set("^{}\\[~]|€\f")
-
-
 def error_body(error: ApiError, **names: str) -> dict[str, Any]:
     """Twilio's error JSON for the REST API."""
     return {
@@ -97,21 +91,12 @@ def error_body(error: ApiError, **names: str) -> dict[str, Any]:
     }
 
 
-def count_sms_segments(body: str) -> int:
-    """Segments Twilio bills for `body`. Counted here, not with our templating code, so the
-    fake stays an independent witness of what a body costs."""
-    if all(char in GSM7_BASIC or char in GSM7_EXTENSION for char in body):
-        units = sum(2 if char in GSM7_EXTENSION else 1 for char in body)
-        single, multi = 160, 153
-    else:
-        units = len(body.encode("utf-16-le")) // 2
-        single, multi = 70, 67
-    return 1 if units <= single else math.ceil(units / multi)
-
-
 def billable_segments(to: str, body: str) -> int:
-    # A WhatsApp message is one message, however long.
-    return 1 if to.startswith(WHATSAPP_PREFIX) else count_sms_segments(body)
+    """Segments Twilio bills for a message: a WhatsApp message is one message, however long;
+    an SMS is billed per segment, and one with media only (no body) still as one."""
+    if to.startswith(WHATSAPP_PREFIX):
+        return 1
+    return max(1, measure_sms(body).segments)
 
 
 def new_sid(prefix: str) -> str:

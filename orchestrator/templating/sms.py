@@ -2,15 +2,23 @@
 
 Carriers bill per segment, and one stray character outside the GSM alphabet (a curly quote,
 an emoji, `ê`) switches the whole message to UCS-2 and cuts a segment from 160 characters to
-70. Templates are measured with `measure_sms` so authors see the cost before anything is sent.
+70. `measure_sms` is the one segment counter: template preview, the engine when it creates a
+message (`messages.segments`) and the fake Twilio's billing all call it, so they cannot
+disagree.
 
 The rules follow 3GPP TS 23.038 (the GSM 03.38 alphabet) and TS 23.040 (concatenation):
 - GSM-7: 160 septets fit one SMS. Characters of the extension table are sent as ESC plus a
   second septet, so they cost two. A concatenated message spends 7 septets of every part on
   the user-data header, leaving 153, and an escape pair is never split across two parts
-  (the receiving phone would decode ESC alone as a space), so a part can end one short.
+  (the receiving phone would decode ESC alone as a space), so a part can end one short:
+  `"a" * 152 + "€" + "a" * 152` is 306 septets but 3 segments, not ceil(306 / 153) = 2.
 - UCS-2: 70 UTF-16 code units fit one SMS, 67 per part when concatenated. Characters beyond
   the Basic Multilingual Plane (most emoji) are surrogate pairs: two units, never split.
+
+The alphabet is a table here rather than the `gsm0338` codec from PyPI: that codec encodes
+U+001B (ESC) as if it were a character of its own, one septet, when 0x1B is the escape to
+the extension table and no character at all, and it is several times slower per body. The
+tests check this table against it for every other code point.
 
 Not modelled: national language shift tables (Turkish, Spanish, Portuguese, Indian
 languages), which few senders enable, and provider "smart encoding" that silently replaces

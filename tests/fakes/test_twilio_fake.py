@@ -29,7 +29,8 @@ from orchestrator.fakes.twilio import (
     planned_statuses,
     read_witness_log,
 )
-from orchestrator.fakes.twilio_rules import count_sms_segments
+from orchestrator.fakes.twilio_rules import billable_segments
+from orchestrator.templating.sms import measure_sms
 
 # The SDK's stock aiohttp client still passes `auth=` to aiohttp, which deprecates it; that
 # is the SDK's business, not the fake's.
@@ -148,13 +149,32 @@ def test_create_answers_with_twilios_message_resource(fake_url: str) -> None:
     assert message["uri"] == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{message['sid']}.json"
 
 
+# An escape pair never straddles two parts: € would sit at septets 153-154 of part 1, so it
+# opens part 2, which then overflows by one. ceil(306 / 153) would say 2.
+EURO_STRADDLE = "a" * 152 + "€" + "a" * 152
+EMOJI_STRADDLE = "ê" * 66 + "🎉" + "ê" * 66  # the same for a surrogate pair in UCS-2
+
+
 @pytest.mark.parametrize(
     ("body", "segments"),
     [("a" * 160, 1), ("a" * 161, 2), ("a" * 306, 2), ("a" * 307, 3), ("{" * 80, 1), ("{" * 81, 2),
-     ("Ж" * 70, 1), ("Ж" * 71, 2), ("🎉" * 35, 1), ("🎉" * 36, 2)],
+     ("Ж" * 70, 1), ("Ж" * 71, 2), ("🎉" * 35, 1), ("🎉" * 36, 2), (EURO_STRADDLE, 3), (EMOJI_STRADDLE, 3)],
 )  # fmt: skip
 def test_segments_are_counted_as_twilio_bills_them(body: str, segments: int) -> None:
-    assert count_sms_segments(body) == segments
+    assert billable_segments(RECIPIENT, body) == segments
+
+
+def test_a_whatsapp_message_or_one_with_media_only_is_one_message() -> None:
+    assert billable_segments("whatsapp:" + RECIPIENT, "a" * 1000) == 1
+    assert billable_segments(RECIPIENT, "") == 1
+
+
+async def test_the_fake_bills_what_the_preview_measures(fake_url: str) -> None:
+    response = create(fake_url, Body=EURO_STRADDLE)
+    assert response.json()["num_segments"] == str(measure_sms(EURO_STRADDLE).segments) == "3"
+    uri = f"{fake_url}{response.json()['uri']}"
+    await wait_until(lambda: HTTP.get(uri, auth=AUTH).json()["status"] == "delivered")
+    assert Decimal(HTTP.get(uri, auth=AUTH).json()["price"]) == 3 * Decimal("-0.0079")
 
 
 @pytest.mark.parametrize(

@@ -1,13 +1,20 @@
-"""SMS measuring, checked against hand-counted cases at every boundary that costs money."""
+"""SMS measuring, checked against hand-counted cases at every boundary that costs money and,
+with Hypothesis, against the rules themselves."""
 
 from __future__ import annotations
 
+import math
+
+import gsm0338
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.templating.sms import (
     GSM7_BASIC_CHARACTERS,
     GSM7_EXTENSION_CHARACTERS,
     SmsMeasure,
+    is_gsm7,
     measure_sms,
 )
 
@@ -82,3 +89,144 @@ def test_whole_basic_alphabet_is_one_septet_each() -> None:
 
 def test_backtick_forces_ucs2() -> None:
     assert measure_sms("a`b").encoding == "UCS-2"
+
+
+# --- Properties, against the rules rather than against hand-counted cases ------------------
+
+# An independent witness of the GSM 03.38 alphabet: the `gsm0338` codec (registered as
+# "gsm03.38" on import). It also accepts U+001B, the escape itself, as a character; that is
+# not one (see the module docstring of `orchestrator.templating.sms`), so it is left out.
+GSM0338 = gsm0338.Codec()
+ESC = 0x1B
+
+
+def _codec_characters(prefix: bytes) -> set[str]:
+    characters = set()
+    for code in range(0x80):
+        if code != ESC:
+            text, _ = GSM0338.decode(prefix + bytes([code]), "ignore")
+            characters.update(text)
+    return characters
+
+
+def test_the_alphabet_agrees_with_the_gsm0338_codec() -> None:
+    assert GSM7_BASIC_CHARACTERS == _codec_characters(b"") - {"\x1b"}
+    assert GSM7_EXTENSION_CHARACTERS == _codec_characters(bytes([ESC]))
+
+
+def encoded(text: str) -> tuple[list[int], int, int, set[int]]:
+    """The units on the air, encoded independently of the code under test: GSM-7 septets
+    from the gsm0338 codec or UTF-16 code units; then the single-message and per-part
+    capacity, and the units that must stay with the unit after them (ESC before an
+    extension character, a high surrogate before its low one)."""
+    try:
+        if "\x1b" in text:
+            raise UnicodeEncodeError("gsm03.38", text, 0, 1, "ESC is no character")
+        return list(text.encode("gsm03.38")), 160, 153, {ESC}
+    except UnicodeEncodeError:
+        raw = text.encode("utf-16-be")
+        units = [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
+        return units, 70, 67, set(range(0xD800, 0xDC00))
+
+
+def greedy_packing(text: str) -> int:
+    """Segments by filling parts with the encoded units one by one, as phones and SMSCs do,
+    never parting a bound unit from the one after it."""
+    units, single, per_part, binds_to_next = encoded(text)
+    if not units:
+        return 0
+    if len(units) <= single:
+        return 1
+    parts: list[list[int]] = [[]]
+    i = 0
+    while i < len(units):
+        piece = units[i:i + 2] if units[i] in binds_to_next else units[i:i + 1]
+        if len(parts[-1]) + len(piece) > per_part:
+            parts.append([])
+        parts[-1].extend(piece)
+        i += len(piece)
+    assert all(len(part) <= per_part and part[-1] not in binds_to_next for part in parts)
+    return len(parts)
+
+
+basic = st.sampled_from(sorted(GSM7_BASIC_CHARACTERS))
+extension = st.sampled_from(sorted(GSM7_EXTENSION_CHARACTERS))
+not_gsm_bmp = st.characters(max_codepoint=0xFFFF, exclude_categories=("Cs",)).filter(lambda c: not is_gsm7(c))
+astral = st.characters(min_codepoint=0x10000)  # emoji and friends: surrogate pairs in UTF-16
+gsm_alphabet = st.one_of(basic, basic, basic, extension)
+# Mostly GSM with now and then a character that forces UCS-2, so both encodings and every
+# kind of unit show up.
+any_alphabet = st.one_of(basic, basic, extension, not_gsm_bmp, astral)
+
+
+def texts(alphabet: st.SearchStrategy[str], longest: int) -> st.SearchStrategy[str]:
+    # Lengths drawn evenly: left to itself Hypothesis prefers short texts, and the rules
+    # that cost money only show in texts of several parts.
+    return st.integers(0, longest).flatmap(lambda n: st.text(alphabet, min_size=n, max_size=n))
+
+
+@st.composite
+def near_part_boundaries(draw, alphabet: st.SearchStrategy[str], longest: int) -> str:
+    """A text padded with `a` (one unit in either encoding) to within two units of a whole
+    number of parts: where a pair moved whole to the next part changes the count. Random
+    texts almost never land there."""
+    text = draw(texts(alphabet, longest))
+    units, _, per_part, _ = encoded(text)
+    target = max(2, len(units) // per_part + 1) * per_part + draw(st.integers(-2, 2))
+    at = draw(st.integers(0, len(text)))
+    return text[:at] + "a" * max(0, target - len(units)) + text[at:]
+
+
+bodies = st.one_of(texts(gsm_alphabet, 480), texts(any_alphabet, 220),
+                   near_part_boundaries(gsm_alphabet, 460), near_part_boundaries(any_alphabet, 200))
+PROPERTIES = settings(deadline=None, max_examples=150)  # no deadline: the machine may be busy
+
+
+@PROPERTIES
+@given(bodies)
+def test_segments_equal_an_independent_greedy_packing(text: str) -> None:
+    assert measure_sms(text).segments == greedy_packing(text)
+
+
+@PROPERTIES
+@given(bodies)
+def test_units_are_septets_or_utf16_code_units(text: str) -> None:
+    measured = measure_sms(text)
+    units, single, _, _ = encoded(text)
+    assert measured.encoding == ("GSM-7" if single == 160 else "UCS-2")
+    assert measured.units == len(units)
+    assert measured.length == len(text)
+
+
+@PROPERTIES
+@given(texts(basic, 1000))
+def test_basic_alphabet_text_of_n_septets(text: str) -> None:
+    n = len(text)
+    expected = 0 if n == 0 else 1 if n <= 160 else math.ceil(n / 153)
+    assert measure_sms(text) == SmsMeasure("GSM-7", n, expected, n)
+
+
+@PROPERTIES
+@given(not_gsm_bmp, texts(st.one_of(basic, not_gsm_bmp), 210))
+def test_bmp_ucs2_text_of_n_units(forcing: str, rest: str) -> None:
+    text = forcing + rest
+    n = len(text)
+    expected = 1 if n <= 70 else math.ceil(n / 67)
+    assert measure_sms(text) == SmsMeasure("UCS-2", n, expected, n)
+
+
+@PROPERTIES
+@given(bodies, st.one_of(basic, extension, not_gsm_bmp, astral), st.data())
+def test_adding_a_character_never_lowers_the_count(text: str, added: str, data) -> None:
+    at = data.draw(st.integers(0, len(text)))
+    assert measure_sms(text[:at] + added + text[at:]).segments >= measure_sms(text).segments
+
+
+@PROPERTIES
+@given(bodies)
+def test_never_fewer_parts_than_the_units_need_nor_many_more(text: str) -> None:
+    measured = measure_sms(text)
+    single, per_part = (160, 153) if measured.encoding == "GSM-7" else (70, 67)
+    if measured.units > single:
+        # A pair moved whole to the next part leaves at most one unit of a part unused.
+        assert math.ceil(measured.units / per_part) <= measured.segments <= math.ceil(measured.units / (per_part - 1))
