@@ -9,6 +9,7 @@ from __future__ import annotations
 
 
 from fastapi import APIRouter, HTTPException, Request, Response
+from sqlmodel.ext.asyncio.session import AsyncSession
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
@@ -16,7 +17,8 @@ from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.channels.configure import twilio_auth_token
 from orchestrator.channels.twilio import SEND_KEY_PARAMETER
 from orchestrator.conversations.inbound import Inbound, receive_inbound
-from orchestrator.delivery.statuses import find_message_by_provider_id, find_message_by_send_key, first_receipt, record_status
+from orchestrator.delivery.statuses import (find_message_by_provider_id, find_message_by_send_key, first_receipt,
+                                          record_price, record_status)
 from orchestrator.runtime import Runtime
 from orchestrator.vocabulary import MessageStatus, bare_number, channel_of_address
 
@@ -54,22 +56,26 @@ async def status_callback(request: Request, session: SessionDep, runtime: Runtim
         await record_status(session, message, source="twilio", status=status, now=now, provider_message_id=sid,
                             error_code=form.get("ErrorCode") or None, detail=form,
                             reason=f"Twilio error {form['ErrorCode']}" if form.get("ErrorCode") else None)
-        if message.cost is None and status in PRICED_STATUSES:
-            await _store_price(runtime, message, sid)
+        wants_price = message.cost is None and status in PRICED_STATUSES
+    if wants_price:
+        # Only now, committed: asking Twilio takes a network round trip, and the status
+        # transaction locked the message row (on SQLite, the database's only write lock).
+        await _store_price(runtime, session, message.id, message.channel, sid)
     return Response(status_code=204)
 
 
 PRICED_STATUSES = {MessageStatus.sent, MessageStatus.delivered, MessageStatus.undelivered, MessageStatus.read}
 
 
-async def _store_price(runtime: Runtime, message, sid: str) -> None:
-    adapter = runtime.channels.for_channel(message.channel)
+async def _store_price(runtime: Runtime, session: AsyncSession, message_id: int, channel: str, sid: str) -> None:
+    adapter = runtime.channels.for_channel(channel)
     fetch_price = getattr(adapter, "fetch_price", None)  # Twilio adapters; the local ones have no prices
     if fetch_price is None:
         return
     priced = await fetch_price(sid)
     if priced is not None:
-        message.cost, message.cost_currency = priced
+        async with session.begin():
+            await record_price(session, message_id, *priced, now=runtime.clock.now())
 
 
 @router.post("/inbound")

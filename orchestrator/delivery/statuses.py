@@ -54,8 +54,10 @@ status.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -160,6 +162,19 @@ async def record_status(
         setattr(message, column, _earliest(getattr(message, column), occurred_at))
     message.updated_at = now
     session.add(message)
+
+
+async def record_price(session: AsyncSession, message_id: int, cost: Decimal, currency: str | None,
+                       now: datetime) -> bool:
+    """Record what the provider charged for a message, unless a price is already recorded
+    (two callbacks may both have asked for it). True when this call recorded it.
+
+    One UPDATE without reading the row first: the price is fetched from the provider after
+    the status was committed, and this second transaction holds the row only for itself.
+    `updated_at` moves so the KPI rollups count the cost (`orchestrator.kpis.rollup`)."""
+    recorded = await session.exec(sa.update(Message).where(col(Message.id) == message_id, col(Message.cost).is_(None))
+                                  .values(cost=cost, cost_currency=currency[:3] if currency else None, updated_at=now))
+    return recorded.rowcount == 1
 
 
 def _earliest(current: datetime | None, candidate: datetime) -> datetime:

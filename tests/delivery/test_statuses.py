@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from sqlmodel import col, select
 
 from orchestrator.clock import utc
-from orchestrator.delivery.statuses import find_message_by_provider_id, first_receipt, next_status, record_status
+from orchestrator.delivery.statuses import find_message_by_provider_id, first_receipt, next_status, record_price, record_status
 from orchestrator.storage.feedback_models import MessageStatusEvent
 from orchestrator.storage.models import Customer, Message
 from tests.conftest import START
@@ -163,3 +164,15 @@ async def test_concurrent_callbacks_for_one_message_queue_on_its_row(runtime):
         await second
     message, history = await load(runtime, message_id)
     assert message.status == "read" and [h.status for h in history] == ["read", "delivered"]
+
+
+async def test_the_first_recorded_price_stays(runtime):
+    message_id = await make_message(runtime)
+    later = runtime.clock.now() + timedelta(minutes=1)
+    async with runtime.sessions() as session, session.begin():
+        assert await record_price(session, message_id, Decimal("0.0079"), "USD", now=later)
+    async with runtime.sessions() as session, session.begin():  # a second callback's lookup
+        assert not await record_price(session, message_id, Decimal("0.0158"), "USD", now=later)
+    message, _ = await load(runtime, message_id)
+    # `updated_at` moves, so the KPI rollups count the cost again.
+    assert (message.cost, message.cost_currency, utc(message.updated_at)) == (Decimal("0.0079"), "USD", later)

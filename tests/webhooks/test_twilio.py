@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from decimal import Decimal
 
+import sqlalchemy as sa
 from sqlmodel import select
 
+from orchestrator.storage.database import create_engine
 from orchestrator.storage.feedback_models import MessageStatusEvent
+from orchestrator.storage.models import Message
 from tests.api.test_launch_journeys import HOUR, advance, identify, messages_of, track
 from tests.webhooks.twilio_signing import inbound_form, post_signed
 
@@ -79,6 +84,59 @@ async def test_a_callback_names_its_message_by_send_key_when_the_sid_was_never_s
     [message] = await messages_of(client, "sam")
     assert response.status_code == 204
     assert (message["status"], message["provider_message_id"]) == ("delivered", "SM" + "7" * 32)
+
+
+class BlockingPriceLookup:
+    """A provider whose price lookup hangs until the test lets it answer."""
+
+    def __init__(self) -> None:
+        self.asked, self.answer = asyncio.Event(), asyncio.Event()
+        self.calls = 0
+
+    async def fetch_price(self, sid: str) -> tuple[Decimal, str]:
+        self.calls += 1
+        self.asked.set()
+        await self.answer.wait()
+        return Decimal("0.0158"), "USD"
+
+
+async def write_without_waiting(runtime, message_id: int) -> None:
+    """Change the message row in a transaction of its own that refuses to wait for a lock:
+    it fails at once if anyone holds the row (PostgreSQL) or the write lock (SQLite)."""
+    engine = create_engine(runtime.settings.database_url)
+    try:
+        async with engine.begin() as connection:
+            if engine.dialect.name == "sqlite":
+                await connection.exec_driver_sql("PRAGMA busy_timeout=0")
+            else:
+                await connection.execute(sa.text("SELECT id FROM messages WHERE id = :id FOR UPDATE NOWAIT"),
+                                         {"id": message_id})
+            await connection.execute(sa.text("UPDATE messages SET status_reason = 'touched' WHERE id = :id"),
+                                     {"id": message_id})
+    finally:
+        await engine.dispose()
+
+
+async def test_the_price_is_fetched_after_the_status_commits(client, runtime, drain, monkeypatch):
+    message = await sent_sms(client, drain)
+    provider = BlockingPriceLookup()
+    monkeypatch.setattr(runtime.channels.for_channel("sms"), "fetch_price", provider.fetch_price, raising=False)
+
+    callback = asyncio.create_task(post_signed(client, runtime, STATUS_PATH, status_form(message, "delivered")))
+    await provider.asked.wait()
+    # While Twilio is being asked, the status is committed and nobody holds the row.
+    [seen] = await messages_of(client, "sam")
+    assert (seen["status"], seen["cost"]) == ("delivered", None)
+    await write_without_waiting(runtime, message["id"])
+    provider.answer.set()
+    assert (await callback).status_code == 204
+
+    async with runtime.sessions() as session:
+        stored = await session.get(Message, message["id"])
+    assert (stored.cost, stored.cost_currency, stored.status_reason) == (Decimal("0.0158"), "USD", "touched")
+    # A later priced status keeps the recorded price and asks no more.
+    assert (await post_signed(client, runtime, STATUS_PATH, status_form(message, "read"))).status_code == 204
+    assert provider.calls == 1
 
 
 async def test_stop_then_start_controls_journey_sends(client, runtime, drain):
