@@ -136,6 +136,9 @@ class Settings(BaseSettings):
 
     worker_poll_seconds: float = 1.0
     report_poll_seconds: float = 60.0  # how often a worker looks for reports due to be e-mailed
+    # How often each worker brings the daily KPI rollups up to date (also once at start).
+    # `GET /v1/kpis` only reads them, so whole days in a report are at most this old.
+    kpi_rollup_refresh_seconds: float = Field(default=30.0, gt=0)
     worker_batch_size: int = 200
     max_batch_events: int = 1000
     max_request_bytes: int = 4 * 1024 * 1024

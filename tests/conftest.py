@@ -101,6 +101,13 @@ async def client(runtime):
         yield http
 
 
+async def refresh_kpis_as_the_worker_does(client) -> None:
+    """Run the worker's KPI rollup job now. `GET /v1/kpis` never refreshes the rollups, so a
+    test that changed data behind the API's back reads after this, as a report read one
+    refresh interval later would."""
+    await client._transport.app.state.worker_loop.refresh_kpi_rollups()
+
+
 @pytest.fixture
 def drain(client):
     """Run all due work now, as the worker would on its next tick."""

@@ -30,10 +30,15 @@ async def read_clock(runtime: RuntimeDep) -> ClockState:
 
 @router.post("/clock/advance", response_model=ClockState)
 async def advance_clock(body: Advance, request: Request, runtime: RuntimeDep) -> ClockState:
-    """Move simulated time forward, then run the work that became due before answering."""
+    """Move simulated time forward, then run the work that became due before answering:
+    the due steps and sends, then the KPI rollup refresh (simulated time passed its
+    interval too), so KPIs read right after show what the advance did."""
     if not isinstance(runtime.clock, SimulatedClock):
         raise HTTPException(409, "the clock is real; start with ORCHESTRATOR_SIMULATED_CLOCK=true to control it")
     now = runtime.clock.advance(timedelta(seconds=body.seconds))
     loop = getattr(request.app.state, "worker_loop", None)
-    done = await loop.drain() if loop else 0
+    done = 0
+    if loop:
+        done = await loop.drain()
+        await loop.refresh_kpi_rollups()
     return ClockState(now=now, simulated=True, work_done=done)

@@ -1,9 +1,10 @@
 """KPIs over HTTP: `GET /v1/kpis`, `GET /v1/journeys/{journey_id}/stats`, and
 `POST /v1/kpis/rebuild`.
 
-Thin: parse the query, bring the daily rollups up to date, let `orchestrator.kpis` count in
-the database, answer. Every ratio whose denominator is 0 is null. The formulas are in the
-field descriptions (OpenAPI).
+Thin: parse the query, let `orchestrator.kpis` count in the database, answer. Reads only
+read: the worker keeps the daily rollups current (`WorkerLoop.refresh_kpi_rollups`, every
+`kpi_rollup_refresh_seconds`), so a read takes no lock and writes nothing. Every ratio whose
+denominator is 0 is null. The formulas are in the field descriptions (OpenAPI).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from orchestrator.kpis.customers import DEFAULT_ACTIVE_DAYS, DEFAULT_LIFESPAN_YE
 from orchestrator.kpis.funnel import journey_funnel
 from orchestrator.kpis.lift import holdout_lift
 from orchestrator.kpis.report import message_kpis
-from orchestrator.kpis.rollup import rebuild_rollups, refresh_rollups
+from orchestrator.kpis.rollup import rebuild_rollups
 from orchestrator.kpis.schemas import CustomerKpis, HoldoutLift, JourneyStats, KpiRow
 from orchestrator.kpis.scope import KpiScope
 
@@ -74,11 +75,12 @@ async def get_kpis(
     Messages are those journey steps produced, created in [`from`, `to`); their later
     delivery, replies, opt-outs and conversions count with them. All rates are percentages;
     a ratio whose denominator is 0 is null. Each row's field descriptions give its formula.
+    Whole days come from rollups the worker refreshes every `kpi_rollup_refresh_seconds`
+    (30 s by default), so they may lag by that much.
     """
     since, until = _period(since, until)
     scope = KpiScope(journey=journey, step=step, channel=channel, template=template, since=since, until=until,
                      group_by=tuple(dict.fromkeys(group_by)))
-    await refresh_rollups(runtime)
     rows = await message_kpis(session, scope)
     customers = None
     if "customers" in include:
@@ -90,8 +92,8 @@ async def get_kpis(
 
 @router.post("/kpis/rebuild", response_model=Rebuilt)
 async def rebuild_kpi_rollups(runtime: RuntimeDep) -> Rebuilt:
-    """Count the daily rollups again from all messages. Reads keep them current on their own;
-    this is for rows written with old timestamps (a backfill, a restored backup)."""
+    """Count the daily rollups again from all messages. The worker keeps them current on its
+    own; this is for rows written with old timestamps (a backfill, a restored backup)."""
     await rebuild_rollups(runtime)
     return Rebuilt()
 

@@ -1,9 +1,12 @@
-"""The worker loop: APScheduler interval jobs that drain due work and reconcile sends.
+"""The worker loop: APScheduler interval jobs that drain due work, reconcile sends and keep
+the KPI rollups current.
 
 APScheduler only paces the polling; all journey state lives in the database, so any number
 of these loops (one per worker process) can run against one PostgreSQL. Reconciling
 (asking providers about ambiguous sends, see engine/reconcile.py) is a job of its own, so
-its provider requests never hold up a drain.
+its provider requests never hold up a drain. The rollup refresh is serialized across
+processes by the rollup itself (`orchestrator.kpis.rollup`), and costs a few index lookups
+when nothing changed, so every worker may run it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from orchestrator.engine.dispatch import dispatch_queued_messages, handoff_budget, send_claimed
 from orchestrator.engine.reconcile import Pacer, reconcile_round
 from orchestrator.engine.worker import advance_due_enrollments
+from orchestrator.kpis.rollup import refresh_rollups
 from orchestrator.reports.delivery import send_due_reports
 from orchestrator.runtime import Runtime
 
@@ -29,6 +33,7 @@ class WorkerLoop:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._lock = asyncio.Lock()
+        self._refreshing = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self._pacer = Pacer(runtime.settings.reconcile_lookups_per_second)
 
@@ -56,6 +61,12 @@ class WorkerLoop:
         if report.marked_unknown:
             log.warning("%d interrupted sends marked unknown (their provider cannot be asked)", report.marked_unknown)
 
+    async def refresh_kpi_rollups(self) -> None:
+        """Bring the daily KPI rollups up to date. `GET /v1/kpis` only reads them; this job
+        (and the simulated clock's advance) is what moves them."""
+        async with self._refreshing:
+            await refresh_rollups(self.runtime)
+
     async def tick(self) -> None:
         try:
             await self.drain()
@@ -71,18 +82,29 @@ class WorkerLoop:
         except Exception:  # the next run retries; journeys never wait on reports
             log.exception("sending scheduled reports failed")
 
+    async def rollup_tick(self) -> None:
+        try:
+            await self.refresh_kpi_rollups()
+        except Exception:  # as for `tick`: the next interval tries again
+            log.exception("KPI rollup refresh failed")
+
     def start(self) -> None:
         self._scheduler = AsyncIOScheduler()
+        # Drain, rollups and reports at once, then every interval: a worker started into a backlog (a deploy, a
+        # restart after a crash) would otherwise sit idle for its first interval, and the
+        # KPIs would show figures as old as the last worker's final refresh.
+        started = datetime.now(timezone.utc)
         self._scheduler.add_job(
             self.tick, "interval", seconds=self.runtime.settings.worker_poll_seconds,
-            max_instances=1, coalesce=True, id="drain-due-work",
-            # At once, then every interval: a worker started into a backlog (a deploy, a
-            # restart after a crash) would otherwise sit idle for its first interval.
-            next_run_time=datetime.now(timezone.utc),
+            max_instances=1, coalesce=True, id="drain-due-work", next_run_time=started,
+        )
+        self._scheduler.add_job(
+            self.rollup_tick, "interval", seconds=self.runtime.settings.kpi_rollup_refresh_seconds,
+            max_instances=1, coalesce=True, id="refresh-kpi-rollups", next_run_time=started,
         )
         self._scheduler.add_job(
             self.send_reports, "interval", seconds=self.runtime.settings.report_poll_seconds,
-            max_instances=1, coalesce=True, id="send-due-reports", next_run_time=datetime.now(timezone.utc))
+            max_instances=1, coalesce=True, id="send-due-reports", next_run_time=started)
         self._scheduler.add_job(
             self.reconcile, "interval", seconds=self.runtime.settings.reconcile_interval_seconds,
             max_instances=1, coalesce=True, id="reconcile-sends",
@@ -93,5 +115,5 @@ class WorkerLoop:
         if self._scheduler:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        async with self._lock:  # let a running tick finish its transaction
+        async with self._lock, self._refreshing:  # let a running tick or refresh finish its transaction
             pass

@@ -11,7 +11,7 @@ entry), so the two conversion rates compare like with like:
 
 with a 95 % confidence interval for the difference (see
 `formulas.difference_of_proportions`). Enrollments are counted by entry time in [since, until).
-Read from `kpi_enrollments_daily`: call `rollup.refresh_rollups` first.
+Read from `kpi_enrollments_daily`, which the worker keeps current (`rollup.refresh_rollups`).
 """
 
 from __future__ import annotations

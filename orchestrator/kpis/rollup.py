@@ -2,7 +2,9 @@
 day of creation) and `kpi_enrollments_daily` (enrollments, by day of entry).
 
 The rollups are a cache; messages and enrollments stay the truth. `refresh_rollups`
-brings them up to date and is cheap when nothing changed, so KPI reads call it first:
+brings them up to date and is cheap when nothing changed. The worker runs it (at start and
+every `kpi_rollup_refresh_seconds`, see `orchestrator.engine.loop`); KPI reads never do, so
+they write nothing and wait on no lock:
 
 1. The first refresh (no watermark yet) counts every day.
 2. Later ones find the days whose figures may have changed since the watermark: the

@@ -1,15 +1,22 @@
-"""The worker loop as the `worker` and `serve` commands run it: an APScheduler job."""
+"""The worker loop as the `worker` and `serve` commands run it: APScheduler jobs."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+from sqlmodel import select
 
 from orchestrator.channels.base import Channel
-from orchestrator.clock import SimulatedClock
+from orchestrator.clock import SimulatedClock, utc
+from orchestrator.config import Settings
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.startup import build_runtime
+from orchestrator.storage.kpi_models import KpiRollupState
 from tests.conftest import START, _reset, make_settings
 
 
@@ -31,3 +38,32 @@ async def test_a_started_loop_drains_at_once_not_one_interval_later(database_url
     finally:
         await loop.stop()
         await runtime.aclose()
+
+
+async def test_a_started_loop_refreshes_the_kpi_rollups_at_once_then_every_interval(database_url):
+    await _reset(database_url)
+    settings = make_settings(database_url, worker_poll_seconds=3600, kpi_rollup_refresh_seconds=1800)
+    runtime = await build_runtime(settings, clock=SimulatedClock(START))
+    loop = WorkerLoop(runtime)
+    try:
+        loop.start()
+        job = loop._scheduler.get_job("refresh-kpi-rollups")
+        assert job.trigger.interval == timedelta(seconds=1800)
+        for _ in range(200):  # the first refresh is due at start; the next only in half an hour
+            async with runtime.sessions() as session:
+                watermark = (await session.exec(select(KpiRollupState.watermark))).first()
+            if watermark is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert utc(watermark) == START  # the worker counted, at the engine clock's time
+    finally:
+        await loop.stop()
+        await runtime.aclose()
+
+
+def test_the_refresh_interval_is_a_setting_that_must_be_positive(monkeypatch):
+    monkeypatch.setenv("ORCHESTRATOR_KPI_ROLLUP_REFRESH_SECONDS", "5")
+    assert Settings().kpi_rollup_refresh_seconds == 5
+    assert Settings.model_fields["kpi_rollup_refresh_seconds"].default == 30
+    with pytest.raises(ValidationError, match="kpi_rollup_refresh_seconds"):
+        Settings(kpi_rollup_refresh_seconds=0)

@@ -21,7 +21,7 @@ from orchestrator.startup import build_runtime
 from orchestrator.storage.feedback_models import Conversion
 from orchestrator.storage.models import Customer, Message
 from tests.api.test_launch_journeys import DAY, HOUR, advance, identify, track
-from tests.conftest import START, _reset, make_settings
+from tests.conftest import START, _reset, make_settings, refresh_kpis_as_the_worker_does
 
 BROWSE = """\
 id: browse
@@ -76,6 +76,7 @@ async def conversions(runtime) -> list[tuple[str, str, str, float]]:
 
 
 async def kpis(client, **params) -> dict:
+    await refresh_kpis_as_the_worker_does(client)
     response = await client.get("/v1/kpis", params=params)
     assert response.status_code == 200, response.text
     return response.json()

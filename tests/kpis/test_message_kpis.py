@@ -18,16 +18,18 @@ Recipients are distinct per (day, step) cell: c1 counts on D1 and again on D2 fo
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from orchestrator.delivery.statuses import record_status
 from orchestrator.storage.feedback_models import Consent, Conversion, InboundMessage, MessageStatusEvent
 from orchestrator.storage.models import Customer, Enrollment, Message
-from tests.conftest import START
+from tests.conftest import START, refresh_kpis_as_the_worker_does
 
 D1, D2 = START, START + timedelta(days=1)
 H = timedelta(hours=1)
@@ -118,6 +120,7 @@ NO_GROUP = dict(journey=None, step=None, channel=None, template=None, day=None)
 
 
 async def kpis(client, **params) -> dict:
+    await refresh_kpis_as_the_worker_does(client)
     response = await client.get("/v1/kpis", params=params)
     assert response.status_code == 200, response.text
     return response.json()
@@ -195,6 +198,41 @@ async def test_later_changes_reach_the_rollup(client, runtime, dataset):
         await record_status(session, m8, source="twilio", status="delivered", now=runtime.clock.now())
     [after] = (await kpis(client, journey="cart", group_by="day", **{"from": D2.isoformat()}))["rows"]
     assert (after["sent"], after["delivered"], after["recipients"], after["delivery_rate"]) == (2, 2, 2, 100.0)
+
+
+async def test_reads_show_what_the_worker_last_counted(client, runtime, dataset):
+    await refresh_kpis_as_the_worker_does(client)
+    async with runtime.sessions() as session, session.begin():
+        m8 = (await session.exec(select(Message).where(Message.send_key == "m8"))).one()
+        await record_status(session, m8, source="twilio", status="delivered", now=runtime.clock.now())
+    read = {"journey": "cart", "group_by": "day"}  # whole days: from the rollups
+    [_, stale] = (await client.get("/v1/kpis", params=read)).json()["rows"]
+    assert (stale["sent"], stale["delivered"]) == (1, 1)  # reading did not count the change in
+    # Simulated time moving on is the worker's cue: its rollup refresh is due too.
+    assert (await client.post("/v1/admin/clock/advance", json={"seconds": 1})).status_code == 200
+    [_, fresh] = (await client.get("/v1/kpis", params=read)).json()["rows"]
+    assert (fresh["sent"], fresh["delivered"]) == (2, 2)
+
+
+async def test_reading_kpis_writes_nothing_and_takes_no_lock(client, runtime, dataset):
+    statements: list[str] = []
+
+    def keep(_connection, _cursor, statement, _parameters, _context, _executemany) -> None:
+        statements.append(statement)
+
+    sa.event.listen(runtime.engine.sync_engine, "before_cursor_execute", keep)
+    try:
+        # The rollups were never refreshed since the dataset was written: a read that
+        # refreshed them would write now.
+        for params in ({"group_by": ["journey", "step", "channel", "template", "day"]},
+                       {"journey": "cart", "include": "customers", "from": "2026-03-02T08:00:00Z"}):
+            assert (await client.get("/v1/kpis", params=params)).status_code == 200
+    finally:
+        sa.event.remove(runtime.engine.sync_engine, "before_cursor_execute", keep)
+    assert statements  # the listener saw the reads
+    writes = [s for s in statements if re.match(r"\s*(INSERT|UPDATE|DELETE|CREATE|DROP)\b", s, re.IGNORECASE)
+              or "advisory" in s.lower() or "for update" in s.lower()]
+    assert writes == []
 
 
 async def test_later_orders_replies_and_goals_reach_the_rollups(client, runtime, dataset):
