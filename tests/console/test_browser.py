@@ -50,7 +50,7 @@ class Service:
         self.settings = Settings(database_url=f"sqlite:///{tmp / 'console.db'}", host="127.0.0.1", port=self.port,
                                  public_base_url=self.url, journeys_dir=PROJECT_ROOT / "journeys",
                                  templates_dir=PROJECT_ROOT / "templates", worker_poll_seconds=0.2,
-                                 api_key_cache_seconds=0)
+                                 kpi_rollup_refresh_seconds=0.5, api_key_cache_seconds=0)
         self.server = uvicorn.Server(uvicorn.Config(create_app(self.settings, run_worker=True), host="127.0.0.1",
                                                     port=self.port, log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -98,6 +98,10 @@ def admin_key(service) -> str:
         _until(lambda: http.get("/v1/messages", params={"channel": "email", "status": "sent"}).json()["total"] >= 6
                or http.get("/v1/messages", params={"channel": "email", "status": "delivered"}).json()["total"] >= 6,
                "the welcome e-mails")
+        # KPI reads only read: wait for the worker's rollup refresh to count them.
+        _until(lambda: any(r["channel"] == "email" and r["sent"] >= 6
+                           for r in http.get("/v1/kpis", params={"group_by": "channel"}).json()["rows"]),
+               "the KPI rollups to count the welcome e-mails")
     # The first key, as an admin makes it (`orchestrator keys create`): from now on the console needs a login.
     result = subprocess.run([sys.executable, "-m", "orchestrator.cli", "keys", "create", "--name", "browser-admin",
                              "--role", "admin"], env={**os.environ, "DATABASE_URL": service.settings.database_url},
