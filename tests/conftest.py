@@ -21,6 +21,7 @@ from orchestrator.clock import SimulatedClock
 from orchestrator.config import PROJECT_ROOT, Settings
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.startup import build_runtime
+from tests.fresh_schema import FreshSchemas
 
 POSTGRES_ADMIN_URL = os.environ.get("ORCHESTRATOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning
@@ -73,12 +74,14 @@ def make_settings(database_url: str, **overrides) -> Settings:
     return Settings(**values)
 
 
-async def _reset(url: str) -> None:
-    from orchestrator.storage.database import create_engine, drop_schema
+FRESH_SCHEMAS = FreshSchemas()
 
-    engine = create_engine(url)
-    await drop_schema(engine)
-    await engine.dispose()
+
+async def _reset(url: str) -> None:
+    """Leave the database at `url` empty and fully migrated, as every test starts: migrated
+    for real once per session, then copied (SQLite) or emptied (PostgreSQL); see
+    tests/fresh_schema.py. (A test that needs no tables at all calls `drop_schema`.)"""
+    await FRESH_SCHEMAS.reset(url)
 
 
 @pytest.fixture
@@ -113,3 +116,4 @@ def drain(client):
     """Run all due work now, as the worker would on its next tick."""
     loop = client._transport.app.state.worker_loop
     return loop.drain
+

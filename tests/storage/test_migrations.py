@@ -28,13 +28,13 @@ from orchestrator.storage.migrate import (
     upgrade_to_head,
 )
 from orchestrator.storage.migrations import alembic_config
-from tests.conftest import _reset, make_settings
+from tests.conftest import make_settings
 
 
 @pytest.fixture
 async def empty_engine(database_url):
-    await _reset(database_url)
     engine = create_engine(database_url)
+    await drop_schema(engine)  # not even the migrated schema every other test starts from
     yield engine
     await drop_schema(engine)  # leave no odd schema behind for the next test
     await engine.dispose()
