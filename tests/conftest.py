@@ -8,6 +8,7 @@ but fail in CI (`CI=true`), where a missing database is an error, not a pass.
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from datetime import datetime, timezone
@@ -117,3 +118,28 @@ def drain(client):
     loop = client._transport.app.state.worker_loop
     return loop.drain
 
+
+# --- the garbage collector ------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def collector_untouched():
+    """Fails a test that leaves the garbage collector frozen or retuned (as a standalone fake's
+    start-up does), after putting it back, so later tests do not run, or fail, on its state."""
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    yield
+    changed = (gc.get_threshold(), gc.get_freeze_count()) != (threshold, frozen)
+    if gc.get_freeze_count() != frozen:
+        gc.unfreeze()
+    gc.set_threshold(*threshold)
+    if changed:
+        pytest.fail("this test left the garbage collector frozen or with other thresholds; "
+                    "restore it (see the `collector_restored` fixture)")
+
+
+@pytest.fixture
+def collector_restored():
+    """For tests that run code which tunes the collector for a process of its own."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)

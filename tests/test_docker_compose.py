@@ -56,7 +56,7 @@ def test_the_stack_has_every_service():
 
 
 @pytest.mark.parametrize("name", [name for name in SERVICES if ours(name)])
-def test_each_command_is_one_our_image_can_run(name, monkeypatch):
+def test_each_command_is_one_our_image_can_run(name, monkeypatch, collector_restored):
     words = command_words(SERVICES[name]["command"])
     if words[0] == "orchestrator":
         try:
@@ -66,7 +66,9 @@ def test_each_command_is_one_our_image_can_run(name, monkeypatch):
     else:
         assert words[:2] == ["python", "-m"], f"{name}: unexpected command {words}"
         module = importlib.import_module(words[2])
-        # Parse the arguments the way the module does, without serving anything.
+        # Parse the arguments the way the module does, without serving anything. A fake's
+        # `main` also tunes the garbage collector for a process of its own: `collector_restored`
+        # gives this process its collector back.
         served = []
         monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
         try:

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import gc
 
-import pytest
-
 from orchestrator.fakes import server
 from orchestrator.fakes.twilio import create_fake_twilio_app
-
-
-@pytest.fixture
-def collector_restored():
-    threshold = gc.get_threshold()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*threshold)
 
 
 def test_a_standalone_fake_keeps_what_it_was_built_with_out_of_the_collectors_passes(monkeypatch, collector_restored):
