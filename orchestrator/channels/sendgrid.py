@@ -6,8 +6,9 @@ which SendGrid copies onto every event webhook call, so delivery events find the
 even before (or without) the `X-Message-Id` being stored.
 
 Outcomes: 2xx accepted; 429 transient, retried after SendGrid's rate-limit reset; 5xx,
-timeouts and connection errors transient; any other 4xx permanent, carrying the status code
-and SendGrid's first error message.
+connection errors and connect timeouts transient; a read timeout or a connection lost after
+the request left is unknown, never retried (SendGrid may have queued the message); any other
+4xx permanent, carrying the status code and SendGrid's first error message.
 """
 
 from __future__ import annotations

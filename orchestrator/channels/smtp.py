@@ -5,9 +5,10 @@ handshake per message costs more than the message. The session carries one trans
 time, so an `asyncio.Lock` serializes sends; run several adapters for parallel sessions.
 
 Error mapping follows the SMTP reply code of the transaction (MAIL, RCPT, DATA): 5xx is
-permanent, 4xx transient, and losing the connection or timing out is transient. Trouble while
-connecting or authenticating says nothing about the message itself (a wrong password fails
-every message alike), so it is transient too and shows up as an alert, not as dead mail.
+permanent, 4xx transient. A timeout or the server disconnecting in the middle of the transaction
+is unknown, never retried: the relay may have taken the message. Trouble while connecting or
+authenticating (timeouts included) says nothing about the message itself (a wrong password
+fails every message alike), so it is transient and shows up as an alert, not as dead mail.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Exponential backoff with full jitter, so retries after an outage do not arrive in step."""
+"""Exponential backoff with equal jitter, so retries after an outage do not arrive in step.
+
+Equal jitter, not full jitter: the delay is drawn from the upper half of the window
+(`ceiling / 2 .. ceiling`), so a retry is never immediate, while full jitter (`0 .. ceiling`)
+could retry a struggling provider at once."""
 
 from __future__ import annotations
 
