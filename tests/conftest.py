@@ -119,6 +119,32 @@ def drain(client):
     return loop.drain
 
 
+# --- tiers ------------------------------------------------------------------------------
+
+TIERS = ("unit", "integration", "acceptance")
+DATABASE_FIXTURES = frozenset({"database_url", "postgres_database", "runtime", "client"})
+
+
+def tier_of(item: pytest.Item) -> str:
+    """acceptance: starts real processes (tests/acceptance/); integration: uses a database
+    fixture; unit: the rest. A test or module marked with a tier keeps it."""
+    marked = [tier for tier in TIERS if item.get_closest_marker(tier)]
+    if marked:
+        return marked[0]
+    if "acceptance" in item.path.relative_to(Path(__file__).parent).parts[:1]:
+        return "acceptance"
+    if DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "integration"
+    return "unit"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item)
+        if not item.get_closest_marker(tier):
+            item.add_marker(tier)
+
+
 # --- the garbage collector ------------------------------------------------------------------
 
 @pytest.fixture(autouse=True)

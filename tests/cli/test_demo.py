@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.cli.demo import run_demo
+
+# The demo runs the whole service on a SQLite database of its own, without the database fixtures.
+pytestmark = pytest.mark.integration
 
 
 def test_demo_plays_every_launch_journey_and_prints_kpis(capsys):

@@ -30,6 +30,9 @@ from orchestrator.storage.migrate import (
 from orchestrator.storage.migrations import alembic_config
 from tests.conftest import make_settings
 
+# Every test here is about a real database; the one without a database fixture starts interpreters.
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def empty_engine(database_url):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import col, select
 
 from orchestrator.clock import SimulatedClock, utc
@@ -27,6 +28,8 @@ from orchestrator.tooling.simulate import simulate
 from orchestrator.tooling.sources import find_journey
 from tests.conftest import make_settings
 from tests.tooling.conftest import JOURNEYS, TEMPLATES
+
+pytestmark = pytest.mark.integration  # the engine half runs on a real SQLite file
 
 STRETCH = timedelta(days=100)
 
