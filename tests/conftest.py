@@ -147,17 +147,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # --- the garbage collector ------------------------------------------------------------------
 
+def restore_collector(threshold: tuple[int, ...], frozen: int) -> bool:
+    """Put the garbage collector back to `threshold` with `frozen` objects frozen; say whether
+    it had been changed."""
+    changed = (gc.get_threshold(), gc.get_freeze_count()) != (threshold, frozen)
+    if gc.get_freeze_count() != frozen:
+        gc.unfreeze()
+    gc.set_threshold(*threshold)
+    return changed
+
+
 @pytest.fixture(autouse=True)
 def collector_untouched():
     """Fails a test that leaves the garbage collector frozen or retuned (as a standalone fake's
     start-up does), after putting it back, so later tests do not run, or fail, on its state."""
     threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     yield
-    changed = (gc.get_threshold(), gc.get_freeze_count()) != (threshold, frozen)
-    if gc.get_freeze_count() != frozen:
-        gc.unfreeze()
-    gc.set_threshold(*threshold)
-    if changed:
+    if restore_collector(threshold, frozen):
         pytest.fail("this test left the garbage collector frozen or with other thresholds; "
                     "restore it (see the `collector_restored` fixture)")
 
