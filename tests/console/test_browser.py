@@ -29,8 +29,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SHOTS = os.environ.get("ORCHESTRATOR_SCREENSHOTS_DIR")
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-                                reason=f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh test installs it (as root)")
+pytestmark = [
+    pytest.mark.acceptance,  # a real browser and a CLI process against the service on a real port
+    pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                       reason=f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh test installs it (as root)"),
+]
 
 
 def _free_port() -> int:
