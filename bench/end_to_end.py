@@ -70,8 +70,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
-    HOST, REPO, Processes, append_results, backend_pids, cpu_seconds, descendants, free_port, kill_group,
-    machine_busy_seconds, migrate, python_env, rss_bytes, scratch_database, spawn, stop_group, wait_for_http,
+    HOST,
+    REPO,
+    Processes,
+    append_results,
+    backend_pids,
+    cpu_seconds,
+    descendants,
+    free_port,
+    kill_group,
+    machine_busy_seconds,
+    migrate,
+    python_env,
+    rss_bytes,
+    scratch_database,
+    spawn,
+    stop_group,
+    wait_for_http,
 )
 
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672//"

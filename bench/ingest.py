@@ -54,8 +54,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
-    HOST, REPO, Processes, append_results, backend_pids, cpu_delta, cpu_seconds, descendants, free_port,
-    machine_busy_seconds, migrate, percentile, python_env, scratch_database, wait_for_http,
+    HOST,
+    REPO,
+    Processes,
+    append_results,
+    backend_pids,
+    cpu_delta,
+    cpu_seconds,
+    descendants,
+    free_port,
+    machine_busy_seconds,
+    migrate,
+    percentile,
+    python_env,
+    scratch_database,
+    wait_for_http,
 )
 
 SCENARIOS = {"track": 1, "batch100": 100, "batch1000": 1000}
@@ -77,7 +90,7 @@ class Lane(asyncio.Protocol):
     requests a second a client library costs the generator as much CPU as the API it measures
     (aiohttp: ~0.45 ms a request here), and both share 2 cores."""
 
-    def __init__(self, load: "Load", index: int) -> None:
+    def __init__(self, load: Load, index: int) -> None:
         self.load = load
         self.index = index
         self.sequence = 0

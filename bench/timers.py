@@ -37,8 +37,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
-    REPO, Processes, append_results, backend_pids, cpu_delta, cpu_seconds, descendants, machine_busy_seconds,
-    migrate, python_env, rss_bytes, scratch_database,
+    REPO,
+    Processes,
+    append_results,
+    backend_pids,
+    cpu_delta,
+    cpu_seconds,
+    descendants,
+    machine_busy_seconds,
+    migrate,
+    python_env,
+    rss_bytes,
+    scratch_database,
 )
 
 JOURNEY = """id: timer-bench

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
@@ -144,7 +143,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = 4 * 1024 * 1024
 
     @model_validator(mode="after")
-    def _default_public_base_url(self) -> "Settings":
+    def _default_public_base_url(self) -> Settings:
         if not self.public_base_url:
             self.public_base_url = f"http://{self.host}:{self.port}"
         self.public_base_url = self.public_base_url.rstrip("/")

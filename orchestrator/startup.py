@@ -12,12 +12,12 @@ from orchestrator.channels.ratelimit import SendRateLimiter
 from orchestrator.channels.registry import ChannelRegistry
 from orchestrator.clock import Clock, SimulatedClock
 from orchestrator.config import Settings
-from orchestrator.runtime import Runtime
 from orchestrator.conversations.auto_replies import AutoReplies
 from orchestrator.journeys.catalog import JourneyCatalog
 from orchestrator.journeys.live import publish, refresh_catalog
 from orchestrator.journeys.loader import load_directory
 from orchestrator.reports.loader import load_reports
+from orchestrator.runtime import Runtime
 from orchestrator.storage.database import create_engine, session_factory
 from orchestrator.storage.migrate import ensure_schema_current, upgrade_to_head
 from orchestrator.storage.models import JourneyVersion

@@ -2,10 +2,13 @@
 budgeted sandbox. Run from the repository root: .venv/bin/python scripts/measure_render_budget.py"""
 
 import timeit
+
 from jinja2 import StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
+
 from orchestrator.templating.budget import RenderBudget, compile_template, render_within
 from orchestrator.templating.store import text_environment
+
 plain_env = SandboxedEnvironment(undefined=StrictUndefined)
 budget = RenderBudget()
 src_plain = open("templates/welcome-email/en.txt").read().split("---\n", 2)[2]

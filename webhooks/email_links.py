@@ -24,12 +24,12 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from orchestrator.web.dependencies import RuntimeDep
 from orchestrator.customers.consent import OPTED_OUT, record_consent
 from orchestrator.delivery.statuses import record_status
+from orchestrator.delivery.tracking import CLICK, OPEN, UNSUBSCRIBE, LinkClaims, verify
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Message
-from orchestrator.delivery.tracking import CLICK, OPEN, UNSUBSCRIBE, LinkClaims, verify
+from orchestrator.web.dependencies import RuntimeDep
 
 log = logging.getLogger("orchestrator.email_links")
 router = APIRouter(tags=["e-mail links"])

@@ -42,10 +42,10 @@ from fastapi import APIRouter, HTTPException, Request
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.web.dependencies import RuntimeDep
 from orchestrator.customers.consent import OPTED_OUT, record_consent, suppress
 from orchestrator.delivery.statuses import FAILURES, MEANING, first_receipt, record_status
 from orchestrator.storage.models import Message
+from orchestrator.web.dependencies import RuntimeDep
 
 log = logging.getLogger("orchestrator.webhooks.sendgrid")
 router = APIRouter(tags=["webhooks"])

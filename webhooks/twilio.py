@@ -7,20 +7,24 @@ official SDK). Anything else gets a 403 before it touches the database.
 
 from __future__ import annotations
 
-
 from fastapi import APIRouter, HTTPException, Request, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
-from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.channels.configure import twilio_auth_token
 from orchestrator.channels.twilio import SEND_KEY_PARAMETER
 from orchestrator.conversations.inbound import Inbound, receive_inbound
-from orchestrator.delivery.statuses import (find_message_by_provider_id, find_message_by_send_key, first_receipt,
-                                          record_price, record_status)
+from orchestrator.delivery.statuses import (
+    find_message_by_provider_id,
+    find_message_by_send_key,
+    first_receipt,
+    record_price,
+    record_status,
+)
 from orchestrator.runtime import Runtime
 from orchestrator.vocabulary import MessageStatus, bare_number, channel_of_address
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from orchestrator.web.dependencies import RuntimeDep
 from orchestrator.clock import SimulatedClock
+from orchestrator.web.dependencies import RuntimeDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 

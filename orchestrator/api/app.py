@@ -7,19 +7,37 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from orchestrator.api import admin, consents, conversations, customers, events, journeys
-from orchestrator.api import health, metrics as metrics_routes, timeline
-from orchestrator.api import kpis, reports
+from orchestrator.api import (
+    admin,
+    consents,
+    conversations,
+    customers,
+    events,
+    health,
+    journeys,
+    kpis,
+    reports,
+    timeline,
+)
+from orchestrator.api import metrics as metrics_routes
 from orchestrator.api.direct_ingestion import DirectIngestion
-from orchestrator.web.access import (EVENT_INGESTION, MARKETING, MONITORING, OPERATIONS, document_api_keys, requires,
-                                   warn_if_api_open)
-from webhooks import twilio as twilio_webhooks
-from webhooks import email_links as email_link_routes, sendgrid as sendgrid_webhooks
-from orchestrator.console.app import mount_console
 from orchestrator.config import DEVELOPMENT_SECRET_KEY, Settings, get_settings
+from orchestrator.console.app import mount_console
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.runtime import Runtime
 from orchestrator.startup import build_runtime
+from orchestrator.web.access import (
+    EVENT_INGESTION,
+    MARKETING,
+    MONITORING,
+    OPERATIONS,
+    document_api_keys,
+    requires,
+    warn_if_api_open,
+)
+from webhooks import email_links as email_link_routes
+from webhooks import sendgrid as sendgrid_webhooks
+from webhooks import twilio as twilio_webhooks
 
 log = logging.getLogger("orchestrator")
 

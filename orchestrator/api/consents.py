@@ -8,12 +8,12 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
-from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.clock import UtcDatetime
 from orchestrator.customers.consent import marketing_refusal, record_consent
 from orchestrator.storage.feedback_models import Consent
 from orchestrator.storage.models import Customer
 from orchestrator.vocabulary import CHANNELS, Channel
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1/customers", tags=["consent"])
 

@@ -9,13 +9,13 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlmodel import col, func, select
 
-from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.clock import UtcDatetime
-from orchestrator.customers.consent import load_permissions
 from orchestrator.conversations.agent import ReplyRefused, agent_reply
 from orchestrator.conversations.threads import load_thread, whatsapp_window_open
+from orchestrator.customers.consent import load_permissions
 from orchestrator.storage.feedback_models import Conversation
 from orchestrator.storage.models import Customer
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 

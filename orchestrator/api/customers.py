@@ -9,10 +9,10 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
-from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.clock import UtcDatetime
 from orchestrator.storage.models import Customer, Enrollment, Message
 from orchestrator.vocabulary import MessageStatus
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["customers and messages"])
 

@@ -30,8 +30,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.api import events
-from orchestrator.web.access import EVENT_INGESTION
 from orchestrator.events.schemas import IdentifyCall, TrackCall
+from orchestrator.web.access import EVENT_INGESTION
 
 Handler = Callable[[Request, object], Awaitable[Response]]
 

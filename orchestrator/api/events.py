@@ -13,10 +13,10 @@ from functools import partial
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
+from orchestrator.config import get_settings
 from orchestrator.events.group_commit import GroupCommit
 from orchestrator.events.ingest import Accepted, ingest_committed
 from orchestrator.events.schemas import IdentifyCall, TrackCall, batch_model
-from orchestrator.config import get_settings
 from orchestrator.metrics import record_ingested
 
 router = APIRouter(prefix="/v1", tags=["events"])

@@ -6,9 +6,9 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 from sqlmodel import func, select
 
-from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.journeys.live import refresh_catalog, reload_from_files, set_paused
 from orchestrator.storage.models import Enrollment, JourneyState, JourneyVersion
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 

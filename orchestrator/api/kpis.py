@@ -15,7 +15,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.clock import UtcDatetime, utc
 from orchestrator.kpis.customers import DEFAULT_ACTIVE_DAYS, DEFAULT_LIFESPAN_YEARS, customer_kpis
 from orchestrator.kpis.funnel import journey_funnel
@@ -24,6 +23,7 @@ from orchestrator.kpis.report import message_kpis
 from orchestrator.kpis.rollup import rebuild_rollups
 from orchestrator.kpis.schemas import CustomerKpis, HoldoutLift, JourneyStats, KpiRow
 from orchestrator.kpis.scope import KpiScope
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
 Dimension = Literal["journey", "step", "channel", "template", "day"]

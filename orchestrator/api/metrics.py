@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.metrics import CONTENT_TYPE_LATEST, render, take_snapshot
+from orchestrator.web.dependencies import RuntimeDep, SessionDep
 
 router = APIRouter(tags=["monitoring"])
 

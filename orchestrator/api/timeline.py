@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import select
 
-from orchestrator.web.dependencies import SessionDep
-from orchestrator.storage.models import Customer
 from orchestrator.customers.timeline import customer_timeline
+from orchestrator.storage.models import Customer
+from orchestrator.web.dependencies import SessionDep
 
 router = APIRouter(prefix="/v1/customers", tags=["customers and messages"])
 

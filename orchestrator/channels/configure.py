@@ -11,8 +11,13 @@ from __future__ import annotations
 from orchestrator.channels.base import Channel, ChannelAdapter
 from orchestrator.channels.registry import ChannelRegistry
 from orchestrator.config import Settings
-from orchestrator.fakes.credentials import (FAKE_SENDGRID_API_KEY, FAKE_SENDGRID_PATH, FAKE_TWILIO_ACCOUNT_SID,
-                                             FAKE_TWILIO_AUTH_TOKEN, FAKE_TWILIO_PATH)
+from orchestrator.fakes.credentials import (
+    FAKE_SENDGRID_API_KEY,
+    FAKE_SENDGRID_PATH,
+    FAKE_TWILIO_ACCOUNT_SID,
+    FAKE_TWILIO_AUTH_TOKEN,
+    FAKE_TWILIO_PATH,
+)
 
 FAKE_TWILIO_FROM = "+15005550006"  # Twilio's magic "valid sender" number
 TWILIO_SANDBOX_WHATSAPP_FROM = "+14155238886"

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from orchestrator.config import get_settings
 from orchestrator.cli.keys import add_key_commands
+from orchestrator.config import get_settings
 from orchestrator.tooling.commands import add_tooling_commands
 
 

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from orchestrator.auth.keys import find_active_key
 from orchestrator.console.context import set_session_cookie, templates
-from orchestrator.console.session import COOKIE, CONSOLE_ROLES, seal
+from orchestrator.console.session import CONSOLE_ROLES, COOKIE, seal
 
 router = APIRouter()
 

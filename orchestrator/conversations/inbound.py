@@ -15,10 +15,10 @@ from datetime import datetime, timedelta
 from sqlmodel import or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.customers.consent import OPTED_IN, OPTED_OUT, record_consent
 from orchestrator.conversations.keywords import Keyword, classify
-from orchestrator.engine.enrollments import react_to_event
+from orchestrator.customers.consent import OPTED_IN, OPTED_OUT, record_consent
 from orchestrator.customers.identity import customer_ids, lock_customers
+from orchestrator.engine.enrollments import react_to_event
 from orchestrator.runtime import Runtime
 from orchestrator.storage.feedback_models import Conversation, InboundMessage, NpsResponse
 from orchestrator.storage.models import Customer, Event, Message

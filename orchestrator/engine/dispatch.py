@@ -23,12 +23,12 @@ from sqlalchemy import bindparam, update
 from orchestrator import metrics
 from orchestrator.channels.base import Channel, OutboundMessage, Outcome, SendResult
 from orchestrator.config import Settings
+from orchestrator.delivery.tracking import email_links
 from orchestrator.engine.fallback import queue_fallbacks
 from orchestrator.engine.retry import MAX_ATTEMPTS, backoff_delay
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message
 from orchestrator.storage.queries import claim_in_index_order, supports_skip_locked
-from orchestrator.delivery.tracking import email_links
 from orchestrator.templating.control_chars import clean_body, clean_header
 from orchestrator.vocabulary import MessageStatus
 

@@ -8,7 +8,6 @@ from orchestrator.customers.consent import SendPermissions
 from orchestrator.engine.interpreter import Facts
 from orchestrator.storage.models import Customer, Enrollment
 
-
 # Properties of events a wait_for received, kept in the enrollment's context under this key.
 AWAITED_KEY = "_awaited"
 

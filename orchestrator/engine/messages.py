@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -80,7 +80,7 @@ def _variable_template(source: str):
 
 
 def render_variables(variables: dict[str, Any], context: dict[str, Any],
-                     budget: RenderBudget = RenderBudget()) -> dict[str, Any]:
+                     budget: RenderBudget = RenderBudget()) -> dict[str, Any]:  # noqa: B008  (frozen: safe to share)
     """String variables may themselves use Jinja (`"{{ event.cart_url }}?utm=sms"`); what
     they render to may reach a provider field (WhatsApp content variables), so it is cleaned."""
     return {

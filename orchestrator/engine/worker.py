@@ -26,16 +26,22 @@ from orchestrator.channels.base import Channel
 from orchestrator.clock import utc
 from orchestrator.customers.consent import SendPermissions, load_permissions
 from orchestrator.engine.dispatch import ClaimedMessage
-from orchestrator.engine.rules import end_enrollment
 from orchestrator.engine.facts import facts_for
 from orchestrator.engine.interpreter import advance, resume_after_timeout
 from orchestrator.engine.messages import prepare_message
+from orchestrator.engine.rules import end_enrollment
 from orchestrator.journeys.live import load_missing_version, refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Enrollment, Event, Message
+from orchestrator.storage.queries import (
+    any_of,
+    claim_in_index_order,
+    insert_many_ignoring_conflict,
+    insert_many_returning,
+    supports_skip_locked,
+    update_many,
+)
 from orchestrator.templating.render import describe_error
-from orchestrator.storage.queries import (any_of, claim_in_index_order, insert_many_ignoring_conflict, insert_many_returning,
-                                          supports_skip_locked, update_many)
 from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 
 log = logging.getLogger("orchestrator.worker")

@@ -19,13 +19,14 @@ from datetime import datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.customers.consent import current_consents, record_trait_consents
+from orchestrator.customers.identity import apply_traits, customer_ids, lock_customers
 from orchestrator.engine.enrollments import load_customer_journeys, react_to_event
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.journeys.live import refresh_catalog
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Event
-from orchestrator.customers.identity import apply_traits, customer_ids, lock_customers
 from orchestrator.storage.queries import insert_many_returning
+
 
 @dataclass(frozen=True)
 class Accepted:

@@ -9,7 +9,7 @@ its payloads unchanged.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -96,7 +96,7 @@ class IdentifyCall(SegmentCall):
     traits: Traits = Field(default_factory=Traits)
 
 
-SegmentMessage = Annotated[Union[TrackCall, IdentifyCall], Field(discriminator="type")]
+SegmentMessage = Annotated[TrackCall | IdentifyCall, Field(discriminator="type")]
 
 
 def batch_model(max_events: int) -> type[BaseModel]:

@@ -86,7 +86,6 @@ from orchestrator.fakes.twilio_rules import (
     validate_create,
 )
 
-
 DEFAULT_AUTH_TOKEN = FAKE_TWILIO_AUTH_TOKEN
 DELIVERY_OUTCOMES = ("delivered", "undelivered", "failed")
 

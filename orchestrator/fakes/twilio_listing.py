@@ -88,7 +88,9 @@ def list_page(newest_first: Iterable[Mapping[str, Any]], query: Mapping[str, str
             break
         page.append(resource)
     filters = {name: query[name] for name in FILTERS if name in query}
-    uri = lambda **extra: f"{list_uri}?{urlencode({**filters, 'PageSize': page_size, **extra})}"
+    def uri(**extra) -> str:
+        return f"{list_uri}?{urlencode({**filters, 'PageSize': page_size, **extra})}"
+
     start = page_number * page_size
     return {
         "messages": list(page),

@@ -7,7 +7,7 @@ Schema editors use is generated from them. Steps are told apart by their one act
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
@@ -120,13 +120,7 @@ def _step_kind(value: Any) -> str | None:
 
 
 Step = Annotated[
-    Union[
-        Annotated[WaitStep, Tag("step:wait")],
-        Annotated[WaitForStep, Tag("step:wait_for")],
-        Annotated[IfStep, Tag("step:if")],
-        Annotated[SendStep, Tag("step:send")],
-        Annotated[ExitStep, Tag("step:exit")],
-    ],
+    Annotated[WaitStep, Tag("step:wait")] | Annotated[WaitForStep, Tag("step:wait_for")] | Annotated[IfStep, Tag("step:if")] | Annotated[SendStep, Tag("step:send")] | Annotated[ExitStep, Tag("step:exit")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",

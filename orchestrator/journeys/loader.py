@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.declared import (FileError, FileLoadError, line_for, read_yaml_mapping, readable_key,
-                                   validate_model)
+from orchestrator.declared import FileError, FileLoadError, line_for, read_yaml_mapping, readable_key, validate_model
 from orchestrator.journeys.format import JourneyFile
 
 # A journey file's errors are the declared-files errors: `file:line: key: what`.
@@ -46,12 +45,12 @@ def parse_journey(text: str, path: Path) -> LoadedJourney:
     source.setdefault("id", path.stem)
     definition = validate_model(JourneyFile, source, lines, path, hidden_tag_prefix="step:")
     # Local imports: the compiler needs the format, and this keeps the loader importable alone.
-    from orchestrator.journeys.compiler import compile_journey, CompileError
+    from orchestrator.journeys.compiler import CompileError, compile_journey
 
     try:
         compile_journey(definition)
     except CompileError as error:
-        raise JourneyLoadError([JourneyError(str(path), line_for(error.location, lines), readable_key(error.location), error.message)])
+        raise JourneyLoadError([JourneyError(str(path), line_for(error.location, lines), readable_key(error.location), error.message)]) from None
     return LoadedJourney(definition, source, path, content_version(source))
 
 
@@ -59,7 +58,7 @@ def load_file(path: Path) -> LoadedJourney:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise JourneyLoadError([JourneyError(str(path), None, "", f"cannot read: {error.strerror}")])
+        raise JourneyLoadError([JourneyError(str(path), None, "", f"cannot read: {error.strerror}")]) from None
     return parse_journey(text, path)
 
 

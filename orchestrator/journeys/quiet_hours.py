@@ -5,12 +5,13 @@ the window ends (the next morning), then goes out.
 """
 
 from __future__ import annotations
-from orchestrator.vocabulary import PHONE_CHANNELS
 
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.vocabulary import PHONE_CHANNELS
 
 QUIET_CHANNELS = PHONE_CHANNELS  # e-mail waits in the inbox; a phone buzzes
 

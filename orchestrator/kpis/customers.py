@@ -30,7 +30,15 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.kpis.formulas import lifetime_value, net_promoter_score, retention_rate
-from orchestrator.kpis.scope import KpiScope, counting, json_number, json_text, message_conditions, messages, without_jit
+from orchestrator.kpis.scope import (
+    KpiScope,
+    counting,
+    json_number,
+    json_text,
+    message_conditions,
+    messages,
+    without_jit,
+)
 from orchestrator.storage.feedback_models import NpsResponse
 from orchestrator.storage.models import Event
 

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.journeys.compiler import CompiledJourney, _default_id
+from orchestrator.kpis.cells import FAILED_STATUSES, conversions
 from orchestrator.kpis.formulas import money, percent
 from orchestrator.kpis.lift import lift_report
-from orchestrator.kpis.cells import FAILED_STATUSES, conversions
 from orchestrator.kpis.scope import counting, messages, without_jit
 from orchestrator.storage.models import Enrollment
 from orchestrator.vocabulary import EnrollmentStatus, MessageStatus

@@ -33,8 +33,18 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.clock import utc
-from orchestrator.kpis.cells import (KEY_COLUMNS, MEASURES, RESPONSE_WINDOW, cell_totals, consents, conversions,
-                                     enrollment_cells, enrollments, inbound, skip_cells)
+from orchestrator.kpis.cells import (
+    KEY_COLUMNS,
+    MEASURES,
+    RESPONSE_WINDOW,
+    cell_totals,
+    consents,
+    conversions,
+    enrollment_cells,
+    enrollments,
+    inbound,
+    skip_cells,
+)
 from orchestrator.kpis.scope import calendar_day, day_text, messages, plus_days, without_jit
 from orchestrator.runtime import Runtime
 from orchestrator.storage.kpi_models import KpiDailyCell, KpiDailySkip, KpiEnrollmentCell, KpiRollupState

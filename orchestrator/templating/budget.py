@@ -136,9 +136,9 @@ def _check_repetition(sequence: Any, count: Any, limit: int) -> None:
 
 def _check_power(base: Any, exponent: Any) -> None:
     """Integer powers grow without bound and take one uninterruptible C call; 2**1024 is plenty."""
-    if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0:
-        if exponent * math.log2(abs(base)) > 1024:
-            raise RenderBudgetExceeded(f"{base} ** {exponent} is too large a number")
+    if (isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0
+            and exponent * math.log2(abs(base)) > 1024):
+        raise RenderBudgetExceeded(f"{base} ** {exponent} is too large a number")
 
 
 def compile_template(environment: SandboxedEnvironment, source: str) -> Template:

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import Template, TemplateSyntaxError
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from jinja2 import StrictUndefined
 
 from orchestrator.templating.budget import BudgetedSandbox, RenderBudget, compile_template
 from orchestrator.templating.locales import locale_chain, normalize_locale
@@ -132,7 +131,7 @@ class TemplateStore:
         try:
             return compile_template(environment, source)
         except TemplateSyntaxError as error:
-            raise _CompileProblem(TemplateProblem(name, (error.lineno or 0) + line_offset, f"template syntax: {error.message}"))
+            raise _CompileProblem(TemplateProblem(name, (error.lineno or 0) + line_offset, f"template syntax: {error.message}")) from None
 
 
 class _CompileProblem(Exception):

@@ -18,10 +18,10 @@ taste (see docs/journeys.md, "Marketer tooling"):
 
 from __future__ import annotations
 
+from orchestrator.declared import readable_key
 from orchestrator.engine.interpreter import Facts
 from orchestrator.journeys.compiler import _default_id
 from orchestrator.journeys.format import ExitStep, IfStep, WaitForStep, WaitStep
-from orchestrator.declared import readable_key
 from orchestrator.tooling.expressions import calls, constant_value, names_in_expression, parse_expression
 from orchestrator.tooling.findings import ERROR, WARNING, Finding
 from orchestrator.tooling.sources import JourneySource, StepRef

@@ -24,8 +24,8 @@ import yaml
 from jinja2 import TemplateSyntaxError, nodes
 
 from orchestrator.channels.base import Channel
-from orchestrator.journeys.format import SendStep
 from orchestrator.declared import readable_key
+from orchestrator.journeys.format import SendStep
 from orchestrator.templating.locales import normalize_locale
 from orchestrator.templating.store import TemplateStore, split_front_matter, text_environment
 from orchestrator.tooling.expressions import names_in_template

@@ -18,10 +18,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestrator.declared import Location, line_for, line_index, readable_key
 from orchestrator.events.ingest import apply_traits
 from orchestrator.events.schemas import IdentifyCall, check_locale
 from orchestrator.journeys.durations import _UNIT_SECONDS
-from orchestrator.declared import Location, line_for, line_index, readable_key
 from orchestrator.storage.models import Customer
 
 DEFAULT_START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning; fixed so runs repeat

@@ -7,9 +7,8 @@ messages happen: a message nobody expected fails the scenario as surely as a mis
 
 from __future__ import annotations
 
-import enum
-
 import difflib
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,14 @@ from orchestrator.journeys.durations import parse_duration
 from orchestrator.journeys.loader import JourneyLoadError
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.inputs import (
-    DEFAULT_START, Document, InputError, format_offset, parse_customer, parse_events, parse_offset, read_document,
+    DEFAULT_START,
+    Document,
+    InputError,
+    format_offset,
+    parse_customer,
+    parse_events,
+    parse_offset,
+    read_document,
 )
 from orchestrator.tooling.simulate import DEFAULT_HORIZON, SimulationResult, simulate
 from orchestrator.tooling.sources import JourneySource, find_journey

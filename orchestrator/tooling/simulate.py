@@ -33,11 +33,11 @@ from typing import Any
 
 from orchestrator.channels.base import Channel
 from orchestrator.customers.consent import SendPermissions
-from orchestrator.engine.rules import EventEffect, apply_event, end_enrollment, may_enter, new_enrollment, reaches_goal
+from orchestrator.customers.identity import apply_traits
 from orchestrator.engine.facts import customer_view, facts_for
 from orchestrator.engine.interpreter import advance, resume_after_timeout
 from orchestrator.engine.messages import prepare_message, refusal_reason
-from orchestrator.customers.identity import apply_traits
+from orchestrator.engine.rules import EventEffect, apply_event, end_enrollment, may_enter, new_enrollment, reaches_goal
 from orchestrator.events.schemas import IdentifyCall
 from orchestrator.journeys.expressions import evaluate
 from orchestrator.storage.models import Customer, Enrollment, Event, Message

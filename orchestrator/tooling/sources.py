@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.journeys.compiler import CompiledJourney, _default_id, compile_journey
 from orchestrator.declared import Location, line_for, line_index, readable_key
+from orchestrator.journeys.compiler import CompiledJourney, _default_id, compile_journey
 from orchestrator.journeys.format import IfStep, WaitForStep
 from orchestrator.journeys.loader import (
     JourneyError,

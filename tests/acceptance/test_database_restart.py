@@ -17,11 +17,11 @@ import time
 import pytest
 from sqlmodel import func, select
 
+import tests.acceptance.test_workers_under_chaos as chaos
 from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Enrollment, Message
 from tests.acceptance.processes import start_orchestrator, stop, worker_env
 from tests.acceptance.test_workers_under_chaos import enroll_everyone, unfinished
-import tests.acceptance.test_workers_under_chaos as chaos
 from tests.conftest import _reset, make_settings
 from tests.providers import smtp_server
 

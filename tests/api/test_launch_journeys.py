@@ -215,8 +215,9 @@ async def test_same_moment_is_daytime_elsewhere(client, drain):
 
 
 async def test_a_broken_trigger_condition_does_not_reject_the_event(client, runtime, drain):
-    from orchestrator.journeys.loader import parse_journey
     from pathlib import Path
+
+    from orchestrator.journeys.loader import parse_journey
 
     broken = parse_journey("id: broken\ntrigger: {event: Signed Up, condition: \"event.total > 'x'\"}\n"
                            "steps:\n  - exit: never\n", Path("broken.yaml"))

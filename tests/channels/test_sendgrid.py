@@ -10,7 +10,7 @@ from email.utils import format_datetime
 import pytest
 from fastapi import FastAPI, Response
 
-from orchestrator.channels.base import Channel, Outcome, OutboundMessage
+from orchestrator.channels.base import Channel, OutboundMessage, Outcome
 from orchestrator.channels.sendgrid import SendGridEmailAdapter
 from orchestrator.clock import SimulatedClock
 from orchestrator.fakes.sendgrid import (

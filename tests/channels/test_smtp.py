@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from orchestrator.channels.base import Channel, Outcome, OutboundMessage
+from orchestrator.channels.base import Channel, OutboundMessage, Outcome
 from orchestrator.channels.smtp import SmtpEmailAdapter
 from orchestrator.clock import SimulatedClock
 from orchestrator.fakes.server import free_port

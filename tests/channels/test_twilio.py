@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from twilio.request_validator import RequestValidator
 
-from orchestrator.channels.base import Channel, Outcome, OutboundMessage
+from orchestrator.channels.base import Channel, OutboundMessage, Outcome
 from orchestrator.channels.twilio import (
     TwilioSmsAdapter,
     TwilioWhatsAppAdapter,

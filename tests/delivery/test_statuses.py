@@ -11,7 +11,13 @@ import pytest
 from sqlmodel import col, select
 
 from orchestrator.clock import utc
-from orchestrator.delivery.statuses import find_message_by_provider_id, first_receipt, next_status, record_price, record_status
+from orchestrator.delivery.statuses import (
+    find_message_by_provider_id,
+    first_receipt,
+    next_status,
+    record_price,
+    record_status,
+)
 from orchestrator.storage.feedback_models import MessageStatusEvent
 from orchestrator.storage.models import Customer, Message
 from tests.conftest import START

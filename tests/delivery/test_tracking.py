@@ -9,8 +9,17 @@ import pytest
 
 from orchestrator.config import Settings
 from orchestrator.delivery.tracking import (
-    CLICK, OPEN, UNSUBSCRIBE, LinkClaims, click_url, email_links, instrument_html, open_pixel_url, sign,
-    unsubscribe_url, verify,
+    CLICK,
+    OPEN,
+    UNSUBSCRIBE,
+    LinkClaims,
+    click_url,
+    email_links,
+    instrument_html,
+    open_pixel_url,
+    sign,
+    unsubscribe_url,
+    verify,
 )
 
 SETTINGS = Settings(secret_key="test-secret", public_base_url="https://mail.shop.example", email_provider="smtp")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-
 from sqlmodel import select
 
 from orchestrator.clock import SimulatedClock

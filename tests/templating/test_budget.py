@@ -14,7 +14,13 @@ from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.journeys.loader import parse_journey
 from orchestrator.storage.models import Message
-from orchestrator.templating.budget import BudgetedSandbox, RenderBudget, RenderBudgetExceeded, compile_template, render_within
+from orchestrator.templating.budget import (
+    BudgetedSandbox,
+    RenderBudget,
+    RenderBudgetExceeded,
+    compile_template,
+    render_within,
+)
 from orchestrator.templating.render import RenderError, render_message
 from orchestrator.templating.store import TemplateStore, text_environment
 

@@ -110,8 +110,8 @@ def _codec_characters(prefix: bytes) -> set[str]:
 
 
 def test_the_alphabet_agrees_with_the_gsm0338_codec() -> None:
-    assert GSM7_BASIC_CHARACTERS == _codec_characters(b"") - {"\x1b"}
-    assert GSM7_EXTENSION_CHARACTERS == _codec_characters(bytes([ESC]))
+    assert _codec_characters(b"") - {"\x1b"} == GSM7_BASIC_CHARACTERS
+    assert _codec_characters(bytes([ESC])) == GSM7_EXTENSION_CHARACTERS
 
 
 def encoded(text: str) -> tuple[list[int], int, int, set[int]]:

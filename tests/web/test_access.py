@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi.routing import APIRoute
 
-from orchestrator.web.access import OPEN_API_WARNING, AccessPolicy
 from orchestrator.auth.keys import ROLES, create_key, revoke_key
 from orchestrator.storage.auth_models import ApiKey
+from orchestrator.web.access import OPEN_API_WARNING, AccessPolicy
 from tests.webhooks.twilio_signing import inbound_form
 
 TRACK = {"userId": "ann", "event": "Product Viewed"}
@@ -164,8 +164,8 @@ async def test_every_v1_route_and_metrics_has_an_access_policy(client):
     """A router added without `dependencies=requires(...)` would be open to anyone: fail here."""
     unguarded = []
     for route in app_of(client).routes:
-        if isinstance(route, APIRoute) and (route.path.startswith("/v1") or route.path == "/metrics"):
-            if not any(isinstance(dependency.dependency, AccessPolicy) for dependency in route.dependencies):
+        if (isinstance(route, APIRoute) and (route.path.startswith("/v1") or route.path == "/metrics")
+                and not any(isinstance(dependency.dependency, AccessPolicy) for dependency in route.dependencies)):
                 unguarded.append(f"{sorted(route.methods)} {route.path}")
     assert unguarded == []
 

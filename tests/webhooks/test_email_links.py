@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from orchestrator.api.app import create_app
 from orchestrator.clock import SimulatedClock, utc
+from orchestrator.delivery.tracking import click_url, open_pixel_url, unsubscribe_url
 from orchestrator.engine.dispatch import outbound
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.fakes.sendgrid import create_fake_sendgrid_app
@@ -21,7 +22,6 @@ from orchestrator.fakes.server import serve_in_thread
 from orchestrator.startup import build_runtime
 from orchestrator.storage.feedback_models import Consent, MessageStatusEvent
 from orchestrator.storage.models import Customer, Message
-from orchestrator.delivery.tracking import click_url, open_pixel_url, unsubscribe_url
 from tests.conftest import START, _reset, make_settings
 from tests.providers import smtp_server
 from tests.webhooks.test_sendgrid import message_of, post_purchase_email, rows, welcome_email
