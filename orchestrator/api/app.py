@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     document_api_keys(app)
     mount_bundled_fakes(app, settings)
     if runtime is not None:  # already built, so its secrets are known now (tests skip the lifespan)
+        app.state.runtime = runtime
         configure_bundled_fakes(app, runtime.settings)
     return app
 
