@@ -158,10 +158,14 @@ class Settings(BaseSettings):
     max_request_bytes: int = 4 * 1024 * 1024
 
     @model_validator(mode="after")
-    def _default_public_base_url(self) -> "Settings":
+    def _empty_secrets_are_unset(self) -> "Settings":
         for name in ("secret_key", "fake_twilio_auth_token", "fake_sendgrid_signing_key"):
-            if not getattr(self, name):  # `VAR=` (as compose's ${VAR:-} gives) means unset
+            if not getattr(self, name):  # `VAR=` (as compose's ${VAR:-} gives): generate one, never sign with ""
                 setattr(self, name, None)
+        return self
+
+    @model_validator(mode="after")
+    def _default_public_base_url(self) -> "Settings":
         if not self.public_base_url:
             self.public_base_url = f"http://{self.host}:{self.port}"
         self.public_base_url = self.public_base_url.rstrip("/")
