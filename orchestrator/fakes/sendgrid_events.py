@@ -51,6 +51,9 @@ class EventWebhook:
     url: str | None = None
     signing_key: str | None = None
     clock: Clock = field(default_factory=Clock)
+    # SendGrid batches its events and posts them seconds after the send; posting at once would
+    # race the sender's own commit of the send (an event for a message still `sending`).
+    latency_seconds: float = 1.0
     tasks: set[asyncio.Task] = field(default_factory=set)  # strong references to running posts
 
     @property
@@ -66,6 +69,7 @@ class EventWebhook:
         task.add_done_callback(self.tasks.discard)
 
     async def _post(self, events: list[dict[str, Any]]) -> None:
+        await asyncio.sleep(self.latency_seconds)
         body = json.dumps(events).encode()
         headers = signed_headers(self.signing_key, body, int(self.clock.now().timestamp()))
         try:

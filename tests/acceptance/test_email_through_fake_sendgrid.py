@@ -20,7 +20,7 @@ async def test_the_fake_sendgrids_signed_events_mark_the_welcome_email_delivered
                              simulated_clock_start=START.isoformat(), worker_poll_seconds=0.1)
     assert settings.sendgrid_webhook_verify_signatures and settings.sendgrid_webhook_public_key is None
     app = create_app(settings)
-    with serve_in_thread(app, port=port), httpx.Client(base_url=base) as api:
+    with serve_in_thread(app, port=port), httpx.Client(base_url=base, timeout=60) as api:  # a loaded machine
         api.post("/v1/identify", json={"userId": "lea", "traits": {"email": "lea@example.com"}}).raise_for_status()
         api.post("/v1/track", json={"userId": "lea", "event": "Signed Up", "messageId": "s1"}).raise_for_status()
         delivered = eventually(lambda: [m for m in api.get("/v1/messages").json()["items"]

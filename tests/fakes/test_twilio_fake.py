@@ -524,7 +524,7 @@ async def test_status_callbacks_are_retried_as_the_urls_connection_overrides_say
     fragment: str, failures: int, attempts: int
 ) -> None:
     flaky = FlakyReceiver(failures)
-    app = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0, default_outcome="failed"))
+    app = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, default_outcome="failed"))
     with serve_in_thread(flaky.app) as receiver_url, serve_in_thread(app) as fake:
         create(fake, StatusCallback=f"{receiver_url}/status{fragment}")
         await wait_until(lambda: flaky.attempts >= attempts)
@@ -543,7 +543,7 @@ async def test_a_callback_that_times_out_is_retried_once_by_default() -> None:
             await asyncio.sleep(1.0)  # past the fake's read timeout
         return Response(status_code=204)
 
-    settings = FakeTwilioSettings(status_latency_seconds=0, default_outcome="failed", callback_timeout_seconds=0.2)
+    settings = FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, default_outcome="failed", callback_timeout_seconds=0.2)
     with serve_in_thread(slow) as receiver_url, serve_in_thread(create_fake_twilio_app(settings)) as fake:
         create(fake, StatusCallback=f"{receiver_url}/status")
         await wait_until(lambda: len(attempts) >= 2)
@@ -553,7 +553,7 @@ async def test_a_callback_that_times_out_is_retried_once_by_default() -> None:
 
 async def test_every_nth_callback_can_be_lost(receiver) -> None:
     callbacks, status_url = receiver
-    app = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0, drop_status_callbacks_every=2))
+    app = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, drop_status_callbacks_every=2))
     with serve_in_thread(app) as fake:
         sid = create(fake, StatusCallback=status_url).json()["sid"]
         message_url = f"{fake}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"
