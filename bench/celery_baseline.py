@@ -33,7 +33,6 @@ from celery import Celery
 
 from orchestrator.channels.configure import FAKE_TWILIO_ACCOUNT_SID, FAKE_TWILIO_FROM
 
-TWILIO_AUTH_TOKEN = "fake-twilio-auth-token"  # orchestrator.fakes.twilio.DEFAULT_AUTH_TOKEN
 TWILIO_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com")
 ORDER_CHECK = """
     SELECT 1 FROM events e JOIN customers c ON c.id = e.customer_id
@@ -79,7 +78,7 @@ def twilio():
             def request(self, method, url, *args, **kwargs):
                 return super().request(method, TWILIO_ORIGIN.sub(base, url, count=1), *args, **kwargs)
 
-        _twilio = Client(FAKE_TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN,
+        _twilio = Client(FAKE_TWILIO_ACCOUNT_SID, os.environ["BENCH_TWILIO_AUTH_TOKEN"],  # the fake's, per run
                          http_client=RedirectingHttpClient(pool_connections=True, timeout=10))
     return _twilio
 

@@ -58,6 +58,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -201,9 +202,12 @@ class FakeTwilio:
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.log_path = workdir / f"twilio-{tag}.jsonl"
+        # Random per run (the fake has no public default): every system under test is given it.
+        self.auth_token = secrets.token_hex(16)
         self.process = spawn([sys.executable, "-m", "orchestrator.fakes.twilio", "--host", HOST, "--port",
                               str(self.port), "--status-latency", "0", "--no-status-callbacks", "--log-path",
-                              str(self.log_path)], env=python_env(), log=workdir / f"twilio-{tag}.log")
+                              str(self.log_path), "--auth-token", self.auth_token], env=python_env(),
+                             log=workdir / f"twilio-{tag}.log")
         wait_for_http(self.url + "/_admin/messages", process=self.process)
         self._offset = 0
         self.count = 0
@@ -300,6 +304,7 @@ class Ours:
         self.env = python_env(
             DATABASE_URL=database_url, ORCHESTRATOR_AUTO_MIGRATE="false", ORCHESTRATOR_JOURNEYS_DIR=journeys,
             ORCHESTRATOR_SMS_PROVIDER="twilio", ORCHESTRATOR_TWILIO_API_BASE_URL=twilio.url,
+            ORCHESTRATOR_FAKE_TWILIO_AUTH_TOKEN=twilio.auth_token,
             ORCHESTRATOR_WHATSAPP_PROVIDER="local", ORCHESTRATOR_EMAIL_PROVIDER="local",
             ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9",  # status callbacks are off; nothing listens
             ORCHESTRATOR_RECONCILE_AFTER_SECONDS=str(RECONCILE_AFTER_SECONDS),
@@ -354,7 +359,7 @@ class CeleryBaseline:
         self.abandoned_at = abandoned_at
         self.env = python_env(BENCH_CELERY_BROKER=BROKER_URL, BENCH_CELERY_QUEUE=self.queue,
                               BENCH_CELERY_ACKS_LATE="1" if acks_late else "0", BENCH_DATABASE_URL=database_url,
-                              BENCH_TWILIO_URL=twilio.url)
+                              BENCH_TWILIO_URL=twilio.url, BENCH_TWILIO_AUTH_TOKEN=twilio.auth_token)
         self.published = 0
 
     def prepare(self) -> None:

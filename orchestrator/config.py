@@ -15,7 +15,11 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me"
+# Secrets that were once published as defaults (in this source, its docs or compose files):
+# with real provider credentials the service refuses to start on one of these.
+PUBLISHED_SECRET_KEYS = frozenset({"development-only-secret-key-change-me", "change-me", "changeme", "secret"})
+# A secret of our own choosing must be at least this long to count as one with real providers.
+MINIMUM_SECRET_KEY_LENGTH = 32
 
 
 def _env(name: str) -> AliasChoices:
@@ -63,9 +67,14 @@ class Settings(BaseSettings):
 
     sendgrid_api_key: str | None = Field(default=None, validation_alias=_env("SENDGRID_API_KEY"))
     sendgrid_api_base_url: str | None = None
-    # The Signed Event Webhook's verification key (base64 DER, as SendGrid shows it). When
-    # set, event webhook calls without a valid ECDSA signature are refused with 403.
+    # The Signed Event Webhook's verification key (base64 DER, as SendGrid shows it). Event
+    # webhook calls without a valid ECDSA signature under it are refused with 403. Against the
+    # bundled fake the key is the fake's own (generated, kept in the database).
     sendgrid_webhook_public_key: str | None = Field(default=None, validation_alias=_env("SENDGRID_WEBHOOK_PUBLIC_KEY"))
+    # Off only on purpose (start-up warns): then anyone who can reach the webhook can post events.
+    sendgrid_webhook_verify_signatures: bool = True
+    # A signed call whose timestamp is further than this from our clock is refused (a replay).
+    sendgrid_webhook_max_age_seconds: float = Field(default=600.0, gt=0)
 
     # /v1 needs an API key once any key exists; true demands one even before (production).
     require_api_keys: bool = False
@@ -73,9 +82,14 @@ class Settings(BaseSettings):
     # asking the database on every request: a revocation or a first key counts within it.
     api_key_cache_seconds: float = 5.0
 
-    # Signs tracking, click and unsubscribe links (HMAC-SHA256). The default is public, so
-    # anyone could forge unsubscribe links: set your own in production.
-    secret_key: str = DEVELOPMENT_SECRET_KEY
+    # Signs tracking, click and unsubscribe links (HMAC-SHA256). Unset (the default), a random
+    # one is generated on first start and kept in the database, shared by every process.
+    secret_key: str | None = None
+    # The bundled fakes' credentials: generated and kept in the database like `secret_key`
+    # unless set here (a standalone fake then needs the same value: `--auth-token`).
+    fake_twilio_auth_token: str | None = None
+    # PEM of the ECDSA P-256 key the bundled fake SendGrid signs its events with.
+    fake_sendgrid_signing_key: str | None = None
     # Open pixel and click redirects in HTML mail sent over SMTP (SendGrid tracks its own).
     email_tracking: bool = True
 
@@ -143,6 +157,13 @@ class Settings(BaseSettings):
     max_request_bytes: int = 4 * 1024 * 1024
 
     @model_validator(mode="after")
+    def _empty_secrets_are_unset(self) -> Settings:
+        for name in ("secret_key", "fake_twilio_auth_token", "fake_sendgrid_signing_key"):
+            if not getattr(self, name):  # `VAR=` (as compose's ${VAR:-} gives): generate one, never sign with ""
+                setattr(self, name, None)
+        return self
+
+    @model_validator(mode="after")
     def _default_public_base_url(self) -> Settings:
         if not self.public_base_url:
             self.public_base_url = f"http://{self.host}:{self.port}"
@@ -156,6 +177,11 @@ class Settings(BaseSettings):
     @property
     def uses_fake_sendgrid(self) -> bool:
         return self.sendgrid_api_key is None and self.email_provider == "sendgrid"
+
+    @property
+    def uses_real_providers(self) -> bool:
+        """Real Twilio or SendGrid credentials: a production deployment."""
+        return self.twilio_account_sid is not None or self.sendgrid_api_key is not None
 
     @property
     def twilio_status_callback_url(self) -> str:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlmodel import select
 
+from orchestrator.auth.service_secrets import with_service_secrets
 from orchestrator.channels.configure import build_registry, configured_rates
 from orchestrator.channels.ratelimit import SendRateLimiter
 from orchestrator.channels.registry import ChannelRegistry
@@ -62,6 +63,14 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
         await upgrade_to_head(engine)
     else:
         await ensure_schema_current(engine)
+    sessions = session_factory(engine)
+    try:
+        # Before anything is built from them: adapters, the fakes and the webhooks share these.
+        settings = await with_service_secrets(settings, sessions)
+    except Exception:
+        await engine.dispose()
+        raise
+    warn_about_webhook_verification(settings)
     budget = RenderBudget(max_seconds=settings.render_max_seconds, max_chars=settings.render_max_chars)
     templates = TemplateStore.load(settings.templates_dir, settings.default_locale, budget)
     for problem in templates.problems:
@@ -72,7 +81,7 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
         settings=settings,
         clock=clock or make_clock(settings),
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=sessions,
         catalog=JourneyCatalog(),
         templates=templates,
         channels=channels,
@@ -84,3 +93,13 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
     for problem in runtime.reports.errors:
         log.error("report not loaded: %s", problem)
     return runtime
+
+
+def warn_about_webhook_verification(settings: Settings) -> None:
+    if not settings.sendgrid_webhook_verify_signatures:
+        log.warning("ORCHESTRATOR_SENDGRID_WEBHOOK_VERIFY_SIGNATURES=false: anyone who can reach "
+                    "/webhooks/sendgrid/events can post delivery, bounce and unsubscribe events")
+    elif settings.email_provider == "sendgrid" and not settings.uses_fake_sendgrid \
+            and not settings.sendgrid_webhook_public_key:
+        log.error("SENDGRID_WEBHOOK_PUBLIC_KEY is not set: every SendGrid event webhook call will be refused "
+                  "(turn on the Signed Event Webhook in SendGrid and set its verification key)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,8 +42,9 @@ def smtp_server() -> Iterator[tuple[SmtpInbox, int]]:
 
 
 class FakeTwilio:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, auth_token: str) -> None:
         self.url = url
+        self.auth_token = auth_token  # give the service the same: `fake_twilio_auth_token`
 
     def witnessed(self) -> list[dict]:
         return httpx.get(f"{self.url}/_admin/messages").json()
@@ -56,6 +58,7 @@ class FakeTwilio:
 
 @contextmanager
 def fake_twilio(**settings) -> Iterator[FakeTwilio]:
+    settings.setdefault("auth_token", secrets.token_hex(16))
     app = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0.0, **settings))
     with serve_in_thread(app) as url:
-        yield FakeTwilio(url)
+        yield FakeTwilio(url, settings["auth_token"])

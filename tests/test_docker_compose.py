@@ -14,7 +14,7 @@ import yaml
 from pydantic import AliasChoices
 
 from orchestrator.cli import build_parser
-from orchestrator.config import DEVELOPMENT_SECRET_KEY, PROJECT_ROOT, Settings
+from orchestrator.config import PROJECT_ROOT, Settings
 
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -129,8 +129,19 @@ def test_the_stack_points_at_its_own_infrastructure():
     assert settings_by_name["ORCHESTRATOR_SMTP_HOST"] == "mailpit"
     assert settings_by_name["ORCHESTRATOR_TWILIO_API_BASE_URL"] == "http://fake-twilio:8025"
     assert settings_by_name["ORCHESTRATOR_PUBLIC_BASE_URL"] == "http://api:8000"
-    # Unless someone exports their own, the public key stays in use and the service keeps warning.
-    assert settings_by_name["ORCHESTRATOR_SECRET_KEY"] == DEVELOPMENT_SECRET_KEY
+    # No constant: unless someone exports their own, the service generates one (and keeps it in PostgreSQL).
+    assert settings_by_name["ORCHESTRATOR_SECRET_KEY"] == ""
+    assert Settings(secret_key=settings_by_name["ORCHESTRATOR_SECRET_KEY"]).secret_key is None  # empty is unset
+
+
+def test_the_published_api_requires_keys_and_the_fake_uses_the_services_token():
+    """The API is published on a port, so it never runs open; the fake Twilio reads the auth
+    token the service keeps in the database, after the migrations created its table."""
+    for name in ("api", "worker"):
+        assert environment(SERVICES[name])["ORCHESTRATOR_REQUIRE_API_KEYS"] == "true"
+    fake = SERVICES["fake-twilio"]
+    assert "--credentials-from-database" in command_words(fake["command"])
+    assert fake["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:

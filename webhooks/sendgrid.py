@@ -3,11 +3,15 @@
 SendGrid posts a JSON array of events (delivered, open, bounce, ...), several messages mixed,
 in no particular order, and retries a batch that did not get a 2xx. So:
 
-- With `SENDGRID_WEBHOOK_PUBLIC_KEY` set (the Signed Event Webhook's verification key), a
-  request must carry a valid ECDSA P-256 / SHA-256 signature over `timestamp + raw body`
-  (headers `X-Twilio-Email-Event-Webhook-Signature`, base64 DER, and `...-Timestamp`), as
-  SendGrid's own helper checks it; anything else gets 403. There is no freshness window: a
-  replayed request is harmless, because each event is applied once (next point).
+- Every request must carry a valid ECDSA P-256 / SHA-256 signature over `timestamp + raw
+  body` (headers `X-Twilio-Email-Event-Webhook-Signature`, base64 DER, and `...-Timestamp`),
+  as SendGrid's own helper checks it, under `SENDGRID_WEBHOOK_PUBLIC_KEY` (the Signed Event
+  Webhook's verification key) or, against the bundled fake, the fake's own key (generated
+  and kept in the database). With real SendGrid and no key, every call is refused. A
+  timestamp more than `sendgrid_webhook_max_age_seconds` (10 minutes) from our wall clock is
+  refused too, so a captured request cannot be replayed later; within the window a replay is
+  harmless, because each event is applied once (next point). Anything else gets 403. Only
+  `ORCHESTRATOR_SENDGRID_WEBHOOK_VERIFY_SIGNATURES=false` turns the check off (start-up warns).
 - Each event is applied once: its `sg_event_id` is claimed in the webhook inbox, in the same
   transaction as its effects. The whole batch is one transaction, answered after the commit;
   a failure answers 500 and SendGrid retries the batch, already-applied events skipped.
@@ -34,6 +38,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -42,6 +47,8 @@ from fastapi import APIRouter, HTTPException, Request
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.auth.service_secrets import public_key_of
+from orchestrator.config import Settings
 from orchestrator.customers.consent import OPTED_OUT, record_consent, suppress
 from orchestrator.delivery.statuses import FAILURES, MEANING, first_receipt, record_status
 from orchestrator.storage.models import Message
@@ -65,11 +72,8 @@ async def sendgrid_events(request: Request, runtime: RuntimeDep) -> dict[str, in
     settings = runtime.settings
     if len(body) > settings.max_request_bytes:
         raise HTTPException(413, "batch too large")
-    if settings.sendgrid_webhook_public_key and not signature_is_valid(
-        settings.sendgrid_webhook_public_key, request.headers.get(SIGNATURE_HEADER),
-        request.headers.get(TIMESTAMP_HEADER), body,
-    ):
-        raise HTTPException(403, "missing or invalid SendGrid signature")
+    if settings.sendgrid_webhook_verify_signatures:
+        refuse_unverified(settings, request.headers.get(SIGNATURE_HEADER), request.headers.get(TIMESTAMP_HEADER), body)
     try:
         events = json.loads(body)
     except ValueError:
@@ -80,9 +84,34 @@ async def sendgrid_events(request: Request, runtime: RuntimeDep) -> dict[str, in
         return await apply_events(session, events, runtime.clock.now())
 
 
+def verification_key(settings: Settings) -> str | None:
+    """The public key events must be signed with: SendGrid's, or the bundled fake's own."""
+    if settings.sendgrid_webhook_public_key:
+        return settings.sendgrid_webhook_public_key
+    if settings.uses_fake_sendgrid and settings.fake_sendgrid_signing_key:
+        return _fake_public_key(settings.fake_sendgrid_signing_key)
+    return None
+
+
+@lru_cache(maxsize=4)
+def _fake_public_key(private_key_pem: str) -> str:
+    return public_key_of(private_key_pem)
+
+
+def refuse_unverified(settings: Settings, signature: str | None, timestamp: str | None, body: bytes) -> None:
+    key = verification_key(settings)
+    if key is None:
+        raise HTTPException(403, "SendGrid events cannot be verified: SENDGRID_WEBHOOK_PUBLIC_KEY is not set")
+    if not signature_is_valid(key, signature, timestamp, body):
+        raise HTTPException(403, "missing or invalid SendGrid signature")
+    if abs(time.time() - int(timestamp)) > settings.sendgrid_webhook_max_age_seconds:
+        raise HTTPException(403, f"{TIMESTAMP_HEADER} is more than {settings.sendgrid_webhook_max_age_seconds:g} s "
+                                 "from our clock: a replayed or delayed request")
+
+
 def signature_is_valid(public_key: str, signature: str | None, timestamp: str | None, body: bytes) -> bool:
     """SendGrid's check: ECDSA P-256 with SHA-256 over `timestamp + body`, DER signature."""
-    if not signature or not timestamp:
+    if not signature or not timestamp or not (timestamp.isascii() and timestamp.isdigit()):
         return False
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes

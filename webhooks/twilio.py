@@ -2,7 +2,13 @@
 
 Every request must carry a valid `X-Twilio-Signature`, computed by Twilio over the public
 URL it called and the form fields, with our auth token (`RequestValidator` from the
-official SDK). Anything else gets a 403 before it touches the database.
+official SDK), and the signed form must have Twilio's shape (`twilio_parameters.py`: the
+signature cannot tell `{"a": "bc"}` from `{"ab": "c"}`). Anything else gets a 403 before it
+touches the database.
+
+Consent keywords (STOP, START) take effect in arrival order: Twilio's inbound webhook
+carries no time of its own to order them by. A replayed message cannot reorder them: the
+same MessageSid is applied once, and a form reshaped to carry a new one is refused.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from orchestrator.delivery.statuses import (
 from orchestrator.runtime import Runtime
 from orchestrator.vocabulary import MessageStatus, bare_number, channel_of_address
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from webhooks.twilio_parameters import shape_problem
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
 
@@ -37,6 +44,9 @@ async def verified_form(request: Request, runtime: Runtime) -> dict[str, str]:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature or not RequestValidator(twilio_auth_token(runtime.settings)).validate(url, form, signature):
         raise HTTPException(403, "invalid or missing X-Twilio-Signature")
+    problem = shape_problem(form)
+    if problem:
+        raise HTTPException(403, f"not a Twilio request: {problem}")
     return form
 
 

@@ -21,9 +21,10 @@ from orchestrator.api import (
 )
 from orchestrator.api import metrics as metrics_routes
 from orchestrator.api.direct_ingestion import DirectIngestion
-from orchestrator.config import DEVELOPMENT_SECRET_KEY, Settings, get_settings
+from orchestrator.config import Settings, get_settings
 from orchestrator.console.app import mount_console
 from orchestrator.engine.loop import WorkerLoop
+from orchestrator.fakes.mounting import configure_bundled_fakes, mount_bundled_fakes
 from orchestrator.runtime import Runtime
 from orchestrator.startup import build_runtime
 from orchestrator.web.access import (
@@ -45,13 +46,12 @@ log = logging.getLogger("orchestrator")
 def create_app(settings: Settings | None = None, *, run_worker: bool = True, runtime: Runtime | None = None) -> FastAPI:
     """`run_worker` puts the worker loop in this process (the embedded default)."""
     settings = settings or get_settings()
-    if settings.secret_key == DEVELOPMENT_SECRET_KEY:
-        log.warning("ORCHESTRATOR_SECRET_KEY is the public development default: set your own before sending real mail")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         own_runtime = runtime is None
         app.state.runtime = runtime or await build_runtime(settings)
+        configure_bundled_fakes(app, app.state.runtime.settings)
         await warn_if_api_open(app.state.runtime)
         app.state.worker_loop = WorkerLoop(app.state.runtime) if run_worker else None
         if app.state.worker_loop:
@@ -88,6 +88,9 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     mount_console(app)  # pages at /, over the API above with the same keys
     document_api_keys(app)
     mount_bundled_fakes(app, settings)
+    if runtime is not None:  # already built, so its secrets are known now (tests skip the lifespan)
+        app.state.runtime = runtime
+        configure_bundled_fakes(app, runtime.settings)
     return app
 
 
@@ -109,19 +112,3 @@ def reload_on_sighup(runtime: Runtime) -> None:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_from_files(runtime)))
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
         pass
-
-
-def mount_bundled_fakes(app: FastAPI, settings: Settings) -> None:
-    """Without provider credentials, the service carries its own Twilio and SendGrid."""
-    from orchestrator.fakes.credentials import FAKE_SENDGRID_PATH, FAKE_TWILIO_PATH
-
-    if settings.uses_fake_twilio and not settings.twilio_api_base_url:
-        from orchestrator.fakes.twilio import create_fake_twilio_app
-
-        app.mount(FAKE_TWILIO_PATH, create_fake_twilio_app())
-        log.warning("no TWILIO_ACCOUNT_SID: SMS and WhatsApp go to the bundled fake Twilio at %s", FAKE_TWILIO_PATH)
-    if settings.uses_fake_sendgrid and not settings.sendgrid_api_base_url:
-        from orchestrator.fakes.sendgrid import create_fake_sendgrid_app
-
-        app.mount(FAKE_SENDGRID_PATH, create_fake_sendgrid_app())
-        log.warning("no SENDGRID_API_KEY: e-mail goes to the bundled fake SendGrid at %s", FAKE_SENDGRID_PATH)

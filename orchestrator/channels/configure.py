@@ -15,7 +15,6 @@ from orchestrator.fakes.credentials import (
     FAKE_SENDGRID_API_KEY,
     FAKE_SENDGRID_PATH,
     FAKE_TWILIO_ACCOUNT_SID,
-    FAKE_TWILIO_AUTH_TOKEN,
     FAKE_TWILIO_PATH,
 )
 
@@ -26,7 +25,10 @@ TWILIO_SANDBOX_WHATSAPP_FROM = "+14155238886"
 def _twilio_options(settings: Settings) -> dict:
     base = settings.public_base_url.rstrip("/")
     if settings.uses_fake_twilio:
-        credentials = dict(account_sid=FAKE_TWILIO_ACCOUNT_SID, auth_token=FAKE_TWILIO_AUTH_TOKEN,
+        if settings.fake_twilio_auth_token is None:  # a constant here would let anyone sign "STOP"
+            raise ValueError("the fake Twilio's auth token is not set: build the settings with "
+                             "orchestrator.auth.service_secrets.with_service_secrets first")
+        credentials = dict(account_sid=FAKE_TWILIO_ACCOUNT_SID, auth_token=settings.fake_twilio_auth_token,
                            api_base_url=settings.twilio_api_base_url or base + FAKE_TWILIO_PATH)
     else:
         credentials = dict(account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token or "",

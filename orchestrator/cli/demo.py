@@ -10,6 +10,7 @@ prints the KPI table per journey and channel, as `GET /v1/kpis` computes it.
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 import time
@@ -21,6 +22,7 @@ from twilio.request_validator import RequestValidator
 
 from orchestrator.channels.configure import twilio_auth_token
 from orchestrator.config import Settings
+from orchestrator.fakes.sendgrid_events import signed_headers
 from orchestrator.fakes.server import free_port, serve_in_thread
 
 LOCALES = ["en", "fr", "es", "zh-Hant"]
@@ -46,7 +48,7 @@ class Demo:
 
     def inbound(self, user_id: str, body: str, n: int) -> None:
         url = self.settings.public_base_url + "/webhooks/twilio/inbound"
-        form = {"MessageSid": f"SMdemo{n:026d}", "AccountSid": "AC" + "0" * 32, "From": self.phones[user_id],
+        form = {"MessageSid": f"SM{n:032x}",  # Twilio's shape, or the webhook refuses it "AccountSid": "AC" + "0" * 32, "From": self.phones[user_id],
                 "To": "+15005550006", "Body": body, "NumMedia": "0"}
         signature = RequestValidator(twilio_auth_token(self.settings)).compute_signature(url, form)
         self.api.post("/webhooks/twilio/inbound", data=form, headers={"X-Twilio-Signature": signature})
@@ -66,7 +68,7 @@ class Demo:
         """What SendGrid's Event Webhook would report for the welcome e-mails."""
         events, offset = [], 0
         while True:
-            page = self.api.get("/v1/messages", params={"channel": "email", "status": "sent", "limit": 500,
+            page = self.api.get("/v1/messages", params={"channel": "email", "limit": 500,  # sent or delivered
                                                         "offset": offset}).json()
             for message in page["items"]:
                 roll = self.rng.random()
@@ -81,7 +83,10 @@ class Demo:
             if offset >= page["total"]:
                 break
         for first in range(0, len(events), 1000):
-            self.api.post("/webhooks/sendgrid/events", json=events[first:first + 1000])
+            # Signed with the bundled fake SendGrid's key, as the fake signs its own events.
+            body = json.dumps(events[first:first + 1000]).encode()
+            self.api.post("/webhooks/sendgrid/events", content=body,
+                          headers=signed_headers(self.settings.fake_sendgrid_signing_key, body, int(time.time())))
 
     def play(self) -> None:
         print(f"Playing the launch journeys for {self.count} customers on simulated time:")
@@ -155,8 +160,10 @@ def run_demo(customers: int = 2000, seed: int = 7, database_url: str | None = No
     from orchestrator.api.app import create_app
 
     started = time.monotonic()
-    with serve_in_thread(create_app(settings), port=port) as url, httpx.Client(base_url=url, timeout=120) as api:
-        Demo(api, settings, customers, seed).play()
+    app = create_app(settings)
+    with serve_in_thread(app, port=port) as url, httpx.Client(base_url=url, timeout=120) as api:
+        # The started service's settings carry the secrets it generated (the fakes' credentials).
+        Demo(api, app.state.runtime.settings, customers, seed).play()
         report = api.get("/v1/kpis", params={"group_by": ["journey", "channel"], "include": "customers"}).json()
     table = kpi_table(report)
     print(f"\nKPIs per journey and channel (GET /v1/kpis?group_by=journey&group_by=channel), "

@@ -58,7 +58,9 @@ def _b64decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(secret_key: str, payload: str) -> bytes:
+def _mac(secret_key: str | None, payload: str) -> bytes:
+    if not secret_key:  # never sign with a guessable fallback; the runtime fills it from the database
+        raise ValueError("no secret_key: build the settings with orchestrator.auth.service_secrets first")
     return hmac.new(secret_key.encode(), _SIGNING_CONTEXT + payload.encode("ascii"), hashlib.sha256).digest()[:_MAC_BYTES]
 
 

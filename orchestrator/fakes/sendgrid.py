@@ -15,9 +15,14 @@ Magic recipients (in to, cc or bcc) let tests provoke provider trouble:
 
 Every queued message lands in a witness log, like the provider's activity feed: in memory,
 optionally appended to a JSONL file (so another process can read it), and over HTTP at
-`GET /_admin/messages` (`DELETE` clears it). Routes are relative, so the app can be mounted
-under a prefix next to other fakes. Run it alone with
-`python -m orchestrator.fakes.sendgrid --port 8026`.
+`GET /_admin/messages` (`DELETE` clears it; mounted in the service these sit behind its
+API-key policy). Routes are relative, so the app can be mounted under a prefix next to other
+fakes. Run it alone with `python -m orchestrator.fakes.sendgrid --port 8026`.
+
+Given an event webhook URL and a signing key (`event_webhook_url`, `event_signing_key`, or
+`app.state.event_webhook` once the service knows its key), each queued message is reported
+`processed` then `delivered` to that URL, signed as SendGrid's Signed Event Webhook signs
+(`orchestrator/fakes/sendgrid_events.py`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from fastapi.responses import JSONResponse
 
 from orchestrator.clock import Clock
 from orchestrator.fakes.credentials import FAKE_SENDGRID_API_KEY
+from orchestrator.fakes.sendgrid_events import EventWebhook
 
 RATE_LIMITED_DOMAIN = "rate-limited.sendgrid.test"
 SERVER_ERROR_DOMAIN = "server-error.sendgrid.test"
@@ -95,6 +101,8 @@ class FakeSendGridSettings:
     # How far ahead X-RateLimit-Reset lies on a 429 (SendGrid sends a Unix timestamp).
     rate_limit_reset_seconds: int = 1
     clock: Clock = Clock()  # stateless, so one shared default is fine
+    event_webhook_url: str | None = None
+    event_signing_key: str | None = None  # PEM, ECDSA P-256
 
 
 class WitnessLog:
@@ -315,6 +323,7 @@ def create_fake_sendgrid_app(settings: FakeSendGridSettings | None = None) -> Fa
     witness = WitnessLog(settings.witness_log_path)
     app.state.settings = settings
     app.state.witness = witness
+    app.state.event_webhook = EventWebhook(settings.event_webhook_url, settings.event_signing_key, settings.clock)
     known_keys = settings.api_keys | settings.keys_without_mail_send
 
     @app.post("/v3/mail/send")
@@ -351,6 +360,7 @@ def create_fake_sendgrid_app(settings: FakeSendGridSettings | None = None) -> Fa
             return Response(status_code=200)  # valid, but not queued: nothing to witness
         message_id = secrets.token_urlsafe(16)  # 22 URL-safe characters, like SendGrid's
         witness.record(_witness_entry(message_id, payload, settings.clock))
+        app.state.event_webhook.report_delivery(message_id, payload)
         return Response(status_code=202, headers={"X-Message-Id": message_id})
 
     @app.get("/_admin/messages")

@@ -38,10 +38,15 @@ the fragment itself is never sent, so the signature covers the URL without it.
 `drop_status_callbacks_every` loses every Nth callback for good, like a receiver that
 was down through all retries.
 
-Admin endpoints (no auth; this is a test double): `GET|DELETE /_admin/messages` for the
-witness log of accepted messages, `POST /_admin/fail-next` to make the next N creates fail
-with a 5xx. The app holds no lifespan state, so it can be mounted under a prefix:
-`app.mount("/_fake/twilio", create_fake_twilio_app())`.
+Admin endpoints: `GET|DELETE /_admin/messages` for the witness log of accepted messages,
+`POST /_admin/fail-next` to make the next N creates fail with a 5xx. They carry no auth of
+their own (a test double); mounted in the service they sit behind its API-key policy
+(`orchestrator/fakes/mounting.py`). The app holds no lifespan state, so it can be mounted
+under a prefix: `app.mount("/_fake/twilio", create_fake_twilio_app())`.
+
+The auth token is never a constant: random unless given (`auth_token`, `--auth-token`), or
+the one the service generated and keeps in its database (`--credentials-from-database`), so
+that the service and its fake agree and nobody else can sign a status callback or a STOP.
 """
 
 from __future__ import annotations
@@ -65,7 +70,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.requests import ClientDisconnect
 
-from orchestrator.fakes.credentials import FAKE_TWILIO_AUTH_TOKEN
 from orchestrator.fakes.twilio_callbacks import post_status_callback
 from orchestrator.fakes.twilio_listing import list_page
 from orchestrator.fakes.twilio_rules import (
@@ -86,13 +90,12 @@ from orchestrator.fakes.twilio_rules import (
     validate_create,
 )
 
-DEFAULT_AUTH_TOKEN = FAKE_TWILIO_AUTH_TOKEN
 DELIVERY_OUTCOMES = ("delivered", "undelivered", "failed")
 
 
 @dataclass
 class FakeTwilioSettings:
-    auth_token: str = DEFAULT_AUTH_TOKEN
+    auth_token: str = field(default_factory=lambda: secrets.token_hex(16))
     # None accepts any well-formed account SID, as long as the Basic-auth user is the SID in
     # the URL; set it to pin the fake to one account.
     account_sid: str | None = None
@@ -387,7 +390,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
-    parser.add_argument("--auth-token", default=DEFAULT_AUTH_TOKEN)
+    parser.add_argument("--auth-token", default=None, help="default: random, printed at start")
+    parser.add_argument("--credentials-from-database", action="store_true",
+                        help="use the auth token the service keeps in its database (DATABASE_URL)")
     parser.add_argument("--account-sid", default=None, help="accept only this account SID")
     parser.add_argument("--log-path", type=Path, default=None, help="witness log (JSON lines)")
     parser.add_argument("--no-status-callbacks", action="store_true", help="never post status callbacks")
@@ -399,7 +404,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--price-per-segment", type=Decimal, default=Decimal("-0.0079"))
     args = parser.parse_args(argv)
     settings = FakeTwilioSettings(
-        auth_token=args.auth_token,
         account_sid=args.account_sid,
         log_path=args.log_path,
         response_latency_seconds=args.response_latency,
@@ -408,7 +412,16 @@ def main(argv: list[str] | None = None) -> None:
         price_per_segment=args.price_per_segment,
         status_callbacks=not args.no_status_callbacks,
     )
-    run_standalone(create_fake_twilio_app(settings), args.host, args.port, log_level="warning")
+    if args.auth_token:
+        settings.auth_token = args.auth_token
+    app = create_fake_twilio_app(settings)
+    if args.credentials_from_database:
+        from orchestrator.fakes.mounting import load_credentials_on_start
+
+        load_credentials_on_start(app, twilio=settings)
+    elif not args.auth_token:
+        print(f"fake Twilio auth token: {settings.auth_token}", flush=True)
+    run_standalone(app, args.host, args.port, log_level="warning")
 
 
 if __name__ == "__main__":

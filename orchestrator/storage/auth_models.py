@@ -31,3 +31,18 @@ class ApiKey(SQLModel, table=True):
     key_prefix: str = Field(max_length=16)  # the first characters, so people can tell keys apart
     created_at: datetime = _timestamp()
     revoked_at: datetime | None = _timestamp(nullable=True)
+
+
+class ServiceSecret(SQLModel, table=True):
+    """Secrets the service generates for itself on first start (see `orchestrator/auth/secrets.py`).
+
+    In the database, so that every API and worker process of one deployment, on any
+    machine, signs and verifies with the same values. The first process to start writes
+    them (INSERT … ON CONFLICT DO NOTHING); every process reads back what is stored.
+    """
+
+    __tablename__ = "service_secrets"
+
+    name: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    value: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    created_at: datetime = _timestamp()

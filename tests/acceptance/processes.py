@@ -43,13 +43,15 @@ def wait_until_up(url: str, timeout: float = 20.0) -> None:
 class FakeTwilioProcess:
     """The fake Twilio in its own process, with its witness log on disk."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, database_url: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        # Its auth token is the one the service keeps in its database, as in docker-compose.yml.
         self.process = subprocess.Popen(
             [sys.executable, "-m", "orchestrator.fakes.twilio", "--port", str(self.port), "--log-path", str(log_path),
-             "--status-latency", "0", "--no-status-callbacks"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--status-latency", "0", "--no-status-callbacks", "--credentials-from-database"],
+            env=dict(os.environ, DATABASE_URL=database_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until_up(self.url + "/_admin/messages")
 
     def stop(self) -> None:

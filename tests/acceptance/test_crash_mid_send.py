@@ -72,9 +72,10 @@ async def test_interrupted_send_is_found_at_the_provider_and_not_resent(postgres
             IdentifyCall(userId="kim", traits={"phone": "+14155550199", "sms_opt_in": True}),
             TrackCall(userId="kim", event="Cart Abandoned"),
         ])
+    token = setup.settings.fake_twilio_auth_token  # what the workers will read from the database
     await setup.aclose()
 
-    fake = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0))
+    fake = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0, auth_token=token))
     workers = []
     with serve_in_thread(answer_late(fake)) as twilio_url:
         witnessed = lambda: httpx.get(f"{twilio_url}/_admin/messages").json()

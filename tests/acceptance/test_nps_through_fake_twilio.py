@@ -10,7 +10,6 @@ from twilio.request_validator import RequestValidator
 
 from orchestrator.api.app import create_app
 from orchestrator.fakes.server import free_port, serve_in_thread
-from orchestrator.fakes.twilio import DEFAULT_AUTH_TOKEN
 from tests.conftest import START, _reset, make_settings
 from tests.providers import fake_twilio
 from tests.webhooks.twilio_signing import inbound_form
@@ -31,6 +30,7 @@ async def test_nps_question_reply_and_thanks(database_url):
     base = f"http://127.0.0.1:{port}"
     with fake_twilio() as twilio:
         settings = make_settings(database_url, sms_provider="twilio", twilio_api_base_url=twilio.url,
+                                 fake_twilio_auth_token=twilio.auth_token,
                                  public_base_url=base, port=port, simulated_clock_start=START.isoformat(),
                                  worker_poll_seconds=0.1)
         with serve_in_thread(create_app(settings), port=port), httpx.Client(base_url=base) as api:
@@ -48,7 +48,7 @@ async def test_nps_question_reply_and_thanks(database_url):
             assert (float(priced["cost"]), priced["cost_currency"]) == (0.0079, "USD")
 
             form = inbound_form("SMreply1", "+14155550190", "9")
-            signature = RequestValidator(DEFAULT_AUTH_TOKEN).compute_signature(base + "/webhooks/twilio/inbound", form)
+            signature = RequestValidator(twilio.auth_token).compute_signature(base + "/webhooks/twilio/inbound", form)
             reply = api.post("/webhooks/twilio/inbound", data=form, headers={"X-Twilio-Signature": signature})
             assert reply.status_code == 200
             api.post("/v1/admin/clock/advance", json={"seconds": 1})

@@ -87,7 +87,7 @@ async def unfinished(database_url: str) -> int:
 async def test_exactly_once_with_four_workers_killed_at_random(postgres_database, tmp_path):
     await _reset(postgres_database)
     await enroll_everyone(postgres_database)
-    twilio = FakeTwilioProcess(tmp_path / "twilio.jsonl")
+    twilio = FakeTwilioProcess(tmp_path / "twilio.jsonl", postgres_database)
     rng = random.Random(7)
     kills = 0
     with smtp_server() as (inbox, smtp_port):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from tests.api.test_launch_journeys import HOUR, advance, identify, messages_of, track
-from tests.webhooks.test_twilio import INBOUND_PATH, STATUS_PATH, status_form
+from tests.webhooks.test_twilio import INBOUND_PATH, STATUS_PATH, as_if_sent_by_twilio, status_form
 from tests.webhooks.twilio_signing import inbound_form, post_signed
 
 
@@ -21,6 +21,7 @@ async def sams_story(client, runtime, drain) -> None:
     await drain()
     await advance(client, HOUR)  # the reminder goes out
     [message] = await messages_of(client, "sam")
+    message = await as_if_sent_by_twilio(runtime, message)
     await a_minute_later(runtime)
     assert (await post_signed(client, runtime, STATUS_PATH, status_form(message, "delivered"))).status_code == 204
     await a_minute_later(runtime)

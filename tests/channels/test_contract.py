@@ -26,11 +26,13 @@ from orchestrator.clock import SimulatedClock
 from orchestrator.engine.dispatch import dispatch_channel
 from orchestrator.fakes.sendgrid import DEFAULT_API_KEY, create_fake_sendgrid_app
 from orchestrator.fakes.server import free_port, serve_in_thread
-from orchestrator.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilioSettings, create_fake_twilio_app
+from orchestrator.fakes.twilio import FakeTwilioSettings, create_fake_twilio_app
 from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Customer, Message
 from tests.conftest import START, make_settings
 from tests.providers import SmtpInbox
+
+AUTH_TOKEN = "test-fake-twilio-auth-token"  # the fake's token is random unless given
 
 TWILIO_SID = "AC" + "1" * 32
 
@@ -47,7 +49,7 @@ class Contract:
 
 
 def _twilio_serve(port: int):
-    return serve_in_thread(create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0)), port=port)
+    return serve_in_thread(create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0)), port=port)
 
 
 def _http_count(path: str, key: str | None = None) -> Callable[[str], int]:
@@ -77,7 +79,7 @@ class RejectingInbox(SmtpInbox):
 
 
 def _twilio(adapter_class):
-    return lambda port: adapter_class(account_sid=TWILIO_SID, auth_token=DEFAULT_AUTH_TOKEN,
+    return lambda port: adapter_class(account_sid=TWILIO_SID, auth_token=AUTH_TOKEN,
                                       from_number="+15005550006", api_base_url=f"http://127.0.0.1:{port}")
 
 

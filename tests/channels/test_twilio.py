@@ -22,8 +22,9 @@ from orchestrator.channels.twilio import (
     result_for_api_error,
 )
 from orchestrator.fakes.server import free_port, serve_in_thread
-from orchestrator.fakes.twilio import DEFAULT_AUTH_TOKEN, FakeTwilioSettings, create_fake_twilio_app
+from orchestrator.fakes.twilio import FakeTwilioSettings, create_fake_twilio_app
 
+AUTH_TOKEN = "test-fake-twilio-auth-token"  # the fake's token is random unless given
 ACCOUNT_SID = "AC" + "fedcba9876543210" * 2
 SENDER = "+15005550006"
 RECIPIENT = "+14155550100"
@@ -85,7 +86,7 @@ def peers() -> list[tuple[str, int]]:
 
 @pytest.fixture(scope="module")
 def shared_fake(peers) -> Iterator[str]:
-    app = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0.01))
+    app = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0.01))
     with serve_in_thread(recording_peers(app, peers)) as url:
         yield url
 
@@ -118,7 +119,7 @@ def whatsapp(to: str = RECIPIENT, body: str = "Your order shipped", **fields) ->
 
 
 def adapter_for(adapter_class, api_base_url: str | None, **overrides):
-    params = {"account_sid": ACCOUNT_SID, "auth_token": DEFAULT_AUTH_TOKEN, "from_number": SENDER}
+    params = {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "from_number": SENDER}
     return adapter_class(**(params | {"api_base_url": api_base_url} | overrides))
 
 
@@ -228,7 +229,7 @@ async def test_unreachable_provider_is_transient() -> None:
 
 async def test_a_slow_provider_times_out_as_unknown() -> None:
     """The request reached Twilio and no answer came back: it may have been accepted."""
-    slow = create_fake_twilio_app(FakeTwilioSettings(response_latency_seconds=0.5))
+    slow = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, response_latency_seconds=0.5))
     with serve_in_thread(slow) as url:
         adapter = adapter_for(TwilioSmsAdapter, url, timeout_seconds=0.1)
         started = time.monotonic()
@@ -255,7 +256,7 @@ async def test_wrong_credentials_are_permanent(fake_url: str) -> None:
 
 async def test_works_against_a_fake_mounted_under_a_prefix() -> None:
     host = FastAPI()
-    host.mount("/_fake/twilio", create_fake_twilio_app())
+    host.mount("/_fake/twilio", create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN)))
     with serve_in_thread(host) as url:
         adapter = adapter_for(TwilioSmsAdapter, f"{url}/_fake/twilio/")
         try:
@@ -344,7 +345,7 @@ async def test_status_callbacks_arrive_signed(fake_url: str, receiver) -> None:
     finally:
         await adapter.aclose()
 
-    validator = RequestValidator(DEFAULT_AUTH_TOKEN)
+    validator = RequestValidator(AUTH_TOKEN)
     expected = [(default, adapter_url, "adapter"), (overridden, message_url, "message")]
     for result, url, name in expected:
         sid = result.provider_message_id

@@ -41,7 +41,7 @@ async def runtime_on_providers(database_url, twilio, smtp, tmp_path, request):
     overrides = getattr(request, "param", {})
     settings = make_settings(
         database_url, sms_provider="twilio", whatsapp_provider="twilio", email_provider="smtp",
-        twilio_api_base_url=twilio.url, smtp_port=smtp[1], public_base_url="http://127.0.0.1:9",
+        twilio_api_base_url=twilio.url, fake_twilio_auth_token=twilio.auth_token, smtp_port=smtp[1], public_base_url="http://127.0.0.1:9",
         **overrides,
     )
     runtime = await build_runtime(settings, clock=SimulatedClock(START))

@@ -32,7 +32,7 @@ def twilio():
 async def make_runtime(database_url, twilio, clock, **overrides):
     values = dict(
         sms_provider="twilio", whatsapp_provider="twilio", email_provider="local",
-        twilio_api_base_url=twilio.url, public_base_url="http://127.0.0.1:9",
+        twilio_api_base_url=twilio.url, fake_twilio_auth_token=twilio.auth_token, public_base_url="http://127.0.0.1:9",
         reconcile_after_seconds=AFTER, reconcile_resend_after_seconds=RESEND_AFTER, reconcile_retry_seconds=30,
         reconcile_status_after_seconds=600, reconcile_lookups_per_second=1000)
     settings = make_settings(database_url, **(values | overrides))

@@ -23,7 +23,6 @@ from twilio.rest import Client
 
 from orchestrator.fakes.server import free_port, serve_in_thread
 from orchestrator.fakes.twilio import (
-    DEFAULT_AUTH_TOKEN,
     FakeTwilioSettings,
     create_fake_twilio_app,
     planned_statuses,
@@ -39,12 +38,13 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:The 'auth' parameter is deprecated:DeprecationWarning"),
 ]
 
+AUTH_TOKEN = "test-fake-twilio-auth-token"  # the fake's token is random unless given
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH = (ACCOUNT_SID, DEFAULT_AUTH_TOKEN)
+AUTH = (ACCOUNT_SID, AUTH_TOKEN)
 SENDER = "+15005550006"
 RECIPIENT = "+14155550100"
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
-FAST = FakeTwilioSettings(status_latency_seconds=0.01)
+FAST = FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0.01)
 
 MESSAGE_RESOURCE_FIELDS = {
     "account_sid", "api_version", "body", "date_created", "date_sent", "date_updated",
@@ -120,7 +120,7 @@ def create(fake_url: str, auth=AUTH, **params) -> httpx.Response:
     return HTTP.post(f"{fake_url}{MESSAGES_PATH}", data=form, auth=auth)
 
 
-def sdk_client(fake_url: str, auth_token: str = DEFAULT_AUTH_TOKEN) -> Client:
+def sdk_client(fake_url: str, auth_token: str = AUTH_TOKEN) -> Client:
     # The SDK's own client, pointed at the fake through its API domain; independent of the
     # redirecting HTTP client our adapters use.
     client = Client(ACCOUNT_SID, auth_token, http_client=AsyncTwilioHttpClient())
@@ -242,7 +242,7 @@ def test_whatsapp_outside_the_window_takes_only_templates(fake_url: str) -> None
 
 
 @pytest.mark.parametrize(
-    "auth", [(ACCOUNT_SID, "wrong-token"), ("AC" + "f" * 32, DEFAULT_AUTH_TOKEN), None]
+    "auth", [(ACCOUNT_SID, "wrong-token"), ("AC" + "f" * 32, AUTH_TOKEN), None]
 )
 def test_wrong_credentials_get_401_with_twilios_error(fake_url: str, auth) -> None:
     response = create(fake_url, auth=auth)
@@ -308,7 +308,7 @@ async def test_status_callbacks_are_signed_like_twilio(fake_url: str, receiver) 
     sid = create(fake_url, StatusCallback=url).json()["sid"]
 
     await wait_until(lambda: callbacks.statuses(sid) == ["sent", "delivered"])
-    validator = RequestValidator(DEFAULT_AUTH_TOKEN)
+    validator = RequestValidator(AUTH_TOKEN)
     for callback in callbacks.for_sid(sid):
         params = callback["params"]
         assert validator.validate(url, params, callback["signature"])
@@ -366,12 +366,12 @@ async def test_an_unreachable_callback_url_does_not_stop_the_fake(fake_url: str)
 @pytest.mark.parametrize(
     ("to", "settings", "statuses"),
     [
-        (RECIPIENT, FakeTwilioSettings(), ["sent", "delivered"]),
-        (RECIPIENT, FakeTwilioSettings(default_outcome="undelivered"), ["sent", "undelivered"]),
-        (RECIPIENT, FakeTwilioSettings(default_outcome="failed"), ["failed"]),
-        ("+15005550030", FakeTwilioSettings(), ["sent", "undelivered"]),
-        (RECIPIENT, FakeTwilioSettings(whatsapp_read_receipts=True), ["sent", "delivered"]),
-        ("whatsapp:" + RECIPIENT, FakeTwilioSettings(whatsapp_read_receipts=True),
+        (RECIPIENT, FakeTwilioSettings(auth_token=AUTH_TOKEN), ["sent", "delivered"]),
+        (RECIPIENT, FakeTwilioSettings(auth_token=AUTH_TOKEN, default_outcome="undelivered"), ["sent", "undelivered"]),
+        (RECIPIENT, FakeTwilioSettings(auth_token=AUTH_TOKEN, default_outcome="failed"), ["failed"]),
+        ("+15005550030", FakeTwilioSettings(auth_token=AUTH_TOKEN), ["sent", "undelivered"]),
+        (RECIPIENT, FakeTwilioSettings(auth_token=AUTH_TOKEN, whatsapp_read_receipts=True), ["sent", "delivered"]),
+        ("whatsapp:" + RECIPIENT, FakeTwilioSettings(auth_token=AUTH_TOKEN, whatsapp_read_receipts=True),
          ["sent", "delivered", "read"]),
     ],
 )  # fmt: skip
@@ -379,7 +379,6 @@ def test_delivery_outcome_follows_settings_and_magic_numbers(
     to: str, settings: FakeTwilioSettings, statuses: list[str]
 ) -> None:
     resource = {"to": to, "status": "queued"}
-
     assert [status for status, _ in planned_statuses(resource, settings)] == statuses
 
 
@@ -393,14 +392,14 @@ def test_fail_next_makes_the_next_requests_fail_then_recover(fake_url: str) -> N
 
 
 def test_fail_next_from_settings() -> None:
-    settings = FakeTwilioSettings(fail_next=1, fail_next_status=500)
+    settings = FakeTwilioSettings(auth_token=AUTH_TOKEN, fail_next=1, fail_next_status=500)
     with serve_in_thread(create_fake_twilio_app(settings)) as url:
         assert [create(url).status_code for _ in range(2)] == [500, 201]
 
 
 def test_witness_log_records_accepted_messages_for_other_processes(tmp_path: Path) -> None:
     log_path = tmp_path / "twilio.jsonl"
-    with serve_in_thread(create_fake_twilio_app(FakeTwilioSettings(log_path=log_path))) as url:
+    with serve_in_thread(create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, log_path=log_path))) as url:
         sid = create(url, Body="Hello").json()["sid"]
         create(url, To="+15005550004")  # refused: not witnessed
 
@@ -415,7 +414,7 @@ def test_witness_log_records_accepted_messages_for_other_processes(tmp_path: Pat
 
 
 def test_response_latency_is_applied() -> None:
-    slow = FakeTwilioSettings(response_latency_seconds=0.2)
+    slow = FakeTwilioSettings(auth_token=AUTH_TOKEN, response_latency_seconds=0.2)
     with serve_in_thread(create_fake_twilio_app(slow)) as url:
         started = time.monotonic()
         assert create(url).status_code == 201
@@ -455,7 +454,7 @@ def test_runs_alone_as_a_module(tmp_path: Path) -> None:
 
 def test_witness_log_lines_are_json(tmp_path: Path) -> None:
     log_path = tmp_path / "nested" / "twilio.jsonl"
-    with serve_in_thread(create_fake_twilio_app(FakeTwilioSettings(log_path=log_path))) as url:
+    with serve_in_thread(create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, log_path=log_path))) as url:
         addresses = {"To": "whatsapp:" + RECIPIENT, "From": "whatsapp:" + SENDER}
         create(url, **addresses, MediaUrl="https://x.test/a.png")
     (entry,) = [json.loads(line) for line in log_path.read_text().splitlines()]
@@ -525,7 +524,7 @@ async def test_status_callbacks_are_retried_as_the_urls_connection_overrides_say
     fragment: str, failures: int, attempts: int
 ) -> None:
     flaky = FlakyReceiver(failures)
-    app = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0, default_outcome="failed"))
+    app = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, default_outcome="failed"))
     with serve_in_thread(flaky.app) as receiver_url, serve_in_thread(app) as fake:
         create(fake, StatusCallback=f"{receiver_url}/status{fragment}")
         await wait_until(lambda: flaky.attempts >= attempts)
@@ -544,7 +543,7 @@ async def test_a_callback_that_times_out_is_retried_once_by_default() -> None:
             await asyncio.sleep(1.0)  # past the fake's read timeout
         return Response(status_code=204)
 
-    settings = FakeTwilioSettings(status_latency_seconds=0, default_outcome="failed", callback_timeout_seconds=0.2)
+    settings = FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, default_outcome="failed", callback_timeout_seconds=0.2)
     with serve_in_thread(slow) as receiver_url, serve_in_thread(create_fake_twilio_app(settings)) as fake:
         create(fake, StatusCallback=f"{receiver_url}/status")
         await wait_until(lambda: len(attempts) >= 2)
@@ -554,7 +553,7 @@ async def test_a_callback_that_times_out_is_retried_once_by_default() -> None:
 
 async def test_every_nth_callback_can_be_lost(receiver) -> None:
     callbacks, status_url = receiver
-    app = create_fake_twilio_app(FakeTwilioSettings(status_latency_seconds=0, drop_status_callbacks_every=2))
+    app = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, drop_status_callbacks_every=2))
     with serve_in_thread(app) as fake:
         sid = create(fake, StatusCallback=status_url).json()["sid"]
         message_url = f"{fake}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import time
 
 import pytest
 from sqlmodel import col, select
@@ -47,26 +48,32 @@ def event(message: Message, kind: str, event_id: str, minute: int = 0, **fields)
 
 
 async def post(client, events, headers=None):
-    return await client.post(EVENTS_URL, content=json.dumps(events).encode(), headers=headers or {})
+    """Signed as SendGrid signs, unless the test passes its own headers."""
+    body = json.dumps(events).encode()
+    return await client.post(EVENTS_URL, content=body,
+                             headers=headers if headers is not None else signed(client.sendgrid_signing_key, body))
 
 
 # --- signatures ---------------------------------------------------------------------------
 
-@pytest.fixture
-def signing_key(runtime):
-    """A real P-256 key pair; the public half configured as SendGrid's verification key."""
+@pytest.fixture(autouse=True)
+def signing_key(runtime, client):
+    """A real P-256 key pair; the public half configured as SendGrid's verification key, the
+    private half what `post` signs with."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     private_key = ec.generate_private_key(ec.SECP256R1())
     der = private_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     runtime.settings.sendgrid_webhook_public_key = base64.b64encode(der).decode()
+    client.sendgrid_signing_key = private_key
     yield private_key
     runtime.settings.sendgrid_webhook_public_key = None
 
 
-def signed(private_key, body: bytes, timestamp: str = "1772442000") -> dict[str, str]:
-    """Headers as SendGrid sends them: ECDSA/SHA-256 over timestamp + body, base64 DER."""
+def signed(private_key, body: bytes, timestamp: str | None = None) -> dict[str, str]:
+    """Headers as SendGrid sends them: ECDSA/SHA-256 over timestamp (now) + body, base64 DER."""
+    timestamp = timestamp or str(int(time.time()))
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -93,7 +100,7 @@ async def test_forged_and_unsigned_batches_get_403_and_change_nothing(client, dr
         (body, {TIMESTAMP: good[TIMESTAMP]}),  # no signature
         (body, {SIGNATURE: good[SIGNATURE]}),  # no timestamp
         (body.replace(b"delivered", b"bounce"), good),  # body altered after signing
-        (body, {**good, TIMESTAMP: "1772442001"}),  # timestamp altered
+        (body, {**good, TIMESTAMP: str(int(good[TIMESTAMP]) + 1)}),  # timestamp altered
         (body, signed(ec.generate_private_key(ec.SECP256R1()), body)),  # someone else's key
         (body, {**good, SIGNATURE: "not base64 at all!"}),
     ]
@@ -104,9 +111,36 @@ async def test_forged_and_unsigned_batches_get_403_and_change_nothing(client, dr
     assert await rows(runtime, MessageStatusEvent) == []
 
 
-async def test_without_a_configured_key_unsigned_batches_are_accepted(client, drain, runtime):
+async def test_a_stale_signed_batch_is_refused_as_a_replay(client, drain, runtime, signing_key):
     message = await welcome_email(client, drain, runtime)
-    assert (await post(client, [event(message, "delivered", "ev-1")])).json()["applied"] == 1
+    body = json.dumps([event(message, "delivered", "ev-1")]).encode()
+    max_age = runtime.settings.sendgrid_webhook_max_age_seconds
+    for skew in (-max_age - 60, max_age + 60):  # captured long ago, or dated ahead to outlive the window
+        stale = signed(signing_key, body, timestamp=str(int(time.time() + skew)))
+        response = await client.post(EVENTS_URL, content=body, headers=stale)
+        assert response.status_code == 403 and "Timestamp" in response.json()["detail"]
+    assert (await message_of(runtime, "ann")).status == "sent"
+
+
+async def test_without_a_configured_key_every_batch_is_refused(client, drain, runtime, signing_key):
+    """Real SendGrid (or none) and no verification key: nothing can be verified, so nothing is taken."""
+    runtime.settings.sendgrid_webhook_public_key = None
+    message = await welcome_email(client, drain, runtime)
+    for headers in ({}, None):  # unsigned, and signed with a key nobody configured
+        response = await post(client, [event(message, "delivered", "ev-1")], headers)
+        assert response.status_code == 403 and "SENDGRID_WEBHOOK_PUBLIC_KEY" in response.json()["detail"]
+    assert (await message_of(runtime, "ann")).status == "sent"
+
+
+async def test_only_an_explicit_setting_turns_the_check_off(client, drain, runtime, caplog):
+    from orchestrator.startup import warn_about_webhook_verification
+
+    runtime.settings.sendgrid_webhook_verify_signatures = False
+    with caplog.at_level("WARNING", logger="orchestrator"):
+        warn_about_webhook_verification(runtime.settings)
+    assert "ORCHESTRATOR_SENDGRID_WEBHOOK_VERIFY_SIGNATURES=false" in caplog.text
+    message = await welcome_email(client, drain, runtime)
+    assert (await post(client, [event(message, "delivered", "ev-1")], headers={})).json()["applied"] == 1
 
 
 # --- idempotency and order ----------------------------------------------------------------
@@ -154,7 +188,7 @@ async def test_unknown_messages_and_junk_do_not_fail_the_batch(client, drain, ru
 
 @pytest.mark.parametrize("body", [b"not json", b'{"event": "delivered"}'])
 async def test_a_body_that_is_not_an_array_of_events_is_refused(client, body):
-    assert (await client.post(EVENTS_URL, content=body)).status_code == 400
+    assert (await client.post(EVENTS_URL, content=body, headers=signed(client.sendgrid_signing_key, body))).status_code == 400
 
 
 # --- what events do to later sends -------------------------------------------------------

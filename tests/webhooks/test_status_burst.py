@@ -35,7 +35,7 @@ async def test_lost_status_callbacks_leave_no_message_stuck_at_sent(database_url
     port = free_port()
     with fake_twilio(drop_status_callbacks_every=3) as twilio:
         settings = make_settings(
-            database_url, sms_provider="twilio", twilio_api_base_url=twilio.url,
+            database_url, sms_provider="twilio", twilio_api_base_url=twilio.url, fake_twilio_auth_token=twilio.auth_token,
             public_base_url=f"http://127.0.0.1:{port}", sms_rate_per_second=10_000,
             reconcile_status_after_seconds=600, reconcile_lookups_per_second=1000, reconcile_batch_size=BURST)
         webhook_app = create_app(settings, run_worker=False)

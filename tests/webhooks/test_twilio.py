@@ -6,14 +6,16 @@ import asyncio
 import random
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
+from orchestrator.channels.configure import twilio_auth_token
 from orchestrator.storage.database import create_engine
 from orchestrator.storage.feedback_models import MessageStatusEvent
 from orchestrator.storage.models import Message
 from tests.api.test_launch_journeys import HOUR, advance, identify, messages_of, track
-from tests.webhooks.twilio_signing import inbound_form, post_signed
+from tests.webhooks.twilio_signing import inbound_form, post_signed, twilio_sid
 
 STATUS_PATH = "/webhooks/twilio/status"
 INBOUND_PATH = "/webhooks/twilio/inbound"
@@ -25,7 +27,21 @@ async def sent_sms(client, drain, user="sam", phone="+14155550100") -> dict:
     await drain()
     await advance(client, HOUR)
     [message] = await messages_of(client, user)
-    return message
+    return await as_if_sent_by_twilio(runtime_of(client), message)
+
+
+def runtime_of(client):
+    return client._transport.app.state.runtime
+
+
+async def as_if_sent_by_twilio(runtime, message: dict) -> dict:
+    """The local SMS adapter names its messages `local-…`; Twilio's callbacks carry SM + 32 hex."""
+    from orchestrator.storage.models import Message
+
+    async with runtime.sessions() as session, session.begin():
+        row = await session.get(Message, message["id"])
+        row.provider_message_id = twilio_sid(message["provider_message_id"])
+    return {**message, "provider_message_id": twilio_sid(message["provider_message_id"])}
 
 
 def status_form(message: dict, status: str, **extra) -> dict:
@@ -146,7 +162,7 @@ async def test_stop_then_start_controls_journey_sends(client, runtime, drain):
     consents = (await client.get("/v1/customers/pat/consents")).json()
     assert consents["channels"]["sms"]["status"] == "opted_out"
     assert consents["history"][-1]["source"] == "sms_keyword"
-    assert consents["history"][-1]["evidence"]["message_sid"] == "SM1"
+    assert consents["history"][-1]["evidence"]["message_sid"] == twilio_sid("SM1")
 
     await track(client, "pat", "Cart Abandoned")
     await drain()
@@ -189,3 +205,57 @@ async def test_replayed_inbound_is_handled_once(client, runtime):
     replay = await post_signed(client, runtime, INBOUND_PATH, form)
     assert replay.status_code == 200 and "<Message>" not in replay.text
     assert len((await client.get("/v1/customers/ola/consents")).json()["history"]) == 2  # identify + one STOP
+
+
+# --- forms Twilio never sends (the signature concatenates keys and values) ------------------
+
+def moved_across_boundaries(form: dict) -> dict:
+    """`NumMedia=0` folded into the end of the MessageSid: keys and values concatenated in key
+    order read the same, so Twilio's signature still holds, but the message has a new SID."""
+    reshaped = {key: value for key, value in form.items() if key != "NumMedia"}
+    reshaped["MessageSid"] = form["MessageSid"] + "NumMedia" + form["NumMedia"]
+    return reshaped
+
+
+async def test_a_captured_start_replayed_after_a_later_stop_does_not_revert_it(client, runtime):
+    from twilio.request_validator import RequestValidator
+
+    await identify(client, "uma", phone="+14155550166", sms_opt_in=False)
+    start = inbound_form("SM-start", "+14155550166", "START")
+    assert (await post_signed(client, runtime, INBOUND_PATH, start)).status_code == 200
+    assert (await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM-stop", "+14155550166", "STOP"))
+            ).status_code == 200
+    # The attacker replays the captured START with its captured signature, as is and reshaped.
+    url = runtime.settings.public_base_url + INBOUND_PATH
+    captured_signature = RequestValidator(twilio_auth_token(runtime.settings)).compute_signature(url, start)
+    reshaped = moved_across_boundaries(start)
+    assert RequestValidator(twilio_auth_token(runtime.settings)).validate(url, reshaped, captured_signature)
+    assert (await post_signed(client, runtime, INBOUND_PATH, start, signature=captured_signature)).status_code == 200
+    refused = await post_signed(client, runtime, INBOUND_PATH, reshaped, signature=captured_signature)
+    assert refused.status_code == 403
+    consents = (await client.get("/v1/customers/uma/consents")).json()
+    assert consents["channels"]["sms"]["status"] == "opted_out"
+
+
+@pytest.mark.parametrize("change", [
+    {"MessageSid": "SM1"},  # too short
+    {"MessageSid": "SM" + "G" * 32},  # not lower-case hex
+    {"NumMedia": "zero"},
+    {"NumMediaX": "0"},  # a key Twilio never sends
+    {"Bod": "ySTOP"},
+    {"MediaUrl0x": "https://example.com/a.jpg"},
+    {"AccountSid": "AC" + "0" * 31},
+    {"From": "+1415555016Body"},
+])
+async def test_forms_without_twilios_shape_are_refused_though_signed(client, runtime, change):
+    form = {**inbound_form("SM-shape", "+14155550177", "STOP"), **change}
+    response = await post_signed(client, runtime, INBOUND_PATH, form)
+    assert response.status_code == 403 and "not a Twilio request" in response.json()["detail"]
+    assert (await client.get("/v1/customers/+14155550177/consents")).status_code == 404
+
+
+async def test_media_keys_of_a_real_mms_are_accepted(client, runtime):
+    form = {**inbound_form("SM-mms", "+14155550188", "look"), "NumMedia": "2", "MediaUrl0": "https://api.twilio.com/a",
+            "MediaContentType0": "image/jpeg", "MediaUrl1": "https://api.twilio.com/b", "MediaContentType1": "image/png",
+            "FromCountry": "US", "NumSegments": "1", "ApiVersion": "2010-04-01", "SmsStatus": "received"}
+    assert (await post_signed(client, runtime, INBOUND_PATH, form)).status_code == 200
