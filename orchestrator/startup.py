@@ -14,6 +14,7 @@ from orchestrator.clock import Clock, SimulatedClock
 from orchestrator.config import Settings
 from orchestrator.runtime import Runtime
 from orchestrator.conversations.auto_replies import AutoReplies
+from orchestrator.engine.simulated_time import resume_simulated_time
 from orchestrator.journeys.catalog import JourneyCatalog
 from orchestrator.journeys.live import publish, refresh_catalog
 from orchestrator.journeys.loader import load_directory
@@ -80,6 +81,7 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
         auto_replies=AutoReplies.load(settings.auto_replies_file),
         reports=load_reports(settings.reports_dir),
     )
+    await resume_simulated_time(runtime)
     runtime.catalog = await load_journeys(runtime)
     for problem in runtime.reports.errors:
         log.error("report not loaded: %s", problem)

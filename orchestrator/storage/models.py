@@ -119,6 +119,10 @@ class Enrollment(SQLModel, table=True):
     trigger_event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     context: dict[str, Any] = _json()  # the trigger event's properties
     holdout: bool = False  # in the journey's control group: enrolled, never messaged
+    # The last hold of a send step (quiet hours), kept after it passes so the timeline can tell it.
+    held_by: str | None = Field(default=None, max_length=32)
+    held_at: datetime | None = _timestamp(nullable=True)
+    held_until: datetime | None = _timestamp(nullable=True)
     goal_deadline: datetime | None = _timestamp(nullable=True)
     converted_at: datetime | None = _timestamp(nullable=True)
     conversion_event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
@@ -174,3 +178,13 @@ class Message(SQLModel, table=True):
     first_clicked_at: datetime | None = _timestamp(nullable=True)
     conversation_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     updated_at: datetime = _timestamp()
+
+
+class SimulatedTime(SQLModel, table=True):
+    """Where simulated time stands (one row), so a restart resumes it instead of jumping back
+    to the wall clock while the database already holds rows stamped in the simulated future."""
+
+    __tablename__ = "simulated_time"
+
+    id: int = Field(default=1, primary_key=True)
+    now: datetime = _timestamp()
