@@ -59,7 +59,7 @@ def load_file(path: Path) -> LoadedJourney:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise JourneyLoadError([JourneyError(str(path), None, "", f"cannot read: {error.strerror}")])
+        raise JourneyLoadError([JourneyError(str(path), None, "", f"cannot read: {error.strerror}")], unreadable=True)
     return parse_journey(text, path)
 
 

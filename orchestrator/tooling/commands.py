@@ -49,6 +49,8 @@ def run_validate(args: argparse.Namespace) -> int:
     report = validate([Path(p) for p in args.paths], journeys, templates, locale)
     output = format_json(report.findings) if args.format == "json" else format_human(report.findings, report.summary)
     sys.stdout.write(output)
+    if report.unusable_input:  # the README's exit codes: 2 is input that cannot be used at all
+        return BAD_INPUT
     return PROBLEMS if has_errors(report.findings) else OK
 
 
