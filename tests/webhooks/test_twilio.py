@@ -46,6 +46,19 @@ async def test_unsigned_and_forged_requests_are_refused(client, runtime, drain):
     assert message["status"] == "sent"  # nothing changed
 
 
+async def test_a_callback_before_the_provider_id_is_stored_is_refused_for_a_retry(client, runtime, drain):
+    message = await sent_sms(client, drain)
+    early = status_form(message, "delivered", MessageSid="SM" + "e" * 32)  # an id we have not stored yet
+    assert (await post_signed(client, runtime, STATUS_PATH, early)).status_code == 503
+    async with runtime.sessions() as session, session.begin():
+        from orchestrator.storage.models import Message
+        stored = await session.get(Message, message["id"])
+        stored.provider_message_id = "SM" + "e" * 32  # the worker's commit lands
+    assert (await post_signed(client, runtime, STATUS_PATH, early)).status_code == 204  # the retry counts
+    [message] = await messages_of(client, "sam")
+    assert message["status"] == "delivered"
+
+
 async def test_duplicated_and_shuffled_callbacks_end_delivered_without_double_counting(client, runtime, drain):
     message = await sent_sms(client, drain)
     callbacks = ["queued", "sent", "delivered"] * 2
