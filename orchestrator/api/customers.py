@@ -77,6 +77,7 @@ class CustomerPublic(BaseModel):
     whatsapp: str | None
     locale: str | None
     timezone: str | None
+    timezone_source: str | None  # trait, phone, phone_country; null: unknown, quiet hours in UTC
     traits: dict[str, Any]
     created_at: UtcDatetime
     updated_at: UtcDatetime

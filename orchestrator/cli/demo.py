@@ -19,6 +19,8 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -210,18 +212,29 @@ def lift_lines(lifts: list[dict]) -> list[str]:
     return lines
 
 
-def quiet_logs() -> None:
-    """The service, its worker and the clients log every request at INFO: thousands of lines."""
-    for name in ("", "httpx", "httpcore", "uvicorn", "uvicorn.access", "orchestrator", "apscheduler"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+QUIETED = ("", "httpx", "httpcore", "uvicorn", "uvicorn.access", "orchestrator", "apscheduler")
+
+
+@contextmanager
+def quiet_logs(verbose: bool) -> Iterator[None]:
+    """The service, its worker and the clients log every request at INFO: thousands of lines.
+    Only errors show while the demo plays; the levels are restored after it."""
+    loggers = [logging.getLogger(name) for name in QUIETED]
+    levels = [logger.level for logger in loggers]
+    if not verbose:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def run_demo(customers: int = 2000, seed: int = 7, database_url: str | None = None, port: int | None = None,
              verbose: bool = False) -> str:
     workdir = Path(tempfile.mkdtemp(prefix="orchestrator-demo-"))
     port = port or free_port()
-    if not verbose:
-        quiet_logs()
     settings = Settings(
         database_url=database_url or f"sqlite:///{workdir / 'demo.db'}", port=port,
         public_base_url=f"http://127.0.0.1:{port}", simulated_clock=True,
@@ -230,7 +243,8 @@ def run_demo(customers: int = 2000, seed: int = 7, database_url: str | None = No
     from orchestrator.api.app import create_app
 
     started = time.monotonic()
-    with serve_in_thread(create_app(settings), port=port) as url, httpx.Client(base_url=url, timeout=120) as api:
+    with quiet_logs(verbose), serve_in_thread(create_app(settings), port=port) as url, \
+            httpx.Client(base_url=url, timeout=120) as api:
         Demo(api, settings, customers, seed).play()
         report = api.get("/v1/kpis", params={"group_by": ["journey", "channel"], "include": "customers"}).json()
         # Retention needs customers active before its period (on day 0 there are none): from day 1 on.

@@ -21,6 +21,7 @@ from orchestrator.conversations.keywords import REPLY_TEMPLATES, Keyword, classi
 from orchestrator.conversations.nps import nps_score
 from orchestrator.engine.enrollments import react_to_event
 from orchestrator.customers.identity import customer_ids, lock_customers
+from orchestrator.customers.timezones import infer_timezone
 from orchestrator.runtime import Runtime
 from orchestrator.storage.feedback_models import Conversation, InboundMessage, NpsResponse
 from orchestrator.storage.models import Customer, Event, Message
@@ -61,6 +62,7 @@ async def sender(session: AsyncSession, number: str, now: datetime) -> Customer:
     customer = (await lock_customers(session, {user_id}))[user_id]
     if customer.phone is None and customer.whatsapp is None:
         customer.phone = number
+        infer_timezone(customer)  # a stranger's number is all we know of where they are
     return customer
 
 

@@ -39,6 +39,7 @@ class Customer(SQLModel, table=True):
     whatsapp: str | None = Field(default=None, max_length=32)
     locale: str | None = Field(default=None, max_length=35)
     timezone: str | None = Field(default=None, max_length=64)
+    timezone_source: str | None = Field(default=None, max_length=16)  # a TimezoneSource; None: unknown (UTC)
     traits: dict[str, Any] = _json()
     # Kept here (not only in conversations) because every WhatsApp send checks it.
     whatsapp_window_until: datetime | None = _timestamp(nullable=True)

@@ -181,7 +181,7 @@ def add_tooling_commands(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument("--customer", required=True, metavar="FILE", help="the customer: userId and traits")
     simulate.add_argument("--events", required=True, metavar="FILE", help="the customer's events, in time")
     simulate.add_argument("--locale", help="override the customer's locale, e.g. fr or zh-Hant")
-    simulate.add_argument("--start", metavar="ISO", help="when offsets count from (default 2026-03-02T09:00Z)")
+    simulate.add_argument("--start", metavar="ISO", help="when offsets count from (default 2026-03-02T17:00Z)")
     simulate.add_argument("--horizon", default="30d", metavar="DURATION",
                           help="how long after the last event to keep running (default 30d)")
     _common(simulate)

@@ -1,4 +1,4 @@
-"""quiet-hours holds on enrollments, simulated time kept in the database
+"""customer time zone source, quiet-hours holds on enrollments, simulated time kept in the database
 
 Revision ID: 0004
 Revises: 0003
@@ -24,6 +24,9 @@ def upgrade() -> None:
     sa.Column('now', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('timezone_source', sa.String(length=16), nullable=True))
+
     with op.batch_alter_table('enrollments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('held_by', sa.String(length=32), nullable=True))
         batch_op.add_column(sa.Column('held_at', sa.DateTime(timezone=True), nullable=True))
@@ -38,6 +41,9 @@ def downgrade() -> None:
         batch_op.drop_column('held_until')
         batch_op.drop_column('held_at')
         batch_op.drop_column('held_by')
+
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_column('timezone_source')
 
     op.drop_table('simulated_time')
     # ### end Alembic commands ###
