@@ -258,5 +258,6 @@ def run_demo(customers: int = 2000, seed: int = 7, database_url: str | None = No
           f"{time.monotonic() - started:.0f} s:\n\n{table}\n\n{LEGEND}\n\n"
           f"Holdout lift (GET /v1/kpis?journey=...): goal reached, messaged vs held out\n{lifts_text}\n")
     print(f"Database: {settings.database_url}. Open the API on it: DATABASE_URL={settings.database_url} "
-          f"ORCHESTRATOR_SIMULATED_CLOCK=true ./serve.sh, then http://127.0.0.1:8000/docs")
+          f"ORCHESTRATOR_SIMULATED_CLOCK=true ./serve.sh, then the console at http://127.0.0.1:8000/ "
+          f"or the API docs at http://127.0.0.1:8000/docs")
     return table + "\n" + lifts_text

@@ -30,6 +30,7 @@ def test_demo_plays_every_launch_journey_and_prints_kpis(capsys):
     assert "retention -" not in customers and "retention 100.0%" in customers
     assert "Holdout lift" in output and "sent: reached the provider" in output  # lift and legend
     assert lines[-1].startswith("Database: sqlite:///") and lines[-1].endswith("http://127.0.0.1:8000/docs")
+    assert "console at http://127.0.0.1:8000/ " in lines[-1]
 
 
 def test_demo_takes_a_port():
