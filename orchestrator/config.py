@@ -116,9 +116,7 @@ class Settings(BaseSettings):
                                    "ARRET", "ARRÊT", "ALTO", "BAJA", "退訂", "取消訂閱"]
     opt_in_keywords: list[str] = ["START", "YES", "UNSTOP", "OUI", "SI", "SÍ", "訂閱"]
     help_keywords: list[str] = ["HELP", "INFO", "AIDE", "AYUDA", "幫助"]
-    help_reply: str = "Orchestrator: reply STOP to unsubscribe, START to resubscribe. Msg & data rates may apply."
-    opt_out_reply: str = "You are unsubscribed and will receive no more messages. Reply START to resubscribe."
-    opt_in_reply: str = "You are subscribed again. Reply STOP to unsubscribe."
+    # Their answers are templates: templates/keyword-opt-out, keyword-opt-in, keyword-help.
     auto_replies_file: Path = PROJECT_ROOT / "templates" / "auto-replies.yaml"
 
     # Settling ambiguous sends (docs/send-safety.md). A message claimed for sending longer ago

@@ -31,8 +31,9 @@ class FileError:
 
 
 class FileLoadError(Exception):
-    def __init__(self, errors: list[FileError]) -> None:
+    def __init__(self, errors: list[FileError], unreadable: bool = False) -> None:
         self.errors = errors
+        self.unreadable = unreadable  # not the kind of file at all: unreadable, not YAML, not a mapping
         super().__init__("\n".join(str(e) for e in errors))
 
 
@@ -75,9 +76,10 @@ def read_yaml_mapping(text: str, path: Path, what: str) -> tuple[dict[str, Any],
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise FileLoadError([FileError(name, line, "", f"not valid YAML: {getattr(error, 'problem', error)}")]) from None
+        raise FileLoadError([FileError(name, line, "", f"not valid YAML: {getattr(error, 'problem', error)}")],
+                            unreadable=True) from None
     if not isinstance(source, dict) or node is None:
-        raise FileLoadError([FileError(name, 1, "", f"a {what} file is a YAML mapping")])
+        raise FileLoadError([FileError(name, 1, "", f"a {what} file is a YAML mapping")], unreadable=True)
     return source, line_index(node)
 
 

@@ -14,9 +14,9 @@ from orchestrator.channels.registry import ChannelRegistry
 from orchestrator.clock import Clock, SimulatedClock
 from orchestrator.config import Settings
 from orchestrator.conversations.auto_replies import AutoReplies
+from orchestrator.engine.simulated_time import resume_simulated_time
 from orchestrator.journeys.catalog import JourneyCatalog
-from orchestrator.journeys.live import publish, refresh_catalog
-from orchestrator.journeys.loader import load_directory
+from orchestrator.journeys.live import ReloadResult, apply_reload, publish, refresh_catalog
 from orchestrator.reports.loader import load_reports
 from orchestrator.runtime import Runtime
 from orchestrator.storage.database import create_engine, session_factory
@@ -24,6 +24,7 @@ from orchestrator.storage.migrate import ensure_schema_current, upgrade_to_head
 from orchestrator.storage.models import JourneyVersion
 from orchestrator.templating.budget import RenderBudget
 from orchestrator.templating.store import TemplateStore
+from orchestrator.tooling.service_checks import load_checked_directory
 
 log = logging.getLogger("orchestrator")
 
@@ -38,7 +39,7 @@ def make_clock(settings: Settings) -> Clock:
 async def load_journeys(runtime: Runtime) -> JourneyCatalog:
     """Load journey files at start-up, publish their versions, and compile every version an
     enrollment may still be on. A bad file is reported and skipped; the others load."""
-    report = load_directory(runtime.settings.journeys_dir)
+    report = load_checked_directory(runtime.settings.journeys_dir, runtime.templates)
     catalog = JourneyCatalog(errors=report.errors)
     runtime.catalog = catalog
     async with runtime.sessions() as session, session.begin():
@@ -55,6 +56,12 @@ async def load_journeys(runtime: Runtime) -> JourneyCatalog:
         log.error("journey not loaded: %s", error)
     log.info("journeys loaded: %s", ", ".join(f"{j.id}@{j.version}" for j in catalog.current.values()) or "none")
     return catalog
+
+
+async def reload_journeys(runtime: Runtime) -> ReloadResult:
+    """`POST /v1/journeys/reload` and SIGHUP: the files again, with the checks of start-up;
+    any error refuses the whole reload."""
+    return await apply_reload(runtime, load_checked_directory(runtime.settings.journeys_dir, runtime.templates))
 
 
 async def build_runtime(settings: Settings, channels: ChannelRegistry | None = None, clock: Clock | None = None) -> Runtime:
@@ -89,6 +96,7 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
         auto_replies=AutoReplies.load(settings.auto_replies_file),
         reports=load_reports(settings.reports_dir),
     )
+    await resume_simulated_time(runtime)
     runtime.catalog = await load_journeys(runtime)
     for problem in runtime.reports.errors:
         log.error("report not loaded: %s", problem)

@@ -25,7 +25,7 @@ from orchestrator.startup import build_runtime
 from tests.fresh_schema import FreshSchemas
 
 POSTGRES_ADMIN_URL = os.environ.get("ORCHESTRATOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # a Monday morning
+START = datetime(2026, 3, 2, 17, 0, tzinfo=timezone.utc)  # a Monday morning in California (09:00), evening in Europe
 
 
 def _postgres_available() -> str | None:

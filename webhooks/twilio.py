@@ -58,14 +58,17 @@ async def status_callback(request: Request, session: SessionDep, runtime: Runtim
         raise HTTPException(422, "MessageSid and MessageStatus are required")
     now = runtime.clock.now()
     async with session.begin():
-        # The same status for the same message twice is a replay: Twilio retries on timeouts.
-        if not await first_receipt(session, "twilio-status", f"{sid}:{status}", now):
-            return Response(status_code=204)
         message = await find_message_by_provider_id(session, sid)
         send_key = request.query_params.get(SEND_KEY_PARAMETER)
         if message is None and send_key:  # a crash kept us from storing the SID: the key names it
             message = await find_message_by_send_key(session, send_key)
         if message is None:
+            # Not known yet, as a rule: the provider answered the send, and its first callbacks
+            # came before the worker stored the provider's id. Answer "try again" (nothing is
+            # recorded), so a retrying sender brings it back instead of it being lost.
+            return Response(status_code=503, headers={"Retry-After": "1"})
+        # The same status for the same message twice is a replay: Twilio retries on timeouts.
+        if not await first_receipt(session, "twilio-status", f"{sid}:{status}", now):
             return Response(status_code=204)
         await record_status(session, message, source="twilio", status=status, now=now, provider_message_id=sid,
                             error_code=form.get("ErrorCode") or None, detail=form,

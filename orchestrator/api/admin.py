@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from orchestrator.clock import SimulatedClock
+from orchestrator.engine.simulated_time import advance_simulated_time
 from orchestrator.web.dependencies import RuntimeDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -30,15 +31,13 @@ async def read_clock(runtime: RuntimeDep) -> ClockState:
 
 @router.post("/clock/advance", response_model=ClockState)
 async def advance_clock(body: Advance, request: Request, runtime: RuntimeDep) -> ClockState:
-    """Move simulated time forward, then run the work that became due before answering:
-    the due steps and sends, then the KPI rollup refresh (simulated time passed its
-    interval too), so KPIs read right after show what the advance did."""
+    """Move simulated time forward, stopping at each due time on the way to run the work due
+    then (so every message carries the time it was due), then refresh the KPI rollups
+    (simulated time passed their interval too), so KPIs read right after show what it did."""
     if not isinstance(runtime.clock, SimulatedClock):
         raise HTTPException(409, "the clock is real; start with ORCHESTRATOR_SIMULATED_CLOCK=true to control it")
-    now = runtime.clock.advance(timedelta(seconds=body.seconds))
     loop = getattr(request.app.state, "worker_loop", None)
-    done = 0
+    now, done = await advance_simulated_time(runtime, timedelta(seconds=body.seconds), loop.drain if loop else None)
     if loop:
-        done = await loop.drain()
         await loop.refresh_kpi_rollups()
     return ClockState(now=now, simulated=True, work_done=done)

@@ -105,10 +105,10 @@ def reload_on_sighup(runtime: Runtime) -> None:
     import asyncio
     import signal
 
-    from orchestrator.journeys.live import reload_from_files
+    from orchestrator.startup import reload_journeys
 
     loop = asyncio.get_running_loop()
     try:
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_from_files(runtime)))
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_journeys(runtime)))
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
         pass

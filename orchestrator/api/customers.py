@@ -9,9 +9,10 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
-from orchestrator.clock import UtcDatetime
+from orchestrator.clock import UtcDatetime, utc
+from orchestrator.journeys.quiet_hours import describe_hold
 from orchestrator.storage.models import Customer, Enrollment, Message
-from orchestrator.vocabulary import MessageStatus
+from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/v1", tags=["customers and messages"])
@@ -62,6 +63,9 @@ class EnrollmentPublic(BaseModel):
     exit_reason: str | None
     goal_deadline: UtcDatetime | None
     converted_at: UtcDatetime | None
+    held_by: str | None = None
+    held_until: UtcDatetime | None = None
+    hold: str | None = None  # while a send step is held: "held by quiet hours until 08:00 America/Los_Angeles"
 
 
 class CustomerPublic(BaseModel):
@@ -73,6 +77,7 @@ class CustomerPublic(BaseModel):
     whatsapp: str | None
     locale: str | None
     timezone: str | None
+    timezone_source: str | None  # trait, phone, phone_country; null: unknown, quiet hours in UTC
     traits: dict[str, Any]
     created_at: UtcDatetime
     updated_at: UtcDatetime
@@ -99,8 +104,17 @@ async def get_customer(user_id: str, session: SessionDep) -> CustomerPublic:
         await session.exec(select(Message).where(Message.customer_id == customer.id).order_by(col(Message.id)))
     ).all()
     public = CustomerPublic.model_validate(customer)
-    public.enrollments = [EnrollmentPublic.model_validate(e) for e in enrollments]
+    public.enrollments = [_enrollment_public(e, customer.timezone) for e in enrollments]
     public.messages = [MessagePublic.model_validate(m) for m in messages]
+    return public
+
+
+def _enrollment_public(enrollment: Enrollment, zone: str | None) -> EnrollmentPublic:
+    public = EnrollmentPublic.model_validate(enrollment)
+    still_held = (enrollment.status == EnrollmentStatus.active and enrollment.held_until is not None
+                  and enrollment.due_at is not None and utc(enrollment.due_at) == utc(enrollment.held_until))
+    if still_held:
+        public.hold = describe_hold(utc(enrollment.held_until), zone)
     return public
 
 

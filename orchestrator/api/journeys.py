@@ -6,7 +6,8 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
 from sqlmodel import func, select
 
-from orchestrator.journeys.live import refresh_catalog, reload_from_files, set_paused
+from orchestrator.journeys.live import refresh_catalog, set_paused
+from orchestrator.startup import reload_journeys
 from orchestrator.storage.models import Enrollment, JourneyState, JourneyVersion
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
 
@@ -57,7 +58,7 @@ async def list_journeys(session: SessionDep, runtime: RuntimeDep) -> list[Journe
 @router.post("/reload", response_model=ReloadAnswer)
 async def reload(runtime: RuntimeDep) -> ReloadAnswer:
     """Re-read `journeys/`; an invalid change is refused (422) and the old versions keep running."""
-    result = await reload_from_files(runtime)
+    result = await reload_journeys(runtime)
     answer = ReloadAnswer(applied=result.applied, versions=result.versions,
                           errors=[e.__dict__ | {"text": str(e)} for e in result.errors])
     if not result.applied:

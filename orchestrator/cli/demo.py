@@ -5,16 +5,24 @@ then plays the launch journeys for a few thousand synthetic customers through th
 API: sign-ups, abandoned carts, orders (some before the reminder, some after it), STOP
 replies, e-mail engagement reported the way SendGrid reports it, deliveries and NPS
 answers. Status callbacks come from the fake Twilio, signed, to our webhooks. At the end it
-prints the KPI table per journey and channel, as `GET /v1/kpis` computes it.
+prints the KPI table per journey and channel, as `GET /v1/kpis` computes it, with a legend,
+the holdout lift of each journey, and where the database is kept.
+
+Quiet by default (a progress bar, then the results): the request logs of the service and
+its clients would bury the table. `--verbose` shows them.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import random
+import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -29,6 +37,25 @@ LOCALES = ["en", "fr", "es", "zh-Hant"]
 ZONES = ["Europe/Paris", "America/New_York", "Asia/Taipei", "America/Mexico_City"]
 START = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)  # a Monday morning
 HOUR = 3600
+STAGES = 8  # clock advances in `Demo.play`, for the progress bar
+SETTLE_SECONDS = 60  # the longest the demo waits for the last status callbacks
+
+
+class Progress:
+    """One line that fills as the demo plays (a line per stage when not on a terminal)."""
+
+    def __init__(self, total: int, stream=None) -> None:
+        self.total, self.done, self.stream = total, 0, stream or sys.stdout
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        filled = round(20 * self.done / self.total)
+        line = f"  [{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total} {label}"
+        if self.stream.isatty():
+            self.stream.write("\r" + line.ljust(100)[:100] + ("\n" if self.done == self.total else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
 
 
 class Demo:
@@ -36,6 +63,7 @@ class Demo:
         self.api, self.settings, self.count, self.rng = api, settings, customers, random.Random(seed)
         self.ids = [f"demo-{i}" for i in range(customers)]
         self.phones: dict[str, str] = {}
+        self.progress = Progress(STAGES)
 
     def batch(self, calls: list[dict]) -> None:
         for first in range(0, len(calls), 500):
@@ -44,7 +72,8 @@ class Demo:
 
     def advance(self, seconds: float, label: str) -> None:
         self.api.post("/v1/admin/clock/advance", json={"seconds": seconds}, timeout=600).raise_for_status()
-        print(f"  +{seconds / HOUR:g} h  {label}")
+        jump = f"+{seconds / 60:g} min" if seconds < HOUR else f"+{seconds / HOUR:g} h"
+        self.progress.step(f"{jump}  {label}")
 
     def inbound(self, user_id: str, body: str, n: int) -> None:
         url = self.settings.public_base_url + "/webhooks/twilio/inbound"
@@ -116,9 +145,23 @@ class Demo:
                 self.inbound(user, str(self.rng.choice([10, 10, 9, 9, 8, 7, 6, 3, 9, 10])), 100000 + n)
         self.advance(HOUR, "NPS answers")
         self.email_engagement()  # the post-purchase e-mails too (replayed events count once)
+        self.settle()
         # KPI reads only read: the worker's rollup refresh, due after any advance, counts
         # these last webhooks in.
         self.advance(60, "KPI rollups refreshed")
+
+    def settle(self) -> None:
+        """Wait for the fake Twilio's last status callbacks: until no SMS or WhatsApp message is
+        left at `sent`, or nothing changed for a while."""
+        deadline, last, unchanged_since = time.monotonic() + SETTLE_SECONDS, None, time.monotonic()
+        while time.monotonic() < deadline:
+            waiting = sum(self.api.get("/v1/messages", params={"channel": channel, "status": "sent", "limit": 1})
+                          .json()["total"] for channel in ("sms", "whatsapp"))
+            if waiting == 0 or time.monotonic() - unchanged_since > 10:
+                return
+            if waiting != last:
+                last, unchanged_since = waiting, time.monotonic()
+            time.sleep(0.5)
 
     def order(self, users: list[str]) -> None:
         self.batch([{"type": "track", "userId": u, "event": "Order Completed", "messageId": f"order-{u}",
@@ -132,7 +175,8 @@ def kpi_table(report: dict) -> str:
                ("click", "click_rate", "{:.1f}%"), ("reply", "reply_rate", "{:.1f}%"),
                ("opt-out", "opt_out_rate", "{:.1f}%"), ("conv.", "conversions", "{}"),
                ("conv. rate", "conversion_rate", "{:.1f}%"), ("revenue", "revenue", "{:,.2f}"),
-               ("AOV", "average_order_value", "{:,.2f}")]
+               ("AOV", "average_order_value", "{:,.2f}"), ("cost", "cost", "{:,.2f}"),
+               ("CPA", "cost_per_acquisition", "{:,.2f}")]
     lines = [[title for title, _, _ in columns]]
     for row in report["rows"]:
         lines.append([("-" if row.get(key) is None else fmt.format(row[key])) for _, key, fmt in columns])
@@ -149,9 +193,53 @@ def kpi_table(report: dict) -> str:
     return text
 
 
-def run_demo(customers: int = 2000, seed: int = 7, database_url: str | None = None) -> str:
+LEGEND = """\
+sent: reached the provider; delivered: delivered / sent; open, click: of delivered e-mails;
+reply, opt-out, conv. rate: replies, opt-outs, credited orders per recipient; conv.: orders
+credited (last touch) to the journey's messages; revenue, AOV: of those orders; cost: the
+provider's price (the fake Twilio prices SMS and WhatsApp; e-mail has none); CPA: cost / conv.;
+'-': no denominator. Customers: CLV = AOV x orders per year x lifespan; retention: customers
+active at the end of day 1 still active at the end (day 1 has no earlier customers to keep);
+NPS: % promoters - % detractors."""
+
+
+def lift_lines(lifts: list[dict]) -> list[str]:
+    lines = []
+    for lift in lifts:
+        treatment, holdout = lift["treatment"], lift["holdout"]
+        if not holdout["enrollments"]:
+            lines.append(f"  {lift['journey']}: no holdout group (a journey's `holdout:` key sets one)")
+            continue
+        interval = "" if lift["ci_low"] is None else f" (95 % CI {lift['ci_low']:+.1f} to {lift['ci_high']:+.1f})"
+        lines.append(f"  {lift['journey']}: {treatment['conversion_rate']:.1f}% of {treatment['enrollments']} messaged vs "
+                     f"{holdout['conversion_rate']:.1f}% of {holdout['enrollments']} held out: "
+                     f"lift {lift['lift']:+.1f} points{interval}")
+    return lines
+
+
+QUIETED = ("", "httpx", "httpcore", "uvicorn", "uvicorn.access", "orchestrator", "apscheduler")
+
+
+@contextmanager
+def quiet_logs(verbose: bool) -> Iterator[None]:
+    """The service, its worker and the clients log every request at INFO: thousands of lines.
+    Only errors show while the demo plays; the levels are restored after it."""
+    loggers = [logging.getLogger(name) for name in QUIETED]
+    levels = [logger.level for logger in loggers]
+    if not verbose:
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def run_demo(customers: int = 2000, seed: int = 7, database_url: str | None = None, port: int | None = None,
+             verbose: bool = False) -> str:
     workdir = Path(tempfile.mkdtemp(prefix="orchestrator-demo-"))
-    port = free_port()
+    port = port or free_port()
     settings = Settings(
         database_url=database_url or f"sqlite:///{workdir / 'demo.db'}", port=port,
         public_base_url=f"http://127.0.0.1:{port}", simulated_clock=True,
@@ -161,11 +249,21 @@ def run_demo(customers: int = 2000, seed: int = 7, database_url: str | None = No
 
     started = time.monotonic()
     app = create_app(settings)
-    with serve_in_thread(app, port=port) as url, httpx.Client(base_url=url, timeout=120) as api:
+    with quiet_logs(verbose), serve_in_thread(app, port=port) as url, httpx.Client(base_url=url, timeout=120) as api:
         # The started service's settings carry the secrets it generated (the fakes' credentials).
         Demo(api, app.state.runtime.settings, customers, seed).play()
         report = api.get("/v1/kpis", params={"group_by": ["journey", "channel"], "include": "customers"}).json()
+        # Retention needs customers active before its period (on day 0 there are none): from day 1 on.
+        later = api.get("/v1/kpis", params={"include": "customers", "from": (START + timedelta(days=1)).isoformat()})
+        report["customers"]["retention_rate"] = later.json()["customers"]["retention_rate"]
+        journeys = sorted({row["journey"] for row in report["rows"] if row.get("journey")})
+        lifts = [api.get("/v1/kpis", params={"journey": journey}).json()["lift"] for journey in journeys]
     table = kpi_table(report)
+    lifts_text = "\n".join(lift_lines([lift for lift in lifts if lift]))
     print(f"\nKPIs per journey and channel (GET /v1/kpis?group_by=journey&group_by=channel), "
-          f"{time.monotonic() - started:.0f} s:\n\n{table}\n\nDatabase kept at {settings.database_url}")
-    return table
+          f"{time.monotonic() - started:.0f} s:\n\n{table}\n\n{LEGEND}\n\n"
+          f"Holdout lift (GET /v1/kpis?journey=...): goal reached, messaged vs held out\n{lifts_text}\n")
+    print(f"Database: {settings.database_url}. Open the API on it: DATABASE_URL={settings.database_url} "
+          f"ORCHESTRATOR_SIMULATED_CLOCK=true ./serve.sh, then the console at http://127.0.0.1:8000/ "
+          f"or the API docs at http://127.0.0.1:8000/docs")
+    return table + "\n" + lifts_text

@@ -123,7 +123,8 @@ def _schema(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from orchestrator.cli.demo import run_demo
 
-    run_demo(customers=args.customers, seed=args.seed, database_url=args.database_url)
+    run_demo(customers=args.customers, seed=args.seed, database_url=args.database_url, port=args.port,
+             verbose=args.verbose)
     return 0
 
 
@@ -140,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--customers", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary folder")
+    demo.add_argument("--port", type=int, default=None, help="where the demo's service listens (default: a free port)")
+    demo.add_argument("--verbose", action="store_true", help="show the service's and the clients' logs")
     demo.set_defaults(handler=_demo)
 
     worker = commands.add_parser("worker", help="run only the worker loop (journeys and dispatch)")

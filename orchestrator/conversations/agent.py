@@ -17,14 +17,22 @@ class ReplyRefused(Exception):
     pass
 
 
+def conversational_reply_refusal(channel: Channel, permissions: SendPermissions, now: datetime) -> str | None:
+    """Why no reply (an agent's or an automatic one) may go to this customer now, if it may not.
+
+    A conversational reply needs no marketing opt-in, but STOP still means stop, and WhatsApp
+    free-form text is only allowed inside the 24-hour window."""
+    if permissions.consents.get(channel.value) == OPTED_OUT:
+        return f"the customer opted out of {channel.value}"
+    if channel == Channel.whatsapp:
+        return whatsapp_window_refusal(permissions, {}, now)
+    return None
+
+
 def agent_reply(conversation: Conversation, customer: Customer, permissions: SendPermissions, body: str,
                 agent: str | None, now: datetime) -> Message:
-    """A conversational reply needs no marketing opt-in, but STOP still means stop, and
-    WhatsApp free-form text is only allowed inside the 24-hour window."""
     channel = Channel(conversation.channel)
-    if permissions.consents.get(channel.value) == OPTED_OUT:
-        raise ReplyRefused(f"the customer opted out of {channel.value}")
-    if channel == Channel.whatsapp and (refusal := whatsapp_window_refusal(permissions, {}, now)):
+    if refusal := conversational_reply_refusal(channel, permissions, now):
         raise ReplyRefused(refusal)
     to = address_for(customer, channel)
     if not to:

@@ -8,16 +8,19 @@ matches, or waits for an agent.
 
 from __future__ import annotations
 
-import re
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.conversations.keywords import Keyword, classify
-from orchestrator.customers.consent import OPTED_IN, OPTED_OUT, record_consent
+from orchestrator.conversations.agent import conversational_reply_refusal
+from orchestrator.conversations.keywords import REPLY_TEMPLATES, Keyword, classify, keyword_locale
+from orchestrator.conversations.nps import nps_score
+from orchestrator.customers.consent import OPTED_IN, OPTED_OUT, load_permissions, record_consent
 from orchestrator.customers.identity import customer_ids, lock_customers
+from orchestrator.customers.timezones import infer_timezone
 from orchestrator.engine.enrollments import react_to_event
 from orchestrator.runtime import Runtime
 from orchestrator.storage.feedback_models import Conversation, InboundMessage, NpsResponse
@@ -26,9 +29,10 @@ from orchestrator.storage.queries import insert_ignoring_conflict
 from orchestrator.templating.render import RenderError, render_message
 from orchestrator.vocabulary import Channel, MessageStatus, SendKey
 
+log = logging.getLogger("orchestrator.inbound")
+
 WHATSAPP_WINDOW = timedelta(hours=24)
 REPLY_EVENT = "reply"
-_SCORE = re.compile(r"^\s*(10|[0-9])\s*[.!]?\s*$")
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,6 @@ class InboundOutcome:
     conversation_id: int | None = None
 
 
-def nps_score(body: str) -> int | None:
-    match = _SCORE.match(body)
-    return int(match.group(1)) if match else None
-
-
 async def sender(session: AsyncSession, number: str, now: datetime) -> Customer:
     """The customer with this number, locked; a stranger becomes a customer named by it."""
     known = (await session.exec(select(Customer.user_id).where(
@@ -63,6 +62,7 @@ async def sender(session: AsyncSession, number: str, now: datetime) -> Customer:
     customer = (await lock_customers(session, {user_id}))[user_id]
     if customer.phone is None and customer.whatsapp is None:
         customer.phone = number
+        infer_timezone(customer)  # a stranger's number is all we know of where they are
     return customer
 
 
@@ -92,12 +92,10 @@ async def receive_inbound(session: AsyncSession, runtime: Runtime, inbound: Inbo
     if keyword is not None:
         row.handled_by = "keyword"
         evidence = {"body": inbound.body, "message_sid": inbound.provider_message_id, "from": inbound.from_number}
-        if keyword is Keyword.help:
-            return InboundOutcome(settings.help_reply, "keyword", customer_id=customer.id)
-        status = OPTED_OUT if keyword is Keyword.opt_out else OPTED_IN
-        await record_consent(session, customer.id, inbound.channel, status, f"{inbound.channel}_keyword", now, evidence)
-        reply = settings.opt_out_reply if keyword is Keyword.opt_out else settings.opt_in_reply
-        return InboundOutcome(reply, "keyword", customer_id=customer.id)
+        if keyword is not Keyword.help:
+            status = OPTED_OUT if keyword is Keyword.opt_out else OPTED_IN
+            await record_consent(session, customer.id, inbound.channel, status, f"{inbound.channel}_keyword", now, evidence)
+        return InboundOutcome(_keyword_reply(runtime, keyword, customer, inbound.body), "keyword", customer_id=customer.id)
 
     conversation = await conversation_for(session, customer, inbound.channel, now)
     row.conversation_id = conversation.id
@@ -106,6 +104,16 @@ async def receive_inbound(session: AsyncSession, runtime: Runtime, inbound: Inbo
     row.handled_by = handled_by
     conversation.status = "waiting_for_agent" if handled_by is None else "open"
     return InboundOutcome(reply, handled_by, customer_id=customer.id, conversation_id=conversation.id)
+
+
+def _keyword_reply(runtime: Runtime, keyword: Keyword, customer: Customer, body: str) -> str | None:
+    """The confirmation or help text, in the customer's locale, else in the keyword's language."""
+    locale = customer.locale or keyword_locale(body)
+    try:
+        return render_message(runtime.templates, REPLY_TEMPLATES[keyword], locale, {"customer": {"locale": locale}}).body
+    except RenderError as error:  # the consent is recorded all the same; only the text is missing
+        log.error("no reply to the %s keyword: %s", keyword.value, error)
+        return None
 
 
 async def _answer(session: AsyncSession, runtime: Runtime, customer: Customer, conversation: Conversation,
@@ -118,15 +126,20 @@ async def _answer(session: AsyncSession, runtime: Runtime, customer: Customer, c
     reaction = await react_to_event(session, runtime, customer, Event(
         id=event_id, name=REPLY_EVENT, properties=properties, customer_id=customer.id, type="inbound",
         message_id=f"inbound:{inbound.provider_message_id}", timestamp=now, received_at=now))
+    answered_survey = False
     for enrollment, node in reaction.woken:
         if node.nps and score is not None:
             session.add(NpsResponse(customer_id=customer.id, enrollment_id=enrollment.id, journey_id=enrollment.journey_id,
                                     inbound_message_id=row.id, score=score, received_at=now))
-    if reaction.woken:
-        return "journey", None
+        answered_survey = answered_survey or node.nps
+    if reaction.woken:  # a survey answer with no score in it is said so, not silently dropped
+        return ("nps_no_score" if answered_survey and score is None else "journey"), None
     rule = runtime.auto_replies.match(inbound.body, customer.locale, runtime.settings.default_locale)
     if rule is None:
         return None, None
+    permissions = (await load_permissions(session, [customer]))[customer.id]
+    if conversational_reply_refusal(Channel(inbound.channel), permissions, now):
+        return None, None  # the same rule as for agents: after STOP, not even an automatic answer
     try:
         rendered = render_message(runtime.templates, rule.template, customer.locale, {"customer": {"locale": customer.locale}})
     except RenderError:

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.customers.timezones import TimezoneSource, infer_timezone
 from orchestrator.storage.models import Customer
 from orchestrator.storage.queries import any_of, insert_many_ignoring_conflict
 
@@ -54,5 +55,8 @@ def apply_traits(customer: Customer, traits: dict, now: datetime) -> None:
     for name in TYPED_TRAITS:
         if name in traits:
             setattr(customer, name, traits[name])
+    if "timezone" in traits:  # a zone said outright wins over one guessed from the number; null forgets it
+        customer.timezone_source = TimezoneSource.trait if traits["timezone"] else None
+    infer_timezone(customer)
     customer.traits = {**customer.traits, **traits}
     customer.updated_at = now

@@ -21,17 +21,19 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.clock import utc
+from orchestrator.journeys.quiet_hours import describe_hold
 from orchestrator.storage.feedback_models import Consent, Conversion, InboundMessage, MessageStatusEvent
-from orchestrator.storage.models import Enrollment, Event, Message
+from orchestrator.storage.models import Customer, Enrollment, Event, Message
 from orchestrator.vocabulary import MessageStatus
 
-KINDS = ("track", "identify", "inbound", "consent", "enrollment_entered", "message_created", "message_skipped",
+KINDS = ("track", "identify", "inbound", "consent", "enrollment_entered", "enrollment_held", "message_created", "message_skipped",
          "message_sent", "message_failed", "message_status", "enrollment_converted", "conversion",
          "enrollment_ended")
 _RANK = {kind: rank for rank, kind in enumerate(KINDS)}
 _RANK["identify"] = _RANK["track"]  # both are "the customer's own event"
 KEYWORD_NAMES = {"opt_out": "opt-out keyword", "opt_in": "opt-in keyword", "help": "help keyword"}
-HANDLERS = {"auto_reply": "answered automatically", "journey": "a journey's reply", "agent": "answered by an agent"}
+HANDLERS = {"auto_reply": "answered automatically", "journey": "a journey's reply", "agent": "answered by an agent",
+            "nps_no_score": "an answer to an NPS survey with no score 0-10 in it: no score recorded"}
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,12 @@ def _entered(e: Enrollment) -> TimelineEntry:
     holdout = " in the holdout group (never messaged)" if e.holdout else ""
     return _enrollment_entry("enrollment_entered", e.entered_at, e,
                              f"entered journey {e.journey_id} (version {e.journey_version}){holdout}")
+
+
+def _held(row: tuple[Enrollment, str | None]) -> TimelineEntry:
+    e, zone = row
+    return _enrollment_entry("enrollment_held", e.held_at, e,
+                             f"journey {e.journey_id} {describe_hold(utc(e.held_until), zone)}")
 
 
 def _converted(e: Enrollment) -> TimelineEntry:
@@ -174,6 +182,9 @@ def _sources(customer_id: int) -> list[_Source]:
                 InboundMessage.received_at, InboundMessage.id, _inbound),
         _Source(select(Consent).where(Consent.customer_id == customer_id), Consent.recorded_at, Consent.id, _consent),
         _Source(enrollments, Enrollment.entered_at, Enrollment.id, _entered),
+        _Source(select(Enrollment, Customer.timezone).join(Customer, col(Customer.id) == col(Enrollment.customer_id))
+                .where(Enrollment.customer_id == customer_id, col(Enrollment.held_at).is_not(None)),
+                Enrollment.held_at, Enrollment.id, _held),
         _Source(enrollments.where(col(Enrollment.converted_at).is_not(None)), Enrollment.converted_at, Enrollment.id,
                 _converted),
         _Source(enrollments.where(col(Enrollment.ended_at).is_not(None)), Enrollment.ended_at, Enrollment.id, _ended),

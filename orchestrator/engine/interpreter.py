@@ -56,6 +56,7 @@ class Advance:
     due_at: datetime | None = None
     waiting_for: str | None = None
     exit_reason: str | None = None
+    held_by: str | None = None  # what holds a send step until `due_at` ("quiet_hours"), if anything
     sends: list[Node] = field(default_factory=list)
     trace: list[TraceEntry] = field(default_factory=list)
 
@@ -102,7 +103,7 @@ def advance(journey: CompiledJourney, cursor: str | None, facts: Facts, now: dat
                 return result
             hold_until = _quiet_hours_hold(journey, node, facts, now)
             if hold_until is not None:
-                result.cursor, result.due_at = node.id, hold_until
+                result.cursor, result.due_at, result.held_by = node.id, hold_until, "quiet_hours"
                 result.trace.append(TraceEntry(node.id, "quiet_hours", f"held until {hold_until.isoformat()}"))
                 return result
             result.sends.append(node)

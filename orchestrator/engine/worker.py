@@ -50,7 +50,8 @@ log = logging.getLogger("orchestrator.worker")
 # 200 enrollments takes a few milliseconds and never yields).
 _YIELD_AFTER_SECONDS = 0.02
 
-_PROGRESS_COLUMNS = ("status", "cursor", "waiting_for", "due_at", "exit_reason", "ended_at")
+_PROGRESS_COLUMNS = ("status", "cursor", "waiting_for", "due_at", "exit_reason", "ended_at", "held_by", "held_at",
+                     "held_until")
 
 
 @dataclass(slots=True)
@@ -72,6 +73,9 @@ class DueEnrollment:
     trigger_event_id: int | None
     context: dict[str, Any]
     holdout: bool
+    held_by: str | None
+    held_at: datetime | None
+    held_until: datetime | None
 
 
 _ENROLLMENTS = Enrollment.__table__
@@ -182,6 +186,8 @@ def _advance_one(runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, 
         end_enrollment(enrollment, EnrollmentStatus.failed, describe_error(error), now)
         return []
     enrollment.cursor, enrollment.waiting_for, enrollment.due_at = result.cursor, result.waiting_for, result.due_at
+    if result.held_by:
+        enrollment.held_by, enrollment.held_at, enrollment.held_until = result.held_by, scheduled, result.due_at
     if result.status != EnrollmentStatus.active:
         end_enrollment(enrollment, result.status, result.exit_reason, now)
     return [m.as_row() for m in messages]

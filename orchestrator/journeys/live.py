@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.journeys.loader import JourneyError, LoadReport, load_directory
+from orchestrator.journeys.loader import JourneyError, LoadReport
 from orchestrator.storage.models import Enrollment, JourneyState, JourneyVersion
 from orchestrator.storage.queries import insert_ignoring_conflict, insert_many_ignoring_conflict
 from orchestrator.vocabulary import EnrollmentStatus
@@ -74,9 +74,8 @@ async def load_missing_version(runtime, journey_id: str, version: str):
     return runtime.catalog.add_version(journey_id, version, row.source) if row else None
 
 
-async def reload_from_files(runtime) -> ReloadResult:
-    """Validate every file first; any error refuses the whole reload and nothing changes."""
-    report = load_directory(runtime.settings.journeys_dir)
+async def apply_reload(runtime, report: LoadReport) -> ReloadResult:
+    """Publish a reload whose every file was checked; any error refuses it and nothing changes."""
     if report.errors:
         for error in report.errors:
             log.error("reload refused: %s", error)

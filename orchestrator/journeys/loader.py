@@ -58,7 +58,7 @@ def load_file(path: Path) -> LoadedJourney:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise JourneyLoadError([JourneyError(str(path), None, "", f"cannot read: {error.strerror}")]) from None
+        raise JourneyLoadError([JourneyError(str(path), None, "", f"cannot read: {error.strerror}")], unreadable=True) from None
     return parse_journey(text, path)
 
 

@@ -44,3 +44,10 @@ def _zone(name: str | None) -> ZoneInfo:
         return ZoneInfo(name or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
         return ZoneInfo("UTC")
+
+
+def describe_hold(until: datetime, zone_name: str | None) -> str:
+    """How a person reads a quiet-hours hold: "held by quiet hours until 08:00 America/Los_Angeles"."""
+    zone = _zone(zone_name)
+    local = until.astimezone(zone)
+    return f"held by quiet hours until {local:%H:%M} {zone.key}"

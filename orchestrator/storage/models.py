@@ -39,6 +39,7 @@ class Customer(SQLModel, table=True):
     whatsapp: str | None = Field(default=None, max_length=32)
     locale: str | None = Field(default=None, max_length=35)
     timezone: str | None = Field(default=None, max_length=64)
+    timezone_source: str | None = Field(default=None, max_length=16)  # a TimezoneSource; None: unknown (UTC)
     traits: dict[str, Any] = _json()
     # Kept here (not only in conversations) because every WhatsApp send checks it.
     whatsapp_window_until: datetime | None = _timestamp(nullable=True)
@@ -119,6 +120,10 @@ class Enrollment(SQLModel, table=True):
     trigger_event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     context: dict[str, Any] = _json()  # the trigger event's properties
     holdout: bool = False  # in the journey's control group: enrolled, never messaged
+    # The last hold of a send step (quiet hours), kept after it passes so the timeline can tell it.
+    held_by: str | None = Field(default=None, max_length=32)
+    held_at: datetime | None = _timestamp(nullable=True)
+    held_until: datetime | None = _timestamp(nullable=True)
     goal_deadline: datetime | None = _timestamp(nullable=True)
     converted_at: datetime | None = _timestamp(nullable=True)
     conversion_event_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
@@ -174,3 +179,13 @@ class Message(SQLModel, table=True):
     first_clicked_at: datetime | None = _timestamp(nullable=True)
     conversation_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     updated_at: datetime = _timestamp()
+
+
+class SimulatedTime(SQLModel, table=True):
+    """Where simulated time stands (one row), so a restart resumes it instead of jumping back
+    to the wall clock while the database already holds rows stamped in the simulated future."""
+
+    __tablename__ = "simulated_time"
+
+    id: int = Field(default=1, primary_key=True)
+    now: datetime = _timestamp()

@@ -49,6 +49,8 @@ def run_validate(args: argparse.Namespace) -> int:
     report = validate([Path(p) for p in args.paths], journeys, templates, locale)
     output = format_json(report.findings) if args.format == "json" else format_human(report.findings, report.summary)
     sys.stdout.write(output)
+    if report.unusable_input:  # the README's exit codes: 2 is input that cannot be used at all
+        return BAD_INPUT
     return PROBLEMS if has_errors(report.findings) else OK
 
 
@@ -179,7 +181,7 @@ def add_tooling_commands(commands: argparse._SubParsersAction) -> None:
     simulate.add_argument("--customer", required=True, metavar="FILE", help="the customer: userId and traits")
     simulate.add_argument("--events", required=True, metavar="FILE", help="the customer's events, in time")
     simulate.add_argument("--locale", help="override the customer's locale, e.g. fr or zh-Hant")
-    simulate.add_argument("--start", metavar="ISO", help="when offsets count from (default 2026-03-02T09:00Z)")
+    simulate.add_argument("--start", metavar="ISO", help="when offsets count from (default 2026-03-02T17:00Z)")
     simulate.add_argument("--horizon", default="30d", metavar="DURATION",
                           help="how long after the last event to keep running (default 30d)")
     _common(simulate)

@@ -32,6 +32,7 @@ class ValidationReport:
     findings: list[Finding]
     journeys: int
     templates: int
+    unusable_input: bool = False  # a path that does not exist, a file that cannot be read or parsed
 
     @property
     def summary(self) -> str:
@@ -74,11 +75,17 @@ def validate(paths: list[Path], journeys_dir: Path, templates_dir: Path, default
     store = TemplateStore.load(targets.templates_dir, default_locale)
     findings += check_store(store)
     seen: dict[str, Path] = {}
+    # Exit code 2 (README) is for input that cannot be used at all: a path that does not exist,
+    # or a file named on the command line that cannot be read or parsed. A broken file found
+    # in a directory is one of its problems (1), reported with the others.
+    unusable = bool(targets.missing)
+    named = {path for path in paths if path.is_file()}
     for path in dict.fromkeys(targets.journey_files):
         try:
             journey = read_journey(path)
         except JourneyLoadError as error:
             findings += [Finding(ERROR, e.file, e.line, e.key, e.message) for e in error.errors]
+            unusable = unusable or (error.unreadable and path in named)
             continue
         if journey.id in seen:
             findings.append(Finding(ERROR, str(path), journey.line(("id",)), "id",
@@ -87,7 +94,8 @@ def validate(paths: list[Path], journeys_dir: Path, templates_dir: Path, default
         seen[journey.id] = path
         findings += check_journey(journey, store)
     template_count = sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
-    return ValidationReport(sort_findings(findings), len(dict.fromkeys(targets.journey_files)), template_count)
+    return ValidationReport(sort_findings(findings), len(dict.fromkeys(targets.journey_files)), template_count,
+                            unusable_input=unusable)
 
 
 def check_journey(journey: JourneySource, store: TemplateStore) -> list[Finding]:

@@ -96,6 +96,31 @@ async def test_an_invalid_change_is_refused_and_the_old_version_keeps_running(cl
     assert len(await messages_of(client, "late")) == 1
 
 
+async def test_a_reload_runs_the_checks_of_validate(client, journeys_dir):
+    before = (await journeys(client))["drip"]["current_version"]
+    (journeys_dir / "drip.yaml").write_text(DRIP_V1.replace("template: nps-question", "template: no-such-template", 1))
+    refused = await client.post("/v1/journeys/reload")
+    assert refused.status_code == 422
+    [error] = refused.json()["detail"]["errors"]
+    assert error["file"].endswith("drip.yaml") and "no-such-template" in error["message"]
+    assert (await journeys(client))["drip"]["current_version"] == before
+
+
+async def test_start_up_refuses_a_journey_validate_rejects_and_logs_warnings(database_url, journeys_dir, caplog):
+    (journeys_dir / "drip.yaml").write_text(DRIP_V1.replace("template: nps-question", "template: no-such-template", 1))
+    (journeys_dir / "trailing.yaml").write_text(
+        "id: trailing\ntrigger: {event: Started}\nsteps:\n  - id: hello\n    send: {channel: sms, template: nps-question}\n"
+        "  - id: linger\n    wait: 1h\n")
+    await _reset(database_url)
+    runtime = await build_runtime(make_settings(database_url, journeys_dir=journeys_dir), clock=SimulatedClock(START))
+    try:
+        assert set(runtime.catalog.current) == {"welcome", "trailing"}  # a warning loads; an error refuses the file
+        assert any("drip.yaml" in str(e) and "no-such-template" in str(e) for e in runtime.catalog.errors)
+        assert any("trailing" in r.message and "warning" in r.message for r in caplog.records)
+    finally:
+        await runtime.aclose()
+
+
 async def test_pause_holds_at_the_next_send_and_resume_releases(client, drain):
     await identify(client, "ida", phone="+14155550312", sms_opt_in=True)
     await identify(client, "ben", phone="+14155550313", sms_opt_in=True)

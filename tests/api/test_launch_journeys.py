@@ -112,7 +112,7 @@ async def test_abandoned_cart_in_traditional_chinese_is_ucs2(client, drain):
     await identify(client, "wen", phone="+886912345678", sms_opt_in=True, locale="zh-Hant")
     await track(client, "wen", "Cart Abandoned")
     await drain()
-    await advance(client, HOUR)
+    await advance(client, 8 * HOUR)  # 01:00 in Taipei, wen's zone by her number: the SMS waits for 08:00
     [message] = await messages_of(client, "wen")
     assert message["locale"] == "zh-Hant" and message["encoding"] == "UCS-2"
     assert "CART15-WEN" in message["body"] and message["segments"] >= 1

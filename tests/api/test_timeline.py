@@ -38,17 +38,17 @@ async def test_timeline_tells_the_story_in_time_order(client, runtime, drain):
     timeline = response.json()
     items = timeline["items"]
     assert [item["kind"] for item in items] == [
-        "identify", "consent",                               # 09:00 traits, and the opt-in they carry
-        "track", "enrollment_entered",                       # 09:01 the cart, and the journey it starts
-        "message_created", "message_sent", "enrollment_ended",  # 10:01 the reminder
-        "message_status",                                    # 10:02 Twilio: delivered
-        "inbound", "consent",                                # 10:03 STOP, and the opt-out it records
-        "track", "enrollment_entered",                       # 10:04 the order starts post-purchase,
+        "identify", "consent",                               # 17:00 traits, and the opt-in they carry
+        "track", "enrollment_entered",                       # 17:01 the cart, and the journey it starts
+        "message_created", "message_sent", "enrollment_ended",  # 18:01 the reminder
+        "message_status",                                    # 18:02 Twilio: delivered
+        "inbound", "consent",                                # 18:03 STOP, and the opt-out it records
+        "track", "enrollment_entered",                       # 18:04 the order starts post-purchase,
         "enrollment_converted", "conversion",                #       and converts the cart journey
     ]
     assert timeline["has_more"] is False and timeline["user_id"] == "sam"
     times = [item["at"] for item in items]
-    assert times == sorted(times) and times[0] == "2026-03-02T09:00:00Z" and times[-1] == "2026-03-02T10:04:00Z"
+    assert times == sorted(times) and times[0] == "2026-03-02T17:00:00Z" and times[-1] == "2026-03-02T18:04:00Z"
 
     summary = {(item["kind"], index): item["summary"] for index, item in enumerate(items)}
     assert summary["consent", 1] == "sms opted in (source: identify)"

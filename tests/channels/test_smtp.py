@@ -33,6 +33,7 @@ class Delivery:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    raw: bytes = b""  # the bytes as they came over the wire
 
 
 @dataclass
@@ -53,7 +54,8 @@ class RecordingHandler:
             return "554 5.7.1 message rejected as spam"
         message = message_from_bytes(envelope.content, policy=policy.default)
         self.deliveries.append(
-            Delivery(tuple(session.peer), envelope.mail_from, list(envelope.rcpt_tos), message)
+            Delivery(tuple(session.peer), envelope.mail_from, list(envelope.rcpt_tos), message,
+                     envelope.original_content or envelope.content)
         )
         return "250 2.0.0 queued"
 
@@ -358,3 +360,15 @@ def test_date_header_comes_from_the_clock() -> None:
 def test_message_id_domain_defaults_to_sender_domain() -> None:
     adapter = SmtpEmailAdapter(from_address="news@letters.shop.example")
     assert adapter.build_email(outbound())["Message-ID"].endswith("@letters.shop.example>")
+
+
+async def test_long_unsubscribe_url_goes_out_unencoded_on_one_line(adapter, smtp_server) -> None:
+    # A signed unsubscribe URL is longer than a folded header line; it used to be RFC 2047
+    # encoded (`=?utf-8?q?=3Chttp…`), which mail clients do not take for a one-click header.
+    url = "http://127.0.0.1:8000/unsubscribe/" + "eyJjIjoxMjM0NTYsInMiOiJlbWFpbCJ9." + "x" * 90
+    await adapter.send(outbound(marketing=True, unsubscribe_url=url))
+
+    raw = smtp_server.deliveries[0].raw
+    assert f"\r\nList-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert b"List-Unsubscribe: =?" not in raw
+    assert b"\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw

@@ -23,6 +23,18 @@ async def test_faq_answered_automatically_in_the_customers_locale(client, runtim
         ("inbound", "auto_reply"), ("outbound", "auto reply: opening-hours")]
 
 
+async def test_no_automatic_answer_after_an_opt_out(client, runtime):
+    await identify(client, "mei", phone="+886912000001", locale="zh-Hant", sms_opt_in=True)
+    await post_signed(client, runtime, INBOUND, inbound_form("SM15", "+886912000001", "退訂"))
+    question = await post_signed(client, runtime, INBOUND, inbound_form("SM16", "+886912000001", "營業時間?"))
+    assert question.status_code == 200 and "<Message>" not in question.text
+    [conversation] = (await client.get("/v1/conversations")).json()["items"]
+    thread = (await client.get(f"/v1/conversations/{conversation['id']}")).json()
+    assert [m["direction"] for m in thread["messages"]] == ["inbound"]  # no outbound auto reply recorded
+    refused = await client.post(f"/v1/conversations/{conversation['id']}/messages", json={"body": "Hi!"})
+    assert refused.status_code == 409  # the same rule for agents and for automatic answers
+
+
 async def test_unmatched_message_waits_for_an_agent_who_replies(client, runtime, drain):
     await identify(client, "tom", phone="+14155550155", sms_opt_in=True)
     silent = await post_signed(client, runtime, INBOUND, inbound_form("SM11", "+14155550155", "Where is my parcel?"))
@@ -83,6 +95,29 @@ async def test_nps_survey_records_scores_and_answers_by_score(client, runtime, d
     assert "review" in bodies["pro"][-1] and "contact you" in bodies["det"][-1] and len(bodies["pas"]) == 1
     statuses = {e["journey_id"]: e["status"] for e in (await client.get("/v1/customers/pas")).json()["enrollments"]}
     assert statuses["nps-survey"] == "completed"
+
+
+async def test_nps_replies_with_words_around_the_score_are_recorded(client, runtime, drain):
+    replies = {"ten": ("+14155550191", "10 super"), "three": ("+14155550192", "3, late delivery"),
+               "nine": ("+14155550193", "9, great"), "slash": ("+14155550194", "9/10"),
+               "word": ("+14155550195", "neuf"), "none": ("+14155550196", "thanks!")}
+    for user, (phone, _) in replies.items():
+        await identify(client, user, phone=phone, sms_opt_in=True)
+        await track(client, user, "Order Delivered")
+    await drain()
+    await advance(client, 7 * DAY)
+    for index, (phone, body) in enumerate(replies.values()):
+        await post_signed(client, runtime, INBOUND, inbound_form(f"SM3{index}", phone, body))
+    await advance(client, 60)
+    async with runtime.sessions() as session:
+        scores = sorted((await session.exec(select(NpsResponse.score))).all())
+    assert scores == [3, 9, 9, 9, 10]
+    last = {user: (await messages_of(client, user))[-1]["template"] for user in replies}
+    assert last["ten"] == last["nine"] == last["slash"] == last["word"] == "nps-thanks-promoter"
+    assert last["three"] == "nps-thanks-detractor"
+    timeline = (await client.get("/v1/customers/none/timeline")).json()["items"]
+    [inbound] = [item for item in timeline if item["kind"] == "inbound"]
+    assert "no score 0-10 in it" in inbound["summary"]
 
 
 async def test_nps_question_unanswered_exits(client, runtime, drain):

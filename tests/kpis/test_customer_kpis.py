@@ -111,4 +111,4 @@ async def test_only_on_request(client, runtime):
 
 async def test_default_period_is_the_year_before_now(client, runtime):
     figures = (await client.get("/v1/kpis", params={"include": "customers"})).json()["customers"]
-    assert (figures["since"], figures["until"]) == ("2025-03-02T09:00:00Z", "2026-03-02T09:00:00Z")
+    assert (figures["since"], figures["until"]) == ("2025-03-02T17:00:00Z", "2026-03-02T17:00:00Z")

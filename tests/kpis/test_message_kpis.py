@@ -182,12 +182,12 @@ async def test_time_range_is_half_open_on_creation_time(client, dataset):
 async def test_ranges_off_midnight_count_the_same_as_whole_days(client, dataset):
     whole_days = await kpis(client, **{"from": "2026-03-02T00:00:00Z", "to": "2026-03-04T00:00:00Z"},
                             group_by=["journey", "day"])
-    partial = await kpis(client, **{"from": "2026-03-02T08:00:00Z", "to": "2026-03-03T10:00:00Z"},
+    partial = await kpis(client, **{"from": "2026-03-02T16:00:00Z", "to": "2026-03-03T18:00:00Z"},
                          group_by=["journey", "day"])
     everything = await kpis(client, group_by=["journey", "day"])
     assert partial["rows"] == whole_days["rows"] == everything["rows"]
-    [row] = (await kpis(client, **{"from": "2026-03-02T09:00:00.000001Z", "to": "2026-03-03T09:00:00Z"}))["rows"]
-    assert row["messages"] == 0  # everything on D1 was created at 09:00 sharp, D2's at 09:00 the next day
+    [row] = (await kpis(client, **{"from": "2026-03-02T17:00:00.000001Z", "to": "2026-03-03T17:00:00Z"}))["rows"]
+    assert row["messages"] == 0  # everything on D1 was created at 17:00 sharp, D2's at 17:00 the next day
 
 
 async def test_later_changes_reach_the_rollup(client, runtime, dataset):
@@ -239,7 +239,7 @@ async def test_later_orders_replies_and_goals_reach_the_rollups(client, runtime,
     [d1, d2] = (await kpis(client, journey="cart", group_by="day"))["rows"]
     assert (d1["conversions"], d2["replied"]) == (1, 0)
     assert (await kpis(client, journey="cart"))["lift"]["treatment"]["converted"] == 0
-    runtime.clock.advance(timedelta(days=1, hours=2))  # D2 11:00
+    runtime.clock.advance(timedelta(days=1, hours=2))  # D2 19:00
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         m2 = (await session.exec(select(Message).where(Message.send_key == "m2"))).one()

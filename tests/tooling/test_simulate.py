@@ -65,7 +65,7 @@ def test_abandoned_cart_texts_after_an_hour(simulate):
     out = simulate("abandoned-cart", SAM, [{"at": "0s", "event": "Cart Abandoned", "properties": {"cart_value": 80}}])
     assert kinds(out) == ["event", "enter", "wait", "if", "send", "end"]
     wait, branch = out["timeline"][2], out["timeline"][3]
-    assert wait["detail"] == "1h, resumes at 2026-03-02 10:00 (+1h)"
+    assert wait["detail"] == "1h, resumes at 2026-03-02 18:00 (+1h)"
     assert branch["detail"] == "has_event('Order Completed') → else (has_event('Order Completed') = false)"
     [message] = out["messages"]
     assert (message["offset"], message["channel"], message["to"]) == ("+1h", "sms", "+14155550100")
@@ -76,7 +76,7 @@ def test_abandoned_cart_texts_after_an_hour(simulate):
 def test_abandoned_cart_human_timeline(simulate):
     out = simulate("abandoned-cart", SAM, [{"at": "0s", "event": "Cart Abandoned"}], "--human")
     lines = out.splitlines()
-    assert "     +1h  2026-03-02 10:00  send      [discount-sms] sms to +14155550100 (en; GSM-7, 1 segment)" in lines
+    assert "     +1h  2026-03-02 18:00  send      [discount-sms] sms to +14155550100 (en; GSM-7, 1 segment)" in lines
     assert any(line.strip().startswith("| You left something in your cart!") for line in lines)
     assert lines[-1] == "outcome: completed; 1 message sent, 0 not sent; not converted"
 

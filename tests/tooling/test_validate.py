@@ -119,7 +119,13 @@ def test_a_single_file_is_checked_against_the_configured_templates(cli):
 
 def test_a_missing_path_is_an_error(cli, tmp_path):
     run = cli("validate", tmp_path / "nope.yaml", "--templates", TEMPLATES)
-    assert run.code == 1 and f"{tmp_path / 'nope.yaml'}: error: no such file or directory" in run.out
+    assert run.code == 2 and f"{tmp_path / 'nope.yaml'}: error: no such file or directory" in run.out
+
+
+def test_exit_codes_are_the_documented_ones(cli):
+    # README: 1 problems found, 2 unusable input (a file that cannot be read or parsed).
+    assert cli("validate", CORPUS / "journeys" / "schema-errors.yaml", "--templates", CORPUS / "templates").code == 1
+    assert cli("validate", CORPUS / "journeys" / "not-yaml.yaml", "--templates", CORPUS / "templates").code == 2
 
 
 def test_the_real_command_line():

@@ -62,6 +62,19 @@ async def test_unsigned_and_forged_requests_are_refused(client, runtime, drain):
     assert message["status"] == "sent"  # nothing changed
 
 
+async def test_a_callback_before_the_provider_id_is_stored_is_refused_for_a_retry(client, runtime, drain):
+    message = await sent_sms(client, drain)
+    early = status_form(message, "delivered", MessageSid="SM" + "e" * 32)  # an id we have not stored yet
+    assert (await post_signed(client, runtime, STATUS_PATH, early)).status_code == 503
+    async with runtime.sessions() as session, session.begin():
+        from orchestrator.storage.models import Message
+        stored = await session.get(Message, message["id"])
+        stored.provider_message_id = "SM" + "e" * 32  # the worker's commit lands
+    assert (await post_signed(client, runtime, STATUS_PATH, early)).status_code == 204  # the retry counts
+    [message] = await messages_of(client, "sam")
+    assert message["status"] == "delivered"
+
+
 async def test_duplicated_and_shuffled_callbacks_end_delivered_without_double_counting(client, runtime, drain):
     message = await sent_sms(client, drain)
     callbacks = ["queued", "sent", "delivered"] * 2
@@ -184,10 +197,20 @@ async def test_localized_keywords_and_help(client, runtime):
     await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM3", "+33612345678", "Arrêt"))
     assert (await client.get("/v1/customers/zoe/consents")).json()["channels"]["sms"]["status"] == "opted_out"
     help_reply = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM4", "+33612345678", "HELP"))
-    assert "reply STOP to unsubscribe" in help_reply.text
-    await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM5", "+886912000000", "退訂"))
+    assert "répondez ARRET pour vous désinscrire" in help_reply.text  # zoe's locale, though she wrote HELP
+    stop = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM5", "+886912000000", "退訂"))
+    assert "您已取消訂閱" in stop.text  # a stranger: answered in the language of the keyword
     stranger = (await client.get("/v1/customers/+886912000000/consents")).json()
     assert stranger["channels"]["sms"]["status"] == "opted_out"
+
+
+async def test_keyword_answers_come_from_templates_in_the_keywords_language(client, runtime):
+    spanish = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM7", "+34600000009", "AYUDA"))
+    assert "responde BAJA para darte de baja" in spanish.text
+    french = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM8", "+33600000009", "ARRET"))
+    assert "Vous êtes désinscrit" in french.text
+    english = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM9", "+14155550199", "STOP"))
+    assert "You are unsubscribed" in english.text
 
 
 async def test_a_sentence_with_stop_in_it_is_not_a_keyword(client, runtime):
