@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 class Advance(BaseModel):
-    seconds: float = Field(gt=0, le=10 * 365 * 86400)
+    seconds: float = Field(gt=0, le=10 * 365 * 86400, allow_inf_nan=False)
 
 
 class ClockState(BaseModel):

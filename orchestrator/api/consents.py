@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from orchestrator.clock import UtcDatetime
 from orchestrator.customers.consent import marketing_refusal, record_consent
+from orchestrator.events.schemas import JsonObject, Text
 from orchestrator.storage.feedback_models import Consent
 from orchestrator.storage.models import Customer
 from orchestrator.vocabulary import CHANNELS, Channel
@@ -42,8 +43,8 @@ class Consents(BaseModel):
 class NewConsent(BaseModel):
     channel: Channel
     status: Literal["opted_in", "opted_out"]
-    source: str = Field(min_length=1, max_length=32, examples=["web_form", "api", "checkout_checkbox"])
-    evidence: dict[str, Any] = Field(default_factory=dict, examples=[{"form": "checkout", "ip": "203.0.113.7"}])
+    source: Text = Field(min_length=1, max_length=32, examples=["web_form", "api", "checkout_checkbox"])
+    evidence: JsonObject = Field(default_factory=dict, examples=[{"form": "checkout", "ip": "203.0.113.7"}])
 
 
 async def _customer(session, user_id: str) -> Customer:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from orchestrator.api.parameters import Moment
 from orchestrator.clock import UtcDatetime, utc
 from orchestrator.kpis.customers import DEFAULT_ACTIVE_DAYS, DEFAULT_LIFESPAN_YEARS, customer_kpis
 from orchestrator.kpis.funnel import journey_funnel
@@ -49,8 +50,8 @@ def _period(since: datetime | None, until: datetime | None) -> tuple[datetime | 
     return since, until
 
 
-FromQuery = Annotated[datetime | None, Query(alias="from", description="Inclusive start (ISO-8601, UTC if no offset)")]
-ToQuery = Annotated[datetime | None, Query(alias="to", description="Exclusive end (ISO-8601, UTC if no offset)")]
+FromQuery = Annotated[Moment | None, Query(alias="from", description="Inclusive start (ISO-8601, UTC if no offset)")]
+ToQuery = Annotated[Moment | None, Query(alias="to", description="Exclusive end (ISO-8601, UTC if no offset)")]
 
 
 @router.get("/kpis", response_model=KpiReport)
