@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator.clock import SimulatedClock
 from orchestrator.web.dependencies import RuntimeDep
+from orchestrator.web.responses import CONFLICT
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -28,7 +29,7 @@ async def read_clock(runtime: RuntimeDep) -> ClockState:
     return ClockState(now=runtime.clock.now(), simulated=runtime.clock.simulated)
 
 
-@router.post("/clock/advance", response_model=ClockState)
+@router.post("/clock/advance", response_model=ClockState, responses=CONFLICT)
 async def advance_clock(body: Advance, request: Request, runtime: RuntimeDep) -> ClockState:
     """Move simulated time forward, then run the work that became due before answering:
     the due steps and sends, then the KPI rollup refresh (simulated time passed its

@@ -25,7 +25,7 @@ from orchestrator.api import metrics as metrics_routes
 from orchestrator.api.direct_ingestion import DirectIngestion
 from orchestrator.api.errors import validation_error_answer
 from orchestrator.api.request_bodies import BodyLimits
-from orchestrator.api.responses import document_error_responses
+from orchestrator.web.responses import document_error_responses
 from orchestrator.api.url_checks import RefuseNulInUrls
 from orchestrator.config import Settings, get_settings
 from orchestrator.console.app import mount_console

@@ -15,6 +15,7 @@ from orchestrator.storage.feedback_models import Consent
 from orchestrator.storage.models import Customer
 from orchestrator.vocabulary import CHANNELS, Channel
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import NOT_FOUND
 
 router = APIRouter(prefix="/v1/customers", tags=["consent"])
 
@@ -70,12 +71,12 @@ async def _consents(session, customer: Customer) -> Consents:
     return Consents(user_id=customer.user_id, channels=channels, history=history)
 
 
-@router.get("/{user_id}/consents", response_model=Consents)
+@router.get("/{user_id}/consents", response_model=Consents, responses=NOT_FOUND)
 async def get_consents(user_id: str, session: SessionDep) -> Consents:
     return await _consents(session, await _customer(session, user_id))
 
 
-@router.post("/{user_id}/consents", response_model=Consents, status_code=201)
+@router.post("/{user_id}/consents", response_model=Consents, status_code=201, responses=NOT_FOUND)
 async def add_consent(user_id: str, body: NewConsent, session: SessionDep, runtime: RuntimeDep) -> Consents:
     """Append a record (e.g. a web form opt-in); the ledger is never edited."""
     async with session.begin():

@@ -18,6 +18,7 @@ from orchestrator.events.schemas import Text
 from orchestrator.storage.feedback_models import Conversation
 from orchestrator.storage.models import Customer
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import CONFLICT, NOT_FOUND
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -85,7 +86,7 @@ async def _load(session, conversation_id: int) -> tuple[Conversation, Customer]:
     return row
 
 
-@router.get("/{conversation_id}", response_model=ConversationThread)
+@router.get("/{conversation_id}", response_model=ConversationThread, responses=NOT_FOUND)
 async def get_conversation(conversation_id: RowId, session: SessionDep, runtime: RuntimeDep) -> ConversationThread:
     conversation, customer = await _load(session, conversation_id)
     entries = [ThreadEntry(**vars(item)) for item in await load_thread(session, conversation, customer)]
@@ -93,7 +94,8 @@ async def get_conversation(conversation_id: RowId, session: SessionDep, runtime:
     return ConversationThread(**summary.model_dump(), messages=entries)
 
 
-@router.post("/{conversation_id}/messages", response_model=ThreadEntry, status_code=202)
+@router.post("/{conversation_id}/messages", response_model=ThreadEntry, status_code=202,
+             responses={**NOT_FOUND, **CONFLICT})
 async def reply(conversation_id: RowId, body: AgentReply, session: SessionDep, runtime: RuntimeDep) -> ThreadEntry:
     """Queue an agent's reply; the worker sends it (SMS any time, WhatsApp inside the window)."""
     async with session.begin():

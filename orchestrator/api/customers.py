@@ -13,12 +13,12 @@ from sqlmodel import col, func, select
 
 from orchestrator.api.pagination import after, decode_cursor, encode_cursor, ordered
 from orchestrator.api.parameters import Moment, Offset, RowId
-from orchestrator.api.responses import CONFLICT, NOT_FOUND
 from orchestrator.clock import UtcDatetime
 from orchestrator.events.schemas import normalize_phone
 from orchestrator.storage.models import Customer, Enrollment, Message
 from orchestrator.vocabulary import MessageStatus
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import CONFLICT, NOT_FOUND
 
 router = APIRouter(prefix="/v1", tags=["customers and messages"])
 

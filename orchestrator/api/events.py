@@ -14,7 +14,6 @@ from functools import partial
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel
 
-from orchestrator.api.responses import BODY_ERRORS
 from orchestrator.config import get_settings
 from orchestrator.events.group_commit import GroupCommit
 from orchestrator.events.ingest import Accepted, ingest_committed
@@ -29,6 +28,7 @@ from orchestrator.events.schemas import (
     batch_model,
 )
 from orchestrator.metrics import record_ingested
+from orchestrator.web.responses import BODY_ERRORS
 
 router = APIRouter(prefix="/v1", tags=["events"])
 BatchCall = batch_model(get_settings().max_batch_events)

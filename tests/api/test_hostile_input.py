@@ -118,3 +118,23 @@ async def test_deeply_nested_bodies_are_a_422(client):
 async def test_a_time_zone_offset_postgresql_cannot_hold_is_stored_in_utc(client):
     response = await client.post("/v1/track", json={"userId": "a", "event": "x", "timestamp": "2026-12-12T00:24:56-19:37"})
     assert response.status_code == 200, response.text
+
+
+def test_the_openapi_document_lists_the_error_answers_with_their_shapes(client):
+    schema = client._transport.app.openapi()
+    message = {"$ref": "#/components/schemas/ErrorMessage"}
+    track = schema["paths"]["/v1/track"]["post"]["responses"]
+    assert {"400", "401", "403", "413", "415", "422"} <= set(track)
+    assert track["413"]["content"]["application/json"]["schema"] == message
+    assert schema["components"]["schemas"]["ErrorMessage"]["properties"]["detail"]["type"] == "string"
+    for path, method, statuses in (("/v1/customers/{user_id}", "get", {"404"}),
+                                   ("/v1/messages/{message_id}/retry", "post", {"404", "409"}),
+                                   ("/v1/admin/clock/advance", "post", {"409", "413"}),
+                                   ("/v1/journeys/{journey_id}/pause", "post", {"404"}),
+                                   ("/webhooks/twilio/status", "post", {"403", "422"})):
+        assert statuses <= set(schema["paths"][path][method]["responses"]), (path, statuses)
+
+
+async def test_from_after_to_is_a_field_error_in_the_documented_list_shape(client):
+    response = await client.get("/v1/kpis", params={"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"})
+    assert ["query", "to"] in _locations(response)

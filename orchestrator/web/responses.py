@@ -3,7 +3,8 @@
 Every error except a 422 is `{"detail": "<one sentence>"}` (an `HTTPException`, or the
 body limits of `request_bodies.py`); a 422 is FastAPI's list of field errors. Routes name
 their own 404s and 409s (`responses=`); the statuses every route of a kind can answer are
-added to the document here, so a client generated from it knows them all.
+added to the document here, so a client generated from it knows them all. Shared by
+`orchestrator/api` and `webhooks/`.
 """
 
 from __future__ import annotations
