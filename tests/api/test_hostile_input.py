@@ -138,3 +138,9 @@ def test_the_openapi_document_lists_the_error_answers_with_their_shapes(client):
 async def test_from_after_to_is_a_field_error_in_the_documented_list_shape(client):
     response = await client.get("/v1/kpis", params={"from": "2026-03-02T00:00:00Z", "to": "2026-03-01T00:00:00Z"})
     assert ["query", "to"] in _locations(response)
+
+
+async def test_report_dates_in_year_1_or_9999_name_the_parameter(client):
+    for day in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"):
+        response = await client.get("/v1/reports/weekly-kpis/figures", params={"from": day})
+        assert ["query", "from"] in _locations(response)
