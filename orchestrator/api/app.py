@@ -25,7 +25,6 @@ from orchestrator.api import metrics as metrics_routes
 from orchestrator.api.direct_ingestion import DirectIngestion
 from orchestrator.api.errors import validation_error_answer
 from orchestrator.api.request_bodies import BodyLimits
-from orchestrator.web.responses import document_error_responses
 from orchestrator.api.url_checks import RefuseNulInUrls
 from orchestrator.config import Settings, get_settings
 from orchestrator.console.app import mount_console
@@ -42,6 +41,7 @@ from orchestrator.web.access import (
     requires,
     warn_if_api_open,
 )
+from orchestrator.web.responses import document_error_responses
 from webhooks import email_links as email_link_routes
 from webhooks import sendgrid as sendgrid_webhooks
 from webhooks import twilio as twilio_webhooks

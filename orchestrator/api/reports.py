@@ -8,13 +8,13 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from orchestrator.api.parameters import Moment
 from orchestrator.clock import UtcDatetime, utc
 from orchestrator.reports.figures import report_figures
 from orchestrator.reports.links import LinkRefused, create_link, list_links, revoke_link
 from orchestrator.reports.loader import LoadedReport
 from orchestrator.reports.periods import latest_due_period
 from orchestrator.storage.report_models import ReportDelivery
-from orchestrator.api.parameters import Moment
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.web.responses import NOT_FOUND
 
