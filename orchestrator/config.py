@@ -152,7 +152,12 @@ class Settings(BaseSettings):
     kpi_rollup_refresh_seconds: float = Field(default=30.0, gt=0)
     worker_batch_size: int = 200
     max_batch_events: int = 1000
-    max_request_bytes: int = 4 * 1024 * 1024
+    # Body size limits (docs/api.md, "Limits"), checked while the body is read and on the
+    # inflated size of a gzip body; 413 beyond them. Segment's own: 32 KB a call, 500 KB a batch.
+    max_call_bytes: int = 32 * 1024  # one Segment call: /v1/track, /v1/identify, ..., and each call in a batch
+    max_batch_bytes: int = 1024 * 1024  # /v1/batch
+    max_body_bytes: int = 64 * 1024  # every other /v1/ route with a body (consents, replies, clock)
+    max_request_bytes: int = 4 * 1024 * 1024  # provider webhooks
 
     @model_validator(mode="after")
     def _empty_secrets_are_unset(self) -> Settings:

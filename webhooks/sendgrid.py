@@ -53,6 +53,7 @@ from orchestrator.customers.consent import OPTED_OUT, record_consent, suppress
 from orchestrator.delivery.statuses import FAILURES, MEANING, first_receipt, record_status
 from orchestrator.storage.models import Message
 from orchestrator.web.dependencies import RuntimeDep
+from orchestrator.web.responses import error
 
 log = logging.getLogger("orchestrator.webhooks.sendgrid")
 router = APIRouter(tags=["webhooks"])
@@ -66,7 +67,8 @@ _DETAIL_FIELDS = ("sg_event_id", "reason", "status", "type", "response", "attemp
 _OPT_OUT_EVENTS = {"unsubscribe", "group_unsubscribe"}
 
 
-@router.post("/webhooks/sendgrid/events")
+@router.post("/webhooks/sendgrid/events", responses={400: error("Not a JSON array of events"),
+             403: error("Missing or invalid signature"), 413: error("Over the webhook body limit")})
 async def sendgrid_events(request: Request, runtime: RuntimeDep) -> dict[str, int]:
     body = await request.body()
     settings = runtime.settings

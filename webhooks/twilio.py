@@ -31,9 +31,12 @@ from orchestrator.delivery.statuses import (
 from orchestrator.runtime import Runtime
 from orchestrator.vocabulary import MessageStatus, bare_number, channel_of_address
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import error
 from webhooks.twilio_parameters import shape_problem
 
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"])
+
+WEBHOOK_ERRORS = {403: error("Missing or invalid X-Twilio-Signature"), 422: error("A required field is missing")}
 
 
 async def verified_form(request: Request, runtime: Runtime) -> dict[str, str]:
@@ -50,7 +53,7 @@ async def verified_form(request: Request, runtime: Runtime) -> dict[str, str]:
     return form
 
 
-@router.post("/status")
+@router.post("/status", responses=WEBHOOK_ERRORS)
 async def status_callback(request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     form = await verified_form(request, runtime)
     sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
@@ -95,7 +98,7 @@ async def _store_price(runtime: Runtime, session: AsyncSession, message_id: int,
             await record_price(session, message_id, *priced, now=runtime.clock.now())
 
 
-@router.post("/inbound")
+@router.post("/inbound", responses=WEBHOOK_ERRORS)
 async def inbound_message(request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     form = await verified_form(request, runtime)
     sender, recipient = form.get("From", ""), form.get("To", "")

@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field
 from orchestrator.clock import SimulatedClock
 from orchestrator.engine.simulated_time import advance_simulated_time
 from orchestrator.web.dependencies import RuntimeDep
+from orchestrator.web.responses import CONFLICT
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 class Advance(BaseModel):
-    seconds: float = Field(gt=0, le=10 * 365 * 86400)
+    seconds: float = Field(gt=0, le=10 * 365 * 86400, allow_inf_nan=False)
 
 
 class ClockState(BaseModel):
@@ -29,7 +30,7 @@ async def read_clock(runtime: RuntimeDep) -> ClockState:
     return ClockState(now=runtime.clock.now(), simulated=runtime.clock.simulated)
 
 
-@router.post("/clock/advance", response_model=ClockState)
+@router.post("/clock/advance", response_model=ClockState, responses=CONFLICT)
 async def advance_clock(body: Advance, request: Request, runtime: RuntimeDep) -> ClockState:
     """Move simulated time forward, stopping at each due time on the way to run the work due
     then (so every message carries the time it was due), then refresh the KPI rollups

@@ -6,6 +6,7 @@ import logging
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from orchestrator.api import (
     admin,
@@ -19,8 +20,12 @@ from orchestrator.api import (
     reports,
     timeline,
 )
+from orchestrator.api import conversions as conversion_routes
 from orchestrator.api import metrics as metrics_routes
 from orchestrator.api.direct_ingestion import DirectIngestion
+from orchestrator.api.errors import validation_error_answer
+from orchestrator.api.request_bodies import BodyLimits
+from orchestrator.api.url_checks import RefuseNulInUrls
 from orchestrator.config import Settings, get_settings
 from orchestrator.console.app import mount_console
 from orchestrator.engine.loop import WorkerLoop
@@ -36,6 +41,7 @@ from orchestrator.web.access import (
     requires,
     warn_if_api_open,
 )
+from orchestrator.web.responses import document_error_responses
 from webhooks import email_links as email_link_routes
 from webhooks import sendgrid as sendgrid_webhooks
 from webhooks import twilio as twilio_webhooks
@@ -68,7 +74,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
             if own_runtime:
                 await app.state.runtime.aclose()
 
-    app = FastAPI(title="orchestrator", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="orchestrator", version="0.1.0", lifespan=lifespan,
+                  exception_handlers={RequestValidationError: validation_error_answer})
     # Who may call what: the route → role table in orchestrator/web/access.py and docs/api.md.
     app.include_router(events.router, dependencies=requires(EVENT_INGESTION))
     app.include_router(customers.router, dependencies=requires(OPERATIONS))
@@ -77,6 +84,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(journeys.router, dependencies=requires(MARKETING))
     app.include_router(kpis.router, dependencies=requires(MARKETING))
     app.include_router(reports.router, dependencies=requires(MARKETING))
+    app.include_router(conversion_routes.router, dependencies=requires(MARKETING))
     app.include_router(consents.router, dependencies=requires(OPERATIONS))
     app.include_router(conversations.router, dependencies=requires(OPERATIONS))
     app.include_router(metrics_routes.router, dependencies=requires(MONITORING))
@@ -84,9 +92,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(twilio_webhooks.router)
     app.include_router(sendgrid_webhooks.router)
     app.include_router(email_link_routes.router)
-    app.add_middleware(DirectIngestion)  # the three ingestion routes, without FastAPI's per-request machinery
+    app.add_middleware(DirectIngestion)  # the ingestion routes, without FastAPI's per-request machinery
+    app.add_middleware(BodyLimits, settings=settings)  # limits and gzip for every route
+    app.add_middleware(RefuseNulInUrls)  # added last, so outermost
     mount_console(app)  # pages at /, over the API above with the same keys
     document_api_keys(app)
+    document_error_responses(app)
     mount_bundled_fakes(app, settings)
     if runtime is not None:  # already built, so its secrets are known now (tests skip the lifespan)
         app.state.runtime = runtime

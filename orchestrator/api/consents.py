@@ -10,10 +10,12 @@ from sqlmodel import col, select
 
 from orchestrator.clock import UtcDatetime
 from orchestrator.customers.consent import marketing_refusal, record_consent
+from orchestrator.events.schemas import JsonObject, Text
 from orchestrator.storage.feedback_models import Consent
 from orchestrator.storage.models import Customer
 from orchestrator.vocabulary import CHANNELS, Channel
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import NOT_FOUND
 
 router = APIRouter(prefix="/v1/customers", tags=["consent"])
 
@@ -42,8 +44,8 @@ class Consents(BaseModel):
 class NewConsent(BaseModel):
     channel: Channel
     status: Literal["opted_in", "opted_out"]
-    source: str = Field(min_length=1, max_length=32, examples=["web_form", "api", "checkout_checkbox"])
-    evidence: dict[str, Any] = Field(default_factory=dict, examples=[{"form": "checkout", "ip": "203.0.113.7"}])
+    source: Text = Field(min_length=1, max_length=32, examples=["web_form", "api", "checkout_checkbox"])
+    evidence: JsonObject = Field(default_factory=dict, examples=[{"form": "checkout", "ip": "203.0.113.7"}])
 
 
 async def _customer(session, user_id: str) -> Customer:
@@ -69,12 +71,12 @@ async def _consents(session, customer: Customer) -> Consents:
     return Consents(user_id=customer.user_id, channels=channels, history=history)
 
 
-@router.get("/{user_id}/consents", response_model=Consents)
+@router.get("/{user_id}/consents", response_model=Consents, responses=NOT_FOUND)
 async def get_consents(user_id: str, session: SessionDep) -> Consents:
     return await _consents(session, await _customer(session, user_id))
 
 
-@router.post("/{user_id}/consents", response_model=Consents, status_code=201)
+@router.post("/{user_id}/consents", response_model=Consents, status_code=201, responses=NOT_FOUND)
 async def add_consent(user_id: str, body: NewConsent, session: SessionDep, runtime: RuntimeDep) -> Consents:
     """Append a record (e.g. a web form opt-in); the ledger is never edited."""
     async with session.begin():

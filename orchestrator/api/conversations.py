@@ -9,13 +9,16 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 from sqlmodel import col, func, select
 
+from orchestrator.api.parameters import Offset, RowId
 from orchestrator.clock import UtcDatetime
 from orchestrator.conversations.agent import ReplyRefused, agent_reply
 from orchestrator.conversations.threads import load_thread, whatsapp_window_open
 from orchestrator.customers.consent import load_permissions
+from orchestrator.events.schemas import Text
 from orchestrator.storage.feedback_models import Conversation
 from orchestrator.storage.models import Customer
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import CONFLICT, NOT_FOUND
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
@@ -48,8 +51,8 @@ class ConversationPage(BaseModel):
 
 
 class AgentReply(BaseModel):
-    body: str = Field(min_length=1, max_length=1600)
-    agent: str | None = Field(default=None, max_length=100)
+    body: Text = Field(min_length=1, max_length=1600)
+    agent: Text | None = Field(default=None, max_length=100)
 
 
 def _summary(conversation: Conversation, customer: Customer, now: datetime) -> ConversationSummary:
@@ -62,7 +65,7 @@ def _summary(conversation: Conversation, customer: Customer, now: datetime) -> C
 @router.get("", response_model=ConversationPage)
 async def list_conversations(session: SessionDep, runtime: RuntimeDep, status: str | None = None,
                              channel: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                             offset: Annotated[int, Query(ge=0)] = 0) -> ConversationPage:
+                             offset: Offset = 0) -> ConversationPage:
     query = select(Conversation, Customer).join(Customer, col(Customer.id) == col(Conversation.customer_id))
     if status:
         query = query.where(Conversation.status == status)
@@ -83,16 +86,17 @@ async def _load(session, conversation_id: int) -> tuple[Conversation, Customer]:
     return row
 
 
-@router.get("/{conversation_id}", response_model=ConversationThread)
-async def get_conversation(conversation_id: int, session: SessionDep, runtime: RuntimeDep) -> ConversationThread:
+@router.get("/{conversation_id}", response_model=ConversationThread, responses=NOT_FOUND)
+async def get_conversation(conversation_id: RowId, session: SessionDep, runtime: RuntimeDep) -> ConversationThread:
     conversation, customer = await _load(session, conversation_id)
     entries = [ThreadEntry(**vars(item)) for item in await load_thread(session, conversation, customer)]
     summary = _summary(conversation, customer, runtime.clock.now())
     return ConversationThread(**summary.model_dump(), messages=entries)
 
 
-@router.post("/{conversation_id}/messages", response_model=ThreadEntry, status_code=202)
-async def reply(conversation_id: int, body: AgentReply, session: SessionDep, runtime: RuntimeDep) -> ThreadEntry:
+@router.post("/{conversation_id}/messages", response_model=ThreadEntry, status_code=202,
+             responses={**NOT_FOUND, **CONFLICT})
+async def reply(conversation_id: RowId, body: AgentReply, session: SessionDep, runtime: RuntimeDep) -> ThreadEntry:
     """Queue an agent's reply; the worker sends it (SMS any time, WhatsApp inside the window)."""
     async with session.begin():
         conversation, customer = await _load(session, conversation_id)

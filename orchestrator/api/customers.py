@@ -1,19 +1,25 @@
-"""What happened to whom: customers with their enrollments and messages, and messages."""
+"""What happened to whom: customers (one, or a search), with their enrollments and messages;
+messages, newest or oldest first, paged by cursor (`pagination.py`)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import col, func, select
 
+from orchestrator.api.pagination import after, decode_cursor, encode_cursor, ordered
+from orchestrator.api.parameters import Moment, Offset, RowId
 from orchestrator.clock import UtcDatetime, utc
+from orchestrator.events.schemas import normalize_phone
 from orchestrator.journeys.quiet_hours import describe_hold
 from orchestrator.storage.models import Customer, Enrollment, Message
 from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import CONFLICT, NOT_FOUND
 
 router = APIRouter(prefix="/v1", tags=["customers and messages"])
 
@@ -68,7 +74,7 @@ class EnrollmentPublic(BaseModel):
     hold: str | None = None  # while a send step is held: "held by quiet hours until 08:00 America/Los_Angeles"
 
 
-class CustomerPublic(BaseModel):
+class CustomerSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     user_id: str
@@ -81,18 +87,63 @@ class CustomerPublic(BaseModel):
     traits: dict[str, Any]
     created_at: UtcDatetime
     updated_at: UtcDatetime
+
+
+class CustomerPublic(CustomerSummary):
     enrollments: list[EnrollmentPublic] = []
     messages: list[MessagePublic] = []
 
 
 class MessagePage(BaseModel):
     items: list[MessagePublic]
-    total: int
+    total: int | None  # counted on a first page only: paging on by cursor never counts the whole list again
     limit: int
     offset: int
+    next_cursor: str | None  # pass as `cursor` for the next page; null on the last page
 
 
-@router.get("/customers/{user_id}", response_model=CustomerPublic)
+class CustomerPage(BaseModel):
+    items: list[CustomerSummary]
+    next_cursor: str | None
+
+
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=1000, description="`next_cursor` of the previous page")]
+
+
+def customer_search(q: str) -> sa.ColumnElement[bool]:
+    """A userId starting with `q`, or an e-mail address or phone number equal to it."""
+    matches = [col(Customer.user_id).startswith(q, autoescape=True), col(Customer.email) == q]
+    try:
+        matches.append(col(Customer.phone) == normalize_phone(q))
+    except ValueError:
+        pass  # not a phone number: no phone can match
+    return sa.or_(*matches)
+
+
+@router.get("/customers", response_model=CustomerPage)
+async def list_customers(
+    session: SessionDep,
+    q: Annotated[str | None, Query(min_length=1, max_length=255, description=(
+        "userId prefix, or an exact e-mail address or phone number"))] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CustomerPage:
+    """Customers, newest first. Served by the primary key (whole list), the userId prefix
+    index and the e-mail and phone indexes (search)."""
+    query = select(Customer)
+    if q is not None:  # NUL in a URL never gets here (url_checks.py)
+        query = query.where(customer_search(q))
+    if cursor is not None:
+        query = query.where(after((col(Customer.id),), decode_cursor("customers", cursor, timestamp_first=False), "desc"))
+    rows = (await session.exec(query.order_by(col(Customer.id).desc()).limit(limit + 1))).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return CustomerPage(items=[CustomerSummary.model_validate(c) for c in rows],
+                        next_cursor=encode_cursor("customers", [rows[-1].id]) if more else None)
+
+
+@router.get("/customers/{user_id}", response_model=CustomerPublic, responses=NOT_FOUND)
 async def get_customer(user_id: str, session: SessionDep) -> CustomerPublic:
     customer = (await session.exec(select(Customer).where(Customer.user_id == user_id))).first()
     if customer is None:
@@ -118,6 +169,9 @@ def _enrollment_public(enrollment: Enrollment, zone: str | None) -> EnrollmentPu
     return public
 
 
+MESSAGE_ORDER = (col(Message.created_at), col(Message.id))
+
+
 @router.get("/messages", response_model=MessagePage)
 async def list_messages(
     session: SessionDep,
@@ -125,9 +179,19 @@ async def list_messages(
     channel: str | None = None,
     status: str | None = None,
     customer: Annotated[str | None, Query(description="userId")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[Moment | None, Query(alias="from", description="Created at or after (ISO-8601, UTC if no offset)")] = None,
+    until: Annotated[Moment | None, Query(alias="to", description="Created before")] = None,
+    sort: Annotated[Literal["created_at", "-created_at"], Query(description="`-created_at`: newest first")] = "created_at",
+    limit: Limit = 50,
+    offset: Offset = 0,
+    cursor: Cursor = None,
 ) -> MessagePage:
+    """Messages in creation order (oldest first unless `sort=-created_at`), paged by `cursor`.
+
+    Served by an index ending in (created_at, id): `ix_messages_created` for the whole list,
+    `ix_messages_journey`, `ix_messages_customer` or `ix_messages_status_created` when
+    filtered by journey, customer or status. `total` is counted on a first page only."""
+    direction = "desc" if sort.startswith("-") else "asc"
     query = select(Message)
     if journey:
         query = query.where(Message.journey_id == journey)
@@ -137,16 +201,29 @@ async def list_messages(
         query = query.where(Message.status == status)
     if customer:
         query = query.join(Customer, col(Customer.id) == col(Message.customer_id)).where(Customer.user_id == customer)
-    total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
-    rows = (await session.exec(query.order_by(col(Message.id)).limit(limit).offset(offset))).all()
-    return MessagePage(items=[MessagePublic.model_validate(m) for m in rows], total=total, limit=limit, offset=offset)
+    if since:
+        query = query.where(col(Message.created_at) >= since)
+    if until:
+        query = query.where(col(Message.created_at) < until)
+    kind = f"messages{sort}"
+    total = None
+    if cursor is None:
+        total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
+    else:
+        query = query.where(after(MESSAGE_ORDER, decode_cursor(kind, cursor, timestamp_first=True), direction))
+    rows = (await session.exec(query.order_by(*ordered(MESSAGE_ORDER, direction)).limit(limit + 1).offset(offset))).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor(kind, [rows[-1].created_at, rows[-1].id]) if more else None
+    return MessagePage(items=[MessagePublic.model_validate(m) for m in rows], total=total, limit=limit, offset=offset,
+                       next_cursor=next_cursor)
 
 
 RETRYABLE = (MessageStatus.unknown, MessageStatus.failed)
 
 
-@router.post("/messages/{message_id}/retry", response_model=MessagePublic)
-async def retry_message(message_id: int, session: SessionDep, runtime: RuntimeDep) -> MessagePublic:
+@router.post("/messages/{message_id}/retry", response_model=MessagePublic, responses={**NOT_FOUND, **CONFLICT})
+async def retry_message(message_id: RowId, session: SessionDep, runtime: RuntimeDep) -> MessagePublic:
     """Send an `unknown` or `failed` message again: a person's decision, never automatic."""
     async with session.begin():
         message = (await session.exec(select(Message).where(Message.id == message_id).with_for_update())).first()

@@ -10,6 +10,7 @@ from orchestrator.journeys.live import refresh_catalog, set_paused
 from orchestrator.startup import reload_journeys
 from orchestrator.storage.models import Enrollment, JourneyState, JourneyVersion
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import NOT_FOUND
 
 router = APIRouter(prefix="/v1/journeys", tags=["journeys"])
 
@@ -55,7 +56,8 @@ async def list_journeys(session: SessionDep, runtime: RuntimeDep) -> list[Journe
     return summaries
 
 
-@router.post("/reload", response_model=ReloadAnswer)
+@router.post("/reload", response_model=ReloadAnswer, responses={422: {"description": (
+    "An invalid journey file: `detail` is this answer with `applied` false and the errors")}})
 async def reload(runtime: RuntimeDep) -> ReloadAnswer:
     """Re-read `journeys/`; an invalid change is refused (422) and the old versions keep running."""
     result = await reload_journeys(runtime)
@@ -72,12 +74,12 @@ async def _pause(runtime, journey_id: str, paused: bool) -> dict:
     return {"id": journey_id, "state": "paused" if paused else "active"}
 
 
-@router.post("/{journey_id}/pause")
+@router.post("/{journey_id}/pause", responses=NOT_FOUND)
 async def pause(journey_id: str, runtime: RuntimeDep) -> dict:
     """No new entrants; running enrollments hold at their next send."""
     return await _pause(runtime, journey_id, True)
 
 
-@router.post("/{journey_id}/resume")
+@router.post("/{journey_id}/resume", responses=NOT_FOUND)
 async def resume(journey_id: str, runtime: RuntimeDep) -> dict:
     return await _pause(runtime, journey_id, False)

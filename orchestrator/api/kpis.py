@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
+from orchestrator.api.parameters import Moment
 from orchestrator.clock import UtcDatetime, utc
 from orchestrator.kpis.customers import DEFAULT_ACTIVE_DAYS, DEFAULT_LIFESPAN_YEARS, customer_kpis
 from orchestrator.kpis.funnel import journey_funnel
@@ -24,6 +26,7 @@ from orchestrator.kpis.rollup import rebuild_rollups
 from orchestrator.kpis.schemas import CustomerKpis, HoldoutLift, JourneyStats, KpiRow
 from orchestrator.kpis.scope import KpiScope
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import NOT_FOUND
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
 Dimension = Literal["journey", "step", "channel", "template", "day"]
@@ -45,12 +48,13 @@ class Rebuilt(BaseModel):
 def _period(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
     since, until = (utc(since) if since else None), (utc(until) if until else None)
     if since and until and since >= until:
-        raise HTTPException(422, "`from` must be before `to`")
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "to"), "input": until.isoformat(),
+                                       "msg": "`from` must be before `to`"}])
     return since, until
 
 
-FromQuery = Annotated[datetime | None, Query(alias="from", description="Inclusive start (ISO-8601, UTC if no offset)")]
-ToQuery = Annotated[datetime | None, Query(alias="to", description="Exclusive end (ISO-8601, UTC if no offset)")]
+FromQuery = Annotated[Moment | None, Query(alias="from", description="Inclusive start (ISO-8601, UTC if no offset)")]
+ToQuery = Annotated[Moment | None, Query(alias="to", description="Exclusive end (ISO-8601, UTC if no offset)")]
 
 
 @router.get("/kpis", response_model=KpiReport)
@@ -98,7 +102,7 @@ async def rebuild_kpi_rollups(runtime: RuntimeDep) -> Rebuilt:
     return Rebuilt()
 
 
-@router.get("/journeys/{journey_id}/stats", response_model=JourneyStats)
+@router.get("/journeys/{journey_id}/stats", response_model=JourneyStats, responses=NOT_FOUND)
 async def get_journey_stats(journey_id: str, session: SessionDep, runtime: RuntimeDep,
                             since: FromQuery = None, until: ToQuery = None) -> JourneyStats:
     """The journey's funnel for enrollments that entered in [`from`, `to`): entries, each

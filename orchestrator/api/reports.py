@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
+from orchestrator.api.parameters import Moment
 from orchestrator.clock import UtcDatetime, utc
 from orchestrator.reports.figures import report_figures
 from orchestrator.reports.links import LinkRefused, create_link, list_links, revoke_link
@@ -16,6 +16,7 @@ from orchestrator.reports.loader import LoadedReport
 from orchestrator.reports.periods import latest_due_period
 from orchestrator.storage.report_models import ReportDelivery
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
+from orchestrator.web.responses import NOT_FOUND
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -95,10 +96,10 @@ async def list_reports(runtime: RuntimeDep) -> ReportList:
         for r in runtime.reports.reports.values()], errors=[str(e) for e in runtime.reports.errors])
 
 
-@router.get("/{report_id}/figures", response_model=ReportFiguresOut)
+@router.get("/{report_id}/figures", response_model=ReportFiguresOut, responses=NOT_FOUND)
 async def get_figures(report_id: str, session: SessionDep, runtime: RuntimeDep,
-                      since: Annotated[datetime | None, Query(alias="from")] = None,
-                      until: Annotated[datetime | None, Query(alias="to")] = None) -> ReportFiguresOut:
+                      since: Annotated[Moment | None, Query(alias="from")] = None,
+                      until: Annotated[Moment | None, Query(alias="to")] = None) -> ReportFiguresOut:
     """The report's KPIs for [`from`, `to`), by default its latest due period (what the last e-mail showed)."""
     report = _report(runtime, report_id)
     now = runtime.clock.now()
@@ -111,7 +112,7 @@ async def get_figures(report_id: str, session: SessionDep, runtime: RuntimeDep,
                             figures=[FigureOut(kpi=f.kpi, value=f.value, shown=f.shown) for f in figures.figures])
 
 
-@router.get("/{report_id}/deliveries", response_model=list[DeliveryOut])
+@router.get("/{report_id}/deliveries", response_model=list[DeliveryOut], responses=NOT_FOUND)
 async def list_deliveries(report_id: str, session: SessionDep, runtime: RuntimeDep,
                           limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[DeliveryOut]:
     _report(runtime, report_id)
@@ -126,7 +127,7 @@ def _link_out(link, url: str | None = None) -> LinkOut:
                    created_at=link.created_at, expires_at=link.expires_at, revoked_at=link.revoked_at)
 
 
-@router.post("/{report_id}/links", response_model=LinkOut, status_code=201)
+@router.post("/{report_id}/links", response_model=LinkOut, status_code=201, responses=NOT_FOUND)
 async def new_link(report_id: str, body: NewLink, request: Request, session: SessionDep, runtime: RuntimeDep) -> LinkOut:
     """A signed, read-only, expiring link to the report's live figures; the URL is shown only now."""
     _report(runtime, report_id)
@@ -138,13 +139,13 @@ async def new_link(report_id: str, body: NewLink, request: Request, session: Ses
     return _link_out(link, runtime.settings.public_base_url + path)
 
 
-@router.get("/{report_id}/links", response_model=list[LinkOut])
+@router.get("/{report_id}/links", response_model=list[LinkOut], responses=NOT_FOUND)
 async def get_links(report_id: str, session: SessionDep, runtime: RuntimeDep) -> list[LinkOut]:
     _report(runtime, report_id)
     return [_link_out(link) for link in await list_links(session, report_id)]
 
 
-@router.post("/links/{link_id}/revoke", response_model=LinkOut)
+@router.post("/links/{link_id}/revoke", response_model=LinkOut, responses=NOT_FOUND)
 async def revoke(link_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, runtime: RuntimeDep) -> LinkOut:
     async with session.begin():
         try:

@@ -12,6 +12,7 @@ from sqlmodel import select
 from orchestrator.customers.timeline import customer_timeline
 from orchestrator.storage.models import Customer
 from orchestrator.web.dependencies import SessionDep
+from orchestrator.web.responses import NOT_FOUND
 
 router = APIRouter(prefix="/v1/customers", tags=["customers and messages"])
 
@@ -40,7 +41,7 @@ class Timeline(BaseModel):
     has_more: bool
 
 
-@router.get("/{user_id}/timeline", response_model=Timeline)
+@router.get("/{user_id}/timeline", response_model=Timeline, responses=NOT_FOUND)
 async def get_timeline(
     user_id: str,
     session: SessionDep,

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.customers.timezones import TimezoneSource, infer_timezone
-from orchestrator.storage.models import Customer
+from orchestrator.storage.models import Customer, IdentityLink
 from orchestrator.storage.queries import any_of, insert_many_ignoring_conflict
 
 TYPED_TRAITS = ("email", "phone", "whatsapp", "locale", "timezone")
@@ -49,6 +49,14 @@ async def lock_customers(session: AsyncSession, user_ids: set[str]) -> dict[str,
         .order_by(col(Customer.user_id)).with_for_update(key_share=True)
     )
     return {customer.user_id: customer for customer in locked}
+
+
+async def link_anonymous_ids(session: AsyncSession, links: dict[str, int], now: datetime) -> None:
+    """Record that these anonymousIds are these customers (anonymousId → customer id);
+    an id already linked keeps its first customer."""
+    await insert_many_ignoring_conflict(
+        session, IdentityLink, [dict(anonymous_id=a, customer_id=c, linked_at=now) for a, c in sorted(links.items())],
+        ["anonymous_id"])
 
 
 def apply_traits(customer: Customer, traits: dict, now: datetime) -> None:

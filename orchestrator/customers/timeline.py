@@ -29,8 +29,9 @@ from orchestrator.vocabulary import MessageStatus
 KINDS = ("track", "identify", "inbound", "consent", "enrollment_entered", "enrollment_held", "message_created", "message_skipped",
          "message_sent", "message_failed", "message_status", "enrollment_converted", "conversion",
          "enrollment_ended")
+SEGMENT_CALLS = ("identify", "page", "screen", "group", "alias")  # stored as events beside track
 _RANK = {kind: rank for rank, kind in enumerate(KINDS)}
-_RANK["identify"] = _RANK["track"]  # both are "the customer's own event"
+_RANK.update({call: _RANK["track"] for call in SEGMENT_CALLS})  # all are "the customer's own event"
 KEYWORD_NAMES = {"opt_out": "opt-out keyword", "opt_in": "opt-in keyword", "help": "help keyword"}
 HANDLERS = {"auto_reply": "answered automatically", "journey": "a journey's reply", "agent": "answered by an agent",
             "nps_no_score": "an answer to an NPS survey with no score 0-10 in it: no score recorded"}
@@ -75,6 +76,12 @@ def _event(event: Event) -> TimelineEntry:
     properties = brief(event.properties)
     if event.type == "identify":
         summary = f"identified: {properties}" if properties else "identified"
+    elif event.type in ("page", "screen"):
+        summary = f"viewed {event.type} '{event.name or ''}'" + (f" {{{properties}}}" if properties else "")
+    elif event.type == "group":
+        summary = f"in group '{event.name}'" + (f" {{{properties}}}" if properties else "")
+    elif event.type == "alias":
+        summary = f"also known as '{event.properties.get('previousId')}'"
     else:
         summary = f"tracked '{event.name}'" + (f" {{{properties}}}" if properties else "")
     return TimelineEntry(utc(event.received_at), event.type, summary, "events", event.id)

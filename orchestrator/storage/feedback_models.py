@@ -129,8 +129,10 @@ class Conversion(SQLModel, table=True):
 
     __tablename__ = "conversions"
     __table_args__ = (
-        sa.Index("ix_conversions_journey", "journey_id", "converted_at"),
-        sa.Index("ix_conversions_converted", "converted_at"),  # KPI rollup: conversions since the last refresh
+        # GET /v1/conversions pages through (converted_at, id), whole or for one journey;
+        # the KPI rollup reads conversions since its last refresh through the second
+        sa.Index("ix_conversions_journey", "journey_id", "converted_at", "id"),
+        sa.Index("ix_conversions_converted", "converted_at", "id"),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))

@@ -31,6 +31,13 @@ def _json() -> Any:
 
 class Customer(SQLModel, table=True):
     __tablename__ = "customers"
+    __table_args__ = (
+        # GET /v1/customers?q=: a userId prefix (LIKE 'q%' needs text_pattern_ops on PostgreSQL
+        # unless the database collation is C), an e-mail address or a phone number
+        sa.Index("ix_customers_user_id_prefix", "user_id", postgresql_ops={"user_id": "text_pattern_ops"}),
+        sa.Index("ix_customers_email", "email"),
+        sa.Index("ix_customers_phone", "phone"),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     user_id: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
@@ -49,16 +56,34 @@ class Customer(SQLModel, table=True):
 
 class Event(SQLModel, table=True):
     __tablename__ = "events"
-    __table_args__ = (sa.Index("ix_events_customer_received", "customer_id", "received_at"),)
+    __table_args__ = (
+        sa.Index("ix_events_customer_received", "customer_id", "received_at"),
+        # web sessions (page and screen views) of visitors not identified yet
+        sa.Index("ix_events_anonymous", "anonymous_id", "received_at"),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     message_id: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
-    customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
-    type: str = Field(max_length=16)  # track | identify
-    name: str | None = Field(default=None, max_length=255)
+    # None for a call with only an anonymousId (a visitor not identified yet)
+    customer_id: int | None = Field(default=None, sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=True))
+    anonymous_id: str | None = Field(default=None, max_length=255)
+    type: str = Field(max_length=16)  # a Segment call type: track | identify | page | screen | group | alias
+    name: str | None = Field(default=None, max_length=255)  # track event, page or screen name, groupId
     properties: dict[str, Any] = _json()
+    context: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONColumn, nullable=True))  # Segment context, as sent
     timestamp: datetime = _timestamp()  # when it happened, as the sender says
     received_at: datetime = _timestamp()  # when we accepted it, by our clock
+
+
+class IdentityLink(SQLModel, table=True):
+    """An anonymousId (or an alias's previousId) known to be this customer: from an
+    `identify` or `alias` call that named both. The first link of an id stands."""
+
+    __tablename__ = "identity_links"
+
+    anonymous_id: str = Field(primary_key=True, max_length=255)
+    customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False, index=True))
+    linked_at: datetime = _timestamp()
 
 
 class JourneyVersion(SQLModel, table=True):
@@ -133,11 +158,13 @@ class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         sa.Index("ix_messages_dispatch", "status", "next_attempt_at"),
-        sa.Index("ix_messages_customer", "customer_id", "created_at"),
-        sa.Index("ix_messages_journey", "journey_id", "created_at"),
+        # GET /v1/messages pages through (created_at, id), whole or filtered by one of these
+        sa.Index("ix_messages_customer", "customer_id", "created_at", "id"),
+        sa.Index("ix_messages_journey", "journey_id", "created_at", "id"),
+        sa.Index("ix_messages_status_created", "status", "created_at", "id"),
         # KPI rollup: which days changed since the last refresh, and counting one day again
         sa.Index("ix_messages_updated", "updated_at"),
-        sa.Index("ix_messages_created", "created_at"),
+        sa.Index("ix_messages_created", "created_at", "id"),
         sa.Index("ix_messages_enrollment", "enrollment_id"),
     )
 

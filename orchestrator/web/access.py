@@ -17,6 +17,8 @@ cost more than the rest of a single event's ingestion (bench/results/HISTORY.md,
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,24 +36,39 @@ OPEN_API_WARNING = "API is open: no API keys exist; create one with `orchestrato
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READERS = ("admin", "marketer", "ops")
 
-# Both ways of presenting a key, as OpenAPI security schemes (`document_api_keys`).
+# The ways of presenting a key, as OpenAPI security schemes (`document_api_keys`).
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "`X-API-Key: <key>`"},
+    "basic": {"type": "http", "scheme": "basic",
+              "description": "HTTP Basic with the key as user name and an empty password: Segment's write key"},
 }
 
 
 def presented_key(request: Request) -> str | None:
-    """The key in `Authorization: Bearer <key>` or `X-API-Key: <key>`. Read here rather than
-    through FastAPI's HTTPBearer/APIKeyHeader dependencies, which FastAPI re-inspects on every
-    request: on `/v1/track` that was a tenth of the request's CPU (bench/results/HISTORY.md, ingest)."""
+    """The key in `Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP Basic with the key
+    as user name (how Segment's SDKs and CDPs send their write key; the password is empty).
+    Read here rather than through FastAPI's security dependencies, which FastAPI re-inspects
+    on every request: on `/v1/track` that was a tenth of the request's CPU (bench/results/HISTORY.md, ingest)."""
     headers = request.headers
     authorization = headers.get("authorization")
     if authorization:
         scheme, _, credentials = authorization.partition(" ")
-        if scheme.lower() == "bearer" and credentials.strip():
-            return credentials.strip()
+        scheme, credentials = scheme.lower(), credentials.strip()
+        if scheme == "bearer" and credentials:
+            return credentials
+        if scheme == "basic" and credentials:
+            return _basic_user(credentials)
     return headers.get("x-api-key") or None
+
+
+def _basic_user(credentials: str) -> str | None:
+    """The user name of Basic credentials (or the password, for a client that puts the key there)."""
+    try:
+        user, _, password = base64.b64decode(credentials, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return "\x00invalid"  # presented but unreadable: refused as an invalid key, never open mode
+    return user or password or None
 
 
 def document_api_keys(app) -> None:

@@ -8,10 +8,11 @@ from orchestrator.storage.models import Event
 from tests.api.test_events import count
 
 
-async def test_it_serves_exactly_the_three_documented_ingestion_routes(runtime):
+async def test_it_serves_exactly_the_documented_segment_routes(runtime):
     app = create_app(runtime.settings, run_worker=False, runtime=runtime)
     documented = {path for path, operations in app.openapi()["paths"].items() if "post" in operations}
-    assert set(ROUTES) == {"/v1/track", "/v1/identify", "/v1/batch"} <= documented
+    assert set(ROUTES) == {"/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias",
+                           "/v1/batch"} <= documented
 
 
 async def test_malformed_json_is_a_422_about_the_body(client, runtime):

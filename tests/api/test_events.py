@@ -126,7 +126,7 @@ async def test_invalid_email_and_phone_name_their_fields(client):
 
 async def test_unknown_type_in_batch_names_the_item(client):
     response = await client.post("/v1/batch", json={"batch": [
-        {"type": "track", "userId": "a", "event": "X"}, {"type": "page", "userId": "a"}]})
+        {"type": "track", "userId": "a", "event": "X"}, {"type": "pageview", "userId": "a"}]})
     assert ["body", "batch", 1] in _error_locations(response)
     assert "type" in response.json()["detail"][0]["msg"]
 

@@ -214,8 +214,8 @@ def test_keys_command_line(database_url, monkeypatch, capsys):
         get_settings.cache_clear()
 
 
-def test_openapi_offers_both_ways_of_sending_a_key_on_the_routes_that_need_one(client):
+def test_openapi_offers_every_way_of_sending_a_key_on_the_routes_that_need_one(client):
     schema = app_of(client).openapi()
-    assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}
-    assert schema["paths"]["/v1/track"]["post"]["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey", "basic"}
+    assert schema["paths"]["/v1/track"]["post"]["security"] == [{"bearer": []}, {"apiKey": []}, {"basic": []}]
     assert "security" not in schema["paths"]["/health/live"]["get"]  # probes carry no key
