@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -105,11 +106,13 @@ async def _send(runtime: Runtime, delivery: ReportDelivery, now: datetime) -> No
 
 async def _render(runtime: Runtime, report: LoadedReport, delivery: ReportDelivery, now: datetime) -> OutboundMessage:
     since, until = utc(delivery.period_start), utc(delivery.period_end)
+    zone = ZoneInfo(report.definition.schedule.timezone)
     async with runtime.sessions() as session:
         figures = await report_figures(session, report.definition, since, until, now)
     rendered = render_message(runtime.templates, TEMPLATE, report.definition.locale, {
-        "report": report.definition.model_dump(), "since": since.date().isoformat(),
-        "until": (until - timedelta(days=1)).date().isoformat(), "figures": [{"kpi": f.kpi, "value": f.shown} for f in figures.figures],
+        # The period's first and last day as its recipients count days: in the schedule's zone.
+        "report": report.definition.model_dump(), "since": since.astimezone(zone).date().isoformat(),
+        "until": (until.astimezone(zone) - timedelta(days=1)).date().isoformat(), "figures": [{"kpi": f.kpi, "value": f.shown} for f in figures.figures],
         "days": figures.days, "console_url": runtime.settings.public_base_url + f"/reports/{report.id}",
     })
     return OutboundMessage(send_key=f"report:{report.id}:{since.isoformat()}:{delivery.recipient}", channel=Channel.email,

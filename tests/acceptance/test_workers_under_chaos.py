@@ -95,7 +95,9 @@ async def test_exactly_once_with_four_workers_killed_at_random(postgres_database
                          ORCHESTRATOR_TWILIO_API_BASE_URL=twilio.url, ORCHESTRATOR_EMAIL_PROVIDER="smtp",
                          ORCHESTRATOR_SMTP_PORT=str(smtp_port), ORCHESTRATOR_SMTP_STARTTLS="never",
                          ORCHESTRATOR_RECONCILE_AFTER_SECONDS="10", ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS="25",
-                         ORCHESTRATOR_RECONCILE_RETRY_SECONDS="3", ORCHESTRATOR_RECONCILE_INTERVAL_SECONDS="1")
+                         ORCHESTRATOR_RECONCILE_RETRY_SECONDS="3", ORCHESTRATOR_RECONCILE_INTERVAL_SECONDS="1",
+                         # Journey sends only: scheduled reports would reach the SMTP witness too.
+                         ORCHESTRATOR_REPORTS_DIR=str(tmp_path / "no-reports"))
         workers = [start_orchestrator("worker", env, log=tmp_path / f"worker-{n}.log") for n in range(WORKERS)]
         try:
             deadline = time.monotonic() + 480

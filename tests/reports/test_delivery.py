@@ -22,7 +22,7 @@ from tests.conftest import START, make_settings
 REPORT = """\
 name: Daily SMS
 recipients: [ceo@example.com, cmo@example.com]
-schedule: {every: day, at: "08:00", timezone: UTC}
+schedule: {every: day, at: "08:00", timezone: Europe/Paris}
 kpis: [sent, delivery_rate, revenue, nps]
 locale: fr
 """
