@@ -43,7 +43,7 @@ def _number(value) -> int:
 
 def kpi_row(group: dict[str, Any], totals: dict[str, Any], reasons: dict[str, int]) -> dict[str, Any]:
     n = {name: _number(totals.get(name)) for name in (
-        "messages", "sent", "delivered", "failed", "skipped", "recipients", "email_sent", "email_delivered", "opened",
+        "messages", "sent", "delivered", "failed", "skipped", "recipients", "email_sent", "email_delivered", "opened", "clickable",
         "clicked", "bounced", "replied", "opted_out", "priced", "conversions", "orders_with_revenue")}
     revenue = float(totals.get("revenue") or 0)
     cost = float(totals.get("cost") or 0) if n["priced"] else None
