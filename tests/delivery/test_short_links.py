@@ -74,3 +74,13 @@ def test_the_second_code_sms_stays_within_its_declared_segment_budget(locale, tm
         settings, channel="sms", marketing=True, enrollment_id=BIG_ENROLLMENT, send_key="journey:1:second-code-sms")
     assert measure_sms(body).segments == shown.sms["segments"]  # preview measured exactly what is sent
     assert link.app.startswith("shop://second-code?code=AGAIN10-MAXIMILIAN-ALEXANDER&size=EU%2044.5")
+
+
+@pytest.mark.parametrize("app", ["javascript:alert(1)", "data:text/html,x", "JavaScript://%0aalert(1)", "not a url"])
+def test_an_app_target_that_is_not_an_app_or_web_url_fails_the_render(app):
+    from orchestrator.templating.app_links import app_link
+    from orchestrator.templating.render import RenderError
+
+    with pytest.raises(RenderError, match="app target"):
+        shorten("Go " + app_link(app, "https://shop.example/"))
+    assert shorten("Go " + app_link("shop://x", "https://shop.example/"))[1] == [ShortLink(0, "https://shop.example/", "shop://x")]
