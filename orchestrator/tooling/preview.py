@@ -15,19 +15,19 @@ from typing import Any
 from jinja2 import TemplateError
 
 from orchestrator.channels.base import Channel
-from orchestrator.vocabulary import PHONE_CHANNELS
+from orchestrator.config import Settings, get_settings
+from orchestrator.delivery.short_links import preview_links, web_urls_only
 from orchestrator.engine.facts import customer_view
 from orchestrator.engine.messages import render_variables
 from orchestrator.journeys.format import SendStep
 from orchestrator.journeys.loader import JourneyLoadError
 from orchestrator.storage.models import Customer
 from orchestrator.templating.render import RenderError, render_message
-from orchestrator.config import Settings, get_settings
-from orchestrator.delivery.short_links import preview_links, web_urls_only
 from orchestrator.templating.sms import GSM7_EXTENSION_CHARACTERS, is_gsm7, measure_sms
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.inputs import InputError, override_locale, parse_customer, read_document
 from orchestrator.tooling.sources import journey_files, read_journey
+from orchestrator.vocabulary import PHONE_CHANNELS
 
 SAMPLE_USER_ID = "sample-customer"
 MAX_SMS_CHARACTERS = 1600  # Twilio refuses longer bodies; most carriers cap concatenation near 10 parts

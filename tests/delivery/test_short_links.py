@@ -8,8 +8,7 @@ import pytest
 
 from orchestrator.channels.base import Channel
 from orchestrator.config import PROJECT_ROOT, Settings
-from orchestrator.delivery.short_links import (ShortLink, apply_links, find_link, parse_token, preview_url,
-                                               short_url)
+from orchestrator.delivery.short_links import ShortLink, apply_links, find_link, parse_token, preview_url, short_url
 from orchestrator.templating.sms import measure_sms
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.preview import preview

@@ -10,8 +10,8 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.clock import utc
-from orchestrator.delivery.statuses import record_status
 from orchestrator.delivery.short_links import ShortLink, short_url
+from orchestrator.delivery.statuses import record_status
 from orchestrator.storage.feedback_models import MessageStatusEvent
 from orchestrator.storage.models import Message
 from orchestrator.vocabulary import Channel
