@@ -16,6 +16,7 @@ from orchestrator.storage.feedback_models import MessageStatusEvent
 from orchestrator.storage.models import Message
 from orchestrator.vocabulary import Channel
 from tests.api.test_launch_journeys import DAY, advance, identify, outbox, track
+from tests.conftest import refresh_kpis_as_the_worker_does
 
 SHORT = re.compile(r"http://\S+/s/\S+")
 PHONE_BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
@@ -71,7 +72,7 @@ async def test_a_click_opens_the_app_page_and_counts_once(client, drain, runtime
     clicks = [e for e in await history(runtime, message.id) if e.status == "click"]
     assert len(clicks) == 2  # both visits are in the history ...
     assert utc(message.first_clicked_at) == min(utc(c.occurred_at) for c in clicks)  # ... the message counts once
-    await drain()  # the worker refreshes the KPI rollups
+    await refresh_kpis_as_the_worker_does(client)
     kpis = (await client.get("/v1/kpis", params={"group_by": "channel"})).json()
     [sms] = [row for row in kpis["rows"] if row["channel"] == "sms"]
     assert (sms["clickable"], sms["clicked"], sms["click_rate"]) == (1, 1, 100.0)
@@ -99,7 +100,7 @@ async def test_a_preview_or_scan_is_recorded_but_counts_nothing(client, drain, r
     assert message.first_clicked_at is None
     [event] = [e for e in await history(runtime, message.id) if e.source == "short_link"]
     assert (event.status, event.detail["signal"]) == ("link_preview", signal)
-    await drain()  # the worker refreshes the KPI rollups
+    await refresh_kpis_as_the_worker_does(client)
     kpis = (await client.get("/v1/kpis", params={"group_by": "channel"})).json()
     [sms] = [row for row in kpis["rows"] if row["channel"] == "sms"]
     assert (sms["clickable"], sms["clicked"], sms["click_rate"]) == (1, 0, 0.0)
