@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     fake_sendgrid_signing_key: str | None = None
     # Open pixel and click redirects in HTML mail sent over SMTP (SendGrid tracks its own).
     email_tracking: bool = True
+    # Tracked short links in marketing SMS and WhatsApp (docs/links.md). The base is where the
+    # links point: a short domain of your own routed to this service keeps each link near 30
+    # characters; unset, `public_base_url` is used.
+    short_links: bool = True
+    short_link_base_url: str = ""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025

@@ -44,6 +44,7 @@ from orchestrator.web.access import (
 from orchestrator.web.responses import document_error_responses
 from webhooks import email_links as email_link_routes
 from webhooks import sendgrid as sendgrid_webhooks
+from webhooks import short_links as short_link_routes
 from webhooks import twilio as twilio_webhooks
 
 log = logging.getLogger("orchestrator")
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(twilio_webhooks.router)
     app.include_router(sendgrid_webhooks.router)
     app.include_router(email_link_routes.router)
+    app.include_router(short_link_routes.router)
     app.add_middleware(DirectIngestion)  # the ingestion routes, without FastAPI's per-request machinery
     app.add_middleware(BodyLimits, settings=settings)  # limits and gzip for every route
     app.add_middleware(RefuseNulInUrls)  # added last, so outermost

@@ -1,9 +1,15 @@
-"""Conversions: a goal event credited to the last message that reached the customer.
+"""Conversions: a goal event credited to one message, by this order of precedence:
 
-"Reached" means delivered (a provider receipt), or for e-mail also clicked (a click proves
-it arrived even where no delivery receipt exists). Only messages of enrollments whose goal
-this event is, inside their goal window, can earn the credit. An order converts once,
-keyed by its `order_id` (or the event's messageId when it has none).
+1. Click attribution: the message whose tracked link was clicked last before the order
+   (by each message's first counted click; e-mail, SMS or WhatsApp alike). A click is the
+   customer acting on that message, so it outranks a later message that merely arrived.
+   Link previews and scanners never set a click (docs/links.md), so they earn nothing.
+2. Otherwise last touch: the last message that reached the customer, "reached" meaning
+   delivered (a provider receipt).
+
+Only messages of enrollments whose goal this event is, inside their goal window, can earn
+the credit, and only for what happened before the order. An order converts once, keyed by
+its `order_id` (or the event's messageId when it has none).
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from orchestrator.clock import utc
 from orchestrator.storage.feedback_models import Conversion
 from orchestrator.storage.models import Enrollment, Event, Message
 from orchestrator.storage.queries import insert_ignoring_conflict
-from orchestrator.vocabulary import Channel
 
 REVENUE_PROPERTIES = ("revenue", "total", "value")
 
@@ -42,12 +47,26 @@ def _revenue(properties: dict) -> Decimal | None:
     return None
 
 
+def _clicked_at(message: Message, before: datetime) -> datetime | None:
+    clicked = utc(message.first_clicked_at) if message.first_clicked_at else None
+    return clicked if clicked is not None and clicked <= before else None
+
+
 def _touched_at(message: Message, before: datetime) -> datetime | None:
-    touches = [utc(message.delivered_at)] if message.delivered_at else []
-    if message.channel == Channel.email and message.first_clicked_at:
-        touches.append(utc(message.first_clicked_at))
+    """When the message reached the customer: delivered, or clicked (a click proves it
+    arrived even where no delivery receipt exists)."""
+    touches = [t for t in (message.delivered_at and utc(message.delivered_at), _clicked_at(message, before)) if t]
     eligible = [t for t in touches if t <= before]
     return min(eligible) if eligible else None
+
+
+def credited_message(messages: list[Message], before: datetime) -> Message | None:
+    """The message an order at `before` is credited to (module docstring), or None."""
+    clicked = [(at, m.id, m) for m in messages if (at := _clicked_at(m, before)) is not None]
+    if clicked:
+        return max(clicked, key=lambda entry: entry[:2])[2]
+    touched = [(at, m.id, m) for m in messages if (at := _touched_at(m, before)) is not None]
+    return max(touched, key=lambda entry: entry[:2])[2] if touched else None
 
 
 async def attribute_conversion(session: AsyncSession, event: Event, enrollments: list[Enrollment], now: datetime) -> None:
@@ -57,10 +76,9 @@ async def attribute_conversion(session: AsyncSession, event: Event, enrollments:
     with session.no_autoflush:  # pending enrollment changes do not affect this read; flushing them per order is costly
         messages = (await session.exec(select(Message).where(
             col(Message.enrollment_id).in_([e.id for e in candidates])))).all()
-    touched = [(at, m) for m in messages if (at := _touched_at(m, now)) is not None]
-    if not touched:
+    message = credited_message(list(messages), now)
+    if message is None:
         return  # nothing reached the customer before the order: not ours to claim
-    _, message = max(touched, key=lambda pair: (pair[0], pair[1].id))
     properties = event.properties or {}
     await insert_ignoring_conflict(session, Conversion, dict(
         order_key=str(properties.get("order_id") or f"event:{event.message_id}"), event_id=event.id,

@@ -30,7 +30,8 @@ async def queue_fallbacks(session: AsyncSession, runtime, failed: list[Message],
             continue
         fallback = prepare_message(runtime.templates, runtime.channels.provider_name, enrollment,
                                    customers[message.customer_id], node, now, fallback_for=message,
-                                   permissions=permissions[message.customer_id])
+                                   permissions=permissions[message.customer_id],
+                                   link_settings=runtime.settings)
         rows.append(fallback.as_row())
     # The fallback's send key is derived from the original's: it too can only exist once.
     await insert_many_ignoring_conflict(session, Message, rows, ["send_key"])

@@ -18,7 +18,9 @@ from typing import Any
 
 from orchestrator.channels.base import Channel
 from orchestrator.clock import utc
+from orchestrator.config import Settings
 from orchestrator.customers.consent import SendPermissions, marketing_refusal
+from orchestrator.delivery.short_links import apply_links, web_urls_only
 from orchestrator.engine.facts import customer_view
 from orchestrator.journeys.compiler import Node
 from orchestrator.storage.models import Customer, Enrollment, Message
@@ -119,6 +121,7 @@ class MessageDraft:
     encoding: str | None = None
     segments: int | None = None
     next_attempt_at: datetime | None = None
+    tracked_links: int | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The row as the bulk INSERT takes it. Every value must be storable: the worker
@@ -156,10 +159,12 @@ def _json_safe(value: Any) -> Any:
 
 def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollment: Enrollment, customer: Customer,
                     node: Node, now: datetime, *, fallback_for: Message | None = None,
-                    permissions: SendPermissions | None = None) -> MessageDraft:
+                    permissions: SendPermissions | None = None, link_settings: Settings | None = None) -> MessageDraft:
     """Pure apart from its arguments: the simulator calls it with in-memory rows.
 
     `permissions` defaults to consent read from the customer's traits (for simulation).
+    `link_settings` turns URLs of marketing SMS/WhatsApp into tracked short links
+    (`delivery.short_links`); without it they go out as written.
 
     `fallback_for` is a message of this step that failed permanently: the new one goes out
     on its fallback channel under a send key of its own.
@@ -192,7 +197,7 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
         message.status, message.status_reason = MessageStatus.skipped, refusal
         return message
     try:
-        _render_into(message, templates, send.template, send.vars, enrollment, customer)
+        _render_into(message, templates, send.template, send.vars, enrollment, customer, link_settings)
     except Exception as error:  # whatever the template or the data did, only this message fails
         detail = error.detail if isinstance(error, RenderError) else describe_error(error)
         _fail_render(message, f"template {send.template} (step {node.id}): {detail}")
@@ -208,9 +213,10 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
 
 
 def _render_into(message: MessageDraft, templates: TemplateStore, name: str, send_vars: dict[str, Any],
-                 enrollment: Enrollment, customer: Customer) -> None:
+                 enrollment: Enrollment, customer: Customer, link_settings: Settings | None = None) -> None:
     """Render the step's template onto `message`, cleaned of control characters from
-    customers' data (see templating/control_chars.py)."""
+    customers' data (see templating/control_chars.py), its URLs shortened where
+    `delivery.short_links` says so."""
     context = {"customer": customer_view(customer), "event": dict(enrollment.context)}
     variables = render_variables(send_vars, context, templates.budget)
     rendered = render_message(templates, name, customer.locale, {**context, **variables})
@@ -220,8 +226,12 @@ def _render_into(message: MessageDraft, templates: TemplateStore, name: str, sen
                                                          templates.budget)
     message.locale = rendered.locale
     message.subject = clean_header(rendered.subject) if rendered.subject is not None else None
-    message.body = clean_body(rendered.body)
-    message.html = clean_body(rendered.html) if rendered.html is not None else None
+    message.body, links = apply_links(clean_body(rendered.body), link_settings, channel=message.channel,
+                                      marketing=message.marketing, enrollment_id=enrollment.id,
+                                      send_key=message.send_key)
+    message.html = web_urls_only(clean_body(rendered.html)) if rendered.html is not None else None
+    if links:
+        metadata["links"], message.tracked_links = [link.as_metadata() for link in links], len(links)
     message.template_metadata = {**metadata, "variables": variables}
 
 

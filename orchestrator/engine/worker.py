@@ -178,7 +178,7 @@ def _advance_one(runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, 
         # else that goes wrong preparing one fails this enrollment, never the round.
         messages = [
             prepare_message(runtime.templates, runtime.channels.provider_name, enrollment, customer, node, now,
-                            permissions=permissions)
+                            permissions=permissions, link_settings=runtime.settings)
             for node in result.sends
         ]
     except Exception as error:  # e.g. a condition that cannot be evaluated: this enrollment only

@@ -6,7 +6,11 @@ from messages directly, so both agree by construction.
 
 Per cell:
 - messages, sent (`sent_at` set: the provider has it), delivered (`delivered_at` set),
-  failed (`failed`/`undelivered`), skipped, and e-mail's sent/delivered/opened/clicked;
+  failed (`failed`/`undelivered`), skipped, and e-mail's sent/delivered/opened;
+- clickable: delivered messages that had something to click: every delivered e-mail, and
+  delivered SMS/WhatsApp messages with at least one tracked short link (`tracked_links`);
+  clicked: those with a counted click (`first_clicked_at`: a message counts once however
+  often it is clicked, and link previews and scanners never set it, see docs/links.md);
 - bounced: sent e-mails with a hard (`bounce`) or soft (`blocked`) bounce report;
 - recipients: distinct customers with a sent message;
 - replied / opted_out: distinct customers whose reply (STOP excluded) or opt-out record
@@ -37,7 +41,7 @@ FAILED_STATUSES = (MessageStatus.failed, MessageStatus.undelivered)
 BOUNCE_STATUSES = ("bounce", "blocked")
 KEY_COLUMNS = ("day", "journey_id", "step_id", "channel", "template")
 MEASURES = ("messages", "sent", "delivered", "failed", "skipped", "recipients", "email_sent", "email_delivered",
-            "opened", "clicked", "bounced", "replied", "opted_out", "priced", "cost", "conversions",
+            "opened", "clickable", "clicked", "bounced", "replied", "opted_out", "priced", "cost", "conversions",
             "orders_with_revenue", "revenue")
 
 conversions = Conversion.__table__
@@ -96,6 +100,9 @@ def cell_totals(dialect: str, conditions: list, since: datetime | None) -> sa.Se
     answers = _responses_per_message(dialect, since)
     sent, email = m.sent_at.is_not(None), m.channel == Channel.email
     email_delivered = sa.and_(email, m.delivered_at.is_not(None))
+    # E-mail links are tracked by SendGrid or our SMTP redirects; SMS/WhatsApp only where a
+    # short link was put in the body, so a message without links does not dilute the CTR.
+    clickable = sa.and_(m.delivered_at.is_not(None), sa.or_(email, m.tracked_links > 0))
     bounce_reported = sa.exists().where(status_events.c.message_id == m.id,
                                         status_events.c.status.in_(BOUNCE_STATUSES))
     keys = cell_keys(dialect)
@@ -111,7 +118,8 @@ def cell_totals(dialect: str, conditions: list, since: datetime | None) -> sa.Se
             counting(sa.and_(email, sent)).label("email_sent"),
             counting(email_delivered).label("email_delivered"),
             counting(sa.and_(email_delivered, m.first_opened_at.is_not(None))).label("opened"),
-            counting(sa.and_(email_delivered, m.first_clicked_at.is_not(None))).label("clicked"),
+            counting(clickable).label("clickable"),
+            counting(sa.and_(clickable, m.first_clicked_at.is_not(None))).label("clicked"),
             counting(sa.and_(email, sent, bounce_reported)).label("bounced"),
             sa.func.count(sa.distinct(sa.case((answers.c.replied == 1, m.customer_id)))).label("replied"),
             sa.func.count(sa.distinct(sa.case((answers.c.opted_out == 1, m.customer_id)))).label("opted_out"),

@@ -10,8 +10,11 @@ Definitions (each ratio is None when its denominator is 0; see `cells.py` for th
   messaged by two steps, or on two days, counts once for each (the cells are daily rollups;
   distinct counts over months of messages would take seconds)
 - delivery rate = delivered / sent × 100
-- open rate = opened e-mails / delivered e-mails × 100; click-through rate = clicked
-  e-mails / delivered e-mails × 100 (only e-mail reports opens and clicks)
+- open rate = opened e-mails / delivered e-mails × 100 (only e-mail reports opens)
+- click-through rate = clicked / clickable × 100 on every channel, where clickable is
+  delivered e-mails plus delivered SMS/WhatsApp messages carrying a tracked short link, and
+  clicked those of them with at least one counted click (once per message; link previews
+  and scanners excluded). Group by channel for e-mail's, SMS's and WhatsApp's own CTR.
 - bounce rate = sent e-mails with a bounce report (hard or soft) / sent e-mails × 100
 - reply rate = replied / recipients × 100 and opt-out rate = opted_out / recipients × 100,
   where a reply (STOP excluded) or an opt-out record (any source) is credited to the last
@@ -40,7 +43,7 @@ def _number(value) -> int:
 
 def kpi_row(group: dict[str, Any], totals: dict[str, Any], reasons: dict[str, int]) -> dict[str, Any]:
     n = {name: _number(totals.get(name)) for name in (
-        "messages", "sent", "delivered", "failed", "skipped", "recipients", "email_sent", "email_delivered", "opened",
+        "messages", "sent", "delivered", "failed", "skipped", "recipients", "email_sent", "email_delivered", "opened", "clickable",
         "clicked", "bounced", "replied", "opted_out", "priced", "conversions", "orders_with_revenue")}
     revenue = float(totals.get("revenue") or 0)
     cost = float(totals.get("cost") or 0) if n["priced"] else None
@@ -52,7 +55,7 @@ def kpi_row(group: dict[str, Any], totals: dict[str, Any], reasons: dict[str, in
         "delivery_rate": percent(n["delivered"], n["sent"]),
         "email_sent": n["email_sent"], "email_delivered": n["email_delivered"],
         "opened": n["opened"], "open_rate": percent(n["opened"], n["email_delivered"]),
-        "clicked": n["clicked"], "click_rate": percent(n["clicked"], n["email_delivered"]),
+        "clickable": n["clickable"], "clicked": n["clicked"], "click_rate": percent(n["clicked"], n["clickable"]),
         "bounced": n["bounced"], "bounce_rate": percent(n["bounced"], n["email_sent"]),
         "replied": n["replied"], "reply_rate": percent(n["replied"], n["recipients"]),
         "opted_out": n["opted_out"], "opt_out_rate": percent(n["opted_out"], n["recipients"]),

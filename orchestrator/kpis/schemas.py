@@ -33,8 +33,13 @@ class KpiRow(BaseModel):
     email_delivered: int = Field(description="Delivered e-mails: the denominator of open and click rates")
     opened: int = Field(description="Delivered e-mails opened at least once")
     open_rate: float | None = _rate("opened e-mails / delivered e-mails × 100")
-    clicked: int = Field(description="Delivered e-mails with at least one tracked click")
-    click_rate: float | None = _rate("clicked e-mails / delivered e-mails × 100 (click-through rate)")
+    clickable: int = Field(description=(
+        "Delivered messages with something to click: every delivered e-mail, and delivered SMS/WhatsApp "
+        "messages carrying a tracked short link: the denominator of the click rate"))
+    clicked: int = Field(description=(
+        "Clickable messages with at least one counted click (once per message however often clicked; "
+        "link previews and scanners are not clicks)"))
+    click_rate: float | None = _rate("clicked / clickable × 100 (click-through rate, per channel when grouped by channel)")
     bounced: int = Field(description="Sent e-mails with a hard (`bounce`) or soft (`blocked`) bounce report")
     bounce_rate: float | None = _rate("bounced e-mails / sent e-mails × 100")
     replied: int = Field(description=(

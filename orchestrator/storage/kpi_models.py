@@ -39,6 +39,7 @@ class KpiDailyCell(SQLModel, table=True):
     email_sent: int = _count()
     email_delivered: int = _count()
     opened: int = _count()
+    clickable: int = _count()  # delivered e-mails, and delivered SMS/WhatsApp with a tracked link
     clicked: int = _count()
     bounced: int = _count()
     replied: int = _count()

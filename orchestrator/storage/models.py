@@ -196,6 +196,9 @@ class Message(SQLModel, table=True):
     cost_currency: str | None = Field(default=None, max_length=3)
     encoding: str | None = Field(default=None, max_length=8)
     segments: int | None = None
+    # Tracked short links in the body (SMS/WhatsApp, docs/links.md): the CTR denominator
+    # counts only messages that had something to click.
+    tracked_links: int | None = None
     attempts: int = 0
     next_attempt_at: datetime | None = _timestamp(nullable=True)
     created_at: datetime = _timestamp()

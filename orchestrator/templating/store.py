@@ -15,12 +15,15 @@ import yaml
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
+from orchestrator.templating.app_links import app_link
 from orchestrator.templating.budget import BudgetedSandbox, RenderBudget, compile_template
 from orchestrator.templating.locales import locale_chain, normalize_locale
 
 # Marketers' templates run in the sandbox; a missing variable is an error, never a blank.
 text_environment = BudgetedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
 html_environment = BudgetedSandbox(undefined=StrictUndefined, autoescape=True)
+for _environment in (text_environment, html_environment):
+    _environment.globals["app_link"] = app_link  # a link into the app with a web fallback (docs/links.md)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from typing import Any
 from jinja2 import TemplateError
 
 from orchestrator.channels.base import Channel
+from orchestrator.config import Settings, get_settings
+from orchestrator.delivery.short_links import preview_links, web_urls_only
 from orchestrator.engine.facts import customer_view
 from orchestrator.engine.messages import render_variables
 from orchestrator.journeys.format import SendStep
@@ -25,6 +27,7 @@ from orchestrator.templating.sms import GSM7_EXTENSION_CHARACTERS, is_gsm7, meas
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.inputs import InputError, override_locale, parse_customer, read_document
 from orchestrator.tooling.sources import journey_files, read_journey
+from orchestrator.vocabulary import PHONE_CHANNELS
 
 SAMPLE_USER_ID = "sample-customer"
 MAX_SMS_CHARACTERS = 1600  # Twilio refuses longer bodies; most carriers cap concatenation near 10 parts
@@ -85,7 +88,8 @@ def load_sample(path: Path | None) -> tuple[Customer, dict[str, Any], dict[str, 
 
 
 def preview(store: TemplateStore, name: str, *, locale: str | None = None, vars_file: Path | None = None,
-            channel: Channel | None = None, journeys_dir: Path | None = None) -> Preview:
+            channel: Channel | None = None, journeys_dir: Path | None = None,
+            link_settings: Settings | None = None) -> Preview:
     if store.get(name) is None:
         problems = [str(p) for p in store.problems if Path(p.file).parts[-2:-1] == (name,) or Path(p.file).name == name]
         detail = "; ".join(problems) if problems else f"no folder {store.directory / name}"
@@ -108,13 +112,20 @@ def preview(store: TemplateStore, name: str, *, locale: str | None = None, vars_
     metadata = dict(rendered.metadata)
     if isinstance(metadata.get("content_variables"), dict):  # as engine.messages.prepare_message renders them
         metadata["content_variables"] = render_variables(metadata["content_variables"], {**context, **rendered_vars})
-    result = Preview(name, customer.locale, rendered.locale, channel.value if channel else None, rendered.body,
-                     rendered.subject, rendered.html, metadata, rendered_vars, origin)
+    # Measured as it will be sent: URLs of marketing SMS/WhatsApp at their short-link length.
+    transactional = bool(used and used[0].send.transactional)
+    body = (preview_links(rendered.body, link_settings or get_settings())
+            if channel in PHONE_CHANNELS and not transactional else web_urls_only(rendered.body))
+    result = Preview(name, customer.locale, rendered.locale, channel.value if channel else None, body,
+                     rendered.subject, web_urls_only(rendered.html), metadata, rendered_vars, origin)
     if customer.locale and rendered.locale != customer.locale:
         result.warnings.append(f"no '{customer.locale}' variant: rendered the '{rendered.locale}' one")
     if channel == Channel.sms:
-        result.sms, sms_warnings = measure(rendered.body)
+        result.sms, sms_warnings = measure(body)
         result.warnings += sms_warnings
+        budget = metadata.get("max_segments")
+        if isinstance(budget, int) and result.sms["segments"] > budget:
+            result.warnings.append(f"{result.sms['segments']} segments: over the template's max_segments of {budget}")
     if channel == Channel.email and not rendered.subject:
         result.warnings.append("no subject: add `subject:` front matter for e-mail")
     return result

@@ -104,7 +104,7 @@ async def build_dataset(runtime) -> None:
 CART = dict(
     messages=8, sent=5, delivered=4, failed=1, skipped=2,
     skipped_by_reason={"holdout group": 1, "no sms opt-in": 1}, recipients=5, delivery_rate=80.0,
-    email_sent=0, email_delivered=0, opened=0, open_rate=None, clicked=0, click_rate=None,
+    email_sent=0, email_delivered=0, opened=0, open_rate=None, clickable=0, clicked=0, click_rate=None,
     bounced=0, bounce_rate=None, replied=1, reply_rate=20.0, opted_out=1, opt_out_rate=20.0,
     conversions=2, conversion_rate=40.0, revenue=100.0, average_order_value=50.0,
     cost=0.045, cost_per_acquisition=0.0225, return_on_spend=2222.2222,
@@ -112,7 +112,7 @@ CART = dict(
 NEWS = dict(
     messages=7, sent=6, delivered=4, failed=2, skipped=1, skipped_by_reason={"no email address": 1},
     recipients=6, delivery_rate=66.67, email_sent=6, email_delivered=4, opened=2, open_rate=50.0,
-    clicked=1, click_rate=25.0, bounced=2, bounce_rate=33.33, replied=0, reply_rate=0.0,
+    clickable=4, clicked=1, click_rate=25.0, bounced=2, bounce_rate=33.33, replied=0, reply_rate=0.0,
     opted_out=1, opt_out_rate=16.67, conversions=2, conversion_rate=33.33, revenue=50.0,
     average_order_value=50.0, cost=None, cost_per_acquisition=None, return_on_spend=None,
 )
