@@ -18,6 +18,10 @@ customers who had a delivered message matching those filters (and the time range
   (Counting everyone who ever ordered as a customer would make E − N = S, always 100 %.)
 - NPS = % promoters (9-10) − % detractors (0-6) among the period's answers (every answer
   counts, a customer answering twice counts twice).
+
+Orders are read from `customer_orders` (`orchestrator.kpis.orders`), the order events
+already deduplicated and parsed by the rollup refresh, so these figures are as fresh as the
+last refresh. NPS answers are few and indexed by time: they are counted live.
 """
 
 from __future__ import annotations
@@ -30,25 +34,14 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.kpis.formulas import lifetime_value, net_promoter_score, retention_rate
-from orchestrator.kpis.scope import (
-    KpiScope,
-    counting,
-    json_number,
-    json_text,
-    message_conditions,
-    messages,
-    without_jit,
-)
+from orchestrator.kpis.orders import customer_orders
+from orchestrator.kpis.scope import KpiScope, counting, message_conditions, messages, without_jit
 from orchestrator.storage.feedback_models import NpsResponse
-from orchestrator.storage.models import Event
 
-ORDER_EVENT = "Order Completed"
-REVENUE_PROPERTIES = ("revenue", "total", "value")  # as orchestrator.delivery.conversions reads them
 DEFAULT_PERIOD = timedelta(days=365)
 DEFAULT_ACTIVE_DAYS = 365
 DEFAULT_LIFESPAN_YEARS = 3.0
 
-events = Event.__table__
 nps_responses = NpsResponse.__table__
 
 
@@ -63,28 +56,21 @@ def _reached_customers(scope: KpiScope) -> sa.Select | None:
     return sa.select(messages.c.customer_id).where(*message_conditions(scope), messages.c.delivered_at.is_not(None))
 
 
-def _orders(scope: KpiScope, dialect: str, until: datetime) -> sa.Subquery:
-    e = events.c
-    order_id = sa.func.nullif(json_text(e.properties, "order_id"), "")
-    revenue = sa.func.coalesce(*(json_number(e.properties, name, dialect) for name in REVENUE_PROPERTIES))
-    conditions = [e.type == "track", e.name == ORDER_EVENT, e.timestamp < until]
+def _orders(scope: KpiScope, until: datetime) -> sa.Subquery:
+    o = customer_orders.c
+    conditions = [o.ordered_at < until]
     if (reached := _reached_customers(scope)) is not None:
-        conditions.append(e.customer_id.in_(reached))
-    raw = (sa.select(sa.func.coalesce(order_id, sa.literal("event:") + e.message_id).label("order_key"),
-                     e.customer_id, e.timestamp.label("at"), revenue.label("revenue"))
-           .where(*conditions).subquery("order_events"))
-    return (sa.select(raw.c.order_key, sa.func.min(raw.c.customer_id).label("customer_id"),
-                      sa.func.min(raw.c.at).label("at"), sa.func.max(raw.c.revenue).label("revenue"))
-            .group_by(raw.c.order_key).subquery("orders"))
+        conditions.append(o.customer_id.in_(reached))
+    return (sa.select(o.order_key, o.customer_id, o.ordered_at.label("at"), o.revenue)
+            .where(*conditions).subquery("orders"))
 
 
 async def customer_kpis(session: AsyncSession, scope: KpiScope, now: datetime, *,
                         lifespan_years: float = DEFAULT_LIFESPAN_YEARS,
                         active_days: int = DEFAULT_ACTIVE_DAYS) -> dict[str, Any]:
     await without_jit(session)
-    dialect = session.get_bind().dialect.name
     since, until = customer_period(scope, now)
-    orders = _orders(scope, dialect, until)
+    orders = _orders(scope, until)
     active = timedelta(days=active_days)
     in_period = sa.and_(orders.c.at >= since, orders.c.at < until)
     # One pass over the orders: per customer, then summed.
