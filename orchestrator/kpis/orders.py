@@ -62,6 +62,10 @@ async def fold_orders(session: AsyncSession, received_since: datetime | None) ->
         "revenue": sa.case((old.revenue.is_(None), new.revenue), (new.revenue.is_(None), old.revenue),
                            else_=greatest(old.revenue, new.revenue)),
     }))
+    if received_since is None and dialect == "postgresql":
+        # Filled from nothing: without fresh statistics until autovacuum comes by, the planner
+        # guesses a few hundred customers and its hash aggregate spills to disk (2x slower).
+        await session.exec(sa.text("ANALYZE customer_orders"))
 
 
 async def orders_received_since(session: AsyncSession, since: datetime) -> bool:
