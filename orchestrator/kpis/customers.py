@@ -56,13 +56,17 @@ def _reached_customers(scope: KpiScope) -> sa.Select | None:
     return sa.select(messages.c.customer_id).where(*message_conditions(scope), messages.c.delivered_at.is_not(None))
 
 
-def _orders(scope: KpiScope, until: datetime) -> sa.Subquery:
+def _orders(scope: KpiScope, until: datetime):
+    """The orders before `until` of the customers in scope. Scoped, a CTE: the reached
+    customers are found once, not once per figure."""
     o = customer_orders.c
-    conditions = [o.ordered_at < until]
-    if (reached := _reached_customers(scope)) is not None:
-        conditions.append(o.customer_id.in_(reached))
-    return (sa.select(o.order_key, o.customer_id, o.ordered_at.label("at"), o.revenue)
-            .where(*conditions).subquery("orders"))
+    if (reached := _reached_customers(scope)) is None:
+        return customer_orders
+    return sa.select(customer_orders).where(o.ordered_at < until, o.customer_id.in_(reached)).cte("orders")
+
+
+def _distinct_customers(orders, *conditions) -> sa.ScalarSelect:
+    return sa.select(sa.func.count(sa.distinct(orders.c.customer_id))).where(*conditions).scalar_subquery()
 
 
 async def customer_kpis(session: AsyncSession, scope: KpiScope, now: datetime, *,
@@ -71,27 +75,21 @@ async def customer_kpis(session: AsyncSession, scope: KpiScope, now: datetime, *
     await without_jit(session)
     since, until = customer_period(scope, now)
     orders = _orders(scope, until)
+    o = orders.c
     active = timedelta(days=active_days)
-    in_period = sa.and_(orders.c.at >= since, orders.c.at < until)
-    # One pass over the orders: per customer, then summed.
-    per_customer = (sa.select(
-        orders.c.customer_id,
-        sa.func.min(orders.c.at).label("first_order_at"),
-        counting(in_period).label("orders"),
-        counting(sa.and_(in_period, orders.c.revenue.is_not(None))).label("orders_with_revenue"),
-        sa.func.sum(sa.case((in_period, orders.c.revenue))).label("revenue"),
-        sa.func.max(sa.case((sa.and_(orders.c.at >= since - active, orders.c.at < since), 1), else_=0)).label("at_start"),
-        sa.func.max(sa.case((orders.c.at >= until - active, 1), else_=0)).label("at_end"),
-    ).group_by(orders.c.customer_id).subquery("per_customer"))
-    c = per_customer.c
+    in_period = sa.and_(o.ordered_at >= since, o.ordered_at < until)
+    # Each figure is one index range over the orders' times, never a pass grouping every
+    # customer who ever ordered. A new customer ordered in the period and never before it.
+    earlier = customer_orders.alias("earlier")
+    ordered_before = sa.exists().where(earlier.c.customer_id == o.customer_id, earlier.c.ordered_at < since)
     period = (await session.exec(sa.select(
-        sa.func.coalesce(sa.func.sum(c.orders), 0).label("orders"),
-        sa.func.coalesce(sa.func.sum(c.orders_with_revenue), 0).label("orders_with_revenue"),
-        sa.func.sum(c.revenue).label("revenue"),
-        counting(c.orders > 0).label("customers"),
-        counting(c.at_start == 1).label("at_start"),
-        counting(c.at_end == 1).label("at_end"),
-        counting(c.first_order_at >= since).label("new"),
+        sa.select(sa.func.count()).where(in_period).scalar_subquery().label("orders"),
+        sa.select(sa.func.count(o.revenue)).where(in_period).scalar_subquery().label("orders_with_revenue"),
+        sa.select(sa.func.sum(o.revenue)).where(in_period).scalar_subquery().label("revenue"),
+        _distinct_customers(orders, in_period).label("customers"),
+        _distinct_customers(orders, o.ordered_at >= since - active, o.ordered_at < since).label("at_start"),
+        _distinct_customers(orders, o.ordered_at >= until - active, o.ordered_at < until).label("at_end"),
+        _distinct_customers(orders, in_period, ~ordered_before).label("new"),
     ))).mappings().one()
 
     answers = nps_responses.c
