@@ -56,6 +56,8 @@ def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
             ("/v1/kpis", {**window, "journey": "abandoned-cart", "group_by": ["channel", "day"]}),
             ("/v1/kpis", {**window, "journey": "abandoned-cart", "include": "customers"}), ("/v1/journeys", {})]),
         "journeys": ("/journeys", {}, [("/v1/journeys", {})]),
+        "journey abandoned-cart (funnel)": ("/journeys/abandoned-cart", {}, [
+            ("/v1/journeys/abandoned-cart/stats", {}), ("/v1/kpis", {"journey": "abandoned-cart"})]),
         "messages, first page": ("/messages", {}, [("/v1/messages", {"limit": 100}), ("/v1/journeys", {})]),
         "messages, failed sms": ("/messages", {"status": "failed", "channel": "sms"}, [
             ("/v1/messages", {"status": "failed", "channel": "sms", "limit": 100}), ("/v1/journeys", {})]),

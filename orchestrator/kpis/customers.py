@@ -18,6 +18,10 @@ customers who had a delivered message matching those filters (and the time range
   (Counting everyone who ever ordered as a customer would make E − N = S, always 100 %.)
 - NPS = % promoters (9-10) − % detractors (0-6) among the period's answers (every answer
   counts, a customer answering twice counts twice).
+
+Orders are read from `customer_orders` (`orchestrator.kpis.orders`), the order events
+already deduplicated and parsed by the rollup refresh, so these figures are as fresh as the
+last refresh. NPS answers are few and indexed by time: they are counted live.
 """
 
 from __future__ import annotations
@@ -30,25 +34,14 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.kpis.formulas import lifetime_value, net_promoter_score, retention_rate
-from orchestrator.kpis.scope import (
-    KpiScope,
-    counting,
-    json_number,
-    json_text,
-    message_conditions,
-    messages,
-    without_jit,
-)
+from orchestrator.kpis.orders import customer_orders
+from orchestrator.kpis.scope import KpiScope, counting, message_conditions, messages, without_jit
 from orchestrator.storage.feedback_models import NpsResponse
-from orchestrator.storage.models import Event
 
-ORDER_EVENT = "Order Completed"
-REVENUE_PROPERTIES = ("revenue", "total", "value")  # as orchestrator.delivery.conversions reads them
 DEFAULT_PERIOD = timedelta(days=365)
 DEFAULT_ACTIVE_DAYS = 365
 DEFAULT_LIFESPAN_YEARS = 3.0
 
-events = Event.__table__
 nps_responses = NpsResponse.__table__
 
 
@@ -63,49 +56,40 @@ def _reached_customers(scope: KpiScope) -> sa.Select | None:
     return sa.select(messages.c.customer_id).where(*message_conditions(scope), messages.c.delivered_at.is_not(None))
 
 
-def _orders(scope: KpiScope, dialect: str, until: datetime) -> sa.Subquery:
-    e = events.c
-    order_id = sa.func.nullif(json_text(e.properties, "order_id"), "")
-    revenue = sa.func.coalesce(*(json_number(e.properties, name, dialect) for name in REVENUE_PROPERTIES))
-    conditions = [e.type == "track", e.name == ORDER_EVENT, e.timestamp < until]
-    if (reached := _reached_customers(scope)) is not None:
-        conditions.append(e.customer_id.in_(reached))
-    raw = (sa.select(sa.func.coalesce(order_id, sa.literal("event:") + e.message_id).label("order_key"),
-                     e.customer_id, e.timestamp.label("at"), revenue.label("revenue"))
-           .where(*conditions).subquery("order_events"))
-    return (sa.select(raw.c.order_key, sa.func.min(raw.c.customer_id).label("customer_id"),
-                      sa.func.min(raw.c.at).label("at"), sa.func.max(raw.c.revenue).label("revenue"))
-            .group_by(raw.c.order_key).subquery("orders"))
+def _orders(scope: KpiScope, until: datetime):
+    """The orders before `until` of the customers in scope. Scoped, a CTE: the reached
+    customers are found once, not once per figure."""
+    o = customer_orders.c
+    if (reached := _reached_customers(scope)) is None:
+        return customer_orders
+    return sa.select(customer_orders).where(o.ordered_at < until, o.customer_id.in_(reached)).cte("orders")
+
+
+def _distinct_customers(orders, *conditions) -> sa.ScalarSelect:
+    return sa.select(sa.func.count(sa.distinct(orders.c.customer_id))).where(*conditions).scalar_subquery()
 
 
 async def customer_kpis(session: AsyncSession, scope: KpiScope, now: datetime, *,
                         lifespan_years: float = DEFAULT_LIFESPAN_YEARS,
                         active_days: int = DEFAULT_ACTIVE_DAYS) -> dict[str, Any]:
     await without_jit(session)
-    dialect = session.get_bind().dialect.name
     since, until = customer_period(scope, now)
-    orders = _orders(scope, dialect, until)
+    orders = _orders(scope, until)
+    o = orders.c
     active = timedelta(days=active_days)
-    in_period = sa.and_(orders.c.at >= since, orders.c.at < until)
-    # One pass over the orders: per customer, then summed.
-    per_customer = (sa.select(
-        orders.c.customer_id,
-        sa.func.min(orders.c.at).label("first_order_at"),
-        counting(in_period).label("orders"),
-        counting(sa.and_(in_period, orders.c.revenue.is_not(None))).label("orders_with_revenue"),
-        sa.func.sum(sa.case((in_period, orders.c.revenue))).label("revenue"),
-        sa.func.max(sa.case((sa.and_(orders.c.at >= since - active, orders.c.at < since), 1), else_=0)).label("at_start"),
-        sa.func.max(sa.case((orders.c.at >= until - active, 1), else_=0)).label("at_end"),
-    ).group_by(orders.c.customer_id).subquery("per_customer"))
-    c = per_customer.c
+    in_period = sa.and_(o.ordered_at >= since, o.ordered_at < until)
+    # Each figure is one index range over the orders' times, never a pass grouping every
+    # customer who ever ordered. A new customer ordered in the period and never before it.
+    earlier = customer_orders.alias("earlier")
+    ordered_before = sa.exists().where(earlier.c.customer_id == o.customer_id, earlier.c.ordered_at < since)
     period = (await session.exec(sa.select(
-        sa.func.coalesce(sa.func.sum(c.orders), 0).label("orders"),
-        sa.func.coalesce(sa.func.sum(c.orders_with_revenue), 0).label("orders_with_revenue"),
-        sa.func.sum(c.revenue).label("revenue"),
-        counting(c.orders > 0).label("customers"),
-        counting(c.at_start == 1).label("at_start"),
-        counting(c.at_end == 1).label("at_end"),
-        counting(c.first_order_at >= since).label("new"),
+        sa.select(sa.func.count()).where(in_period).scalar_subquery().label("orders"),
+        sa.select(sa.func.count(o.revenue)).where(in_period).scalar_subquery().label("orders_with_revenue"),
+        sa.select(sa.func.sum(o.revenue)).where(in_period).scalar_subquery().label("revenue"),
+        _distinct_customers(orders, in_period).label("customers"),
+        _distinct_customers(orders, o.ordered_at >= since - active, o.ordered_at < since).label("at_start"),
+        _distinct_customers(orders, o.ordered_at >= until - active, o.ordered_at < until).label("at_end"),
+        _distinct_customers(orders, in_period, ~ordered_before).label("new"),
     ))).mappings().one()
 
     answers = nps_responses.c

@@ -1,5 +1,7 @@
 """Keep the daily KPI rollups current: `kpi_daily` and `kpi_daily_skips` (messages, by
-day of creation) and `kpi_enrollments_daily` (enrollments, by day of entry).
+day of creation) and `kpi_enrollments_daily` (enrollments, by day of entry); with them,
+`customer_orders` (order events folded per order, `orchestrator.kpis.orders`) and the
+enrollment count deltas the database's triggers write (`orchestrator.kpis.enrollment_counts`).
 
 The rollups are a cache; messages and enrollments stay the truth. `refresh_rollups`
 brings them up to date and is cheap when nothing changed. The worker runs it (at start and
@@ -45,6 +47,8 @@ from orchestrator.kpis.cells import (
     inbound,
     skip_cells,
 )
+from orchestrator.kpis.enrollment_counts import deltas_to_fold, fold_deltas, rebuild_enrollment_counts
+from orchestrator.kpis.orders import fold_orders, orders_received_since
 from orchestrator.kpis.scope import calendar_day, day_text, messages, plus_days, without_jit
 from orchestrator.runtime import Runtime
 from orchestrator.storage.kpi_models import KpiDailyCell, KpiDailySkip, KpiEnrollmentCell, KpiRollupState
@@ -70,7 +74,9 @@ async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[D
         async with runtime.sessions() as session:
             await without_jit(session)
             watermark = await _watermark(session)
-            if watermark is not None and not any(await _changed(session, watermark)):
+            if watermark is not None and not any(await _changed(session, watermark)) \
+                    and not await orders_received_since(session, watermark - LATE_COMMIT_MARGIN) \
+                    and not await deltas_to_fold(session):
                 return set(), set()
     async with _process_lock(runtime), runtime.sessions() as session, session.begin():
         if is_postgresql(session):
@@ -84,6 +90,11 @@ async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[D
             await _recount_messages(session, message_days)
         if enrollment_days is None or enrollment_days:
             await _recount_enrollments(session, enrollment_days)
+        await fold_orders(session, None if watermark is None else watermark - LATE_COMMIT_MARGIN)
+        if rebuild:
+            await rebuild_enrollment_counts(session)
+        else:
+            await fold_deltas(session)
         await _save_watermark(session, now)
         return message_days, enrollment_days
 

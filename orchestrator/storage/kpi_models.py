@@ -15,7 +15,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from orchestrator.storage.models import _timestamp
+from orchestrator.storage.models import BigId, _timestamp
 
 
 def _count() -> int:
@@ -84,3 +84,37 @@ class KpiEnrollmentCell(SQLModel, table=True):
     holdout: bool = Field(primary_key=True)
     enrollments: int = _count()
     converted: int = _count()
+
+
+class JourneyEnrollmentCount(SQLModel, table=True):
+    """Enrollments per journey, version and status, as deltas that add up to the counts.
+
+    Database triggers on `enrollments` insert a row for every statement that adds, removes
+    or changes the status of enrollments (`orchestrator.kpis.enrollment_counts`), in the
+    same transaction, so `GET /v1/journeys` sums a few hundred rows instead of grouping every
+    enrollment. Deltas, never updates of one row per key: concurrent workers would otherwise
+    queue (and could deadlock) on the same counter rows. The rollup refresh folds them."""
+
+    __tablename__ = "journey_enrollment_counts"
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    journey_id: str = Field(max_length=100)
+    journey_version: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    enrollments: int  # a delta: negative when enrollments left this status
+
+
+class CustomerOrder(SQLModel, table=True):
+    """`Order Completed` events folded into one row per order, for customer-level KPIs
+    (`orchestrator.kpis.orders` fills it; the events stay the truth): what
+    `orchestrator.kpis.customers` would otherwise extract from JSON and deduplicate over
+    every event on each read."""
+
+    __tablename__ = "customer_orders"
+    __table_args__ = (sa.Index("ix_customer_orders_customer", "customer_id", "ordered_at"),
+                      sa.Index("ix_customer_orders_ordered", "ordered_at"))
+
+    order_key: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))  # order_id, else "event:" + messageId
+    customer_id: int = Field(sa_column=sa.Column(BigId, nullable=False))
+    ordered_at: datetime = _timestamp()
+    revenue: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(), nullable=True))

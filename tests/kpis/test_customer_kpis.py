@@ -22,9 +22,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+import sqlalchemy as sa
 
+from orchestrator.clock import utc
+from orchestrator.kpis.orders import customer_orders
+from orchestrator.kpis.rollup import refresh_rollups
 from orchestrator.storage.feedback_models import NpsResponse
 from orchestrator.storage.models import Customer, Event, Message
+from tests.conftest import refresh_kpis_as_the_worker_does
 
 PERIOD = {"from": "2026-03-01T00:00:00Z", "to": "2026-04-01T00:00:00Z"}
 
@@ -70,6 +75,8 @@ async def dataset(runtime):
 
 
 async def customer_figures(client, **params) -> dict:
+    """Read after the worker's refresh, which folds the order events into `customer_orders`."""
+    await refresh_kpis_as_the_worker_does(client)
     response = await client.get("/v1/kpis", params={**PERIOD, "include": "customers", "active_days": 30, **params})
     assert response.status_code == 200, response.text
     return response.json()["customers"]
@@ -112,3 +119,33 @@ async def test_only_on_request(client, runtime):
 async def test_default_period_is_the_year_before_now(client, runtime):
     figures = (await client.get("/v1/kpis", params={"include": "customers"})).json()["customers"]
     assert (figures["since"], figures["until"]) == ("2025-03-02T17:00:00Z", "2026-03-02T17:00:00Z")
+
+
+async def test_orders_received_after_a_refresh_count_at_the_next(client, runtime, dataset):
+    await refresh_rollups(runtime)
+    async with runtime.sessions() as session, session.begin():
+        d = (await session.exec(sa.select(Customer.id).where(Customer.user_id == "d"))).scalar_one()
+        session.add(Event(message_id="evt-late", customer_id=d, type="track", name="Order Completed",
+                          properties={"order_id": "D-3", "revenue": 4.5}, timestamp=at("2026-03-17"),
+                          received_at=runtime.clock.now()))
+    figures = await customer_figures(client)
+    assert (figures["orders"], figures["ordering_customers"], figures["revenue"]) == (7, 4, 250.0)
+
+
+async def test_an_order_sent_again_merges_into_one(runtime):
+    """Folded in two refreshes: the earliest time, the lowest customer, the highest revenue."""
+    async with runtime.sessions() as session, session.begin():
+        people = [Customer(user_id=name, created_at=at("2025-01-01"), updated_at=at("2025-01-01")) for name in "xy"]
+        session.add_all(people)
+        await session.flush()
+        session.add(Event(message_id="o-1", customer_id=people[1].id, type="track", name="Order Completed",
+                          properties={"order_id": "O-1"}, timestamp=at("2026-03-01"), received_at=runtime.clock.now()))
+    await refresh_rollups(runtime)
+    async with runtime.sessions() as session, session.begin():
+        session.add(Event(message_id="o-1-again", customer_id=people[0].id, type="track", name="Order Completed",
+                          properties={"order_id": "O-1", "revenue": "12.50"}, timestamp=at("2026-02-28"),
+                          received_at=runtime.clock.now()))
+    await refresh_rollups(runtime)
+    async with runtime.sessions() as session:
+        [(key, customer_id, ordered_at, revenue)] = (await session.exec(sa.select(customer_orders))).all()
+    assert (key, customer_id, utc(ordered_at), float(revenue)) == ("O-1", people[0].id, at("2026-02-28"), 12.5)
