@@ -8,8 +8,8 @@ partial index that finds order events received since a refresh.
 SQLite: a later batch migration that recreates `enrollments` drops its triggers; it must
 create them again (TRIGGERS below).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01 23:34:37.793983
 """
 
@@ -19,8 +19,8 @@ from typing import Union
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0008'
-down_revision: str | Sequence[str] | None = '0007'
+revision: str = '0009'
+down_revision: str | Sequence[str] | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
