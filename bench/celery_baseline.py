@@ -78,8 +78,11 @@ def twilio():
             def request(self, method, url, *args, **kwargs):
                 return super().request(method, TWILIO_ORIGIN.sub(base, url, count=1), *args, **kwargs)
 
-        _twilio = Client(FAKE_TWILIO_ACCOUNT_SID, os.environ["BENCH_TWILIO_AUTH_TOKEN"],  # the fake's, per run
-                         http_client=RedirectingHttpClient(pool_connections=True, timeout=10))
+        _twilio = Client(
+            FAKE_TWILIO_ACCOUNT_SID,
+            os.environ["BENCH_TWILIO_AUTH_TOKEN"],  # the fake's, per run
+            http_client=RedirectingHttpClient(pool_connections=True, timeout=10),
+        )
     return _twilio
 
 
@@ -88,8 +91,9 @@ def remind_abandoned_cart(user_id: str, phone: str, abandoned_at: str) -> str:
     if database().execute(ORDER_CHECK, (user_id, abandoned_at)).fetchone():
         return "ordered"
     twilio().messages.create(
-        to=phone, from_=FAKE_TWILIO_FROM,
+        to=phone,
+        from_=FAKE_TWILIO_FROM,
         body=f"You left something in your cart! Use code CART15-{user_id.upper()} for 15% off in the next "
-             f"72 hours. Reply STOP to opt out.",
+        f"72 hours. Reply STOP to opt out.",
     )
     return "sent"

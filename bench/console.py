@@ -40,7 +40,7 @@ for path in (str(REPO), str(BENCH_DIR)):
 
 from kpis import ADMIN_URL, END, NOW, generate, percentile  # noqa: E402  (the same data as the KPI benchmark)
 
-SINCE = (END.date().toordinal() - 13)
+SINCE = END.date().toordinal() - 13
 
 
 def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
@@ -49,22 +49,46 @@ def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
     until = END.date().isoformat()
     window = {"from": since, "to": END.isoformat()}
     return {
-        "overview, 14 days": ("/", {"since": since, "until": until}, [
-            ("/v1/kpis", {**window, "group_by": ["channel", "day"]}),
-            ("/v1/kpis", {**window, "include": "customers"}), ("/v1/journeys", {})]),
-        "overview, 14 days, one journey": ("/", {"since": since, "until": until, "journey": "abandoned-cart"}, [
-            ("/v1/kpis", {**window, "journey": "abandoned-cart", "group_by": ["channel", "day"]}),
-            ("/v1/kpis", {**window, "journey": "abandoned-cart", "include": "customers"}), ("/v1/journeys", {})]),
+        "overview, 14 days": (
+            "/",
+            {"since": since, "until": until},
+            [
+                ("/v1/kpis", {**window, "group_by": ["channel", "day"]}),
+                ("/v1/kpis", {**window, "include": "customers"}),
+                ("/v1/journeys", {}),
+            ],
+        ),
+        "overview, 14 days, one journey": (
+            "/",
+            {"since": since, "until": until, "journey": "abandoned-cart"},
+            [
+                ("/v1/kpis", {**window, "journey": "abandoned-cart", "group_by": ["channel", "day"]}),
+                ("/v1/kpis", {**window, "journey": "abandoned-cart", "include": "customers"}),
+                ("/v1/journeys", {}),
+            ],
+        ),
         "journeys": ("/journeys", {}, [("/v1/journeys", {})]),
-        "journey abandoned-cart (funnel)": ("/journeys/abandoned-cart", {}, [
-            ("/v1/journeys/abandoned-cart/stats", {}), ("/v1/kpis", {"journey": "abandoned-cart"})]),
+        "journey abandoned-cart (funnel)": (
+            "/journeys/abandoned-cart",
+            {},
+            [("/v1/journeys/abandoned-cart/stats", {}), ("/v1/kpis", {"journey": "abandoned-cart"})],
+        ),
         "messages, first page": ("/messages", {}, [("/v1/messages", {"limit": 100}), ("/v1/journeys", {})]),
-        "messages, failed sms": ("/messages", {"status": "failed", "channel": "sms"}, [
-            ("/v1/messages", {"status": "failed", "channel": "sms", "limit": 100}), ("/v1/journeys", {})]),
+        "messages, failed sms": (
+            "/messages",
+            {"status": "failed", "channel": "sms"},
+            [("/v1/messages", {"status": "failed", "channel": "sms", "limit": 100}), ("/v1/journeys", {})],
+        ),
         "conversations": ("/conversations", {}, [("/v1/conversations", {"limit": 100})]),
-        "customer profile": ("/customers/user-42", {}, [
-            ("/v1/customers/user-42", {}), ("/v1/customers/user-42/consents", {}),
-            ("/v1/customers/user-42/timeline", {"limit": 200})]),
+        "customer profile": (
+            "/customers/user-42",
+            {},
+            [
+                ("/v1/customers/user-42", {}),
+                ("/v1/customers/user-42/consents", {}),
+                ("/v1/customers/user-42/timeline", {"limit": 200}),
+            ],
+        ),
         "reports": ("/reports", {}, [("/v1/reports", {})]),
     }
 
@@ -76,8 +100,11 @@ async def timed(call, repeat: int) -> dict:
         await call()
         if attempt >= 2:  # two warm-up calls: connections, caches, plans
             timings.append((time.perf_counter() - began) * 1000)
-    return {"p50_ms": round(statistics.median(timings), 1), "p95_ms": round(percentile(timings, 0.95), 1),
-            "max_ms": round(max(timings), 1)}
+    return {
+        "p50_ms": round(statistics.median(timings), 1),
+        "p95_ms": round(percentile(timings, 0.95), 1),
+        "max_ms": round(max(timings), 1),
+    }
 
 
 async def time_pages(database_url: str, repeat: int) -> dict[str, dict]:
@@ -88,8 +115,14 @@ async def time_pages(database_url: str, repeat: int) -> dict[str, dict]:
     from orchestrator.kpis.rollup import rebuild_rollups
     from orchestrator.startup import build_runtime
 
-    settings = Settings(database_url=database_url, simulated_clock=True, email_provider="local", sms_provider="local",
-                        whatsapp_provider="local", api_key_cache_seconds=60)
+    settings = Settings(
+        database_url=database_url,
+        simulated_clock=True,
+        email_provider="local",
+        sms_provider="local",
+        whatsapp_provider="local",
+        api_key_cache_seconds=60,
+    )
     runtime = await build_runtime(settings, clock=SimulatedClock(NOW))
     app = create_app(settings, run_worker=False, runtime=runtime)
     app.state.runtime, app.state.worker_loop = runtime, None
@@ -99,11 +132,15 @@ async def time_pages(database_url: str, repeat: int) -> dict[str, dict]:
         async with runtime.sessions() as session, session.begin():
             key = (await create_key(session, "bench", "admin", runtime.clock.now())).key
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as browser, \
-                httpx.AsyncClient(transport=transport, base_url="http://bench",
-                                  headers={"Authorization": f"Bearer {key}"}) as api:
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://bench") as browser,
+            httpx.AsyncClient(
+                transport=transport, base_url="http://bench", headers={"Authorization": f"Bearer {key}"}
+            ) as api,
+        ):
             assert (await browser.post("/login", data={"key": key})).status_code == 303  # logged in
             for name, (path, params, calls) in pages().items():
+
                 async def page(path=path, params=params):
                     response = await browser.get(path, params=params)
                     assert response.status_code == 200, (path, response.status_code, response.text[:300])
@@ -115,9 +152,11 @@ async def time_pages(database_url: str, repeat: int) -> dict[str, dict]:
                 console = await timed(page, repeat)
                 alone = await timed(direct, repeat)
                 results[name] = {"path": path, "console": console, "api_calls": alone}
-                print(f"  {name:<32} console p50 {console['p50_ms']:>7.1f}  p95 {console['p95_ms']:>7.1f}  "
-                      f"max {console['max_ms']:>7.1f} ms | its /v1 calls alone p95 {alone['p95_ms']:>7.1f} ms",
-                      flush=True)
+                print(
+                    f"  {name:<32} console p50 {console['p50_ms']:>7.1f}  p95 {console['p95_ms']:>7.1f}  "
+                    f"max {console['max_ms']:>7.1f} ms | its /v1 calls alone p95 {alone['p95_ms']:>7.1f} ms",
+                    flush=True,
+                )
     finally:
         await runtime.aclose()
     return results
@@ -154,8 +193,14 @@ def main() -> int:
         path = BENCH_DIR / "results" / f"console-{datetime.now(timezone.utc).date().isoformat()}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         runs = json.loads(path.read_text()) if path.exists() else []
-        runs.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "messages": args.messages,
-                     "repeat": args.repeat, "pages": results})
+        runs.append(
+            {
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "messages": args.messages,
+                "repeat": args.repeat,
+                "pages": results,
+            }
+        )
         path.write_text(json.dumps(runs, indent=2) + "\n")
         print(f"results appended to {path.relative_to(REPO)}")
     return 0 if worst < args.target_ms else 1

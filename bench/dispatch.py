@@ -108,9 +108,7 @@ def serve_fake_worker(fd: int, ready_path: Path) -> int:
 
     stop_with_parent()
     listener = socket.socket(fileno=fd)  # family, type and proto read from the descriptor
-    config = uvicorn.Config(
-        fake_twilio_app_from_env(), log_level="warning", access_log=False, lifespan="off"
-    )
+    config = uvicorn.Config(fake_twilio_app_from_env(), log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
 
     async def serve() -> None:
@@ -169,8 +167,12 @@ class FakeTwilioProcesses:
                     self.processes.append(
                         subprocess.Popen(
                             [sys.executable, str(Path(__file__).resolve()), "_serve-fake", str(fd), str(ready)],
-                            env=env, stdout=output, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, pass_fds=(fd,), start_new_session=True,
+                            env=env,
+                            stdout=output,
+                            stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL,
+                            pass_fds=(fd,),
+                            start_new_session=True,
                         )
                     )
         # The children hold the socket now; ours is closed.
@@ -210,9 +212,7 @@ class FakeTwilioProcesses:
         return ticks / os.sysconf("SC_CLK_TCK")
 
     def output(self) -> str:
-        return "\n".join(
-            path.read_text(errors="replace")[-2000:] for path in sorted(self.workdir.glob("*.out"))
-        )
+        return "\n".join(path.read_text(errors="replace")[-2000:] for path in sorted(self.workdir.glob("*.out")))
 
     def stop(self) -> None:
         """SIGTERM (uvicorn shuts down gracefully), then SIGKILL for any straggler."""
@@ -514,9 +514,7 @@ def witness_counts(log_path: Path, tag: str, n: int) -> tuple[int, int, int, int
 # ------------------------------------------------------------------------------------ main
 
 
-def run_contender(
-    name: str, round_index: int, fake: FakeTwilioProcesses, args: argparse.Namespace
-) -> RunResult:
+def run_contender(name: str, round_index: int, fake: FakeTwilioProcesses, args: argparse.Namespace) -> RunResult:
     tag_index = list(CONTENDERS).index(name)
     concurrency = args.concurrency if name in CONCURRENT else 1
     runner = make_runner(name, fake.base_url, args.concurrency)
@@ -577,12 +575,8 @@ def summarize(runs: list[RunResult]) -> list[dict[str, Any]]:
                 "min_messages_per_second": mine[0].messages_per_second,
                 "max_messages_per_second": mine[-1].messages_per_second,
                 "median_seconds": statistics.median(run.seconds for run in mine),
-                "client_cpu_ms_per_message": statistics.median(
-                    1000 * run.client_cpu_seconds / run.n for run in mine
-                ),
-                "server_cpu_ms_per_message": statistics.median(
-                    1000 * run.server_cpu_seconds / run.n for run in mine
-                ),
+                "client_cpu_ms_per_message": statistics.median(1000 * run.client_cpu_seconds / run.n for run in mine),
+                "server_cpu_ms_per_message": statistics.median(1000 * run.server_cpu_seconds / run.n for run in mine),
                 "other_cpu_percent_of_machine": statistics.median(
                     100 * run.other_cpu_seconds / (run.seconds * USABLE_CPUS) for run in mine
                 ),

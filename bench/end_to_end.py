@@ -118,13 +118,22 @@ def journeys_folder(workdir: Path) -> Path:
 def settings_for(database_url: str, journeys: Path, **extra):
     from orchestrator.config import Settings
 
-    return Settings(database_url=database_url, journeys_dir=journeys, templates_dir=REPO / "templates",
-                    auto_migrate=False, simulated_clock=True, email_provider="local", sms_provider="local",
-                    whatsapp_provider="local", **extra)
+    return Settings(
+        database_url=database_url,
+        journeys_dir=journeys,
+        templates_dir=REPO / "templates",
+        auto_migrate=False,
+        simulated_clock=True,
+        email_provider="local",
+        sms_provider="local",
+        whatsapp_provider="local",
+        **extra,
+    )
 
 
-async def ingest_customers(database_url: str, journeys: Path, first: int, last: int, order_every: int,
-                           start: datetime) -> None:
+async def ingest_customers(
+    database_url: str, journeys: Path, first: int, last: int, order_every: int, start: datetime
+) -> None:
     """Customers [first, last): identify + Cart Abandoned at `start`, an order 30 min later
     for every `order_every`-th one; through the real ingest path, on a simulated clock."""
     from orchestrator.clock import SimulatedClock
@@ -138,19 +147,30 @@ async def ingest_customers(database_url: str, journeys: Path, first: int, last: 
         for low in range(first, last, 500):
             calls = []
             for i in range(low, min(low + 500, last)):
-                calls.append(IdentifyCall(userId=f"c{i}", traits={"phone": phone_of(i), "sms_opt_in": True,
-                                                                  "locale": "en"}))
-                calls.append(TrackCall(userId=f"c{i}", event="Cart Abandoned", messageId=f"cart-{i}",
-                                       properties={"cart_value": 80}))
+                calls.append(
+                    IdentifyCall(userId=f"c{i}", traits={"phone": phone_of(i), "sms_opt_in": True, "locale": "en"})
+                )
+                calls.append(
+                    TrackCall(
+                        userId=f"c{i}", event="Cart Abandoned", messageId=f"cart-{i}", properties={"cart_value": 80}
+                    )
+                )
             async with runtime.sessions() as session, session.begin():
                 await ingest(session, runtime, calls)
         clock.advance(timedelta(minutes=30))
-        orders = [TrackCall(userId=f"c{i}", event="Order Completed", messageId=f"order-{i}",
-                            properties={"order_id": f"o{i}", "revenue": 80})
-                  for i in range(first, last) if i % order_every == 0]
+        orders = [
+            TrackCall(
+                userId=f"c{i}",
+                event="Order Completed",
+                messageId=f"order-{i}",
+                properties={"order_id": f"o{i}", "revenue": 80},
+            )
+            for i in range(first, last)
+            if i % order_every == 0
+        ]
         for low in range(0, len(orders), 1000):
             async with runtime.sessions() as session, session.begin():
-                await ingest(session, runtime, orders[low:low + 1000])
+                await ingest(session, runtime, orders[low : low + 1000])
     finally:
         await runtime.aclose()
 
@@ -166,9 +186,24 @@ def prepare_database(database_url: str, customers: int, order_every: int, workdi
     halves = [(0, customers // 2), (customers // 2, customers)]
     processes = Processes()
     try:
-        children = [processes.spawn([sys.executable, str(Path(__file__).resolve()), "_ingest", database_url,
-                                     str(journeys), str(low), str(high), str(order_every), start.isoformat()],
-                                    env=python_env(), log=workdir / "ingest.log") for low, high in halves]
+        children = [
+            processes.spawn(
+                [
+                    sys.executable,
+                    str(Path(__file__).resolve()),
+                    "_ingest",
+                    database_url,
+                    str(journeys),
+                    str(low),
+                    str(high),
+                    str(order_every),
+                    start.isoformat(),
+                ],
+                env=python_env(),
+                log=workdir / "ingest.log",
+            )
+            for low, high in halves
+        ]
         for child in children:
             if child.wait(timeout=1800) != 0:
                 raise RuntimeError("ingest failed:\n" + (workdir / "ingest.log").read_text()[-3000:])
@@ -182,15 +217,23 @@ def prepare_database(database_url: str, customers: int, order_every: int, workdi
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute("ANALYZE")
     ordered = {i for i in range(customers) if i % order_every == 0}
-    return {"customers": customers, "ordered": len(ordered), "expected_sms": customers - len(ordered),
-            "ingest_seconds": round(time.monotonic() - started, 1), "abandoned_at": start.isoformat(),
-            "journeys": str(journeys)}
+    return {
+        "customers": customers,
+        "ordered": len(ordered),
+        "expected_sms": customers - len(ordered),
+        "ingest_seconds": round(time.monotonic() - started, 1),
+        "abandoned_at": start.isoformat(),
+        "journeys": str(journeys),
+    }
 
 
 def ingest_main(argv: list[str]) -> int:
     database_url, journeys, first, last, order_every, start = argv
-    asyncio.run(ingest_customers(database_url, Path(journeys), int(first), int(last), int(order_every),
-                                 datetime.fromisoformat(start)))
+    asyncio.run(
+        ingest_customers(
+            database_url, Path(journeys), int(first), int(last), int(order_every), datetime.fromisoformat(start)
+        )
+    )
     return 0
 
 
@@ -204,10 +247,26 @@ class FakeTwilio:
         self.log_path = workdir / f"twilio-{tag}.jsonl"
         # Random per run (the fake has no public default): every system under test is given it.
         self.auth_token = secrets.token_hex(16)
-        self.process = spawn([sys.executable, "-m", "orchestrator.fakes.twilio", "--host", HOST, "--port",
-                              str(self.port), "--status-latency", "0", "--no-status-callbacks", "--log-path",
-                              str(self.log_path), "--auth-token", self.auth_token], env=python_env(),
-                             log=workdir / f"twilio-{tag}.log")
+        self.process = spawn(
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.fakes.twilio",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--status-latency",
+                "0",
+                "--no-status-callbacks",
+                "--log-path",
+                str(self.log_path),
+                "--auth-token",
+                self.auth_token,
+            ],
+            env=python_env(),
+            log=workdir / f"twilio-{tag}.log",
+        )
         wait_for_http(self.url + "/_admin/messages", process=self.process)
         self._offset = 0
         self.count = 0
@@ -302,10 +361,14 @@ class Ours:
         self.database_url = database_url
         self.workdir = workdir
         self.env = python_env(
-            DATABASE_URL=database_url, ORCHESTRATOR_AUTO_MIGRATE="false", ORCHESTRATOR_JOURNEYS_DIR=journeys,
-            ORCHESTRATOR_SMS_PROVIDER="twilio", ORCHESTRATOR_TWILIO_API_BASE_URL=twilio.url,
+            DATABASE_URL=database_url,
+            ORCHESTRATOR_AUTO_MIGRATE="false",
+            ORCHESTRATOR_JOURNEYS_DIR=journeys,
+            ORCHESTRATOR_SMS_PROVIDER="twilio",
+            ORCHESTRATOR_TWILIO_API_BASE_URL=twilio.url,
             ORCHESTRATOR_FAKE_TWILIO_AUTH_TOKEN=twilio.auth_token,
-            ORCHESTRATOR_WHATSAPP_PROVIDER="local", ORCHESTRATOR_EMAIL_PROVIDER="local",
+            ORCHESTRATOR_WHATSAPP_PROVIDER="local",
+            ORCHESTRATOR_EMAIL_PROVIDER="local",
             ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9",  # status callbacks are off; nothing listens
             ORCHESTRATOR_RECONCILE_AFTER_SECONDS=str(RECONCILE_AFTER_SECONDS),
             ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS=str(RECONCILE_RESEND_AFTER_SECONDS),
@@ -316,8 +379,11 @@ class Ours:
         pass
 
     def start_worker(self, index: int) -> subprocess.Popen:
-        return spawn([sys.executable, "-m", "orchestrator.cli", "worker"], env=self.env,
-                     log=self.workdir / f"{self.name}-worker-{index}.log")
+        return spawn(
+            [sys.executable, "-m", "orchestrator.cli", "worker"],
+            env=self.env,
+            log=self.workdir / f"{self.name}-worker-{index}.log",
+        )
 
     def remaining(self) -> int:
         """Enrollments still active plus messages not yet final: `unknown` SMS too, which the
@@ -327,7 +393,8 @@ class Ours:
         with psycopg.connect(self.database_url, autocommit=True) as connection:
             active = connection.execute("SELECT count(*) FROM enrollments WHERE status = 'active'").fetchone()[0]
             pending = connection.execute(
-                "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending', 'unknown')").fetchone()[0]
+                "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending', 'unknown')"
+            ).fetchone()[0]
         return active + pending
 
     def final_state(self) -> dict:
@@ -335,46 +402,76 @@ class Ours:
 
         with psycopg.connect(self.database_url, autocommit=True) as connection:
             statuses = dict(connection.execute("SELECT status, count(*) FROM messages GROUP BY status").fetchall())
-            enrollments = dict(connection.execute(
-                "SELECT status || ': ' || coalesce(exit_reason, ''), count(*) FROM enrollments GROUP BY 1").fetchall())
-            unknown = [row[0] for row in connection.execute(
-                "SELECT to_address FROM messages WHERE status = 'unknown'").fetchall()]
+            enrollments = dict(
+                connection.execute(
+                    "SELECT status || ': ' || coalesce(exit_reason, ''), count(*) FROM enrollments GROUP BY 1"
+                ).fetchall()
+            )
+            unknown = [
+                row[0]
+                for row in connection.execute("SELECT to_address FROM messages WHERE status = 'unknown'").fetchall()
+            ]
             found = connection.execute(
-                "SELECT count(*) FROM messages WHERE status_reason LIKE '%found by the reconciler%'").fetchone()[0]
-        return {"message_statuses": statuses, "enrollments": enrollments, "unknown_phones": unknown,
-                "found_by_reconciler": found}
+                "SELECT count(*) FROM messages WHERE status_reason LIKE '%found by the reconciler%'"
+            ).fetchone()[0]
+        return {
+            "message_statuses": statuses,
+            "enrollments": enrollments,
+            "unknown_phones": unknown,
+            "found_by_reconciler": found,
+        }
 
     def cleanup(self) -> None:
         pass
 
 
 class CeleryBaseline:
-    def __init__(self, database_url: str, abandoned_at: str, twilio: FakeTwilio, workdir: Path, acks_late: bool,
-                 concurrency: int) -> None:
+    def __init__(
+        self, database_url: str, abandoned_at: str, twilio: FakeTwilio, workdir: Path, acks_late: bool, concurrency: int
+    ) -> None:
         self.name = "celery-acks-late" if acks_late else "celery"
         self.database_url = database_url
         self.workdir = workdir
         self.queue = f"bench_cart_{uuid.uuid4().hex[:8]}"
         self.concurrency = concurrency
         self.abandoned_at = abandoned_at
-        self.env = python_env(BENCH_CELERY_BROKER=BROKER_URL, BENCH_CELERY_QUEUE=self.queue,
-                              BENCH_CELERY_ACKS_LATE="1" if acks_late else "0", BENCH_DATABASE_URL=database_url,
-                              BENCH_TWILIO_URL=twilio.url, BENCH_TWILIO_AUTH_TOKEN=twilio.auth_token)
+        self.env = python_env(
+            BENCH_CELERY_BROKER=BROKER_URL,
+            BENCH_CELERY_QUEUE=self.queue,
+            BENCH_CELERY_ACKS_LATE="1" if acks_late else "0",
+            BENCH_DATABASE_URL=database_url,
+            BENCH_TWILIO_URL=twilio.url,
+            BENCH_TWILIO_AUTH_TOKEN=twilio.auth_token,
+        )
         self.published = 0
 
     def prepare(self) -> None:
         """The web app's `apply_async(countdown=3600)` at the time each cart was abandoned,
         replayed now: the countdown is what is left of the hour (negative: the ETA passed)."""
         command = [sys.executable, str(Path(__file__).resolve()), "_publish", self.database_url]
-        output = subprocess.run(command, env=self.env, cwd=REPO, check=True, capture_output=True, text=True,
-                                timeout=1800)
+        output = subprocess.run(
+            command, env=self.env, cwd=REPO, check=True, capture_output=True, text=True, timeout=1800
+        )
         self.published = int(output.stdout.strip().splitlines()[-1])
 
     def start_worker(self, index: int) -> subprocess.Popen:
         celery = str(Path(sys.executable).parent / "celery")
-        return spawn([celery, "-A", "bench.celery_baseline", "worker", "--concurrency", str(self.concurrency),
-                      "--loglevel", "WARNING", "-n", f"bench{index}-{self.queue}@{HOST}"],
-                     env=self.env, log=self.workdir / f"{self.name}-worker-{index}.log")
+        return spawn(
+            [
+                celery,
+                "-A",
+                "bench.celery_baseline",
+                "worker",
+                "--concurrency",
+                str(self.concurrency),
+                "--loglevel",
+                "WARNING",
+                "-n",
+                f"bench{index}-{self.queue}@{HOST}",
+            ],
+            env=self.env,
+            log=self.workdir / f"{self.name}-worker-{index}.log",
+        )
 
     def ready_messages(self) -> int:
         import amqp
@@ -417,13 +514,16 @@ def publish_main(argv: list[str]) -> int:
     with psycopg.connect(database_url, autocommit=True) as connection:
         carts = connection.execute(
             "SELECT c.user_id, c.phone, e.received_at FROM events e JOIN customers c ON c.id = e.customer_id "
-            "WHERE e.name = 'Cart Abandoned' ORDER BY e.id").fetchall()
+            "WHERE e.name = 'Cart Abandoned' ORDER BY e.id"
+        ).fetchall()
     now = datetime.now(timezone.utc)
     with app.producer_or_acquire() as producer:
         for user_id, phone, abandoned_at in carts:
             remind_abandoned_cart.apply_async(
                 (user_id, phone, abandoned_at.isoformat()),
-                countdown=3600 - (now - abandoned_at).total_seconds(), producer=producer)
+                countdown=3600 - (now - abandoned_at).total_seconds(),
+                producer=producer,
+            )
     print(len(carts))
     return 0
 
@@ -431,8 +531,15 @@ def publish_main(argv: list[str]) -> int:
 # ------------------------------------------------------------------------------- one run
 
 
-def run_system(system, twilio: FakeTwilio, expected: dict, kills: int, kill_interval: float,
-               profile_path: Path | None = None, profile_idle: bool = False) -> dict:
+def run_system(
+    system,
+    twilio: FakeTwilio,
+    expected: dict,
+    kills: int,
+    kill_interval: float,
+    profile_path: Path | None = None,
+    profile_idle: bool = False,
+) -> dict:
     """Start two workers, inject kills if asked, wait until everything settled; measure."""
     expected_sms = expected["expected_sms"]
     milestones = {round(expected_sms * f): f"{int(f * 100)}%" for f in (0.1, 0.5, 1.0)}
@@ -442,21 +549,41 @@ def run_system(system, twilio: FakeTwilio, expected: dict, kills: int, kill_inte
     killed = 0
     workers: list[subprocess.Popen] = []
     cpu = CpuTracker()
-    groups = lambda: {"workers": [p for w in workers for p in descendants(w.pid)],  # noqa: E731
-                      "fake Twilio": [twilio.process.pid],
-                      "PostgreSQL backends": postgres_backends(system.database_url),
-                      **({"RabbitMQ": rabbitmq_pids()} if system.name != "ours" else {})}
+    groups = lambda: {
+        "workers": [p for w in workers for p in descendants(w.pid)],  # noqa: E731
+        "fake Twilio": [twilio.process.pid],
+        "PostgreSQL backends": postgres_backends(system.database_url),
+        **({"RabbitMQ": rabbitmq_pids()} if system.name != "ours" else {}),
+    }
     spy = None
     settle = CHAOS_SETTLE_SECONDS if kills else SETTLE_SECONDS
     start = time.time()
     try:
         workers = [system.start_worker(0), system.start_worker(1)]
         cpu.sample(groups())
+
         def start_profile():  # once the first SMS is out: start-up and imports are not the steady state
-            return spawn([str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(workers[0].pid),
-                         "--subprocesses", "--rate", "100", "--format", "raw", "--duration", "30", "--output",
-                         str(profile_path), "--nonblocking", *(["--idle"] if profile_idle else [])],
-                        log=profile_path.with_suffix(".log"))
+            return spawn(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(workers[0].pid),
+                    "--subprocesses",
+                    "--rate",
+                    "100",
+                    "--format",
+                    "raw",
+                    "--duration",
+                    "30",
+                    "--output",
+                    str(profile_path),
+                    "--nonblocking",
+                    *(["--idle"] if profile_idle else []),
+                ],
+                log=profile_path.with_suffix(".log"),
+            )
+
         next_kill = start + kill_interval
         last_count, last_change, last_db_check, remaining = -1, time.monotonic(), 0.0, None
         while True:
@@ -483,8 +610,11 @@ def run_system(system, twilio: FakeTwilio, expected: dict, kills: int, kill_inte
                 next_kill = now + kill_interval
                 continue
             quiet = time.monotonic() - last_change
-            if killed >= kills and (count >= expected_sms or quiet >= settle) and \
-                    time.monotonic() - last_db_check >= 1.0:
+            if (
+                killed >= kills
+                and (count >= expected_sms or quiet >= settle)
+                and time.monotonic() - last_db_check >= 1.0
+            ):
                 last_db_check = time.monotonic()
                 remaining = system.remaining()
                 if remaining == 0 and (count >= expected_sms or quiet >= settle):
@@ -505,15 +635,20 @@ def run_system(system, twilio: FakeTwilio, expected: dict, kills: int, kill_inte
     twilio.poll()
     last = twilio.last_accept_time() or time.time()
     elapsed = last - start
-    return {"started": start, "elapsed_seconds": round(elapsed, 2), "kills": killed,
-            "customers_per_second": round(expected["customers"] / elapsed, 1),
-            "sms_per_second": round(twilio.count / elapsed, 1),
-            "rss_mib": {label: [round(v / 2**20, 1) for v in values] for label, values in rss_at.items()},
-            "rss_peak_mib": [round(v / 2**20, 1) for v in rss_peak],
-            "cpu_seconds": cpu.totals(),
-            "cpu_ms_per_customer": {group: round(1000 * value / expected["customers"], 2)
-                                    for group, value in cpu.totals().items()},
-            "rss_samples": samples[:: max(1, len(samples) // 60)]}
+    return {
+        "started": start,
+        "elapsed_seconds": round(elapsed, 2),
+        "kills": killed,
+        "customers_per_second": round(expected["customers"] / elapsed, 1),
+        "sms_per_second": round(twilio.count / elapsed, 1),
+        "rss_mib": {label: [round(v / 2**20, 1) for v in values] for label, values in rss_at.items()},
+        "rss_peak_mib": [round(v / 2**20, 1) for v in rss_peak],
+        "cpu_seconds": cpu.totals(),
+        "cpu_ms_per_customer": {
+            group: round(1000 * value / expected["customers"], 2) for group, value in cpu.totals().items()
+        },
+        "rss_samples": samples[:: max(1, len(samples) // 60)],
+    }
 
 
 def worker_log_errors(workdir: Path, name: str) -> dict:
@@ -556,9 +691,14 @@ def one_run(system_name: str, args, workdir: Path, customers: int, kills: int) -
             if system_name == "ours":
                 system = Ours(database_url, expected["journeys"], twilio, workdir / tag)
             else:
-                system = CeleryBaseline(database_url, expected["abandoned_at"], twilio, workdir / tag,
-                                        acks_late=system_name == "celery-acks-late",
-                                        concurrency=args.celery_concurrency)
+                system = CeleryBaseline(
+                    database_url,
+                    expected["abandoned_at"],
+                    twilio,
+                    workdir / tag,
+                    acks_late=system_name == "celery-acks-late",
+                    concurrency=args.celery_concurrency,
+                )
             published = time.monotonic()
             system.prepare()
             prepare_seconds = time.monotonic() - published
@@ -577,11 +717,16 @@ def one_run(system_name: str, args, workdir: Path, customers: int, kills: int) -
             twilio.stop()
             if system is not None:
                 system.cleanup()
-    result.update(system=system_name, run="chaos" if kills else "clean", customers=customers,
-                  expected_sms=expected["expected_sms"], ingest_seconds=expected["ingest_seconds"],
-                  publish_seconds=round(prepare_seconds, 1) if system_name != "ours" else None,
-                  kill_interval=args.kill_interval if kills else None,
-                  celery_concurrency=args.celery_concurrency if system_name != "ours" else None)
+    result.update(
+        system=system_name,
+        run="chaos" if kills else "clean",
+        customers=customers,
+        expected_sms=expected["expected_sms"],
+        ingest_seconds=expected["ingest_seconds"],
+        publish_seconds=round(prepare_seconds, 1) if system_name != "ours" else None,
+        kill_interval=args.kill_interval if kills else None,
+        celery_concurrency=args.celery_concurrency if system_name != "ours" else None,
+    )
     return result
 
 
@@ -617,14 +762,19 @@ def summarize_profile(raw_path: Path) -> dict:
             if any(needle in frame for frame in frames):
                 inclusive[label] += count
     total = max(total, 1)
-    return {"samples": total,
-            "self_percent_by_package": [(k, round(100 * v / total, 1)) for k, v in packages.most_common(10)],
-            "inclusive_percent": [(k, round(100 * inclusive[k] / total, 1)) for k in PROFILE_FUNCTIONS if inclusive[k]]}
+    return {
+        "samples": total,
+        "self_percent_by_package": [(k, round(100 * v / total, 1)) for k, v in packages.most_common(10)],
+        "inclusive_percent": [(k, round(100 * inclusive[k] / total, 1)) for k in PROFILE_FUNCTIONS if inclusive[k]],
+    }
 
 
 def print_profile(name: str, profile: dict) -> None:
-    print(f"  profile of worker 0 ({name}, {profile['samples']} samples at 100 Hz): "
-          + ", ".join(f"{k} {v}%" for k, v in profile["self_percent_by_package"]), flush=True)
+    print(
+        f"  profile of worker 0 ({name}, {profile['samples']} samples at 100 Hz): "
+        + ", ".join(f"{k} {v}%" for k, v in profile["self_percent_by_package"]),
+        flush=True,
+    )
     for label, share in profile["inclusive_percent"]:
         print(f"    {share:5.1f}%  {label}")
 
@@ -632,12 +782,15 @@ def print_profile(name: str, profile: dict) -> None:
 def print_row(r: dict) -> None:
     v = r["verdict"]
     rss = " ".join(f"{label}:{'/'.join(str(x) for x in values)}" for label, values in r["rss_mib"].items())
-    print(f"{r['system']:<17} {r['run']:<5} {r['customers']:>7,} customers  {r['customers_per_second']:>8,.1f} cust/s "
-          f"({r['sms_per_second']:,.1f} SMS/s, {r['elapsed_seconds']:.1f} s)  kills {r['kills']}  "
-          f"dup {v['duplicates']}  lost {v['losses']}  wrong {v['wrong_sends_to_customers_who_ordered']}  "
-          f"unknown {v['unknown']} (received {v['unknown_received_by_fake']})"
-          f"{'  found by reconciler ' + str(r['final_state']['found_by_reconciler']) if 'found_by_reconciler' in r.get('final_state', {}) else ''}  "
-          f"RSS MiB per worker {rss} peak {'/'.join(str(x) for x in r['rss_peak_mib'])}", flush=True)
+    print(
+        f"{r['system']:<17} {r['run']:<5} {r['customers']:>7,} customers  {r['customers_per_second']:>8,.1f} cust/s "
+        f"({r['sms_per_second']:,.1f} SMS/s, {r['elapsed_seconds']:.1f} s)  kills {r['kills']}  "
+        f"dup {v['duplicates']}  lost {v['losses']}  wrong {v['wrong_sends_to_customers_who_ordered']}  "
+        f"unknown {v['unknown']} (received {v['unknown_received_by_fake']})"
+        f"{'  found by reconciler ' + str(r['final_state']['found_by_reconciler']) if 'found_by_reconciler' in r.get('final_state', {}) else ''}  "
+        f"RSS MiB per worker {rss} peak {'/'.join(str(x) for x in r['rss_peak_mib'])}",
+        flush=True,
+    )
     print("    CPU ms per customer: " + ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_customer"].items()), flush=True)
 
 
@@ -656,7 +809,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-interval", type=float, default=3.0, help="seconds between kills")
     parser.add_argument("--celery-concurrency", type=int, default=4, help="prefork children per Celery worker")
     parser.add_argument("--order-every", type=int, default=10, help="every n-th customer orders (not texted)")
-    parser.add_argument("--profile", action="store_true", help="py-spy on worker 0 during the clean runs (30 s from the first SMS)")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy on worker 0 during the clean runs (30 s from the first SMS)"
+    )
     parser.add_argument("--profile-idle", action="store_true", help="profile wall time (waiting included), not CPU")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and profiles here (default: a temp dir)")

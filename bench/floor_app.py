@@ -16,9 +16,17 @@ app = FastAPI()
 
 @app.post("/v1/track")
 async def track(call: TrackCall) -> Response:
-    return Response(json.dumps({"success": True, "accepted": 1, "duplicates": 0,
-                                "results": [{"messageId": call.messageId, "duplicate": False}]}),
-                    media_type="application/json")
+    return Response(
+        json.dumps(
+            {
+                "success": True,
+                "accepted": 1,
+                "duplicates": 0,
+                "results": [{"messageId": call.messageId, "duplicate": False}],
+            }
+        ),
+        media_type="application/json",
+    )
 
 
 @app.get("/health/live")

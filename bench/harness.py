@@ -61,8 +61,15 @@ def scratch_database(prefix: str, keep: bool = False) -> Iterator[str]:
 def migrate(database_url: str, log: Path) -> None:
     """`orchestrator migrate`, as an operator runs it before starting many processes."""
     with log.open("ab") as output:
-        subprocess.run([sys.executable, "-m", "orchestrator.cli", "migrate"], cwd=REPO, check=True, timeout=120,
-                       env=dict(os.environ, DATABASE_URL=database_url), stdout=output, stderr=subprocess.STDOUT)
+        subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "migrate"],
+            cwd=REPO,
+            check=True,
+            timeout=120,
+            env=dict(os.environ, DATABASE_URL=database_url),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def backend_pids(database_url: str) -> list[int]:
@@ -71,8 +78,9 @@ def backend_pids(database_url: str) -> list[int]:
 
     name = database_url.rsplit("/", 1)[1]
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        rows = connection.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                                  (name,)).fetchall()
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
+        ).fetchall()
     return [row[0] for row in rows]
 
 
@@ -86,14 +94,23 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
-def spawn(command: list[str], env: dict[str, str] | None = None, log: Path | None = None,
-          cwd: Path = REPO) -> subprocess.Popen:
+def spawn(
+    command: list[str], env: dict[str, str] | None = None, log: Path | None = None, cwd: Path = REPO
+) -> subprocess.Popen:
     """A child in a process group of its own (so its children can be killed with it), which the
     kernel also kills if this benchmark dies without cleaning up."""
     output = log.open("ab") if log else subprocess.DEVNULL
     try:
-        return subprocess.Popen(command, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
+        return subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
     finally:
         if log:
             output.close()
@@ -155,8 +172,9 @@ def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen | N
 
 
 def python_env(**extra: str) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-                **extra)
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), **extra
+    )
 
 
 # ------------------------------------------------------------------------- /proc readers
@@ -225,8 +243,18 @@ def machine() -> dict[str, Any]:
                 model = line.split(":", 1)[1].strip()
                 break
     packages = {}
-    for name in ("sqlalchemy", "psycopg", "fastapi", "uvicorn", "pydantic", "twilio", "aiohttp", "celery", "kombu",
-                 "amqp"):
+    for name in (
+        "sqlalchemy",
+        "psycopg",
+        "fastapi",
+        "uvicorn",
+        "pydantic",
+        "twilio",
+        "aiohttp",
+        "celery",
+        "kombu",
+        "amqp",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             packages[name] = metadata.version(name)
     return {
@@ -254,9 +282,12 @@ def append_results(benchmark: str, run: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
     path = RESULTS_DIR / f"{benchmark}-{datetime.now(timezone.utc):%Y-%m-%d}.json"
     document = json.loads(path.read_text()) if path.exists() else {"benchmark": benchmark, "runs": []}
-    run = {"finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "command": " ".join([".venv/bin/python", *[os.path.relpath(sys.argv[0], REPO)], *sys.argv[1:]]),
-           "machine": machine(), **run}
+    run = {
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([".venv/bin/python", *[os.path.relpath(sys.argv[0], REPO)], *sys.argv[1:]]),
+        "machine": machine(),
+        **run,
+    }
     document["runs"].append(run)
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return path

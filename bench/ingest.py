@@ -80,8 +80,10 @@ WARMUP_SECONDS = 3.0
 
 
 def event_json(user: int, message_id: str, event: str, rng: random.Random) -> str:
-    return (f'{{"type":"track","userId":"u{user}","event":{json.dumps(event)},"messageId":"{message_id}",'
-            f'"properties":{{"product_id":"p{rng.randrange(5000)}","price":{rng.randrange(1, 500)},"currency":"USD"}}}}')
+    return (
+        f'{{"type":"track","userId":"u{user}","event":{json.dumps(event)},"messageId":"{message_id}",'
+        f'"properties":{{"product_id":"p{rng.randrange(5000)}","price":{rng.randrange(1, 500)},"currency":"USD"}}}}'
+    )
 
 
 class Lane(asyncio.Protocol):
@@ -126,7 +128,7 @@ class Lane(asyncio.Protocol):
             self.expected = head_end + 4 + length
         if len(self.buffer) < self.expected:
             return
-        response, self.buffer = bytes(self.buffer[:self.expected]), self.buffer[self.expected:]
+        response, self.buffer = bytes(self.buffer[: self.expected]), self.buffer[self.expected :]
         self.expected = -1
         self.load.record(int(response[9:12]), time.perf_counter() - self.sent_at, response)
         self.send_next()
@@ -137,16 +139,27 @@ class Lane(asyncio.Protocol):
 
 
 class Load:
-    def __init__(self, path: str, host: str, size: int, event: str, users: int, seed: int, warmup: float,
-                 duration: float, authorization: str | None) -> None:
+    def __init__(
+        self,
+        path: str,
+        host: str,
+        size: int,
+        event: str,
+        users: int,
+        seed: int,
+        warmup: float,
+        duration: float,
+        authorization: str | None,
+    ) -> None:
         self.path, self.size, self.event, self.users = path, size, event, users
         self.rng = random.Random(seed)
         self.run = uuid.uuid4().hex[:12]
         start = time.perf_counter()
         self.measure_from = start + warmup
         self.deadline = self.measure_from + duration
-        self.head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                     + (f"Authorization: Bearer {authorization}\r\n" if authorization else ""))
+        self.head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n" + (
+            f"Authorization: Bearer {authorization}\r\n" if authorization else ""
+        )
         self.latencies: list[float] = []
         self.statuses: Counter = Counter()
         self.events = 0
@@ -156,8 +169,11 @@ class Load:
         items = []
         for _ in range(self.size):
             lane.sequence += 1
-            items.append(event_json(self.rng.randrange(self.users), f"{self.run}-{lane.index}-{lane.sequence}",
-                                    self.event, self.rng))
+            items.append(
+                event_json(
+                    self.rng.randrange(self.users), f"{self.run}-{lane.index}-{lane.sequence}", self.event, self.rng
+                )
+            )
         body = (items[0] if self.size == 1 else '{"batch":[' + ",".join(items) + "]}").encode()
         return f"{self.head}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
@@ -172,11 +188,29 @@ class Load:
             self.error_samples.append(response[:400].decode(errors="replace"))
 
 
-async def generate_load(url: str, size: int, concurrency: int, duration: float, warmup: float, users: int,
-                        event: str, seed: int, authorization: str | None = None) -> dict:
+async def generate_load(
+    url: str,
+    size: int,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    users: int,
+    event: str,
+    seed: int,
+    authorization: str | None = None,
+) -> dict:
     host, port = url.removeprefix("http://").split(":")
-    load = Load("/v1/track" if size == 1 else "/v1/batch", f"{host}:{port}", size, event, users, seed, warmup,
-                duration, authorization)
+    load = Load(
+        "/v1/track" if size == 1 else "/v1/batch",
+        f"{host}:{port}",
+        size,
+        event,
+        users,
+        seed,
+        warmup,
+        duration,
+        authorization,
+    )
     loop = asyncio.get_running_loop()
     errors: Counter = Counter()
     lanes = []
@@ -221,8 +255,19 @@ def load_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     import uvloop
 
-    result = uvloop.run(generate_load(args.url, args.size, args.concurrency, args.duration, args.warmup,
-                                      args.users, args.event, args.seed, os.environ.get("BENCH_API_KEY")))
+    result = uvloop.run(
+        generate_load(
+            args.url,
+            args.size,
+            args.concurrency,
+            args.duration,
+            args.warmup,
+            args.users,
+            args.event,
+            args.seed,
+            os.environ.get("BENCH_API_KEY"),
+        )
+    )
     args.out.write_text(json.dumps(result))
     return 0
 
@@ -287,33 +332,71 @@ def summarize_profile(raw_path: Path, top: int = 12) -> dict:
             if any(frame.startswith(needle) for frame in frames):
                 inclusive[label] += count
     total = max(total, 1)
-    return {"samples": total,
-            "self_percent_by_package": [(name, round(100 * value / total, 1)) for name, value in by_package.most_common(top)],
-            "inclusive_percent": [(label, round(100 * inclusive[label] / total, 1)) for label in PROFILE_FUNCTIONS]}
+    return {
+        "samples": total,
+        "self_percent_by_package": [
+            (name, round(100 * value / total, 1)) for name, value in by_package.most_common(top)
+        ],
+        "inclusive_percent": [(label, round(100 * inclusive[label] / total, 1)) for label in PROFILE_FUNCTIONS],
+    }
 
 
-def run_scenario(name: str, args, api_url: str, api_pid: int, database_url: str, workdir: Path, api_key: str,
-                 profile: bool = False) -> dict:
+def run_scenario(
+    name: str, args, api_url: str, api_pid: int, database_url: str, workdir: Path, api_key: str, profile: bool = False
+) -> dict:
     size = SCENARIOS[name]
     out = workdir / f"load-{name}-{'profile' if profile else 'measure'}.json"
-    command = [sys.executable, str(Path(__file__).resolve()), "_load", "--url", api_url, "--size", str(size),
-               "--concurrency", str(args.concurrency), "--duration", str(args.duration), "--users", str(args.users),
-               "--event", args.event, "--out", str(out), "--seed", str(random.randrange(1 << 30))]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "_load",
+        "--url",
+        api_url,
+        "--size",
+        str(size),
+        "--concurrency",
+        str(args.concurrency),
+        "--duration",
+        str(args.duration),
+        "--users",
+        str(args.users),
+        "--event",
+        args.event,
+        "--out",
+        str(out),
+        "--seed",
+        str(random.randrange(1 << 30)),
+    ]
     processes = Processes()
     spy = None
     try:
-        generator = processes.spawn(command, env=python_env(**({"BENCH_API_KEY": api_key} if api_key else {})),
-                                    log=workdir / "load.log")
+        generator = processes.spawn(
+            command, env=python_env(**({"BENCH_API_KEY": api_key} if api_key else {})), log=workdir / "load.log"
+        )
         time.sleep(WARMUP_SECONDS)  # the generator counts from the end of its warm-up; so do we
         api_pids = descendants(api_pid)
         db_pids = backend_pids(database_url)
         before = cpu_seconds(api_pids), cpu_seconds(db_pids), machine_busy_seconds()
         if profile:
             spy_out = workdir / f"profile-{name}.txt"
-            spy = processes.spawn([shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record",
-                                   "--pid", str(api_pid), "--subprocesses", "--rate", "100", "--format", "raw",
-                                   "--duration", str(int(args.duration)), "--output", str(spy_out)],
-                                  log=workdir / "py-spy.log")
+            spy = processes.spawn(
+                [
+                    shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(api_pid),
+                    "--subprocesses",
+                    "--rate",
+                    "100",
+                    "--format",
+                    "raw",
+                    "--duration",
+                    str(int(args.duration)),
+                    "--output",
+                    str(spy_out),
+                ],
+                log=workdir / "py-spy.log",
+            )
         time.sleep(args.duration)
         after_api = cpu_seconds(descendants(api_pid))
         after_db = cpu_seconds(sorted(set(db_pids) | set(backend_pids(database_url))))
@@ -330,7 +413,9 @@ def run_scenario(name: str, args, api_url: str, api_pid: int, database_url: str,
     busy = busy_after - before[2]
     events = max(result["events"], 1)
     result.update(
-        scenario=name, events_per_request=size, target_events_per_second=TARGETS[name],
+        scenario=name,
+        events_per_request=size,
+        target_events_per_second=TARGETS[name],
         target_met=result["events_per_second"] >= TARGETS[name],
         cpu_ms_per_1000_events={
             "api": round(1e6 * api_cpu / events, 1),
@@ -353,18 +438,49 @@ def run_for_workers(workers: int, args, workdir: Path) -> list[dict]:
         migrate(database_url, workdir / "migrate.log")
         load_customers(database_url, args.users)
         # As in production: the API is closed and the generator sends an `ingest` key.
-        api_key = subprocess.run([sys.executable, "-m", "orchestrator.cli", "keys", "create", "--name", "load-generator",
-                                  "--role", "ingest"], cwd=REPO, env=python_env(DATABASE_URL=database_url),
-                                 check=True, capture_output=True, text=True, timeout=120).stdout.strip()
+        api_key = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.cli",
+                "keys",
+                "create",
+                "--name",
+                "load-generator",
+                "--role",
+                "ingest",
+            ],
+            cwd=REPO,
+            env=python_env(DATABASE_URL=database_url),
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout.strip()
         port = free_port()
         api_url = f"http://{HOST}:{port}"
-        env = python_env(DATABASE_URL=database_url, ORCHESTRATOR_AUTO_MIGRATE="false",
-                         ORCHESTRATOR_PUBLIC_BASE_URL=api_url)
+        env = python_env(
+            DATABASE_URL=database_url, ORCHESTRATOR_AUTO_MIGRATE="false", ORCHESTRATOR_PUBLIC_BASE_URL=api_url
+        )
         processes = Processes()
         try:
-            api = processes.spawn([sys.executable, "-m", "orchestrator.cli", "api", "--host", HOST, "--port", str(port),
-                                   "--workers", str(workers), *([] if args.access_log else ["--no-access-log"])],
-                                  env=env, log=workdir / f"api-{workers}.log")
+            api = processes.spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "orchestrator.cli",
+                    "api",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                    *([] if args.access_log else ["--no-access-log"]),
+                ],
+                env=env,
+                log=workdir / f"api-{workers}.log",
+            )
             wait_for_http(api_url + "/health/live", timeout=60, process=api)
             time.sleep(1.0 if workers == 1 else 3.0)  # every uvicorn worker up and its journeys loaded
             for name in args.scenarios:
@@ -374,8 +490,9 @@ def run_for_workers(workers: int, args, workdir: Path) -> list[dict]:
                 results.append(result)
                 if args.profile and workers in args.profile_workers:
                     profiled = run_scenario(name, args, api_url, api.pid, database_url, workdir, api_key, profile=True)
-                    result["profiled_run"] = {k: profiled[k] for k in ("events_per_second", "latency_p50_ms",
-                                                                         "latency_p99_ms", "profile")}
+                    result["profiled_run"] = {
+                        k: profiled[k] for k in ("events_per_second", "latency_p50_ms", "latency_p99_ms", "profile")
+                    }
                     print_profile(name, workers, profiled)
         finally:
             processes.stop_all()
@@ -388,9 +505,23 @@ def run_floor(args, workdir: Path) -> dict:
     url = f"http://{HOST}:{port}"
     processes = Processes()
     try:
-        server = processes.spawn([sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--host", HOST, "--port",
-                                  str(port), "--no-access-log", "--log-level", "warning"],
-                                 env=python_env(), log=workdir / "floor.log")
+        server = processes.spawn(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.floor_app:app",
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env=python_env(),
+            log=workdir / "floor.log",
+        )
         wait_for_http(url + "/health/live", timeout=60, process=server)
         with scratch_database("ingest_floor") as database_url:  # idle: only for the CPU accounting
             result = run_scenario("track", args, url, server.pid, database_url, workdir, api_key="")
@@ -404,13 +535,15 @@ def run_floor(args, workdir: Path) -> dict:
 
 def print_row(r: dict) -> None:
     cpu = r["cpu_ms_per_1000_events"]
-    print(f"{r['api_workers']:>2} worker(s)  {r['scenario']:<10} {r['events_per_second']:>9,.0f} events/s "
-          f"({r['requests_per_second']:>7,.1f} req/s)  p50 {r['latency_p50_ms'] or 0:>8.1f} ms  "
-          f"p99 {r['latency_p99_ms'] or 0:>8.1f} ms  target {r['target_events_per_second']:,} "
-          f"{'met' if r['target_met'] else 'NOT met'}  | CPU ms/1k events: api {cpu['api']}, "
-          f"pg {cpu['postgres_backends']}, loadgen {cpu['load_generator']}, other {cpu['everything_else']}  "
-          f"| machine busy {r['machine_cpu_busy_percent']}%  errors {r['errors'] or ''} statuses {r['statuses']}",
-          flush=True)
+    print(
+        f"{r['api_workers']:>2} worker(s)  {r['scenario']:<10} {r['events_per_second']:>9,.0f} events/s "
+        f"({r['requests_per_second']:>7,.1f} req/s)  p50 {r['latency_p50_ms'] or 0:>8.1f} ms  "
+        f"p99 {r['latency_p99_ms'] or 0:>8.1f} ms  target {r['target_events_per_second']:,} "
+        f"{'met' if r['target_met'] else 'NOT met'}  | CPU ms/1k events: api {cpu['api']}, "
+        f"pg {cpu['postgres_backends']}, loadgen {cpu['load_generator']}, other {cpu['everything_else']}  "
+        f"| machine busy {r['machine_cpu_busy_percent']}%  errors {r['errors'] or ''} statuses {r['statuses']}",
+        flush=True,
+    )
 
 
 def print_profile(name: str, workers: int, r: dict) -> None:
@@ -435,8 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="a second run per scenario under py-spy")
     parser.add_argument("--workdir", help="keep logs and profiles here (default: a temp dir)")
     parser.add_argument("--profile-workers", default="1", help="profile with these API worker counts only")
-    parser.add_argument("--floor", action="store_true",
-                        help="also measure bench/floor_app.py: FastAPI and validation without our work")
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure bench/floor_app.py: FastAPI and validation without our work"
+    )
     parser.add_argument("--access-log", action="store_true", help="keep uvicorn's log line per request")
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--no-save", action="store_true", help="do not append to bench/results")
@@ -462,8 +596,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
     print(f"total {time.monotonic() - started:.0f} s")
     if not args.no_save:
-        path = append_results("ingest", {"duration": args.duration, "concurrency": args.concurrency,
-                                         "users": args.users, "event": args.event, "results": results})
+        path = append_results(
+            "ingest",
+            {
+                "duration": args.duration,
+                "concurrency": args.concurrency,
+                "users": args.users,
+                "event": args.event,
+                "results": results,
+            },
+        )
         print(f"results appended to {path.relative_to(REPO)}")
     return 0
 

@@ -66,7 +66,9 @@ STEPS = [
     ("winback", "winback-whatsapp", "whatsapp", "winback-whatsapp", 5),
     ("abandoned-cart", "reminder-email", "email", "abandoned-cart-email", 5),
 ]
-SMS_BODY = "You left something in your cart! Use code CART15-USER for 15% off in the next 72 hours. Reply STOP to opt out."
+SMS_BODY = (
+    "You left something in your cart! Use code CART15-USER for 15% off in the next 72 hours. Reply STOP to opt out."
+)
 EMAIL_HTML = "<p>Hi there,</p><p>" + "Thanks for being with us. Here is what is new this week. " * 12 + "</p>"
 
 
@@ -75,20 +77,31 @@ def generation_sql(messages: int, conversions: int) -> list[tuple[str, str]]:
     steps = ", ".join(f"({i}, '{j}', '{s}', '{c}', '{t}', {h})" for i, (j, s, c, t, h) in enumerate(STEPS))
     t = f"(timestamptz '{START.isoformat()}' + (i::float8 / {messages}) * interval '{DAYS} days')"
     return [
-        ("steps", f"CREATE TEMP TABLE bench_steps (idx int, journey text, step text, channel text, template text,"
-                  f" holdout int); INSERT INTO bench_steps VALUES {steps}"),
-        ("customers", f"""INSERT INTO customers (id, user_id, email, phone, traits, created_at, updated_at)
+        (
+            "steps",
+            f"CREATE TEMP TABLE bench_steps (idx int, journey text, step text, channel text, template text,"
+            f" holdout int); INSERT INTO bench_steps VALUES {steps}",
+        ),
+        (
+            "customers",
+            f"""INSERT INTO customers (id, user_id, email, phone, traits, created_at, updated_at)
             SELECT i, 'user-' || i, 'user' || i || '@example.com', '+1415' || lpad(i::text, 7, '0'), '{{}}',
                    timestamptz '{START.isoformat()}', timestamptz '{START.isoformat()}'
-            FROM generate_series(1, {customers}) i"""),
-        ("enrollments", f"""INSERT INTO enrollments (id, journey_id, journey_version, customer_id, status, entered_at,
+            FROM generate_series(1, {customers}) i""",
+        ),
+        (
+            "enrollments",
+            f"""INSERT INTO enrollments (id, journey_id, journey_version, customer_id, status, entered_at,
                 ended_at, context, holdout, goal_deadline, converted_at)
             SELECT i, s.journey, 'v1', 1 + (i::bigint * 7919) % {customers}, 'completed', {t}, {t} + interval '1 hour',
                    '{{}}', (i * 31) % 100 < s.holdout, {t} + interval '3 days',
                    CASE WHEN (i::bigint * 131) % 1000 < CASE WHEN (i * 31) % 100 < s.holdout THEN 60 ELSE 80 END
                         THEN {t} + interval '5 hours' END
-            FROM generate_series(1, {messages}) i JOIN bench_steps s ON s.idx = i % {len(STEPS)}"""),
-        ("messages", f"""INSERT INTO messages (id, send_key, enrollment_id, customer_id, journey_id, journey_version, step_id,
+            FROM generate_series(1, {messages}) i JOIN bench_steps s ON s.idx = i % {len(STEPS)}""",
+        ),
+        (
+            "messages",
+            f"""INSERT INTO messages (id, send_key, enrollment_id, customer_id, journey_id, journey_version, step_id,
                 channel, provider, template, locale, to_address, subject, body, html, template_metadata, marketing,
                 status, status_reason, error_code, provider_message_id, cost, cost_currency, attempts, created_at,
                 sent_at, delivered_at, first_opened_at, first_clicked_at, updated_at)
@@ -114,40 +127,59 @@ def generation_sql(messages: int, conversions: int) -> list[tuple[str, str]]:
                         THEN e.entered_at + interval '3 hours 1 minute' END,
                    e.entered_at + interval '1 hour'
             FROM enrollments e JOIN bench_steps s ON s.idx = e.id % {len(STEPS)},
-                 LATERAL (SELECT ((e.id * 7919 + 13) % 1000)::int AS b) bucket"""),
-        ("status events", """INSERT INTO message_status_events (message_id, source, status, detail, occurred_at)
+                 LATERAL (SELECT ((e.id * 7919 + 13) % 1000)::int AS b) bucket""",
+        ),
+        (
+            "status events",
+            """INSERT INTO message_status_events (message_id, source, status, detail, occurred_at)
             SELECT id, provider, CASE WHEN delivered_at IS NOT NULL THEN 'delivered'
                                       WHEN channel <> 'email' THEN 'undelivered'
                                       WHEN status = 'failed' THEN 'bounce' ELSE 'blocked' END,
                    '{}', coalesce(delivered_at, sent_at + interval '5 seconds')
-            FROM messages WHERE delivered_at IS NOT NULL OR (sent_at IS NOT NULL AND status IN ('failed', 'undelivered'))"""),
-        ("order events", f"""INSERT INTO events (id, message_id, customer_id, type, name, properties, timestamp, received_at)
+            FROM messages WHERE delivered_at IS NOT NULL OR (sent_at IS NOT NULL AND status IN ('failed', 'undelivered'))""",
+        ),
+        (
+            "order events",
+            f"""INSERT INTO events (id, message_id, customer_id, type, name, properties, timestamp, received_at)
             SELECT i, 'order-' || i, 1 + (i::bigint * 104729) % {customers}, 'track', 'Order Completed',
                    jsonb_build_object('order_id', 'O-' || i, 'revenue', round((10 + (i * 37) % 19000 / 100.0)::numeric, 2),
                                       'currency', 'USD'),
-                   {t.replace('i::float8', '(i % ' + str(messages) + ')::float8')},
-                   {t.replace('i::float8', '(i % ' + str(messages) + ')::float8')}
-            FROM generate_series(1, {conversions * 3 // 2}) i"""),
-        ("conversions", f"""INSERT INTO conversions (order_key, event_id, customer_id, enrollment_id, journey_id, message_id,
+                   {t.replace("i::float8", "(i % " + str(messages) + ")::float8")},
+                   {t.replace("i::float8", "(i % " + str(messages) + ")::float8")}
+            FROM generate_series(1, {conversions * 3 // 2}) i""",
+        ),
+        (
+            "conversions",
+            f"""INSERT INTO conversions (order_key, event_id, customer_id, enrollment_id, journey_id, message_id,
                 step_id, channel, template, revenue, currency, converted_at)
             SELECT 'O-' || n, n, m.customer_id, m.enrollment_id, m.journey_id, m.id, m.step_id, m.channel, m.template,
                    round((10 + (n * 37) % 19000 / 100.0)::numeric, 2), 'USD', m.delivered_at + interval '2 hours'
             FROM (SELECT m.*, row_number() OVER (ORDER BY id) AS n FROM messages m
-                  WHERE delivered_at IS NOT NULL AND id % 7 = 0 LIMIT {conversions}) m"""),
-        ("replies and STOPs", """INSERT INTO inbound_messages (provider_message_id, customer_id, channel, from_address,
+                  WHERE delivered_at IS NOT NULL AND id % 7 = 0 LIMIT {conversions}) m""",
+        ),
+        (
+            "replies and STOPs",
+            """INSERT INTO inbound_messages (provider_message_id, customer_id, channel, from_address,
                 to_address, body, keyword, handled_by, received_at)
             SELECT 'IN' || id, customer_id, channel, '+14150000000', '+15005550006',
                    CASE WHEN (id * 53) % 1000 < 20 THEN 'thanks!' ELSE 'STOP' END,
                    CASE WHEN (id * 53) % 1000 >= 20 THEN 'opt_out' END, 'keyword', sent_at + interval '1 hour'
-            FROM messages WHERE channel <> 'email' AND sent_at IS NOT NULL AND (id * 53) % 1000 < 25"""),
-        ("opt-outs", """INSERT INTO consents (customer_id, channel, status, source, evidence, recorded_at)
+            FROM messages WHERE channel <> 'email' AND sent_at IS NOT NULL AND (id * 53) % 1000 < 25""",
+        ),
+        (
+            "opt-outs",
+            """INSERT INTO consents (customer_id, channel, status, source, evidence, recorded_at)
             SELECT customer_id, channel, 'opted_out', CASE channel WHEN 'email' THEN 'unsubscribe_link'
                    ELSE channel || '_keyword' END, '{}', sent_at + interval '1 hour'
             FROM messages WHERE sent_at IS NOT NULL AND ((channel <> 'email' AND (id * 53) % 1000 BETWEEN 20 AND 24)
-                                                     OR (channel = 'email' AND (id * 53) % 1000 < 3))"""),
-        ("nps answers", """INSERT INTO nps_responses (customer_id, journey_id, score, received_at)
+                                                     OR (channel = 'email' AND (id * 53) % 1000 < 3))""",
+        ),
+        (
+            "nps answers",
+            """INSERT INTO nps_responses (customer_id, journey_id, score, received_at)
             SELECT customer_id, journey_id, (id * 7) % 11, delivered_at + interval '1 day'
-            FROM messages WHERE step_id = 'nps-question' AND delivered_at IS NOT NULL AND (id / 10 * 29) % 10 < 3"""),
+            FROM messages WHERE step_id = 'nps-question' AND delivered_at IS NOT NULL AND (id / 10 * 29) % 10 < 3""",
+        ),
     ]
 
 
@@ -159,7 +191,6 @@ LIVE_SHAPES = {
     "journey stats (funnel), all time": ("/v1/journeys/abandoned-cart/stats", {}),
 }
 LIVE_REPEAT = 5
-
 
 
 def query_shapes() -> dict[str, dict]:
@@ -174,10 +205,18 @@ def query_shapes() -> dict[str, dict]:
         "journey, last 30 days, by step+day": {"journey": "abandoned-cart", "from": month, "group_by": ["step", "day"]},
         "journey, all, by step (+lift)": {"journey": "winback", "group_by": ["step"]},
         "channel=email, by template": {"channel": "email", "group_by": ["template"]},
-        "journey+step+channel+template, 1 day": {"journey": "winback", "step": "winback-sms", "channel": "sms",
-                                                 "template": "winback-sms", "from": day},
-        "last 24 hours (not midnight-aligned)": {"from": (END - timedelta(hours=24, minutes=30)).isoformat(),
-                                                 "to": (END - timedelta(minutes=30)).isoformat(), "group_by": ["journey"]},
+        "journey+step+channel+template, 1 day": {
+            "journey": "winback",
+            "step": "winback-sms",
+            "channel": "sms",
+            "template": "winback-sms",
+            "from": day,
+        },
+        "last 24 hours (not midnight-aligned)": {
+            "from": (END - timedelta(hours=24, minutes=30)).isoformat(),
+            "to": (END - timedelta(minutes=30)).isoformat(),
+            "group_by": ["journey"],
+        },
         f"{AFTER_A_CHANGE}: 1 day recounted, by journey": {"group_by": ["journey"]},
     }
 
@@ -190,9 +229,13 @@ async def touch_one_message(runtime, attempt: int) -> None:
     from orchestrator.storage.models import Message
 
     async with runtime.sessions() as session, session.begin():
-        await session.exec(sa.update(Message.__table__).where(
-            Message.__table__.c.id == (sa.select(sa.func.max(Message.__table__.c.id)).scalar_subquery() - attempt))
-            .values(updated_at=runtime.clock.now()))
+        await session.exec(
+            sa.update(Message.__table__)
+            .where(
+                Message.__table__.c.id == (sa.select(sa.func.max(Message.__table__.c.id)).scalar_subquery() - attempt)
+            )
+            .values(updated_at=runtime.clock.now())
+        )
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -218,17 +261,31 @@ async def time_shape(client, runtime, name: str, path: str, params: dict, repeat
         if attempt >= 2:  # two warm-up calls: connections, caches, plans
             timings.append(elapsed)
     body = response.json()
-    result = {"path": path, "params": params, "rows": len(body.get("rows", body.get("steps", []))),
-              "p50_ms": round(statistics.median(timings), 1), "p95_ms": round(percentile(timings, 0.95), 1),
-              "max_ms": round(max(timings), 1)}
+    result = {
+        "path": path,
+        "params": params,
+        "rows": len(body.get("rows", body.get("steps", []))),
+        "p50_ms": round(statistics.median(timings), 1),
+        "p95_ms": round(percentile(timings, 0.95), 1),
+        "max_ms": round(max(timings), 1),
+    }
     if refreshes[2:]:
-        result.update(refresh_p50_ms=round(statistics.median(refreshes[2:]), 1),
-                      refresh_p95_ms=round(percentile(refreshes[2:], 0.95), 1), refresh_max_ms=round(max(refreshes[2:]), 1))
-    print(f"  {name:<45} {result['rows']:>5} rows  p50 {result['p50_ms']:>7.1f} ms"
-          f"  p95 {result['p95_ms']:>7.1f} ms  max {result['max_ms']:>7.1f} ms", flush=True)
+        result.update(
+            refresh_p50_ms=round(statistics.median(refreshes[2:]), 1),
+            refresh_p95_ms=round(percentile(refreshes[2:], 0.95), 1),
+            refresh_max_ms=round(max(refreshes[2:]), 1),
+        )
+    print(
+        f"  {name:<45} {result['rows']:>5} rows  p50 {result['p50_ms']:>7.1f} ms"
+        f"  p95 {result['p95_ms']:>7.1f} ms  max {result['max_ms']:>7.1f} ms",
+        flush=True,
+    )
     if refreshes[2:]:
-        print(f"  {'  the worker refresh before each of those':<51}  p50 {result['refresh_p50_ms']:>7.1f} ms"
-              f"  p95 {result['refresh_p95_ms']:>7.1f} ms  max {result['refresh_max_ms']:>7.1f} ms", flush=True)
+        print(
+            f"  {'  the worker refresh before each of those':<51}  p50 {result['refresh_p50_ms']:>7.1f} ms"
+            f"  p95 {result['refresh_p95_ms']:>7.1f} ms  max {result['refresh_max_ms']:>7.1f} ms",
+            flush=True,
+        )
     return result
 
 
@@ -239,8 +296,13 @@ async def time_queries(database_url: str, repeat: int) -> tuple[dict[str, dict],
     from orchestrator.kpis.rollup import rebuild_rollups
     from orchestrator.startup import build_runtime
 
-    settings = Settings(database_url=database_url, simulated_clock=True, email_provider="local", sms_provider="local",
-                        whatsapp_provider="local")
+    settings = Settings(
+        database_url=database_url,
+        simulated_clock=True,
+        email_provider="local",
+        sms_provider="local",
+        whatsapp_provider="local",
+    )
     runtime = await build_runtime(settings, clock=SimulatedClock(NOW))
     app = create_app(settings, run_worker=False, runtime=runtime)
     app.state.runtime, app.state.worker_loop = runtime, None
@@ -261,8 +323,17 @@ async def time_queries(database_url: str, repeat: int) -> tuple[dict[str, dict],
     return results, live
 
 
-TABLES = ("customers", "enrollments", "messages", "message_status_events", "events", "conversions",
-          "inbound_messages", "consents", "nps_responses")
+TABLES = (
+    "customers",
+    "enrollments",
+    "messages",
+    "message_status_events",
+    "events",
+    "conversions",
+    "inbound_messages",
+    "consents",
+    "nps_responses",
+)
 
 
 def generate(database_url: str, messages: int, conversions: int) -> dict[str, float]:
@@ -291,13 +362,18 @@ def generate(database_url: str, messages: int, conversions: int) -> dict[str, fl
         connection.execute("SET maintenance_work_mem = '256MB'")
         indexes = connection.execute(
             "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = 'public' AND i.tablename = ANY(%s)"
-            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)", [list(TABLES)]).fetchall()
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+            [list(TABLES)],
+        ).fetchall()
         for name, _ in indexes:
             connection.execute(f'DROP INDEX "{name}"')
         for label, statement in generation_sql(messages, conversions):
             timed(label, lambda: connection.execute(statement).rowcount)
-        timed(f"{len(indexes)} indexes", lambda: [connection.execute(definition) for _, definition in indexes] and 0,
-              count_rows=False)
+        timed(
+            f"{len(indexes)} indexes",
+            lambda: [connection.execute(definition) for _, definition in indexes] and 0,
+            count_rows=False,
+        )
         timed("vacuum analyze", lambda: connection.execute("VACUUM ANALYZE") and 0, count_rows=False)
     return seconds
 
@@ -336,9 +412,18 @@ def main() -> int:
         results_dir.mkdir(parents=True, exist_ok=True)
         path = results_dir / f"kpis-{datetime.now(timezone.utc).date().isoformat()}.json"
         runs = json.loads(path.read_text()) if path.exists() else []
-        runs.append({"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "messages": args.messages,
-                     "conversions": args.conversions, "repeat": args.repeat, "generation_seconds": generation,
-                     "total_seconds": total, "shapes": results, "live_shapes": live})
+        runs.append(
+            {
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "messages": args.messages,
+                "conversions": args.conversions,
+                "repeat": args.repeat,
+                "generation_seconds": generation,
+                "total_seconds": total,
+                "shapes": results,
+                "live_shapes": live,
+            }
+        )
         path.write_text(json.dumps(runs, indent=2) + "\n")
         print(f"results appended to {path.relative_to(REPO)}")
     return 0 if worst < args.target_ms else 1

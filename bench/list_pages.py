@@ -34,12 +34,16 @@ async def main(rows: int, admin_url: str) -> None:
         connection.execute(f'CREATE DATABASE "{name}"')
     url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
     try:
-        runtime = await build_runtime(Settings(database_url=url, simulated_clock=True),
-                                      clock=SimulatedClock(datetime(2026, 3, 2, tzinfo=timezone.utc)))
+        runtime = await build_runtime(
+            Settings(database_url=url, simulated_clock=True),
+            clock=SimulatedClock(datetime(2026, 3, 2, tzinfo=timezone.utc)),
+        )
         with psycopg.connect(url, autocommit=True) as connection:
             started = time.perf_counter()
-            connection.execute("INSERT INTO customers (user_id, traits, created_at, updated_at) "
-                               "SELECT 'u' || g, '{}', now(), now() FROM generate_series(1, 1000) g")
+            connection.execute(
+                "INSERT INTO customers (user_id, traits, created_at, updated_at) "
+                "SELECT 'u' || g, '{}', now(), now() FROM generate_series(1, 1000) g"
+            )
             connection.execute(f"""
                 INSERT INTO messages (send_key, customer_id, journey_id, channel, status, template_metadata, marketing,
                                       attempts, created_at, updated_at)
@@ -51,7 +55,8 @@ async def main(rows: int, admin_url: str) -> None:
             print(f"inserted {rows} messages in {time.perf_counter() - started:.1f} s")
             deep = rows * 9 // 10
             created_at, message_id = connection.execute(
-                "SELECT created_at, id FROM messages ORDER BY created_at, id OFFSET %s LIMIT 1", (deep,)).fetchone()
+                "SELECT created_at, id FROM messages ORDER BY created_at, id OFFSET %s LIMIT 1", (deep,)
+            ).fetchone()
         app = create_app(runtime.settings, run_worker=False, runtime=runtime)
         app.state.runtime = runtime
         oldest_first = encode_cursor("messagescreated_at", [created_at, message_id])
@@ -61,8 +66,10 @@ async def main(rows: int, admin_url: str) -> None:
                 (f"first page (counts total over {rows} rows)", {}),
                 (f"page at row {deep} by offset", {"offset": deep}),
                 (f"page at row {deep} by cursor", {"cursor": oldest_first}),
-                ("newest first, journey=welcome, by cursor", {"sort": "-created_at", "journey": "welcome",
-                                                             "cursor": newest_first}),
+                (
+                    "newest first, journey=welcome, by cursor",
+                    {"sort": "-created_at", "journey": "welcome", "cursor": newest_first},
+                ),
                 ("status=failed, by cursor", {"status": "failed", "cursor": oldest_first}),
             ):
                 times = []

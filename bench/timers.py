@@ -63,9 +63,12 @@ steps:
 """
 NEXT_STEPS = {
     "exit": ("done", "  - id: done\n    exit: timer elapsed"),
-    "send": ("ping", "  - id: ping\n    send:\n      channel: sms\n      template: abandoned-cart-sms\n"
-                     "      transactional: true\n      vars:\n        discount_percent: 15\n"
-                     "        discount_code: TIMER"),
+    "send": (
+        "ping",
+        "  - id: ping\n    send:\n      channel: sms\n      template: abandoned-cart-sms\n"
+        "      transactional: true\n      vars:\n        discount_percent: 15\n"
+        "        discount_code: TIMER",
+    ),
 }
 COPY_CHUNK = 100_000
 
@@ -102,20 +105,27 @@ def load(database_url: str, n: int, version: str, cursor: str, spread: float, le
     with psycopg.connect(database_url, autocommit=True) as connection:
         started = time.monotonic()
         now = datetime.now(timezone.utc).isoformat()
-        copy_rows(connection, "COPY customers (id, user_id, phone, traits, created_at, updated_at) FROM STDIN",
-                  (f"{i}\tt{i}\t+1415{i:07d}\t{{}}\t{now}\t{now}\n" for i in range(1, n + 1)))
+        copy_rows(
+            connection,
+            "COPY customers (id, user_id, phone, traits, created_at, updated_at) FROM STDIN",
+            (f"{i}\tt{i}\t+1415{i:07d}\t{{}}\t{now}\t{now}\n" for i in range(1, n + 1)),
+        )
         timings["customers_copy_seconds"] = round(time.monotonic() - started, 1)
         # Enrollments take about twice as long as customers (more indexes): due times start after that.
         t0 = datetime.now(timezone.utc) + timedelta(seconds=lead + 2.5 * timings["customers_copy_seconds"])
         entered = (t0 - timedelta(minutes=1)).isoformat()
         step = spread / n
         started = time.monotonic()
-        copy_rows(connection,
-                  "COPY enrollments (id, journey_id, journey_version, customer_id, status, cursor, due_at, entered_at,"
-                  " context, holdout) FROM STDIN",
-                  (f"{i}\ttimer-bench\t{version}\t{i}\tactive\t{cursor}\t"
-                   f"{(t0 + timedelta(seconds=(i - 1) * step)).isoformat()}\t{entered}\t{{}}\tf\n"
-                   for i in range(1, n + 1)))
+        copy_rows(
+            connection,
+            "COPY enrollments (id, journey_id, journey_version, customer_id, status, cursor, due_at, entered_at,"
+            " context, holdout) FROM STDIN",
+            (
+                f"{i}\ttimer-bench\t{version}\t{i}\tactive\t{cursor}\t"
+                f"{(t0 + timedelta(seconds=(i - 1) * step)).isoformat()}\t{entered}\t{{}}\tf\n"
+                for i in range(1, n + 1)
+            ),
+        )
         timings["enrollments_copy_seconds"] = round(time.monotonic() - started, 1)
         connection.execute("SELECT setval('customers_id_seq', %s)", (n,))
         connection.execute("SELECT setval('enrollments_id_seq', %s)", (n,))
@@ -132,12 +142,16 @@ def measure(database_url: str, n: int, t0: datetime, spread: float, next_step: s
 
     due = "(%(t0)s::timestamptz + (e.id - 1) * %(step)s * interval '1 second')"
     done = "m.sent_at" if next_step == "send" else "e.ended_at"
-    source = ("enrollments e JOIN messages m ON m.enrollment_id = e.id AND m.status = 'sent'"
-              if next_step == "send" else "enrollments e")
+    source = (
+        "enrollments e JOIN messages m ON m.enrollment_id = e.id AND m.status = 'sent'"
+        if next_step == "send"
+        else "enrollments e"
+    )
     where = "" if next_step == "send" else "WHERE e.status <> 'active'"
     params = {"t0": t0, "step": spread / n}
     with psycopg.connect(database_url, autocommit=True) as connection:
-        row = connection.execute(f"""
+        row = connection.execute(
+            f"""
             SELECT count(*),
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM {done} - {due})),
                    percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM {done} - {due})),
@@ -145,15 +159,21 @@ def measure(database_url: str, n: int, t0: datetime, spread: float, next_step: s
                    min(extract(epoch FROM {done} - {due})),
                    extract(epoch FROM max({done}) - %(t0)s::timestamptz),
                    extract(epoch FROM max({done}) - min({done}))
-            FROM {source} {where}""", params).fetchone()
-        best = connection.execute(f"""
+            FROM {source} {where}""",
+            params,
+        ).fetchone()
+        best = connection.execute(
+            f"""
             SELECT coalesce(max(c), 0) FROM (
                 SELECT count(*) AS c FROM {source} {where}
-                GROUP BY floor(extract(epoch FROM {done} - %(t0)s::timestamptz) / 10)) w""", params).fetchone()[0]
+                GROUP BY floor(extract(epoch FROM {done} - %(t0)s::timestamptz) / 10)) w""",
+            params,
+        ).fetchone()[0]
         statuses = dict(connection.execute("SELECT status, count(*) FROM enrollments GROUP BY status").fetchall())
     processed, p50, p99, worst, earliest, last_after_t0, processing_span = row
     result = {
-        "processed": processed, "enrollment_statuses": statuses,
+        "processed": processed,
+        "enrollment_statuses": statuses,
         "lag_p50_seconds": round(p50, 2) if p50 is not None else None,
         "lag_p99_seconds": round(p99, 2) if p99 is not None else None,
         "lag_max_seconds": round(worst, 2) if worst is not None else None,
@@ -176,15 +196,24 @@ def run(args, workdir: Path) -> dict:
         late_start = max(0.0, -wait)
         if wait > 0:
             time.sleep(wait)
-        env = python_env(DATABASE_URL=database_url, ORCHESTRATOR_AUTO_MIGRATE="false",
-                         ORCHESTRATOR_JOURNEYS_DIR=str(journeys), ORCHESTRATOR_SMS_PROVIDER="local",
-                         ORCHESTRATOR_EMAIL_PROVIDER="local", ORCHESTRATOR_WHATSAPP_PROVIDER="local")
+        env = python_env(
+            DATABASE_URL=database_url,
+            ORCHESTRATOR_AUTO_MIGRATE="false",
+            ORCHESTRATOR_JOURNEYS_DIR=str(journeys),
+            ORCHESTRATOR_SMS_PROVIDER="local",
+            ORCHESTRATOR_EMAIL_PROVIDER="local",
+            ORCHESTRATOR_WHATSAPP_PROVIDER="local",
+        )
         processes = Processes()
         samples = []
         timed_out = False
         try:
-            workers = [processes.spawn([sys.executable, "-m", "orchestrator.cli", "worker"], env=env,
-                                       log=workdir / f"worker-{i}.log") for i in range(args.workers)]
+            workers = [
+                processes.spawn(
+                    [sys.executable, "-m", "orchestrator.cli", "worker"], env=env, log=workdir / f"worker-{i}.log"
+                )
+                for i in range(args.workers)
+            ]
             started = time.monotonic()
             worker_pids = [p for w in workers for p in descendants(w.pid)]
             cpu_before = cpu_seconds(worker_pids), machine_busy_seconds()
@@ -196,10 +225,12 @@ def run(args, workdir: Path) -> dict:
                 while True:
                     time.sleep(2.0)
                     remaining = connection.execute(
-                        "SELECT count(*) FROM enrollments WHERE status = 'active'").fetchone()[0]
+                        "SELECT count(*) FROM enrollments WHERE status = 'active'"
+                    ).fetchone()[0]
                     if args.next_step == "send":
                         remaining += connection.execute(
-                            "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')").fetchone()[0]
+                            "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')"
+                        ).fetchone()[0]
                     db_pids |= set(backend_pids(database_url))
                     db_cpu.update(cpu_seconds(sorted(db_pids)))
                     rss = [round(rss_bytes(w.pid) / 2**20, 1) for w in workers]
@@ -219,14 +250,24 @@ def run(args, workdir: Path) -> dict:
         result = measure(database_url, args.enrollments, t0, args.spread, args.next_step)
     processed = max(result["processed"], 1)
     result.update(
-        enrollments=args.enrollments, spread_seconds=args.spread, next_step=args.next_step, workers=args.workers,
-        load=timings, workers_started_late_seconds=round(late_start, 1), timed_out=timed_out,
+        enrollments=args.enrollments,
+        spread_seconds=args.spread,
+        next_step=args.next_step,
+        workers=args.workers,
+        load=timings,
+        workers_started_late_seconds=round(late_start, 1),
+        timed_out=timed_out,
         wall_seconds=round(wall, 1),
-        cpu_ms_per_enrollment={"workers": round(1000 * worker_cpu / processed, 3),
-                               "postgres_backends": round(1000 * sum(db_cpu.values()) / processed, 3),
-                               "machine (everything)": round(1000 * busy / processed, 3)},
-        worker_rss_mib={"first": samples[0][2] if samples else None, "last": samples[-1][2] if samples else None,
-                        "peak": [max(s[2][i] for s in samples) for i in range(args.workers)] if samples else None},
+        cpu_ms_per_enrollment={
+            "workers": round(1000 * worker_cpu / processed, 3),
+            "postgres_backends": round(1000 * sum(db_cpu.values()) / processed, 3),
+            "machine (everything)": round(1000 * busy / processed, 3),
+        },
+        worker_rss_mib={
+            "first": samples[0][2] if samples else None,
+            "last": samples[-1][2] if samples else None,
+            "peak": [max(s[2][i] for s in samples) for i in range(args.workers)] if samples else None,
+        },
         progress_samples=samples[:: max(1, len(samples) // 40)],
     )
     return result
@@ -251,15 +292,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
             raise
     r = result
-    print(f"{r['enrollments']:,} enrollments due over {r['spread_seconds']:.0f} s, next step {r['next_step']}, "
-          f"{r['workers']} workers: processed {r['processed']:,}{' (TIMED OUT)' if r['timed_out'] else ''}; "
-          f"lag p50 {r['lag_p50_seconds']} s, p99 {r['lag_p99_seconds']} s, max {r['lag_max_seconds']} s; "
-          f"{r['throughput_per_second']} /s overall (best 10 s: {r['best_10s_window_per_second']} /s); "
-          f"last one {r['last_processed_seconds_after_t0']} s after the first was due")
+    print(
+        f"{r['enrollments']:,} enrollments due over {r['spread_seconds']:.0f} s, next step {r['next_step']}, "
+        f"{r['workers']} workers: processed {r['processed']:,}{' (TIMED OUT)' if r['timed_out'] else ''}; "
+        f"lag p50 {r['lag_p50_seconds']} s, p99 {r['lag_p99_seconds']} s, max {r['lag_max_seconds']} s; "
+        f"{r['throughput_per_second']} /s overall (best 10 s: {r['best_10s_window_per_second']} /s); "
+        f"last one {r['last_processed_seconds_after_t0']} s after the first was due"
+    )
     if "extrapolated_seconds_for_all" in r:
-        print(f"EXTRAPOLATED: all {r['enrollments']:,} would take ~{r['extrapolated_seconds_for_all']:.0f} s at that rate")
-    print(f"load {r['load']}, workers started {r['workers_started_late_seconds']} s late; CPU ms per enrollment "
-          f"{r['cpu_ms_per_enrollment']}; worker RSS MiB {r['worker_rss_mib']}")
+        print(
+            f"EXTRAPOLATED: all {r['enrollments']:,} would take ~{r['extrapolated_seconds_for_all']:.0f} s at that rate"
+        )
+    print(
+        f"load {r['load']}, workers started {r['workers_started_late_seconds']} s late; CPU ms per enrollment "
+        f"{r['cpu_ms_per_enrollment']}; worker RSS MiB {r['worker_rss_mib']}"
+    )
     if not args.no_save:
         path = append_results("timers", result)
         print(f"results appended to {path.relative_to(REPO)}")

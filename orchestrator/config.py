@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     twilio_account_sid: str | None = Field(default=None, validation_alias=_env("TWILIO_ACCOUNT_SID"))
     twilio_auth_token: str | None = Field(default=None, validation_alias=_env("TWILIO_AUTH_TOKEN"))
     twilio_from_number: str | None = Field(default=None, validation_alias=_env("TWILIO_FROM_NUMBER"))
-    twilio_messaging_service_sid: str | None = Field(default=None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID"))
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, validation_alias=_env("TWILIO_MESSAGING_SERVICE_SID")
+    )
     twilio_whatsapp_from: str | None = Field(default=None, validation_alias=_env("TWILIO_WHATSAPP_FROM"))
     twilio_api_base_url: str | None = None  # only to point the SDK somewhere other than Twilio or the bundled fake
 
@@ -117,8 +119,22 @@ class Settings(BaseSettings):
     email_rate_per_second: float | None = None
 
     # Inbound SMS/WhatsApp keywords (single word, case-insensitive), with localized ones.
-    opt_out_keywords: list[str] = ["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
-                                   "ARRET", "ARRÊT", "ALTO", "BAJA", "退訂", "取消訂閱"]
+    opt_out_keywords: list[str] = [
+        "STOP",
+        "STOPALL",
+        "UNSUBSCRIBE",
+        "CANCEL",
+        "END",
+        "QUIT",
+        "REVOKE",
+        "OPTOUT",
+        "ARRET",
+        "ARRÊT",
+        "ALTO",
+        "BAJA",
+        "退訂",
+        "取消訂閱",
+    ]
     opt_in_keywords: list[str] = ["START", "YES", "UNSTOP", "OUI", "SI", "SÍ", "訂閱"]
     help_keywords: list[str] = ["HELP", "INFO", "AIDE", "AYUDA", "幫助"]
     # Their answers are templates: templates/keyword-opt-out, keyword-opt-in, keyword-help.

@@ -76,15 +76,17 @@ def read_yaml_mapping(text: str, path: Path, what: str) -> tuple[dict[str, Any],
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        raise FileLoadError([FileError(name, line, "", f"not valid YAML: {getattr(error, 'problem', error)}")],
-                            unreadable=True) from None
+        raise FileLoadError(
+            [FileError(name, line, "", f"not valid YAML: {getattr(error, 'problem', error)}")], unreadable=True
+        ) from None
     if not isinstance(source, dict) or node is None:
         raise FileLoadError([FileError(name, 1, "", f"a {what} file is a YAML mapping")], unreadable=True)
     return source, line_index(node)
 
 
-def validate_model(model: type[Model], source: dict[str, Any], lines: dict, path: Path,
-                   hidden_tag_prefix: str | None = None) -> Model:
+def validate_model(
+    model: type[Model], source: dict[str, Any], lines: dict, path: Path, hidden_tag_prefix: str | None = None
+) -> Model:
     """`model` from `source`, or every validation problem with its file, line and key.
 
     `hidden_tag_prefix` drops pydantic's discriminated-union tags (e.g. 'step:send') from the
@@ -94,8 +96,11 @@ def validate_model(model: type[Model], source: dict[str, Any], lines: dict, path
     except ValidationError as error:
         errors = []
         for item in error.errors():
-            location = tuple(p for p in item["loc"]
-                             if not (hidden_tag_prefix and isinstance(p, str) and p.startswith(hidden_tag_prefix)))
+            location = tuple(
+                p
+                for p in item["loc"]
+                if not (hidden_tag_prefix and isinstance(p, str) and p.startswith(hidden_tag_prefix))
+            )
             message = item["msg"].removeprefix("Value error, ")
             if item["type"] == "extra_forbidden":
                 message = "unknown key"

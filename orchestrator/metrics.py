@@ -28,14 +28,18 @@ from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 __all__ = ["CONTENT_TYPE_LATEST", "observe_send", "record_ingested", "render", "take_snapshot"]
 
 EVENTS_INGESTED = Counter("orchestrator_events_ingested", "Events stored (new messageIds), by type", ["type"])
-EVENTS_DUPLICATE = Counter("orchestrator_events_duplicate", "Events ignored as replays of a stored messageId",
-                           ["type"])
+EVENTS_DUPLICATE = Counter("orchestrator_events_duplicate", "Events ignored as replays of a stored messageId", ["type"])
 PROVIDER_SEND_SECONDS = Histogram(
-    "orchestrator_provider_send_seconds", "Time a channel adapter took to hand one message to its provider",
-    ["channel", "provider"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+    "orchestrator_provider_send_seconds",
+    "Time a channel adapter took to hand one message to its provider",
+    ["channel", "provider"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 SEND_ERRORS = Counter(
-    "orchestrator_send_errors", "Provider calls that did not end in acceptance, by outcome and error code",
-    ["channel", "provider", "outcome", "error_code"])
+    "orchestrator_send_errors",
+    "Provider calls that did not end in acceptance, by outcome and error code",
+    ["channel", "provider", "outcome", "error_code"],
+)
 
 NO_ERROR_CODE = "none"
 ADAPTER_EXCEPTION = "adapter_exception"
@@ -70,18 +74,38 @@ def _lag(now: datetime, oldest: datetime | None) -> float:
 
 async def take_snapshot(session: AsyncSession, now: datetime) -> DatabaseSnapshot:
     """Four aggregates; the lag ones use the same indexes the worker claims with."""
-    enrollments = (await session.exec(
-        select(Enrollment.journey_id, Enrollment.status, func.count()).group_by(
-            col(Enrollment.journey_id), col(Enrollment.status)))).all()
-    messages = (await session.exec(
-        select(Message.channel, Message.status, func.count()).group_by(col(Message.channel), col(Message.status)))).all()
-    oldest_enrollment = (await session.exec(select(func.min(Enrollment.due_at)).where(
-        Enrollment.status == EnrollmentStatus.active, col(Enrollment.due_at) <= now))).one()
-    oldest_message = (await session.exec(select(func.min(Message.next_attempt_at)).where(
-        Message.status == MessageStatus.queued, col(Message.next_attempt_at) <= now))).one()
+    enrollments = (
+        await session.exec(
+            select(Enrollment.journey_id, Enrollment.status, func.count()).group_by(
+                col(Enrollment.journey_id), col(Enrollment.status)
+            )
+        )
+    ).all()
+    messages = (
+        await session.exec(
+            select(Message.channel, Message.status, func.count()).group_by(col(Message.channel), col(Message.status))
+        )
+    ).all()
+    oldest_enrollment = (
+        await session.exec(
+            select(func.min(Enrollment.due_at)).where(
+                Enrollment.status == EnrollmentStatus.active, col(Enrollment.due_at) <= now
+            )
+        )
+    ).one()
+    oldest_message = (
+        await session.exec(
+            select(func.min(Message.next_attempt_at)).where(
+                Message.status == MessageStatus.queued, col(Message.next_attempt_at) <= now
+            )
+        )
+    ).one()
     return DatabaseSnapshot(
-        enrollments=[tuple(row) for row in enrollments], messages=[tuple(row) for row in messages],
-        enrollment_lag_seconds=_lag(now, oldest_enrollment), message_lag_seconds=_lag(now, oldest_message))
+        enrollments=[tuple(row) for row in enrollments],
+        messages=[tuple(row) for row in messages],
+        enrollment_lag_seconds=_lag(now, oldest_enrollment),
+        message_lag_seconds=_lag(now, oldest_message),
+    )
 
 
 class _SnapshotCollector:
@@ -89,16 +113,21 @@ class _SnapshotCollector:
         self.snapshot = snapshot
 
     def collect(self):
-        enrollments = GaugeMetricFamily("orchestrator_enrollments", "Enrollments by journey and status",
-                                        labels=["journey", "status"])
+        enrollments = GaugeMetricFamily(
+            "orchestrator_enrollments", "Enrollments by journey and status", labels=["journey", "status"]
+        )
         for journey, status, count in self.snapshot.enrollments:
             enrollments.add_metric([journey, status], count)
-        messages = GaugeMetricFamily("orchestrator_messages", "Messages by channel and status",
-                                     labels=["channel", "status"])
+        messages = GaugeMetricFamily(
+            "orchestrator_messages", "Messages by channel and status", labels=["channel", "status"]
+        )
         for channel, status, count in self.snapshot.messages:
             messages.add_metric([channel, status], count)
-        lag = GaugeMetricFamily("orchestrator_due_work_lag_seconds",
-                                "Now minus the oldest due time of work still waiting for a worker", labels=["work"])
+        lag = GaugeMetricFamily(
+            "orchestrator_due_work_lag_seconds",
+            "Now minus the oldest due time of work still waiting for a worker",
+            labels=["work"],
+        )
         lag.add_metric(["enrollments"], self.snapshot.enrollment_lag_seconds)
         lag.add_metric(["messages"], self.snapshot.message_lag_seconds)
         return [enrollments, messages, lag]

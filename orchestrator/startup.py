@@ -64,7 +64,9 @@ async def reload_journeys(runtime: Runtime) -> ReloadResult:
     return await apply_reload(runtime, load_checked_directory(runtime.settings.journeys_dir, runtime.templates))
 
 
-async def build_runtime(settings: Settings, channels: ChannelRegistry | None = None, clock: Clock | None = None) -> Runtime:
+async def build_runtime(
+    settings: Settings, channels: ChannelRegistry | None = None, clock: Clock | None = None
+) -> Runtime:
     engine = create_engine(settings.database_url)
     if settings.auto_migrate:
         await upgrade_to_head(engine)
@@ -105,9 +107,16 @@ async def build_runtime(settings: Settings, channels: ChannelRegistry | None = N
 
 def warn_about_webhook_verification(settings: Settings) -> None:
     if not settings.sendgrid_webhook_verify_signatures:
-        log.warning("ORCHESTRATOR_SENDGRID_WEBHOOK_VERIFY_SIGNATURES=false: anyone who can reach "
-                    "/webhooks/sendgrid/events can post delivery, bounce and unsubscribe events")
-    elif settings.email_provider == "sendgrid" and not settings.uses_fake_sendgrid \
-            and not settings.sendgrid_webhook_public_key:
-        log.error("SENDGRID_WEBHOOK_PUBLIC_KEY is not set: every SendGrid event webhook call will be refused "
-                  "(turn on the Signed Event Webhook in SendGrid and set its verification key)")
+        log.warning(
+            "ORCHESTRATOR_SENDGRID_WEBHOOK_VERIFY_SIGNATURES=false: anyone who can reach "
+            "/webhooks/sendgrid/events can post delivery, bounce and unsubscribe events"
+        )
+    elif (
+        settings.email_provider == "sendgrid"
+        and not settings.uses_fake_sendgrid
+        and not settings.sendgrid_webhook_public_key
+    ):
+        log.error(
+            "SENDGRID_WEBHOOK_PUBLIC_KEY is not set: every SendGrid event webhook call will be refused "
+            "(turn on the Signed Event Webhook in SendGrid and set its verification key)"
+        )

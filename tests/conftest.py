@@ -147,6 +147,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # --- the garbage collector ------------------------------------------------------------------
 
+
 def restore_collector(threshold: tuple[int, ...], frozen: int) -> bool:
     """Put the garbage collector back to `threshold` with `frozen` objects frozen; say whether
     it had been changed."""
@@ -164,8 +165,10 @@ def collector_untouched():
     threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     yield
     if restore_collector(threshold, frozen):
-        pytest.fail("this test left the garbage collector frozen or with other thresholds; "
-                    "restore it (see the `collector_restored` fixture)")
+        pytest.fail(
+            "this test left the garbage collector frozen or with other thresholds; "
+            "restore it (see the `collector_restored` fixture)"
+        )
 
 
 @pytest.fixture

@@ -55,7 +55,9 @@ POSTGRES_SCHEMA_FINGERPRINT = sa.text(
     ) AS schema_parts
     """
 )
-SEQUENCES = sa.text("SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'S'")
+SEQUENCES = sa.text(
+    "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace AND relkind = 'S'"
+)
 
 
 class FreshSchemas:
@@ -108,10 +110,14 @@ class FreshSchemas:
 
 async def postgres_fingerprint(connection: AsyncConnection) -> str:
     fingerprint = (await connection.execute(POSTGRES_SCHEMA_FINGERPRINT)).scalar_one()
-    has_revisions = (await connection.execute(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL"))).scalar_one()
+    has_revisions = (
+        await connection.execute(sa.text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+    ).scalar_one()
     revisions = ""
     if has_revisions:
-        revisions = ",".join(sorted((await connection.execute(sa.text("SELECT version_num FROM alembic_version"))).scalars()))
+        revisions = ",".join(
+            sorted((await connection.execute(sa.text("SELECT version_num FROM alembic_version"))).scalars())
+        )
     return f"{fingerprint} at {revisions}"
 
 

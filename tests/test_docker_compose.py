@@ -88,7 +88,9 @@ def test_the_services_depend_on_what_they_need():
             assert needed in SERVICES, f"{name} depends on a missing service {needed}"
             condition = requirement["condition"]
             if condition == "service_healthy":
-                assert "healthcheck" in SERVICES[needed], f"{name} waits for {needed} to be healthy; it has no healthcheck"
+                assert "healthcheck" in SERVICES[needed], (
+                    f"{name} waits for {needed} to be healthy; it has no healthcheck"
+                )
             elif condition == "service_completed_successfully":
                 assert SERVICES[needed].get("restart") == "no", f"{needed} must run once for {name} to wait on it"
 
@@ -122,7 +124,10 @@ def test_every_variable_is_a_setting_and_parses(name, monkeypatch):
 
 def test_the_stack_points_at_its_own_infrastructure():
     settings_by_name = environment(SERVICES["worker"])
-    assert settings_by_name["DATABASE_URL"].startswith("postgresql://") and "@postgres:" in settings_by_name["DATABASE_URL"]
+    assert (
+        settings_by_name["DATABASE_URL"].startswith("postgresql://")
+        and "@postgres:" in settings_by_name["DATABASE_URL"]
+    )
     assert settings_by_name["ORCHESTRATOR_AUTO_MIGRATE"] == "false"
     assert settings_by_name["ORCHESTRATOR_RATE_LIMIT_STORAGE"] == "redis://redis:6379"
     assert settings_by_name["ORCHESTRATOR_EMAIL_PROVIDER"] == "smtp"
@@ -160,7 +165,9 @@ def test_the_dockerfile_installs_the_package_and_runs_a_real_command():
         if kind == "COPY":
             *sources, _target = shlex.split(rest)
             for source in sources:
-                assert (PROJECT_ROOT / source).exists() and source not in ignored, f"COPY {source}: not in the build context"
+                assert (PROJECT_ROOT / source).exists() and source not in ignored, (
+                    f"COPY {source}: not in the build context"
+                )
         if kind == "ENV":
             for assignment in shlex.split(rest):
                 name = assignment.split("=", 1)[0]
@@ -174,7 +181,12 @@ def test_the_dockerfile_installs_the_package_and_runs_a_real_command():
 def test_baked_in_paths_exist_in_the_image():
     """The image installs the package, so journeys and templates are found through these."""
     copied = {shlex.split(rest)[-1].rstrip("/") for kind, rest in dockerfile_instructions() if kind == "COPY"}
-    paths = [assignment.split("=", 1)[1] for kind, rest in dockerfile_instructions() if kind == "ENV"
-             for assignment in shlex.split(rest) if assignment.endswith(("_DIR=/app/journeys", "_DIR=/app/templates"))]
+    paths = [
+        assignment.split("=", 1)[1]
+        for kind, rest in dockerfile_instructions()
+        if kind == "ENV"
+        for assignment in shlex.split(rest)
+        if assignment.endswith(("_DIR=/app/journeys", "_DIR=/app/templates"))
+    ]
     assert sorted(Path(path).name for path in paths) == ["journeys", "templates"]
     assert {"./journeys", "./templates"} <= copied

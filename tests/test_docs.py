@@ -44,8 +44,7 @@ def section(markdown: str, heading: str) -> str:
     level = len(heading) - len(heading.lstrip("#"))
     lines = markdown.splitlines()
     start = lines.index(heading)
-    end = next((i for i in range(start + 1, len(lines))
-                if re.match(rf"#{{1,{level}}} ", lines[i])), len(lines))
+    end = next((i for i in range(start + 1, len(lines)) if re.match(rf"#{{1,{level}}} ", lines[i])), len(lines))
     return "\n".join(lines[start:end])
 
 
@@ -86,7 +85,9 @@ def test_the_checks_catch_a_missing_and_a_stale_variable():
     assert missing_settings(Settings, table) == []
     without_secret = table.replace("| `ORCHESTRATOR_SECRET_KEY` | x |", "")
     assert missing_settings(Settings, without_secret) == ["ORCHESTRATOR_SECRET_KEY"]
-    assert unknown_variables(Settings, table + "\n| `ORCHESTRATOR_NO_SUCH_SETTING` | x |") == ["ORCHESTRATOR_NO_SUCH_SETTING"]
+    assert unknown_variables(Settings, table + "\n| `ORCHESTRATOR_NO_SUCH_SETTING` | x |") == [
+        "ORCHESTRATOR_NO_SUCH_SETTING"
+    ]
 
 
 def test_environment_names_follow_pydantic_settings(monkeypatch):
@@ -149,9 +150,11 @@ def test_relative_links_lead_somewhere(page):
 def test_the_link_check_catches_a_missing_file_and_a_missing_heading(tmp_path):
     (tmp_path / "other.md").write_text("# Other\n\n## A `code` heading: with punctuation\n")
     page = tmp_path / "page.md"
-    page.write_text("[ok](other.md#a-code-heading-with-punctuation) [gone](missing.md) "
-                    "[bad](other.md#nowhere) [web](https://example.com/x)\n"
-                    "```\n[in code](not-checked.md)\n```\n")
+    page.write_text(
+        "[ok](other.md#a-code-heading-with-punctuation) [gone](missing.md) "
+        "[bad](other.md#nowhere) [web](https://example.com/x)\n"
+        "```\n[in code](not-checked.md)\n```\n"
+    )
     assert broken_links(page) == ["missing.md: no such file", "other.md#nowhere: no heading #nowhere in other.md"]
 
 

@@ -45,9 +45,14 @@ _PRIVATE = {**_NO_CACHE, "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noin
 # the rest), so marketers translate and reword them where they edit messages.
 PAGE_TEMPLATE = "unsubscribe-page"
 # Only if that template was deleted: the page must still work, in plain English.
-_FALLBACK_TEXT = {"title": "Unsubscribe", "question": "Do you want to stop receiving our marketing e-mails?",
-                  "button": "Unsubscribe", "done": "You are unsubscribed.", "invalid": "This link is not valid.",
-                  "lang": "en"}
+_FALLBACK_TEXT = {
+    "title": "Unsubscribe",
+    "question": "Do you want to stop receiving our marketing e-mails?",
+    "button": "Unsubscribe",
+    "done": "You are unsubscribed.",
+    "invalid": "This link is not valid.",
+    "lang": "en",
+}
 
 
 @router.get("/t/o/{token}.gif", include_in_schema=False)
@@ -63,7 +68,9 @@ async def click_redirect(token: str, request: Request, runtime: RuntimeDep) -> R
     claims = verify(runtime.settings, token, CLICK)
     if claims is None or not (claims.url or "").startswith(("http://", "https://")):
         return Response("not found", status_code=404, media_type="text/plain", headers=_PRIVATE)
-    await _record_engagement(runtime, claims, CLICK, {"url": claims.url, "user_agent": request.headers.get("user-agent")})
+    await _record_engagement(
+        runtime, claims, CLICK, {"url": claims.url, "user_agent": request.headers.get("user-agent")}
+    )
     return RedirectResponse(claims.url, status_code=302, headers=_PRIVATE)
 
 
@@ -73,8 +80,14 @@ async def _record_engagement(runtime: Runtime, claims: LinkClaims, status: str, 
         async with runtime.sessions() as session, session.begin():
             message = await session.get(Message, claims.message_id)
             if message is not None:
-                await record_status(session, message, source="tracking", status=status, now=runtime.clock.now(),
-                                    detail={k: v for k, v in detail.items() if v})
+                await record_status(
+                    session,
+                    message,
+                    source="tracking",
+                    status=status,
+                    now=runtime.clock.now(),
+                    detail={k: v for k, v in detail.items() if v},
+                )
     except Exception:
         log.exception("could not record %s for message %s", status, claims.message_id)
 
@@ -110,9 +123,16 @@ async def unsubscribe(token: str, request: Request, runtime: RuntimeDep) -> HTML
         if customer is None:
             return _page(_text(runtime, None), "invalid", status_code=404)
         # Unsubscribing twice is fine and changes nothing: the ledger records changes only.
-        await record_consent(session, customer.id, claims.channel or "email", OPTED_OUT, "unsubscribe_link",
-                             runtime.clock.now(), {k: v for k, v in evidence.items() if v is not None},
-                             only_if_changed=True)
+        await record_consent(
+            session,
+            customer.id,
+            claims.channel or "email",
+            OPTED_OUT,
+            "unsubscribe_link",
+            runtime.clock.now(),
+            {k: v for k, v in evidence.items() if v is not None},
+            only_if_changed=True,
+        )
         text = _text(runtime, customer)
     return _page(text, "done")
 
@@ -127,12 +147,22 @@ async def _customer(runtime: Runtime, claims: LinkClaims | None) -> Customer | N
 def _text(runtime: Runtime, customer: Customer | None) -> dict[str, str]:
     """The page's words in the customer's language, by the same fallback as message templates."""
     template = runtime.templates.get(PAGE_TEMPLATE)
-    variant = template.variant_for(customer.locale if customer else None, runtime.settings.default_locale) if template else None
+    variant = (
+        template.variant_for(customer.locale if customer else None, runtime.settings.default_locale)
+        if template
+        else None
+    )
     if variant is None:
         return dict(_FALLBACK_TEXT)
     words = {key: str(value) for key, value in variant.metadata.items()}
     title = variant.subject.render() if variant.subject else _FALLBACK_TEXT["title"]
-    return {**_FALLBACK_TEXT, **words, "title": title, "question": variant.body.render().strip(), "lang": variant.locale}
+    return {
+        **_FALLBACK_TEXT,
+        **words,
+        "title": title,
+        "question": variant.body.render().strip(),
+        "lang": variant.locale,
+    }
 
 
 def _page(text: dict[str, str], message_key: str, *, extra: str = "", status_code: int = 200) -> HTMLResponse:

@@ -62,13 +62,30 @@ SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 SOURCE = "sendgrid"
 # Kept in the status history; `ip` is left out on purpose (personal data we do not need).
-_DETAIL_FIELDS = ("sg_event_id", "reason", "status", "type", "response", "attempt", "url",
-                  "bounce_classification", "sg_machine_open", "asm_group_id", "useragent")
+_DETAIL_FIELDS = (
+    "sg_event_id",
+    "reason",
+    "status",
+    "type",
+    "response",
+    "attempt",
+    "url",
+    "bounce_classification",
+    "sg_machine_open",
+    "asm_group_id",
+    "useragent",
+)
 _OPT_OUT_EVENTS = {"unsubscribe", "group_unsubscribe"}
 
 
-@router.post("/webhooks/sendgrid/events", responses={400: error("Not a JSON array of events"),
-             403: error("Missing or invalid signature"), 413: error("Over the webhook body limit")})
+@router.post(
+    "/webhooks/sendgrid/events",
+    responses={
+        400: error("Not a JSON array of events"),
+        403: error("Missing or invalid signature"),
+        413: error("Over the webhook body limit"),
+    },
+)
 async def sendgrid_events(request: Request, runtime: RuntimeDep) -> dict[str, int]:
     body = await request.body()
     settings = runtime.settings
@@ -107,8 +124,11 @@ def refuse_unverified(settings: Settings, signature: str | None, timestamp: str 
     if not signature_is_valid(key, signature, timestamp, body):
         raise HTTPException(403, "missing or invalid SendGrid signature")
     if abs(time.time() - int(timestamp)) > settings.sendgrid_webhook_max_age_seconds:
-        raise HTTPException(403, f"{TIMESTAMP_HEADER} is more than {settings.sendgrid_webhook_max_age_seconds:g} s "
-                                 "from our clock: a replayed or delayed request")
+        raise HTTPException(
+            403,
+            f"{TIMESTAMP_HEADER} is more than {settings.sendgrid_webhook_max_age_seconds:g} s "
+            "from our clock: a replayed or delayed request",
+        )
 
 
 def signature_is_valid(public_key: str, signature: str | None, timestamp: str | None, body: bytes) -> bool:
@@ -154,8 +174,14 @@ def provider_id(event: dict[str, Any]) -> str | None:
 
 async def apply_events(session: AsyncSession, events: list[Any], now: datetime) -> dict[str, int]:
     """Apply a batch once each; returns counts (applied, duplicates, unmatched, invalid)."""
-    valid = [e for e in events if isinstance(e, dict) and isinstance(e.get("sg_event_id"), str)
-             and e["sg_event_id"] and isinstance(e.get("event"), str)]
+    valid = [
+        e
+        for e in events
+        if isinstance(e, dict)
+        and isinstance(e.get("sg_event_id"), str)
+        and e["sg_event_id"]
+        and isinstance(e.get("event"), str)
+    ]
     counts = {"applied": 0, "duplicates": 0, "unmatched": 0, "invalid": len(events) - len(valid)}
     by_send_key, by_provider_id = await _load_messages(session, valid)
     for event in valid:
@@ -177,14 +203,32 @@ async def _load_messages(session: AsyncSession, events: list[dict]) -> tuple[dic
     """The batch's messages in (at most) two queries, locked for this transaction in id
     order so that concurrent batches touching the same messages queue instead of deadlocking."""
     send_keys = {e["send_key"] for e in events if isinstance(e.get("send_key"), str)}
-    found = list((await session.exec(select(Message).where(col(Message.send_key).in_(send_keys))
-                                     .order_by(col(Message.id)).with_for_update())).all()) if send_keys else []
+    found = (
+        list(
+            (
+                await session.exec(
+                    select(Message)
+                    .where(col(Message.send_key).in_(send_keys))
+                    .order_by(col(Message.id))
+                    .with_for_update()
+                )
+            ).all()
+        )
+        if send_keys
+        else []
+    )
     by_send_key = {m.send_key: m for m in found}
     missing = {provider_id(e) for e in events if e.get("send_key") not in by_send_key} - {None}
     by_provider_id: dict[str, Message] = {}
     if missing:
-        for message in (await session.exec(select(Message).where(col(Message.provider_message_id).in_(missing))
-                                           .order_by(col(Message.id)).with_for_update())).all():
+        for message in (
+            await session.exec(
+                select(Message)
+                .where(col(Message.provider_message_id).in_(missing))
+                .order_by(col(Message.id))
+                .with_for_update()
+            )
+        ).all():
             by_provider_id.setdefault(message.provider_message_id, message)
     return by_send_key, by_provider_id
 
@@ -196,11 +240,17 @@ async def apply_event(session: AsyncSession, message: Message, event: dict[str, 
     failure = MEANING.get(status) in FAILURES
     address = message.to_address or event.get("email")
     await record_status(
-        session, message, source=SOURCE, status=status, now=now, occurred_at=_occurred_at(event, now),
+        session,
+        message,
+        source=SOURCE,
+        status=status,
+        now=now,
+        occurred_at=_occurred_at(event, now),
         error_code=str(event.get("status") or status) if failure else None,  # e.g. "5.1.1"
         reason=event.get("reason") if isinstance(event.get("reason"), str) else None,
         detail={k: event[k] for k in _DETAIL_FIELDS if k in event},
-        provider_message_id=provider_id(event), locked=True,
+        provider_message_id=provider_id(event),
+        locked=True,
     )
     evidence = {"sg_event_id": event["sg_event_id"], "event": kind, "message_id": message.id}
     if status == "bounce" and address:
@@ -208,13 +258,15 @@ async def apply_event(session: AsyncSession, message: Message, event: dict[str, 
     elif status == "spamreport":
         if address:
             await suppress(session, "email", address, "spam_report", now)
-        await record_consent(session, message.customer_id, "email", OPTED_OUT, "spam_report", now, evidence,
-                             only_if_changed=True)
+        await record_consent(
+            session, message.customer_id, "email", OPTED_OUT, "spam_report", now, evidence, only_if_changed=True
+        )
     elif status in _OPT_OUT_EVENTS:
         if "asm_group_id" in event:
             evidence["asm_group_id"] = event["asm_group_id"]
-        await record_consent(session, message.customer_id, "email", OPTED_OUT, "provider_opt_out", now, evidence,
-                             only_if_changed=True)
+        await record_consent(
+            session, message.customer_id, "email", OPTED_OUT, "provider_opt_out", now, evidence, only_if_changed=True
+        )
 
 
 def _occurred_at(event: dict[str, Any], now: datetime) -> datetime:

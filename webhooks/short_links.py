@@ -35,9 +35,14 @@ router = APIRouter(tags=["short links"])
 
 LINK_PREVIEW = "link_preview"  # history only: statuses.MEANING does not know it
 PAGE_TEMPLATE = "app-link-page"
-_FALLBACK_TEXT = {"title": "Opening the app…", "open_app": "Open the app", "continue": "Continue on the web",
-                  "hint": "If the app does not open, continue on the web.", "invalid": "This link is not valid.",
-                  "lang": "en"}
+_FALLBACK_TEXT = {
+    "title": "Opening the app…",
+    "open_app": "Open the app",
+    "continue": "Continue on the web",
+    "hint": "If the app does not open, continue on the web.",
+    "invalid": "This link is not valid.",
+    "lang": "en",
+}
 # Every visit must reach us; the token must not leak to the pages people go on to, nor
 # our URLs land in search results.
 _PRIVATE = {"Cache-Control": "no-store, max-age=0", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
@@ -67,9 +72,15 @@ async def _find(runtime: Runtime, token: str) -> tuple[Message, ShortLink] | Non
         return None
     enrollment_id, signature = parsed
     async with runtime.sessions() as session:
-        messages = (await session.exec(select(Message).where(
-            Message.enrollment_id == enrollment_id, col(Message.channel).in_([c.value for c in PHONE_CHANNELS]),
-            col(Message.tracked_links) > 0))).all()
+        messages = (
+            await session.exec(
+                select(Message).where(
+                    Message.enrollment_id == enrollment_id,
+                    col(Message.channel).in_([c.value for c in PHONE_CHANNELS]),
+                    col(Message.tracked_links) > 0,
+                )
+            )
+        ).all()
     return find_link(runtime.settings, signature, list(messages))
 
 
@@ -78,8 +89,14 @@ async def _record(runtime: Runtime, message: Message, status: str, detail: dict)
         async with runtime.sessions() as session, session.begin():
             row = await session.get(Message, message.id)
             if row is not None:
-                await record_status(session, row, source="short_link", status=status, now=runtime.clock.now(),
-                                    detail={k: v for k, v in detail.items() if v is not None})
+                await record_status(
+                    session,
+                    row,
+                    source="short_link",
+                    status=status,
+                    now=runtime.clock.now(),
+                    detail={k: v for k, v in detail.items() if v is not None},
+                )
     except Exception:
         log.exception("could not record %s for message %s", status, message.id)
 
@@ -91,9 +108,10 @@ async def _app_page(runtime: Runtime, message: Message, link: ShortLink) -> HTML
     text = await _text(runtime, message.customer_id)
     app, web = html.escape(link.app or ""), html.escape(link.url)
     # JSON in a script: `</` escaped so a URL can never close the script element.
-    script = (f"var app={json.dumps(link.app)},web={json.dumps(link.url)};location.href=app;"
-              f"setTimeout(function(){{if(!document.hidden)location.replace(web)}},{APP_FALLBACK_MILLISECONDS});"
-              ).replace("</", "<\\/")
+    script = (
+        f"var app={json.dumps(link.app)},web={json.dumps(link.url)};location.href=app;"
+        f"setTimeout(function(){{if(!document.hidden)location.replace(web)}},{APP_FALLBACK_MILLISECONDS});"
+    ).replace("</", "<\\/")
     page = f"""<!doctype html>
 <html lang="{html.escape(text["lang"])}">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -114,7 +132,11 @@ async def _text(runtime: Runtime, customer_id: int) -> dict[str, str]:
     async with runtime.sessions() as session:
         customer = await session.get(Customer, customer_id)
     template = runtime.templates.get(PAGE_TEMPLATE)
-    variant = template.variant_for(customer.locale if customer else None, runtime.settings.default_locale) if template else None
+    variant = (
+        template.variant_for(customer.locale if customer else None, runtime.settings.default_locale)
+        if template
+        else None
+    )
     if variant is None:
         return dict(_FALLBACK_TEXT)
     words = {key: str(value) for key, value in variant.metadata.items()}

@@ -73,9 +73,17 @@ async def status_callback(request: Request, session: SessionDep, runtime: Runtim
         # The same status for the same message twice is a replay: Twilio retries on timeouts.
         if not await first_receipt(session, "twilio-status", f"{sid}:{status}", now):
             return Response(status_code=204)
-        await record_status(session, message, source="twilio", status=status, now=now, provider_message_id=sid,
-                            error_code=form.get("ErrorCode") or None, detail=form,
-                            reason=f"Twilio error {form['ErrorCode']}" if form.get("ErrorCode") else None)
+        await record_status(
+            session,
+            message,
+            source="twilio",
+            status=status,
+            now=now,
+            provider_message_id=sid,
+            error_code=form.get("ErrorCode") or None,
+            detail=form,
+            reason=f"Twilio error {form['ErrorCode']}" if form.get("ErrorCode") else None,
+        )
         wants_price = message.cost is None and status in PRICED_STATUSES
     if wants_price:
         # Only now, committed: asking Twilio takes a network round trip, and the status
@@ -102,9 +110,13 @@ async def _store_price(runtime: Runtime, session: AsyncSession, message_id: int,
 async def inbound_message(request: Request, session: SessionDep, runtime: RuntimeDep) -> Response:
     form = await verified_form(request, runtime)
     sender, recipient = form.get("From", ""), form.get("To", "")
-    inbound = Inbound(provider_message_id=form.get("MessageSid", ""), channel=channel_of_address(sender),
-                      from_number=bare_number(sender), to_number=bare_number(recipient),
-                      body=form.get("Body", ""))
+    inbound = Inbound(
+        provider_message_id=form.get("MessageSid", ""),
+        channel=channel_of_address(sender),
+        from_number=bare_number(sender),
+        to_number=bare_number(recipient),
+        body=form.get("Body", ""),
+    )
     if not inbound.provider_message_id or not inbound.from_number:
         raise HTTPException(422, "MessageSid and From are required")
     async with session.begin():

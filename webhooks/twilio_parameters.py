@@ -20,17 +20,65 @@ import re
 log = logging.getLogger("orchestrator.webhooks.twilio")
 
 # From Twilio's incoming message webhook and status callback references (SMS, MMS, WhatsApp).
-KNOWN_KEYS = frozenset({
-    "AccountSid", "ApiVersion", "Body", "From", "To", "MessageSid", "SmsSid", "SmsMessageSid", "MessagingServiceSid",
-    "NumMedia", "NumSegments", "SmsStatus", "MessageStatus", "ErrorCode", "ErrorMessage", "RawDlrDoneDate",
-    "FromCity", "FromState", "FromZip", "FromCountry", "ToCity", "ToState", "ToZip", "ToCountry",
-    "ProfileName", "WaId", "Forwarded", "FrequentlyForwarded", "ButtonText", "ButtonPayload", "MessageType",
-    "Latitude", "Longitude", "Address", "Label", "ChannelMetadata", "ChannelPrefix", "ChannelInstallSid",
-    "ChannelToAddress", "ChannelStatusMessage", "EventType", "StructuredMessage", "OptOutType",
-    "OriginalRepliedMessageSender", "OriginalRepliedMessageSid", "ReferralBody", "ReferralHeadline",
-    "ReferralSourceId", "ReferralSourceType", "ReferralSourceUrl", "ReferralMediaId", "ReferralMediaContentType",
-    "ReferralMediaUrl", "ReferralNumMedia", "ReferralCtwaClid",
-})
+KNOWN_KEYS = frozenset(
+    {
+        "AccountSid",
+        "ApiVersion",
+        "Body",
+        "From",
+        "To",
+        "MessageSid",
+        "SmsSid",
+        "SmsMessageSid",
+        "MessagingServiceSid",
+        "NumMedia",
+        "NumSegments",
+        "SmsStatus",
+        "MessageStatus",
+        "ErrorCode",
+        "ErrorMessage",
+        "RawDlrDoneDate",
+        "FromCity",
+        "FromState",
+        "FromZip",
+        "FromCountry",
+        "ToCity",
+        "ToState",
+        "ToZip",
+        "ToCountry",
+        "ProfileName",
+        "WaId",
+        "Forwarded",
+        "FrequentlyForwarded",
+        "ButtonText",
+        "ButtonPayload",
+        "MessageType",
+        "Latitude",
+        "Longitude",
+        "Address",
+        "Label",
+        "ChannelMetadata",
+        "ChannelPrefix",
+        "ChannelInstallSid",
+        "ChannelToAddress",
+        "ChannelStatusMessage",
+        "EventType",
+        "StructuredMessage",
+        "OptOutType",
+        "OriginalRepliedMessageSender",
+        "OriginalRepliedMessageSid",
+        "ReferralBody",
+        "ReferralHeadline",
+        "ReferralSourceId",
+        "ReferralSourceType",
+        "ReferralSourceUrl",
+        "ReferralMediaId",
+        "ReferralMediaContentType",
+        "ReferralMediaUrl",
+        "ReferralNumMedia",
+        "ReferralCtwaClid",
+    }
+)
 NUMBERED_KEYS = re.compile(r"^(MediaUrl|MediaContentType)(0|[1-9][0-9]?)$")  # MediaUrl0 … MediaUrl99
 MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
 SHAPES = {
@@ -46,8 +94,10 @@ SHAPES = {
     # A phone number, a short code, or a channel address such as whatsapp:+14155550100.
     "From": re.compile(r"^([a-z]+:)?\+?[0-9]{3,15}$"),
     "To": re.compile(r"^([a-z]+:)?\+?[0-9]{3,15}$"),
-    "MessageStatus": re.compile(r"^(accepted|scheduled|queued|sending|sent|delivered|undelivered|failed|read|"
-                                r"receiving|received|canceled|partially_delivered)$"),
+    "MessageStatus": re.compile(
+        r"^(accepted|scheduled|queued|sending|sent|delivered|undelivered|failed|read|"
+        r"receiving|received|canceled|partially_delivered)$"
+    ),
     "SmsStatus": re.compile(r"^[a-z_]{1,32}$"),
 }
 

@@ -75,8 +75,12 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
             if own_runtime:
                 await app.state.runtime.aclose()
 
-    app = FastAPI(title="orchestrator", version="0.1.0", lifespan=lifespan,
-                  exception_handlers={RequestValidationError: validation_error_answer})
+    app = FastAPI(
+        title="orchestrator",
+        version="0.1.0",
+        lifespan=lifespan,
+        exception_handlers={RequestValidationError: validation_error_answer},
+    )
     # Who may call what: the route → role table in orchestrator/web/access.py and docs/api.md.
     app.include_router(events.router, dependencies=requires(EVENT_INGESTION))
     app.include_router(customers.router, dependencies=requires(OPERATIONS))

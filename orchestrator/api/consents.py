@@ -56,18 +56,25 @@ async def _customer(session, user_id: str) -> Customer:
 
 
 async def _consents(session, customer: Customer) -> Consents:
-    rows = (await session.exec(select(Consent).where(Consent.customer_id == customer.id).order_by(col(Consent.id)))).all()
+    rows = (
+        await session.exec(select(Consent).where(Consent.customer_id == customer.id).order_by(col(Consent.id)))
+    ).all()
     latest = {row.channel: row for row in rows}
     channels = {
         channel: ChannelConsent(
             status=latest[channel].status if channel in latest else None,
             marketing_allowed=marketing_refusal(channel, latest[channel].status if channel in latest else None) is None,
             since=latest[channel].recorded_at if channel in latest else None,
-            source=latest[channel].source if channel in latest else None)
+            source=latest[channel].source if channel in latest else None,
+        )
         for channel in CHANNELS
     }
-    history = [ConsentRecord(channel=r.channel, status=r.status, source=r.source, evidence=r.evidence,
-                             recorded_at=r.recorded_at) for r in rows]
+    history = [
+        ConsentRecord(
+            channel=r.channel, status=r.status, source=r.source, evidence=r.evidence, recorded_at=r.recorded_at
+        )
+        for r in rows
+    ]
     return Consents(user_id=customer.user_id, channels=channels, history=history)
 
 
@@ -81,6 +88,7 @@ async def add_consent(user_id: str, body: NewConsent, session: SessionDep, runti
     """Append a record (e.g. a web form opt-in); the ledger is never edited."""
     async with session.begin():
         customer = await _customer(session, user_id)
-        await record_consent(session, customer.id, body.channel, body.status, body.source, runtime.clock.now(),
-                             body.evidence)
+        await record_consent(
+            session, customer.id, body.channel, body.status, body.source, runtime.clock.now(), body.evidence
+        )
     return await _consents(session, customer)

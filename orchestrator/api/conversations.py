@@ -22,6 +22,7 @@ from orchestrator.web.responses import CONFLICT, NOT_FOUND
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 
+
 class ConversationSummary(BaseModel):
     id: int
     user_id: str
@@ -56,31 +57,47 @@ class AgentReply(BaseModel):
 
 
 def _summary(conversation: Conversation, customer: Customer, now: datetime) -> ConversationSummary:
-    return ConversationSummary(id=conversation.id, user_id=customer.user_id, channel=conversation.channel,
-                               status=conversation.status, last_message_at=conversation.last_message_at,
-                               last_inbound_at=conversation.last_inbound_at,
-                               whatsapp_window_open=whatsapp_window_open(conversation, customer, now))
+    return ConversationSummary(
+        id=conversation.id,
+        user_id=customer.user_id,
+        channel=conversation.channel,
+        status=conversation.status,
+        last_message_at=conversation.last_message_at,
+        last_inbound_at=conversation.last_inbound_at,
+        whatsapp_window_open=whatsapp_window_open(conversation, customer, now),
+    )
 
 
 @router.get("", response_model=ConversationPage)
-async def list_conversations(session: SessionDep, runtime: RuntimeDep, status: str | None = None,
-                             channel: str | None = None, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                             offset: Offset = 0) -> ConversationPage:
+async def list_conversations(
+    session: SessionDep,
+    runtime: RuntimeDep,
+    status: str | None = None,
+    channel: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Offset = 0,
+) -> ConversationPage:
     query = select(Conversation, Customer).join(Customer, col(Customer.id) == col(Conversation.customer_id))
     if status:
         query = query.where(Conversation.status == status)
     if channel:
         query = query.where(Conversation.channel == channel)
     total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
-    rows = (await session.exec(query.order_by(col(Conversation.last_message_at).desc()).limit(limit).offset(offset))).all()
+    rows = (
+        await session.exec(query.order_by(col(Conversation.last_message_at).desc()).limit(limit).offset(offset))
+    ).all()
     now = runtime.clock.now()
     return ConversationPage(items=[_summary(c, customer, now) for c, customer in rows], total=total)
 
 
 async def _load(session, conversation_id: int) -> tuple[Conversation, Customer]:
-    row = (await session.exec(select(Conversation, Customer)
-                              .join(Customer, col(Customer.id) == col(Conversation.customer_id))
-                              .where(Conversation.id == conversation_id))).first()
+    row = (
+        await session.exec(
+            select(Conversation, Customer)
+            .join(Customer, col(Customer.id) == col(Conversation.customer_id))
+            .where(Conversation.id == conversation_id)
+        )
+    ).first()
     if row is None:
         raise HTTPException(404, f"no conversation {conversation_id}")
     return row
@@ -94,8 +111,9 @@ async def get_conversation(conversation_id: RowId, session: SessionDep, runtime:
     return ConversationThread(**summary.model_dump(), messages=entries)
 
 
-@router.post("/{conversation_id}/messages", response_model=ThreadEntry, status_code=202,
-             responses={**NOT_FOUND, **CONFLICT})
+@router.post(
+    "/{conversation_id}/messages", response_model=ThreadEntry, status_code=202, responses={**NOT_FOUND, **CONFLICT}
+)
 async def reply(conversation_id: RowId, body: AgentReply, session: SessionDep, runtime: RuntimeDep) -> ThreadEntry:
     """Queue an agent's reply; the worker sends it (SMS any time, WhatsApp inside the window)."""
     async with session.begin():
@@ -107,5 +125,11 @@ async def reply(conversation_id: RowId, body: AgentReply, session: SessionDep, r
             raise HTTPException(409, str(refusal)) from None
         session.add(message)
         await session.flush()
-    return ThreadEntry(direction="outbound", at=message.created_at, body=message.body, status=message.status,
-                       message_id=message.id, source=message.status_reason)
+    return ThreadEntry(
+        direction="outbound",
+        at=message.created_at,
+        body=message.body,
+        status=message.status,
+        message_id=message.id,
+        source=message.status_reason,
+    )

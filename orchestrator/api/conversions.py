@@ -51,9 +51,13 @@ async def list_conversions(
     session: SessionDep,
     journey: str | None = None,
     channel: str | None = None,
-    since: Annotated[Moment | None, Query(alias="from", description="Converted at or after (ISO-8601, UTC if no offset)")] = None,
+    since: Annotated[
+        Moment | None, Query(alias="from", description="Converted at or after (ISO-8601, UTC if no offset)")
+    ] = None,
     until: Annotated[Moment | None, Query(alias="to", description="Converted before")] = None,
-    sort: Annotated[Literal["converted_at", "-converted_at"], Query(description="`converted_at`: oldest first")] = "-converted_at",
+    sort: Annotated[
+        Literal["converted_at", "-converted_at"], Query(description="`converted_at`: oldest first")
+    ] = "-converted_at",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000, description="`next_cursor` of the previous page")] = None,
 ) -> ConversionPage:
@@ -77,6 +81,10 @@ async def list_conversions(
     rows = (await session.exec(query.order_by(*ordered(CONVERSION_ORDER, direction)).limit(limit + 1))).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [ConversionPublic.model_validate({**conversion.model_dump(), "user_id": user_id}) for conversion, user_id in rows]
+    items = [
+        ConversionPublic.model_validate({**conversion.model_dump(), "user_id": user_id}) for conversion, user_id in rows
+    ]
     last = rows[-1][0] if rows else None
-    return ConversionPage(items=items, next_cursor=encode_cursor(kind, [last.converted_at, last.id]) if more and last else None)
+    return ConversionPage(
+        items=items, next_cursor=encode_cursor(kind, [last.converted_at, last.id]) if more and last else None
+    )

@@ -124,8 +124,10 @@ def customer_search(q: str) -> sa.ColumnElement[bool]:
 @router.get("/customers", response_model=CustomerPage)
 async def list_customers(
     session: SessionDep,
-    q: Annotated[str | None, Query(min_length=1, max_length=255, description=(
-        "userId prefix, or an exact e-mail address or phone number"))] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=255, description=("userId prefix, or an exact e-mail address or phone number")),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> CustomerPage:
@@ -135,12 +137,16 @@ async def list_customers(
     if q is not None:  # NUL in a URL never gets here (url_checks.py)
         query = query.where(customer_search(q))
     if cursor is not None:
-        query = query.where(after((col(Customer.id),), decode_cursor("customers", cursor, timestamp_first=False), "desc"))
+        query = query.where(
+            after((col(Customer.id),), decode_cursor("customers", cursor, timestamp_first=False), "desc")
+        )
     rows = (await session.exec(query.order_by(col(Customer.id).desc()).limit(limit + 1))).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return CustomerPage(items=[CustomerSummary.model_validate(c) for c in rows],
-                        next_cursor=encode_cursor("customers", [rows[-1].id]) if more else None)
+    return CustomerPage(
+        items=[CustomerSummary.model_validate(c) for c in rows],
+        next_cursor=encode_cursor("customers", [rows[-1].id]) if more else None,
+    )
 
 
 @router.get("/customers/{user_id}", response_model=CustomerPublic, responses=NOT_FOUND)
@@ -162,8 +168,12 @@ async def get_customer(user_id: str, session: SessionDep) -> CustomerPublic:
 
 def _enrollment_public(enrollment: Enrollment, zone: str | None) -> EnrollmentPublic:
     public = EnrollmentPublic.model_validate(enrollment)
-    still_held = (enrollment.status == EnrollmentStatus.active and enrollment.held_until is not None
-                  and enrollment.due_at is not None and utc(enrollment.due_at) == utc(enrollment.held_until))
+    still_held = (
+        enrollment.status == EnrollmentStatus.active
+        and enrollment.held_until is not None
+        and enrollment.due_at is not None
+        and utc(enrollment.due_at) == utc(enrollment.held_until)
+    )
     if still_held:
         public.hold = describe_hold(utc(enrollment.held_until), zone)
     return public
@@ -179,9 +189,13 @@ async def list_messages(
     channel: str | None = None,
     status: str | None = None,
     customer: Annotated[str | None, Query(description="userId")] = None,
-    since: Annotated[Moment | None, Query(alias="from", description="Created at or after (ISO-8601, UTC if no offset)")] = None,
+    since: Annotated[
+        Moment | None, Query(alias="from", description="Created at or after (ISO-8601, UTC if no offset)")
+    ] = None,
     until: Annotated[Moment | None, Query(alias="to", description="Created before")] = None,
-    sort: Annotated[Literal["created_at", "-created_at"], Query(description="`-created_at`: newest first")] = "created_at",
+    sort: Annotated[
+        Literal["created_at", "-created_at"], Query(description="`-created_at`: newest first")
+    ] = "created_at",
     limit: Limit = 50,
     offset: Offset = 0,
     cursor: Cursor = None,
@@ -211,12 +225,19 @@ async def list_messages(
         total = (await session.exec(select(func.count()).select_from(query.subquery()))).one()
     else:
         query = query.where(after(MESSAGE_ORDER, decode_cursor(kind, cursor, timestamp_first=True), direction))
-    rows = (await session.exec(query.order_by(*ordered(MESSAGE_ORDER, direction)).limit(limit + 1).offset(offset))).all()
+    rows = (
+        await session.exec(query.order_by(*ordered(MESSAGE_ORDER, direction)).limit(limit + 1).offset(offset))
+    ).all()
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = encode_cursor(kind, [rows[-1].created_at, rows[-1].id]) if more else None
-    return MessagePage(items=[MessagePublic.model_validate(m) for m in rows], total=total, limit=limit, offset=offset,
-                       next_cursor=next_cursor)
+    return MessagePage(
+        items=[MessagePublic.model_validate(m) for m in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        next_cursor=next_cursor,
+    )
 
 
 RETRYABLE = (MessageStatus.unknown, MessageStatus.failed)
@@ -230,8 +251,14 @@ async def retry_message(message_id: RowId, session: SessionDep, runtime: Runtime
         if message is None:
             raise HTTPException(404, f"no message {message_id}")
         if message.status not in RETRYABLE:
-            raise HTTPException(409, f"message {message_id} is {message.status}; only {' or '.join(RETRYABLE)} messages can be retried")
+            raise HTTPException(
+                409, f"message {message_id} is {message.status}; only {' or '.join(RETRYABLE)} messages can be retried"
+            )
         now = runtime.clock.now()
-        message.status, message.status_reason, message.error_code = MessageStatus.queued, f"retried by hand after {message.status}", None
+        message.status, message.status_reason, message.error_code = (
+            MessageStatus.queued,
+            f"retried by hand after {message.status}",
+            None,
+        )
         message.next_attempt_at, message.updated_at, message.attempts = now, now, 0
     return MessagePublic.model_validate(message)

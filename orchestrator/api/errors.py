@@ -50,6 +50,7 @@ def short_input(value: Any) -> Any:
 def _prefix(value: Any, budget: int = MAX_ECHOED_INPUT) -> Any:
     """A copy of `value` with at most `budget` items at each level, 8 levels deep: enough to
     tell whether its JSON text is longer than `MAX_ECHOED_INPUT`, and to show its start."""
+
     def cut(item: Any, depth: int) -> Any:
         if depth > 8:
             return "…"
@@ -69,8 +70,12 @@ def validation_errors(errors: list[dict]) -> list[dict]:
         if "input" in error:
             error["input"] = short_input(error["input"])
         if "ctx" in error:
-            error["ctx"] = {key: encodable(value) if isinstance(value, (int, float, str, bytes, dict, list, tuple))
-                            or value is None else str(value) for key, value in error["ctx"].items()}
+            error["ctx"] = {
+                key: encodable(value)
+                if isinstance(value, (int, float, str, bytes, dict, list, tuple)) or value is None
+                else str(value)
+                for key, value in error["ctx"].items()
+            }
         error["loc"] = [encodable(part) for part in error.get("loc", ())]
         error.pop("url", None)
         answer.append(error)

@@ -50,10 +50,17 @@ def _response(accepted: list[Accepted]) -> Response:
     """An `IngestResponse`, written directly: validating our own answer through the response
     model cost about a tenth of a single event's CPU (bench/results/HISTORY.md, ingest)."""
     duplicates = sum(a.duplicate for a in accepted)
-    return Response(json.dumps({
-        "success": True, "accepted": len(accepted) - duplicates, "duplicates": duplicates,
-        "results": [{"messageId": a.message_id, "duplicate": a.duplicate} for a in accepted],
-    }), media_type="application/json")
+    return Response(
+        json.dumps(
+            {
+                "success": True,
+                "accepted": len(accepted) - duplicates,
+                "duplicates": duplicates,
+                "results": [{"messageId": a.message_id, "duplicate": a.duplicate} for a in accepted],
+            }
+        ),
+        media_type="application/json",
+    )
 
 
 def intake_of(request: Request) -> GroupCommit:
@@ -88,8 +95,10 @@ def check_call_sizes(calls: list[AnyCall], limit: int, body_size: int | None = N
     for index, call in enumerate(calls):
         size = len(call.__pydantic_serializer__.to_json(call, exclude_none=True))
         if size > limit:
-            raise HTTPException(413, f"batch[{index}] is {size} bytes as JSON; one call may be at most {limit} bytes "
-                                     "(docs/api.md, Limits)")
+            raise HTTPException(
+                413,
+                f"batch[{index}] is {size} bytes as JSON; one call may be at most {limit} bytes (docs/api.md, Limits)",
+            )
 
 
 async def accept_batch(request: Request, call, body_size: int | None = None) -> Response:

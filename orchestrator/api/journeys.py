@@ -38,8 +38,9 @@ class ReloadAnswer(BaseModel):
 async def list_journeys(session: SessionDep, runtime: RuntimeDep) -> list[JourneySummary]:
     await refresh_catalog(runtime, force=True)
     states = (await session.exec(select(JourneyState).order_by(JourneyState.journey_id))).all()
-    versions = (await session.exec(select(JourneyVersion.journey_id, JourneyVersion.version)
-                                   .order_by(JourneyVersion.id))).all()
+    versions = (
+        await session.exec(select(JourneyVersion.journey_id, JourneyVersion.version).order_by(JourneyVersion.id))
+    ).all()
     # Kept by the database's triggers as enrollments change, exact at commit: no scan of the enrollments.
     by_status: dict[str, Counter] = defaultdict(Counter)
     by_version: dict[str, Counter] = defaultdict(Counter)
@@ -49,25 +50,33 @@ async def list_journeys(session: SessionDep, runtime: RuntimeDep) -> list[Journe
     summaries = []
     for state in states:
         compiled = runtime.catalog.current.get(state.journey_id)
-        summaries.append(JourneySummary(
-            id=state.journey_id,
-            name=compiled.definition.name if compiled else None,
-            state="retired" if state.current_version is None else ("paused" if state.paused else "active"),
-            current_version=state.current_version,
-            versions=[v for j, v in versions if j == state.journey_id],
-            enrollments=dict(sorted(by_status[state.journey_id].items())),
-            enrollments_by_version=dict(sorted(by_version[state.journey_id].items())),
-        ))
+        summaries.append(
+            JourneySummary(
+                id=state.journey_id,
+                name=compiled.definition.name if compiled else None,
+                state="retired" if state.current_version is None else ("paused" if state.paused else "active"),
+                current_version=state.current_version,
+                versions=[v for j, v in versions if j == state.journey_id],
+                enrollments=dict(sorted(by_status[state.journey_id].items())),
+                enrollments_by_version=dict(sorted(by_version[state.journey_id].items())),
+            )
+        )
     return summaries
 
 
-@router.post("/reload", response_model=ReloadAnswer, responses={422: {"description": (
-    "An invalid journey file: `detail` is this answer with `applied` false and the errors")}})
+@router.post(
+    "/reload",
+    response_model=ReloadAnswer,
+    responses={
+        422: {"description": ("An invalid journey file: `detail` is this answer with `applied` false and the errors")}
+    },
+)
 async def reload(runtime: RuntimeDep) -> ReloadAnswer:
     """Re-read `journeys/`; an invalid change is refused (422) and the old versions keep running."""
     result = await reload_journeys(runtime)
-    answer = ReloadAnswer(applied=result.applied, versions=result.versions,
-                          errors=[e.__dict__ | {"text": str(e)} for e in result.errors])
+    answer = ReloadAnswer(
+        applied=result.applied, versions=result.versions, errors=[e.__dict__ | {"text": str(e)} for e in result.errors]
+    )
     if not result.applied:
         raise HTTPException(422, answer.model_dump())
     return answer

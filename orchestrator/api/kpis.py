@@ -48,8 +48,16 @@ class Rebuilt(BaseModel):
 def _period(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
     since, until = (utc(since) if since else None), (utc(until) if until else None)
     if since and until and since >= until:
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", "to"), "input": until.isoformat(),
-                                       "msg": "`from` must be before `to`"}])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "to"),
+                    "input": until.isoformat(),
+                    "msg": "`from` must be before `to`",
+                }
+            ]
+        )
     return since, until
 
 
@@ -67,12 +75,24 @@ async def get_kpis(
     template: str | None = None,
     since: FromQuery = None,
     until: ToQuery = None,
-    group_by: Annotated[list[Dimension], Query(description="Repeatable: journey, step, channel, template, day (UTC)")] = [],  # noqa: B006
-    include: Annotated[list[Literal["customers"]], Query(description=(
-        "`customers` adds customer-level figures (CLV, retention, NPS) from order events, scoped to the "
-        "customers the filtered messages reached; they are counted live, so they cost more"))] = [],  # noqa: B006
-    lifespan_years: Annotated[float, Query(gt=0, le=100, description="Assumed customer lifespan for CLV")] = DEFAULT_LIFESPAN_YEARS,
-    active_days: Annotated[int, Query(ge=1, le=3650, description="A customer is active this long after an order (retention)")] = DEFAULT_ACTIVE_DAYS,
+    group_by: Annotated[
+        list[Dimension], Query(description="Repeatable: journey, step, channel, template, day (UTC)")
+    ] = [],  # noqa: B006
+    include: Annotated[
+        list[Literal["customers"]],
+        Query(
+            description=(
+                "`customers` adds customer-level figures (CLV, retention, NPS) from order events, scoped to the "
+                "customers the filtered messages reached; they are counted live, so they cost more"
+            )
+        ),
+    ] = [],  # noqa: B006
+    lifespan_years: Annotated[
+        float, Query(gt=0, le=100, description="Assumed customer lifespan for CLV")
+    ] = DEFAULT_LIFESPAN_YEARS,
+    active_days: Annotated[
+        int, Query(ge=1, le=3650, description="A customer is active this long after an order (retention)")
+    ] = DEFAULT_ACTIVE_DAYS,
 ) -> KpiReport:
     """Message KPIs per group, holdout lift for one journey, customer-level figures on request.
 
@@ -83,13 +103,21 @@ async def get_kpis(
     (30 s by default), so they may lag by that much.
     """
     since, until = _period(since, until)
-    scope = KpiScope(journey=journey, step=step, channel=channel, template=template, since=since, until=until,
-                     group_by=tuple(dict.fromkeys(group_by)))
+    scope = KpiScope(
+        journey=journey,
+        step=step,
+        channel=channel,
+        template=template,
+        since=since,
+        until=until,
+        group_by=tuple(dict.fromkeys(group_by)),
+    )
     rows = await message_kpis(session, scope)
     customers = None
     if "customers" in include:
-        customers = await customer_kpis(session, scope, runtime.clock.now(), lifespan_years=lifespan_years,
-                                        active_days=active_days)
+        customers = await customer_kpis(
+            session, scope, runtime.clock.now(), lifespan_years=lifespan_years, active_days=active_days
+        )
     lift = await holdout_lift(session, journey, since, until) if journey else None
     return KpiReport(group_by=list(scope.group_by), since=since, until=until, rows=rows, customers=customers, lift=lift)
 
@@ -103,8 +131,9 @@ async def rebuild_kpi_rollups(runtime: RuntimeDep) -> Rebuilt:
 
 
 @router.get("/journeys/{journey_id}/stats", response_model=JourneyStats, responses=NOT_FOUND)
-async def get_journey_stats(journey_id: str, session: SessionDep, runtime: RuntimeDep,
-                            since: FromQuery = None, until: ToQuery = None) -> JourneyStats:
+async def get_journey_stats(
+    journey_id: str, session: SessionDep, runtime: RuntimeDep, since: FromQuery = None, until: ToQuery = None
+) -> JourneyStats:
     """The journey's funnel for enrollments that entered in [`from`, `to`): entries, each
     step in journey order (reached, sent, delivered, skipped by reason, conversions),
     exits by reason, and holdout lift."""

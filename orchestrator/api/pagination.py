@@ -41,10 +41,16 @@ def decode_cursor(kind: str, cursor: str, *, timestamp_first: bool) -> list[Any]
             raise ValueError("id")
         return values
     except (ValueError, TypeError, IndexError, binascii.Error, UnicodeDecodeError):
-        raise RequestValidationError([{
-            "type": "value_error", "loc": ("query", "cursor"), "input": cursor[:200],
-            "msg": "not a cursor of this list and order: pass the next_cursor of the previous page unchanged",
-        }]) from None
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", "cursor"),
+                    "input": cursor[:200],
+                    "msg": "not a cursor of this list and order: pass the next_cursor of the previous page unchanged",
+                }
+            ]
+        ) from None
 
 
 def after(columns: tuple, values: list[Any], direction: Direction) -> sa.ColumnElement[bool]:

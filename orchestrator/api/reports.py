@@ -89,17 +89,34 @@ def _report(runtime, report_id: str) -> LoadedReport:
 @router.get("", response_model=ReportList)
 async def list_reports(runtime: RuntimeDep) -> ReportList:
     now = runtime.clock.now()
-    return ReportList(reports=[ReportSummary(
-        id=r.id, name=r.definition.name, version=r.version, file=str(r.path), recipients=r.definition.recipients,
-        schedule=r.definition.schedule.model_dump(), scope=r.definition.scope.model_dump(), kpis=r.definition.kpis,
-        locale=r.definition.locale, latest_due_period=latest_due_period(r.definition.schedule, now))
-        for r in runtime.reports.reports.values()], errors=[str(e) for e in runtime.reports.errors])
+    return ReportList(
+        reports=[
+            ReportSummary(
+                id=r.id,
+                name=r.definition.name,
+                version=r.version,
+                file=str(r.path),
+                recipients=r.definition.recipients,
+                schedule=r.definition.schedule.model_dump(),
+                scope=r.definition.scope.model_dump(),
+                kpis=r.definition.kpis,
+                locale=r.definition.locale,
+                latest_due_period=latest_due_period(r.definition.schedule, now),
+            )
+            for r in runtime.reports.reports.values()
+        ],
+        errors=[str(e) for e in runtime.reports.errors],
+    )
 
 
 @router.get("/{report_id}/figures", response_model=ReportFiguresOut, responses=NOT_FOUND)
-async def get_figures(report_id: str, session: SessionDep, runtime: RuntimeDep,
-                      since: Annotated[Moment | None, Query(alias="from")] = None,
-                      until: Annotated[Moment | None, Query(alias="to")] = None) -> ReportFiguresOut:
+async def get_figures(
+    report_id: str,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    since: Annotated[Moment | None, Query(alias="from")] = None,
+    until: Annotated[Moment | None, Query(alias="to")] = None,
+) -> ReportFiguresOut:
     """The report's KPIs for [`from`, `to`), by default its latest due period (what the last e-mail showed)."""
     report = _report(runtime, report_id)
     now = runtime.clock.now()
@@ -108,34 +125,61 @@ async def get_figures(report_id: str, session: SessionDep, runtime: RuntimeDep,
     if since >= until:
         raise HTTPException(422, "`from` must be before `to`")
     figures = await report_figures(session, report.definition, since, until, now)
-    return ReportFiguresOut(report=report.id, since=since, until=until, days=figures.days,
-                            figures=[FigureOut(kpi=f.kpi, value=f.value, shown=f.shown) for f in figures.figures])
+    return ReportFiguresOut(
+        report=report.id,
+        since=since,
+        until=until,
+        days=figures.days,
+        figures=[FigureOut(kpi=f.kpi, value=f.value, shown=f.shown) for f in figures.figures],
+    )
 
 
 @router.get("/{report_id}/deliveries", response_model=list[DeliveryOut], responses=NOT_FOUND)
-async def list_deliveries(report_id: str, session: SessionDep, runtime: RuntimeDep,
-                          limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[DeliveryOut]:
+async def list_deliveries(
+    report_id: str, session: SessionDep, runtime: RuntimeDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[DeliveryOut]:
     _report(runtime, report_id)
-    rows = (await session.exec(select(ReportDelivery).where(ReportDelivery.report_id == report_id)
-                               .order_by(col(ReportDelivery.period_start).desc(), col(ReportDelivery.id))
-                               .limit(limit))).all()
+    rows = (
+        await session.exec(
+            select(ReportDelivery)
+            .where(ReportDelivery.report_id == report_id)
+            .order_by(col(ReportDelivery.period_start).desc(), col(ReportDelivery.id))
+            .limit(limit)
+        )
+    ).all()
     return [DeliveryOut.model_validate(row, from_attributes=True) for row in rows]
 
 
 def _link_out(link, url: str | None = None) -> LinkOut:
-    return LinkOut(id=link.id, report=link.report_id, url=url, window_days=link.window_days, created_by=link.created_by,
-                   created_at=link.created_at, expires_at=link.expires_at, revoked_at=link.revoked_at)
+    return LinkOut(
+        id=link.id,
+        report=link.report_id,
+        url=url,
+        window_days=link.window_days,
+        created_by=link.created_by,
+        created_at=link.created_at,
+        expires_at=link.expires_at,
+        revoked_at=link.revoked_at,
+    )
 
 
 @router.post("/{report_id}/links", response_model=LinkOut, status_code=201, responses=NOT_FOUND)
-async def new_link(report_id: str, body: NewLink, request: Request, session: SessionDep, runtime: RuntimeDep) -> LinkOut:
+async def new_link(
+    report_id: str, body: NewLink, request: Request, session: SessionDep, runtime: RuntimeDep
+) -> LinkOut:
     """A signed, read-only, expiring link to the report's live figures; the URL is shown only now."""
     _report(runtime, report_id)
     caller = getattr(request.state, "caller", None)
     async with session.begin():
-        link, path = await create_link(session, runtime.settings.secret_key, report_id,
-                                       expires_in_days=body.expires_in_days, window_days=body.window_days,
-                                       created_by=getattr(caller, "key_name", None), now=runtime.clock.now())
+        link, path = await create_link(
+            session,
+            runtime.settings.secret_key,
+            report_id,
+            expires_in_days=body.expires_in_days,
+            window_days=body.window_days,
+            created_by=getattr(caller, "key_name", None),
+            now=runtime.clock.now(),
+        )
     return _link_out(link, runtime.settings.public_base_url + path)
 
 

@@ -121,7 +121,15 @@ class BodyLimits:
 async def _answer(send: Send, refused: BodyRefused) -> None:
     # The connection is closed after the answer: the rest of an oversized body is never read.
     content = json.dumps({"detail": refused.detail}).encode()
-    await send({"type": "http.response.start", "status": refused.status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": refused.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(content)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": content})

@@ -35,8 +35,9 @@ def run_uvicorn(config: uvicorn.Config) -> None:
     """`config.workers` processes (uvicorn's supervisor restarts any that die), or this one."""
     listener = tcp_listener(config.host, config.port)
     host = f"[{config.host}]" if ":" in config.host else config.host
-    logging.getLogger("uvicorn.error").info("listening on http://%s:%d (Press CTRL+C to quit)", host,
-                                            listener.getsockname()[1])
+    logging.getLogger("uvicorn.error").info(
+        "listening on http://%s:%d (Press CTRL+C to quit)", host, listener.getsockname()[1]
+    )
     try:
         if config.workers > 1:
             Multiprocess(config, sockets=[listener]).run()

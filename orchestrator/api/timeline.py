@@ -54,5 +54,11 @@ async def get_timeline(
     if customer_id is None:
         raise HTTPException(404, f"no customer with userId '{user_id}'")
     page = await customer_timeline(session, customer_id, limit=limit, offset=offset, newest_first=order == "desc")
-    return Timeline(user_id=user_id, items=[TimelineEntryPublic.model_validate(e) for e in page.entries],
-                    limit=limit, offset=offset, order=order, has_more=page.has_more)
+    return Timeline(
+        user_id=user_id,
+        items=[TimelineEntryPublic.model_validate(e) for e in page.entries],
+        limit=limit,
+        offset=offset,
+        order=order,
+        has_more=page.has_more,
+    )

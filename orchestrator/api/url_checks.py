@@ -34,8 +34,18 @@ class RefuseNulInUrls:
         if location is None:
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"detail": [{"type": "string_nul", "loc": location, "input": None,
-                                       "msg": "NUL characters are not allowed here"}]}).encode()
-        await send({"type": "http.response.start", "status": 422,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            {
+                "detail": [
+                    {"type": "string_nul", "loc": location, "input": None, "msg": "NUL characters are not allowed here"}
+                ]
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 422,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -56,8 +56,9 @@ async def create_key(session: AsyncSession, name: str, role: str, now: datetime)
     if await active_key_named(session, name) is not None:
         raise ApiKeyRefused(f"an active key named '{name}' exists; revoke it first or pick another name")
     key = generate_key()
-    session.add(ApiKey(name=name, role=role, key_hash=hash_key(key), key_prefix=key[:SHOWN_PREFIX_LENGTH],
-                       created_at=now))
+    session.add(
+        ApiKey(name=name, role=role, key_hash=hash_key(key), key_prefix=key[:SHOWN_PREFIX_LENGTH], created_at=now)
+    )
     await session.flush()
     return NewKey(name=name, role=role, key=key)
 
@@ -83,8 +84,11 @@ async def list_keys(session: AsyncSession, include_revoked: bool = False) -> lis
 
 async def find_active_key(session: AsyncSession, presented: str) -> ApiKey | None:
     """The unrevoked key whose hash matches, by the unique index on `key_hash`."""
-    return (await session.exec(select(ApiKey).where(
-        ApiKey.key_hash == hash_key(presented), col(ApiKey.revoked_at).is_(None)))).first()
+    return (
+        await session.exec(
+            select(ApiKey).where(ApiKey.key_hash == hash_key(presented), col(ApiKey.revoked_at).is_(None))
+        )
+    ).first()
 
 
 async def any_key_ever_created(session: AsyncSession) -> bool:

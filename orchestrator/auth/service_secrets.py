@@ -39,8 +39,9 @@ def new_ecdsa_p256_private_key() -> str:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def public_key_of(private_key_pem: str) -> str:
@@ -66,8 +67,9 @@ async def stored_secrets(sessions) -> dict[str, str]:
         present = set((await session.exec(select(ServiceSecret.name))).all())
         for name, generate in GENERATORS.items():
             if name not in present:
-                await insert_ignoring_conflict(session, ServiceSecret, dict(name=name, value=generate(), created_at=now),
-                                               ["name"])
+                await insert_ignoring_conflict(
+                    session, ServiceSecret, dict(name=name, value=generate(), created_at=now), ["name"]
+                )
     async with sessions() as session:  # read back: another process may have won the race
         rows = (await session.exec(select(ServiceSecret).where(col(ServiceSecret.name).in_(GENERATORS)))).all()
         return {row.name: row.value for row in rows}
@@ -82,7 +84,8 @@ def refuse_insecure_configuration(settings: Settings) -> None:
         raise InsecureConfiguration(
             "ORCHESTRATOR_SECRET_KEY is a published or short value while real provider credentials are set: "
             f"unset it (a random one is generated and kept in the database) or use at least "
-            f"{MINIMUM_SECRET_KEY_LENGTH} random characters (`openssl rand -hex 32`)")
+            f"{MINIMUM_SECRET_KEY_LENGTH} random characters (`openssl rand -hex 32`)"
+        )
 
 
 async def with_service_secrets(settings: Settings, sessions) -> Settings:

@@ -26,15 +26,26 @@ def _twilio_options(settings: Settings) -> dict:
     base = settings.public_base_url.rstrip("/")
     if settings.uses_fake_twilio:
         if settings.fake_twilio_auth_token is None:  # a constant here would let anyone sign "STOP"
-            raise ValueError("the fake Twilio's auth token is not set: build the settings with "
-                             "orchestrator.auth.service_secrets.with_service_secrets first")
-        credentials = dict(account_sid=FAKE_TWILIO_ACCOUNT_SID, auth_token=settings.fake_twilio_auth_token,
-                           api_base_url=settings.twilio_api_base_url or base + FAKE_TWILIO_PATH)
+            raise ValueError(
+                "the fake Twilio's auth token is not set: build the settings with "
+                "orchestrator.auth.service_secrets.with_service_secrets first"
+            )
+        credentials = dict(
+            account_sid=FAKE_TWILIO_ACCOUNT_SID,
+            auth_token=settings.fake_twilio_auth_token,
+            api_base_url=settings.twilio_api_base_url or base + FAKE_TWILIO_PATH,
+        )
     else:
-        credentials = dict(account_sid=settings.twilio_account_sid, auth_token=settings.twilio_auth_token or "",
-                           api_base_url=settings.twilio_api_base_url)
-    return dict(credentials, status_callback_url=settings.twilio_status_callback_url,
-                messaging_service_sid=settings.twilio_messaging_service_sid)
+        credentials = dict(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token or "",
+            api_base_url=settings.twilio_api_base_url,
+        )
+    return dict(
+        credentials,
+        status_callback_url=settings.twilio_status_callback_url,
+        messaging_service_sid=settings.twilio_messaging_service_sid,
+    )
 
 
 def twilio_auth_token(settings: Settings) -> str:
@@ -74,31 +85,47 @@ def _email(settings: Settings) -> ChannelAdapter:
         from orchestrator.channels.smtp import SmtpEmailAdapter
 
         return SmtpEmailAdapter(
-            host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
-            password=settings.smtp_password, starttls=settings.smtp_starttls, use_tls=settings.smtp_use_tls,
-            from_address=settings.email_from_address, from_name=settings.email_from_name,
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+            use_tls=settings.smtp_use_tls,
+            from_address=settings.email_from_address,
+            from_name=settings.email_from_name,
         )
     from orchestrator.channels.sendgrid import SENDGRID_API_BASE_URL, SendGridEmailAdapter
 
     if settings.uses_fake_sendgrid:
-        key, url = FAKE_SENDGRID_API_KEY, settings.sendgrid_api_base_url or settings.public_base_url.rstrip("/") + FAKE_SENDGRID_PATH
+        key, url = (
+            FAKE_SENDGRID_API_KEY,
+            settings.sendgrid_api_base_url or settings.public_base_url.rstrip("/") + FAKE_SENDGRID_PATH,
+        )
     else:
         key, url = settings.sendgrid_api_key, settings.sendgrid_api_base_url or SENDGRID_API_BASE_URL
-    return SendGridEmailAdapter(api_key=key, api_base_url=url, from_address=settings.email_from_address,
-                                from_name=settings.email_from_name)
+    return SendGridEmailAdapter(
+        api_key=key, api_base_url=url, from_address=settings.email_from_address, from_name=settings.email_from_name
+    )
 
 
 def build_registry(settings: Settings) -> ChannelRegistry:
-    return ChannelRegistry({Channel.email: _email(settings), Channel.sms: _sms(settings),
-                            Channel.whatsapp: _whatsapp(settings)})
+    return ChannelRegistry(
+        {Channel.email: _email(settings), Channel.sms: _sms(settings), Channel.whatsapp: _whatsapp(settings)}
+    )
 
 
 def configured_rates(settings: Settings, registry: ChannelRegistry) -> dict[Channel, float | None]:
     """Messages per second per channel; None is unlimited."""
-    explicit = {Channel.sms: settings.sms_rate_per_second, Channel.whatsapp: settings.whatsapp_rate_per_second,
-                Channel.email: settings.email_rate_per_second}
-    fake = {Channel.sms: settings.uses_fake_twilio, Channel.whatsapp: settings.uses_fake_twilio,
-            Channel.email: settings.uses_fake_sendgrid or settings.email_provider == "local"}
+    explicit = {
+        Channel.sms: settings.sms_rate_per_second,
+        Channel.whatsapp: settings.whatsapp_rate_per_second,
+        Channel.email: settings.email_rate_per_second,
+    }
+    fake = {
+        Channel.sms: settings.uses_fake_twilio,
+        Channel.whatsapp: settings.uses_fake_twilio,
+        Channel.email: settings.uses_fake_sendgrid or settings.email_provider == "local",
+    }
     rates: dict[Channel, float | None] = {}
     for adapter in registry:
         if explicit[adapter.channel] is not None:

@@ -33,7 +33,9 @@ def storage_for(uri: str) -> Storage:
 
 
 class SendRateLimiter:
-    def __init__(self, rates: dict[Channel, float | None], storage_uri: str = "memory://", namespace: str = "sends") -> None:
+    def __init__(
+        self, rates: dict[Channel, float | None], storage_uri: str = "memory://", namespace: str = "sends"
+    ) -> None:
         self._items = {channel: rate_item(rate) for channel, rate in rates.items() if rate}
         self._limiter = MovingWindowRateLimiter(storage_for(storage_uri))
         self._namespace = namespace

@@ -132,9 +132,7 @@ class SmtpEmailAdapter(ChannelAdapter):
             except (aiosmtplib.SMTPException, OSError) as exc:
                 return _connection_trouble(exc)
             try:
-                await client.send_message(
-                    email, sender=self.from_address, recipients=[message.to]
-                )
+                await client.send_message(email, sender=self.from_address, recipients=[message.to])
             except aiosmtplib.SMTPRecipientsRefused as exc:
                 refused = exc.recipients[0]
                 return _result_for_reply(refused.code, refused.message)

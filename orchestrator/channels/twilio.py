@@ -220,9 +220,12 @@ class TwilioAdapter(ChannelAdapter):
     async def find_send(self, message: OutboundMessage, attempted_at: datetime) -> Lookup:
         content_template = "content_sid" in self.content_params(message)
         return await find_message(
-            self._twilio(), to=self.address(message.to),
+            self._twilio(),
+            to=self.address(message.to),
             from_=self.address(self.from_number) if self.from_number else None,
-            body=None if content_template else message.body, attempted_at=attempted_at)
+            body=None if content_template else message.body,
+            attempted_at=attempted_at,
+        )
 
     async def fetch_status(self, provider_message_id: str) -> Lookup:
         return await fetch_message(self._twilio(), provider_message_id)
@@ -300,8 +303,4 @@ def content_variables(values: Mapping[str, Any]) -> dict[str, str]:
     no place in it: Twilio rejects null values (21656) and a template placeholder is a
     string, so they are left out rather than sent as Python reprs.
     """
-    return {
-        str(key): str(value)
-        for key, value in values.items()
-        if isinstance(value, (str, int, float, Decimal))
-    }
+    return {str(key): str(value) for key, value in values.items() if isinstance(value, (str, int, float, Decimal))}

@@ -49,8 +49,9 @@ def record_of(instance: Any) -> ProviderRecord:
     )
 
 
-async def find_message(client: Client, *, to: str, from_: str | None, body: str | None,
-                       attempted_at: datetime) -> Lookup:
+async def find_message(
+    client: Client, *, to: str, from_: str | None, body: str | None, attempted_at: datetime
+) -> Lookup:
     """Outbound messages to `to` (from `from_`, with `body` when given) created since the
     attempt, oldest first; `not_found` only when the list was read back past the attempt."""
     earliest = attempted_at - CLOCK_SKEW

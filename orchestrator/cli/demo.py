@@ -67,7 +67,7 @@ class Demo:
 
     def batch(self, calls: list[dict]) -> None:
         for first in range(0, len(calls), 500):
-            response = self.api.post("/v1/batch", json={"batch": calls[first:first + 500]})
+            response = self.api.post("/v1/batch", json={"batch": calls[first : first + 500]})
             response.raise_for_status()
 
     def advance(self, seconds: float, label: str) -> None:
@@ -77,8 +77,12 @@ class Demo:
 
     def inbound(self, user_id: str, body: str, n: int) -> None:
         url = self.settings.public_base_url + "/webhooks/twilio/inbound"
-        form = {"MessageSid": f"SM{n:032x}",  # Twilio's shape, or the webhook refuses it "AccountSid": "AC" + "0" * 32, "From": self.phones[user_id],
-                "To": "+15005550006", "Body": body, "NumMedia": "0"}
+        form = {
+            "MessageSid": f"SM{n:032x}",  # Twilio's shape, or the webhook refuses it "AccountSid": "AC" + "0" * 32, "From": self.phones[user_id],
+            "To": "+15005550006",
+            "Body": body,
+            "NumMedia": "0",
+        }
         signature = RequestValidator(twilio_auth_token(self.settings)).compute_signature(url, form)
         self.api.post("/webhooks/twilio/inbound", data=form, headers={"X-Twilio-Signature": signature})
 
@@ -86,36 +90,61 @@ class Demo:
         calls = []
         for i, user in enumerate(self.ids):
             self.phones[user] = f"+1{415 + i // 9000:03d}555{1000 + i % 9000:04d}"
-            traits = {"email": f"{user}@example.com", "phone": self.phones[user], "first_name": f"Client {i}",
-                      "locale": self.rng.choice(LOCALES), "timezone": self.rng.choice(ZONES),
-                      "sms_opt_in": self.rng.random() < 0.7, "whatsapp_opt_in": self.rng.random() < 0.3}
-            calls += [{"type": "identify", "userId": user, "traits": traits},
-                      {"type": "track", "userId": user, "event": "Signed Up", "messageId": f"signup-{user}"}]
+            traits = {
+                "email": f"{user}@example.com",
+                "phone": self.phones[user],
+                "first_name": f"Client {i}",
+                "locale": self.rng.choice(LOCALES),
+                "timezone": self.rng.choice(ZONES),
+                "sms_opt_in": self.rng.random() < 0.7,
+                "whatsapp_opt_in": self.rng.random() < 0.3,
+            }
+            calls += [
+                {"type": "identify", "userId": user, "traits": traits},
+                {"type": "track", "userId": user, "event": "Signed Up", "messageId": f"signup-{user}"},
+            ]
         self.batch(calls)
 
     def email_engagement(self) -> None:
         """What SendGrid's Event Webhook would report for the welcome e-mails."""
         events, offset = [], 0
         while True:
-            page = self.api.get("/v1/messages", params={"channel": "email", "limit": 500,  # sent or delivered
-                                                        "offset": offset}).json()
+            page = self.api.get(
+                "/v1/messages",
+                params={
+                    "channel": "email",
+                    "limit": 500,  # sent or delivered
+                    "offset": offset,
+                },
+            ).json()
             for message in page["items"]:
                 roll = self.rng.random()
                 kinds = ["delivered"] + (["open"] if roll < 0.45 else []) + (["click"] if roll < 0.12 else [])
                 if roll > 0.985:
                     kinds = ["bounce"]
-                events += [{"email": message["to_address"], "event": kind, "send_key": message["send_key"],
-                            "sg_event_id": f"{message['send_key']}-{kind}", "timestamp": int(time.time()),
-                            "sg_message_id": f"{message['provider_message_id']}.demo", "type": "bounce"}
-                           for kind in kinds]
+                events += [
+                    {
+                        "email": message["to_address"],
+                        "event": kind,
+                        "send_key": message["send_key"],
+                        "sg_event_id": f"{message['send_key']}-{kind}",
+                        "timestamp": int(time.time()),
+                        "sg_message_id": f"{message['provider_message_id']}.demo",
+                        "type": "bounce",
+                    }
+                    for kind in kinds
+                ]
             offset += 500
             if offset >= page["total"]:
                 break
         for first in range(0, len(events), 1000):
             # Signed with the bundled fake SendGrid's key, as the fake signs its own events.
-            body = json.dumps(events[first:first + 1000]).encode()
-            self.api.post("/webhooks/sendgrid/events", content=body,
-                          headers=signed_headers(self.settings.fake_sendgrid_signing_key, body, int(time.time())))
+            body = json.dumps(events[first : first + 1000]).encode()
+            self.api.post(
+                "/webhooks/sendgrid/events",
+                content=body,
+                headers=signed_headers(self.settings.fake_sendgrid_signing_key, body, int(time.time())),
+            )
 
     def play(self) -> None:
         print(f"Playing the launch journeys for {self.count} customers on simulated time:")
@@ -123,8 +152,9 @@ class Demo:
         self.advance(60, "welcome e-mails sent")
         self.email_engagement()
         carts = [u for u in self.ids if self.rng.random() < 0.5]
-        self.batch([{"type": "track", "userId": u, "event": "Cart Abandoned", "properties": {"cart_value": 80}}
-                    for u in carts])
+        self.batch(
+            [{"type": "track", "userId": u, "event": "Cart Abandoned", "properties": {"cart_value": 80}} for u in carts]
+        )
         early = [u for u in carts if self.rng.random() < 0.15]
         self.advance(0.5 * HOUR, f"{len(carts)} carts abandoned")
         self.order(early)
@@ -155,8 +185,10 @@ class Demo:
         left at `sent`, or nothing changed for a while."""
         deadline, last, unchanged_since = time.monotonic() + SETTLE_SECONDS, None, time.monotonic()
         while time.monotonic() < deadline:
-            waiting = sum(self.api.get("/v1/messages", params={"channel": channel, "status": "sent", "limit": 1})
-                          .json()["total"] for channel in ("sms", "whatsapp"))
+            waiting = sum(
+                self.api.get("/v1/messages", params={"channel": channel, "status": "sent", "limit": 1}).json()["total"]
+                for channel in ("sms", "whatsapp")
+            )
             if waiting == 0 or time.monotonic() - unchanged_since > 10:
                 return
             if waiting != last:
@@ -164,32 +196,60 @@ class Demo:
             time.sleep(0.5)
 
     def order(self, users: list[str]) -> None:
-        self.batch([{"type": "track", "userId": u, "event": "Order Completed", "messageId": f"order-{u}",
-                     "properties": {"order_id": f"order-{u}", "revenue": round(self.rng.uniform(20, 180), 2),
-                                    "currency": "USD"}} for u in users])
+        self.batch(
+            [
+                {
+                    "type": "track",
+                    "userId": u,
+                    "event": "Order Completed",
+                    "messageId": f"order-{u}",
+                    "properties": {
+                        "order_id": f"order-{u}",
+                        "revenue": round(self.rng.uniform(20, 180), 2),
+                        "currency": "USD",
+                    },
+                }
+                for u in users
+            ]
+        )
 
 
 def kpi_table(report: dict) -> str:
-    columns = [("journey", "journey", "{}"), ("channel", "channel", "{}"), ("sent", "sent", "{}"),
-               ("delivered", "delivery_rate", "{:.1f}%"), ("open", "open_rate", "{:.1f}%"),
-               ("click", "click_rate", "{:.1f}%"), ("reply", "reply_rate", "{:.1f}%"),
-               ("opt-out", "opt_out_rate", "{:.1f}%"), ("conv.", "conversions", "{}"),
-               ("conv. rate", "conversion_rate", "{:.1f}%"), ("revenue", "revenue", "{:,.2f}"),
-               ("AOV", "average_order_value", "{:,.2f}"), ("cost", "cost", "{:,.2f}"),
-               ("CPA", "cost_per_acquisition", "{:,.2f}")]
+    columns = [
+        ("journey", "journey", "{}"),
+        ("channel", "channel", "{}"),
+        ("sent", "sent", "{}"),
+        ("delivered", "delivery_rate", "{:.1f}%"),
+        ("open", "open_rate", "{:.1f}%"),
+        ("click", "click_rate", "{:.1f}%"),
+        ("reply", "reply_rate", "{:.1f}%"),
+        ("opt-out", "opt_out_rate", "{:.1f}%"),
+        ("conv.", "conversions", "{}"),
+        ("conv. rate", "conversion_rate", "{:.1f}%"),
+        ("revenue", "revenue", "{:,.2f}"),
+        ("AOV", "average_order_value", "{:,.2f}"),
+        ("cost", "cost", "{:,.2f}"),
+        ("CPA", "cost_per_acquisition", "{:,.2f}"),
+    ]
     lines = [[title for title, _, _ in columns]]
     for row in report["rows"]:
         lines.append([("-" if row.get(key) is None else fmt.format(row[key])) for _, key, fmt in columns])
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
-    text = "\n".join("  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths)))
-                     for line in lines)
+    text = "\n".join(
+        "  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+        for line in lines
+    )
     customers = report.get("customers") or {}
     if customers:
+
         def shown(value, fmt="{:,.2f}"):
             return "-" if value is None else fmt.format(value)
-        text += (f"\n\nCustomers: {customers.get('ordering_customers')} ordering, AOV {shown(customers.get('average_order_value'))}, "
-                 f"CLV {shown(customers.get('customer_lifetime_value'))}, retention "
-                 f"{shown(customers.get('retention_rate'), '{:.1f}%')}, NPS {shown(customers.get('nps'), '{:+.0f}')}")
+
+        text += (
+            f"\n\nCustomers: {customers.get('ordering_customers')} ordering, AOV {shown(customers.get('average_order_value'))}, "
+            f"CLV {shown(customers.get('customer_lifetime_value'))}, retention "
+            f"{shown(customers.get('retention_rate'), '{:.1f}%')}, NPS {shown(customers.get('nps'), '{:+.0f}')}"
+        )
     return text
 
 
@@ -211,9 +271,11 @@ def lift_lines(lifts: list[dict]) -> list[str]:
             lines.append(f"  {lift['journey']}: no holdout group (a journey's `holdout:` key sets one)")
             continue
         interval = "" if lift["ci_low"] is None else f" (95 % CI {lift['ci_low']:+.1f} to {lift['ci_high']:+.1f})"
-        lines.append(f"  {lift['journey']}: {treatment['conversion_rate']:.1f}% of {treatment['enrollments']} messaged vs "
-                     f"{holdout['conversion_rate']:.1f}% of {holdout['enrollments']} held out: "
-                     f"lift {lift['lift']:+.1f} points{interval}")
+        lines.append(
+            f"  {lift['journey']}: {treatment['conversion_rate']:.1f}% of {treatment['enrollments']} messaged vs "
+            f"{holdout['conversion_rate']:.1f}% of {holdout['enrollments']} held out: "
+            f"lift {lift['lift']:+.1f} points{interval}"
+        )
     return lines
 
 
@@ -236,14 +298,22 @@ def quiet_logs(verbose: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
-def run_demo(customers: int = 2000, seed: int = 7, database_url: str | None = None, port: int | None = None,
-             verbose: bool = False) -> str:
+def run_demo(
+    customers: int = 2000,
+    seed: int = 7,
+    database_url: str | None = None,
+    port: int | None = None,
+    verbose: bool = False,
+) -> str:
     workdir = Path(tempfile.mkdtemp(prefix="orchestrator-demo-"))
     port = port or free_port()
     settings = Settings(
-        database_url=database_url or f"sqlite:///{workdir / 'demo.db'}", port=port,
-        public_base_url=f"http://127.0.0.1:{port}", simulated_clock=True,
-        simulated_clock_start=START.isoformat(), worker_poll_seconds=0.5,
+        database_url=database_url or f"sqlite:///{workdir / 'demo.db'}",
+        port=port,
+        public_base_url=f"http://127.0.0.1:{port}",
+        simulated_clock=True,
+        simulated_clock_start=START.isoformat(),
+        worker_poll_seconds=0.5,
     )
     from orchestrator.api.app import create_app
 
@@ -260,10 +330,14 @@ def run_demo(customers: int = 2000, seed: int = 7, database_url: str | None = No
         lifts = [api.get("/v1/kpis", params={"journey": journey}).json()["lift"] for journey in journeys]
     table = kpi_table(report)
     lifts_text = "\n".join(lift_lines([lift for lift in lifts if lift]))
-    print(f"\nKPIs per journey and channel (GET /v1/kpis?group_by=journey&group_by=channel), "
-          f"{time.monotonic() - started:.0f} s:\n\n{table}\n\n{LEGEND}\n\n"
-          f"Holdout lift (GET /v1/kpis?journey=...): goal reached, messaged vs held out\n{lifts_text}\n")
-    print(f"Database: {settings.database_url}. Open the API on it: DATABASE_URL={settings.database_url} "
-          f"ORCHESTRATOR_SIMULATED_CLOCK=true ./serve.sh, then the console at http://127.0.0.1:8000/ "
-          f"or the API docs at http://127.0.0.1:8000/docs")
+    print(
+        f"\nKPIs per journey and channel (GET /v1/kpis?group_by=journey&group_by=channel), "
+        f"{time.monotonic() - started:.0f} s:\n\n{table}\n\n{LEGEND}\n\n"
+        f"Holdout lift (GET /v1/kpis?journey=...): goal reached, messaged vs held out\n{lifts_text}\n"
+    )
+    print(
+        f"Database: {settings.database_url}. Open the API on it: DATABASE_URL={settings.database_url} "
+        f"ORCHESTRATOR_SIMULATED_CLOCK=true ./serve.sh, then the console at http://127.0.0.1:8000/ "
+        f"or the API docs at http://127.0.0.1:8000/docs"
+    )
     return table + "\n" + lifts_text

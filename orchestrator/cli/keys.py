@@ -59,13 +59,22 @@ def _list(args: argparse.Namespace) -> int:
 
     keys, ever_created = _in_database(keys_and_history)
     if not keys:
-        print("no active API keys: " + ("every key is revoked, so /v1 refuses every request" if ever_created else
-                                        "the API is open unless ORCHESTRATOR_REQUIRE_API_KEYS=true"), file=sys.stderr)
+        print(
+            "no active API keys: "
+            + (
+                "every key is revoked, so /v1 refuses every request"
+                if ever_created
+                else "the API is open unless ORCHESTRATOR_REQUIRE_API_KEYS=true"
+            ),
+            file=sys.stderr,
+        )
         return 0
     print(f"{'NAME':<24} {'ROLE':<9} {'KEY':<14} {'CREATED':<20} REVOKED")
     for key in keys:
         revoked = key.revoked_at.strftime("%Y-%m-%d %H:%M") if key.revoked_at else "-"
-        print(f"{key.name:<24} {key.role:<9} {key.key_prefix + '…':<14} {key.created_at:%Y-%m-%d %H:%M}{'':<4} {revoked}")
+        print(
+            f"{key.name:<24} {key.role:<9} {key.key_prefix + '…':<14} {key.created_at:%Y-%m-%d %H:%M}{'':<4} {revoked}"
+        )
     return 0
 
 
@@ -84,8 +93,12 @@ def add_key_commands(commands: argparse._SubParsersAction) -> None:
     actions = keys.add_subparsers(dest="keys_command", required=True)
 
     create = actions.add_parser("create", help="create a key and print it (once)")
-    create.add_argument("--role", required=True, choices=ROLES,
-                        help="admin: everything; marketer: read, journeys; ops: read-only; ingest: send events only")
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=ROLES,
+        help="admin: everything; marketer: read, journeys; ops: read-only; ingest: send events only",
+    )
     create.add_argument("--name", required=True, help="who or what uses it, e.g. 'segment' or 'ann (ops)'")
     create.set_defaults(handler=_create)
 

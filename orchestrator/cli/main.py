@@ -64,9 +64,17 @@ def _api(args: argparse.Namespace) -> int:
             os.environ[name] = str(value)
     get_settings.cache_clear()
     settings = get_settings()
-    run_uvicorn(uvicorn.Config("orchestrator.api.app:create_api_app", factory=True, host=settings.host,
-                               port=settings.port, workers=args.workers, log_level="info",
-                               access_log=not args.no_access_log))
+    run_uvicorn(
+        uvicorn.Config(
+            "orchestrator.api.app:create_api_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            log_level="info",
+            access_log=not args.no_access_log,
+        )
+    )
     return 0
 
 
@@ -123,8 +131,9 @@ def _schema(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from orchestrator.cli.demo import run_demo
 
-    run_demo(customers=args.customers, seed=args.seed, database_url=args.database_url, port=args.port,
-             verbose=args.verbose)
+    run_demo(
+        customers=args.customers, seed=args.seed, database_url=args.database_url, port=args.port, verbose=args.verbose
+    )
     return 0
 
 
@@ -148,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run only the worker loop (journeys and dispatch)")
     worker.set_defaults(handler=_worker)
 
-    api = commands.add_parser("api", help="run only the API (no worker loop); any number of them may share one database")
+    api = commands.add_parser(
+        "api", help="run only the API (no worker loop); any number of them may share one database"
+    )
     api.add_argument("--host", default=None)
     api.add_argument("--port", type=int, default=None)
     api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
@@ -160,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     makemigration = commands.add_parser("makemigration", help="write the next migration after changing the models")
     makemigration.add_argument("message", help='what changed, e.g. "add customers.nickname"')
-    makemigration.add_argument("--database-url", default=None,
-                               help="compare against this database (at head) instead of a scratch SQLite")
+    makemigration.add_argument(
+        "--database-url", default=None, help="compare against this database (at head) instead of a scratch SQLite"
+    )
     makemigration.set_defaults(handler=_makemigration)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of journey files")

@@ -32,8 +32,9 @@ class ApiRefused(Exception):
 class ConsoleApi:
     def __init__(self, app: ASGIApp, key: str | None) -> None:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console.internal",
-                                         headers=headers, timeout=30)
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://console.internal", headers=headers, timeout=30
+        )
 
     async def __aenter__(self) -> ConsoleApi:
         return self

@@ -38,8 +38,12 @@ class Console:
     new_cookie: str | None = None
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        response = templates.TemplateResponse(self.request, template, dict(
-            context, session=self.session, open_api=self.open_api, path=self.request.url.path), status_code=status_code)
+        response = templates.TemplateResponse(
+            self.request,
+            template,
+            dict(context, session=self.session, open_api=self.open_api, path=self.request.url.path),
+            status_code=status_code,
+        )
         return self.keep(response)
 
     def keep(self, response: Response) -> Response:
@@ -53,8 +57,15 @@ class Console:
 
 def set_session_cookie(request: Request, response: Response, value: str) -> None:
     runtime = request.app.state.runtime
-    response.set_cookie(COOKIE, value, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax",
-                        secure=runtime.settings.public_base_url.startswith("https://"), path="/")
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=SESSION_HOURS * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=runtime.settings.public_base_url.startswith("https://"),
+        path="/",
+    )
 
 
 async def console(request: Request) -> AsyncIterator[Console]:
@@ -74,8 +85,9 @@ async def console(request: Request) -> AsyncIterator[Console]:
 ConsoleDep = Annotated[Console, Depends(console)]
 
 
-async def checked_form(request: Request, csrf: Annotated[str | None, Form()] = None,
-                       x_csrf_token: Annotated[str | None, Header()] = None) -> None:
+async def checked_form(
+    request: Request, csrf: Annotated[str | None, Form()] = None, x_csrf_token: Annotated[str | None, Header()] = None
+) -> None:
     """Every console write carries the session's CSRF token (form field or htmx header)."""
     runtime = request.app.state.runtime
     session = unseal(runtime.settings.secret_key, request.cookies.get(COOKIE))

@@ -23,20 +23,28 @@ async def _inbox(console_, status: str | None, channel: str | None) -> dict:
 
 
 @router.get("/conversations")
-async def conversations(console_: ConsoleDep, status: str | None = None, channel: str | None = None,
-                        open: int | None = None) -> Response:
+async def conversations(
+    console_: ConsoleDep, status: str | None = None, channel: str | None = None, open: int | None = None
+) -> Response:
     try:
         inbox = await _inbox(console_, status, channel)
         thread = await _thread(console_, open) if open else None
     except ApiRefused as error:
         return refusal_page(console_, error)
-    return console_.render("conversations.html", inbox=inbox, thread=thread, status=status, channel=channel,
-                           may_reply=console_.session.may_write("admin"))
+    return console_.render(
+        "conversations.html",
+        inbox=inbox,
+        thread=thread,
+        status=status,
+        channel=channel,
+        may_reply=console_.session.may_write("admin"),
+    )
 
 
 @router.get("/conversations/inbox")
-async def inbox_fragment(console_: ConsoleDep, status: str | None = None, channel: str | None = None,
-                         open: int | None = None) -> Response:
+async def inbox_fragment(
+    console_: ConsoleDep, status: str | None = None, channel: str | None = None, open: int | None = None
+) -> Response:
     try:
         inbox = await _inbox(console_, status, channel)
     except ApiRefused as error:
@@ -63,8 +71,9 @@ async def thread_fragment(conversation_id: int, console_: ConsoleDep) -> Respons
 async def reply(conversation_id: int, console_: ConsoleDep, body: Annotated[str, Form(max_length=1600)]) -> Response:
     error = None
     try:
-        await console_.api.post(f"/v1/conversations/{conversation_id}/messages",
-                                json={"body": body, "agent": console_.session.name})
+        await console_.api.post(
+            f"/v1/conversations/{conversation_id}/messages", json={"body": body, "agent": console_.session.name}
+        )
     except ApiRefused as refused:
         if refused.status == 401:
             return refusal_page(console_, refused)
@@ -100,5 +109,8 @@ async def stream(request: Request, console_: ConsoleDep) -> Response:
             last = mark
             await asyncio.sleep(POLL_SECONDS)
 
-    return console_.keep(StreamingResponse(events(), media_type="text/event-stream",
-                                           headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}))
+    return console_.keep(
+        StreamingResponse(
+            events(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+    )

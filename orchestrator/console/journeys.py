@@ -19,8 +19,9 @@ async def journeys(console_: ConsoleDep, notice: str | None = None) -> Response:
         listed = await console_.api.get("/v1/journeys")
     except ApiRefused as error:
         return refusal_page(console_, error)
-    return console_.render("journeys.html", journeys=listed, may_write=console_.session.may_write(*WRITERS),
-                           notice=notice, reload=None)
+    return console_.render(
+        "journeys.html", journeys=listed, may_write=console_.session.may_write(*WRITERS), notice=notice, reload=None
+    )
 
 
 @router.post("/journeys/reload", dependencies=[CsrfChecked])
@@ -30,8 +31,9 @@ async def reload(console_: ConsoleDep) -> Response:
         listed = await console_.api.get("/v1/journeys")
     except ApiRefused as error:
         return refusal_page(console_, error)
-    return console_.render("journeys.html", journeys=listed, may_write=console_.session.may_write(*WRITERS),
-                           notice=None, reload=answer)
+    return console_.render(
+        "journeys.html", journeys=listed, may_write=console_.session.may_write(*WRITERS), notice=None, reload=answer
+    )
 
 
 @router.post("/journeys/{journey_id}/{action}", dependencies=[CsrfChecked])
@@ -54,9 +56,11 @@ async def journey(journey_id: str, console_: ConsoleDep) -> Response:
         return refusal_page(console_, error)
     total = kpis["rows"][0] if kpis["rows"] else {}
     sends = [s for s in stats["steps"] if s["kind"] == "send"]
-    funnel = [("entered", stats["entered"]),
-              ("sent", sum(s["sent"] or 0 for s in sends)),
-              ("delivered", sum(s["delivered"] or 0 for s in sends)),
-              ("clicked or replied", (total.get("clicked") or 0) + (total.get("replied") or 0)),
-              ("converted", stats["goal_reached"])]
+    funnel = [
+        ("entered", stats["entered"]),
+        ("sent", sum(s["sent"] or 0 for s in sends)),
+        ("delivered", sum(s["delivered"] or 0 for s in sends)),
+        ("clicked or replied", (total.get("clicked") or 0) + (total.get("replied") or 0)),
+        ("converted", stats["goal_reached"]),
+    ]
     return console_.render("journey.html", stats=stats, funnel=funnel, top=max([n for _, n in funnel] + [1]))

@@ -25,8 +25,11 @@ async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> 
     async with runtime.sessions() as db:
         found = await find_active_key(db, key.strip())
     if found is None or found.role not in CONSOLE_ROLES:
-        error = ("this key has role 'ingest', which is for applications; log in with an admin, marketer or ops key"
-                 if found else "unknown or revoked key")
+        error = (
+            "this key has role 'ingest', which is for applications; log in with an admin, marketer or ops key"
+            if found
+            else "unknown or revoked key"
+        )
         return templates.TemplateResponse(request, "login.html", {"error": error}, status_code=401)
     cookie, _ = seal(runtime.settings.secret_key, key.strip(), found.name, found.role)
     response = RedirectResponse("/", status_code=303)

@@ -17,9 +17,26 @@ from orchestrator.vocabulary import CHANNELS, MessageStatus
 router = APIRouter()
 PAGE = 100
 RETRYABLE = (MessageStatus.unknown, MessageStatus.failed)
-CSV_COLUMNS = ("id", "created_at", "sent_at", "journey_id", "step_id", "channel", "provider", "template", "locale",
-               "to_address", "status", "status_reason", "error_code", "provider_message_id", "cost", "cost_currency",
-               "segments", "attempts")
+CSV_COLUMNS = (
+    "id",
+    "created_at",
+    "sent_at",
+    "journey_id",
+    "step_id",
+    "channel",
+    "provider",
+    "template",
+    "locale",
+    "to_address",
+    "status",
+    "status_reason",
+    "error_code",
+    "provider_message_id",
+    "cost",
+    "cost_currency",
+    "segments",
+    "attempts",
+)
 
 
 def _filters(channel, status, journey, customer) -> dict:
@@ -27,8 +44,14 @@ def _filters(channel, status, journey, customer) -> dict:
 
 
 @router.get("/messages")
-async def messages(console_: ConsoleDep, channel: str | None = None, status: str | None = None,
-                   journey: str | None = None, customer: str | None = None, offset: int = 0) -> Response:
+async def messages(
+    console_: ConsoleDep,
+    channel: str | None = None,
+    status: str | None = None,
+    journey: str | None = None,
+    customer: str | None = None,
+    offset: int = 0,
+) -> Response:
     filters = _filters(channel, status, journey, customer)
     try:
         page = await console_.api.get("/v1/messages", {**filters, "limit": PAGE, "offset": max(offset, 0)})
@@ -36,26 +59,47 @@ async def messages(console_: ConsoleDep, channel: str | None = None, status: str
     except ApiRefused as error:
         return refusal_page(console_, error)
     query = urlencode({k: v for k, v in filters.items() if v})
-    return console_.render("messages.html", page=page, filters=filters, query=query, channels=CHANNELS,
-                           statuses=[s.value for s in MessageStatus], journeys=[j["id"] for j in journeys],
-                           retryable=RETRYABLE, may_retry=console_.session.may_write("admin"), page_size=PAGE)
+    return console_.render(
+        "messages.html",
+        page=page,
+        filters=filters,
+        query=query,
+        channels=CHANNELS,
+        statuses=[s.value for s in MessageStatus],
+        journeys=[j["id"] for j in journeys],
+        retryable=RETRYABLE,
+        may_retry=console_.session.may_write("admin"),
+        page_size=PAGE,
+    )
 
 
 @router.get("/messages.csv")
-async def messages_csv(console_: ConsoleDep, channel: str | None = None, status: str | None = None,
-                       journey: str | None = None, customer: str | None = None, offset: int = 0) -> Response:
+async def messages_csv(
+    console_: ConsoleDep,
+    channel: str | None = None,
+    status: str | None = None,
+    journey: str | None = None,
+    customer: str | None = None,
+    offset: int = 0,
+) -> Response:
     """The page on screen, as CSV (the same filters and offset)."""
     try:
-        page = await console_.api.get("/v1/messages", {**_filters(channel, status, journey, customer),
-                                                        "limit": PAGE, "offset": max(offset, 0)})
+        page = await console_.api.get(
+            "/v1/messages", {**_filters(channel, status, journey, customer), "limit": PAGE, "offset": max(offset, 0)}
+        )
     except ApiRefused as error:
         return refusal_page(console_, error)
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(page["items"])
-    return console_.keep(Response(out.getvalue(), media_type="text/csv; charset=utf-8",
-                                  headers={"Content-Disposition": 'attachment; filename="messages.csv"'}))
+    return console_.keep(
+        Response(
+            out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="messages.csv"'},
+        )
+    )
 
 
 @router.post("/messages/{message_id}/retry", dependencies=[CsrfChecked])
@@ -64,4 +108,6 @@ async def retry(message_id: int, console_: ConsoleDep) -> Response:
         await console_.api.post(f"/v1/messages/{message_id}/retry")
     except ApiRefused as error:
         return refusal_page(console_, error)
-    return console_.back(same_site_path(console_.request.headers.get("referer"), "/messages", console_.request.url.netloc))
+    return console_.back(
+        same_site_path(console_.request.headers.get("referer"), "/messages", console_.request.url.netloc)
+    )

@@ -24,8 +24,9 @@ def period(console_, since: str | None, until: str | None) -> tuple[date, date]:
 
 
 @router.get("/")
-async def overview(console_: ConsoleDep, since: str | None = None, until: str | None = None,
-                   journey: str | None = None) -> Response:
+async def overview(
+    console_: ConsoleDep, since: str | None = None, until: str | None = None, journey: str | None = None
+) -> Response:
     try:
         start, end = period(console_, since, until)
     except ValueError:
@@ -40,11 +41,21 @@ async def overview(console_: ConsoleDep, since: str | None = None, until: str | 
     days = [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
     chart = {"days": days, "channels": {}}
     for row in series["rows"]:
-        channel = chart["channels"].setdefault(row["channel"], {m: [0] * len(days) for m in ("sent", "delivered", "failed")})
+        channel = chart["channels"].setdefault(
+            row["channel"], {m: [0] * len(days) for m in ("sent", "delivered", "failed")}
+        )
         if row["day"] in days:
             for measure in ("sent", "delivered", "failed"):
                 channel[measure][days.index(row["day"])] = row[measure]
     total = totals["rows"][0] if totals["rows"] else None
-    return console_.render("overview.html", chart=chart, total=total, customers=totals.get("customers"),
-                           lift=totals.get("lift"), start=start, end=end, journey=journey,
-                           journeys=[j["id"] for j in journeys])
+    return console_.render(
+        "overview.html",
+        chart=chart,
+        total=total,
+        customers=totals.get("customers"),
+        lift=totals.get("lift"),
+        start=start,
+        end=end,
+        journey=journey,
+        journeys=[j["id"] for j in journeys],
+    )

@@ -27,8 +27,15 @@ async def _page(console_, report_id: str, new_link: dict | None = None) -> Respo
     except ApiRefused as error:
         return refusal_page(console_, error)
     report = next(r for r in listed["reports"] if r["id"] == report_id)
-    return console_.render("report.html", report=report, figures=figures, deliveries=deliveries, links=links,
-                           new_link=new_link, may_share=console_.session.may_write(*WRITERS))
+    return console_.render(
+        "report.html",
+        report=report,
+        figures=figures,
+        deliveries=deliveries,
+        links=links,
+        new_link=new_link,
+        may_share=console_.session.may_write(*WRITERS),
+    )
 
 
 @router.get("/reports")
@@ -46,11 +53,16 @@ async def report(report_id: str, console_: ConsoleDep) -> Response:
 
 
 @router.post("/reports/{report_id}/links", dependencies=[CsrfChecked])
-async def share(report_id: str, console_: ConsoleDep, expires_in_days: Annotated[int, Form(ge=1, le=365)] = 30,
-                window_days: Annotated[int, Form(ge=1, le=365)] = 30) -> Response:
+async def share(
+    report_id: str,
+    console_: ConsoleDep,
+    expires_in_days: Annotated[int, Form(ge=1, le=365)] = 30,
+    window_days: Annotated[int, Form(ge=1, le=365)] = 30,
+) -> Response:
     try:
-        link = await console_.api.post(f"/v1/reports/{report_id}/links",
-                                       json={"expires_in_days": expires_in_days, "window_days": window_days})
+        link = await console_.api.post(
+            f"/v1/reports/{report_id}/links", json={"expires_in_days": expires_in_days, "window_days": window_days}
+        )
     except ApiRefused as error:
         return refusal_page(console_, error)
     return await _page(console_, report_id, new_link=link)
@@ -75,12 +87,22 @@ async def shared(token: str, request: Request) -> Response:
         try:
             link = await open_link(session, runtime.settings.secret_key, token[:200], now)
         except LinkRefused as refused:
-            return templates.TemplateResponse(request, "shared_report.html", {"refused": str(refused)},
-                                              status_code=404, headers=headers)
+            return templates.TemplateResponse(
+                request, "shared_report.html", {"refused": str(refused)}, status_code=404, headers=headers
+            )
         report = runtime.reports.reports.get(link.report_id)
         if report is None:
-            return templates.TemplateResponse(request, "shared_report.html",
-                                              {"refused": "this report no longer exists"}, status_code=404, headers=headers)
+            return templates.TemplateResponse(
+                request,
+                "shared_report.html",
+                {"refused": "this report no longer exists"},
+                status_code=404,
+                headers=headers,
+            )
         figures = await report_figures(session, report.definition, now - timedelta(days=link.window_days), now, now)
-    return templates.TemplateResponse(request, "shared_report.html", {
-        "refused": None, "report": report.definition, "figures": figures, "expires_at": link.expires_at}, headers=headers)
+    return templates.TemplateResponse(
+        request,
+        "shared_report.html",
+        {"refused": None, "report": report.definition, "figures": figures, "expires_at": link.expires_at},
+        headers=headers,
+    )

@@ -29,8 +29,14 @@ def conversational_reply_refusal(channel: Channel, permissions: SendPermissions,
     return None
 
 
-def agent_reply(conversation: Conversation, customer: Customer, permissions: SendPermissions, body: str,
-                agent: str | None, now: datetime) -> Message:
+def agent_reply(
+    conversation: Conversation,
+    customer: Customer,
+    permissions: SendPermissions,
+    body: str,
+    agent: str | None,
+    now: datetime,
+) -> Message:
     channel = Channel(conversation.channel)
     if refusal := conversational_reply_refusal(channel, permissions, now):
         raise ReplyRefused(refusal)
@@ -39,7 +45,17 @@ def agent_reply(conversation: Conversation, customer: Customer, permissions: Sen
         raise ReplyRefused(f"no {channel.value} address")
     conversation.status, conversation.last_message_at = "answered", now
     return Message(
-        send_key=SendKey.agent_reply(conversation.id, uuid.uuid4().hex), customer_id=customer.id, channel=channel.value,
-        to_address=to, body=body, marketing=False, status=MessageStatus.queued, status_reason=f"agent reply by {agent or 'agent'}",
-        conversation_id=conversation.id, template_metadata={}, created_at=now, updated_at=now, next_attempt_at=now,
+        send_key=SendKey.agent_reply(conversation.id, uuid.uuid4().hex),
+        customer_id=customer.id,
+        channel=channel.value,
+        to_address=to,
+        body=body,
+        marketing=False,
+        status=MessageStatus.queued,
+        status_reason=f"agent reply by {agent or 'agent'}",
+        conversation_id=conversation.id,
+        template_metadata={},
+        created_at=now,
+        updated_at=now,
+        next_attempt_at=now,
     )

@@ -53,13 +53,15 @@ class AutoReplies:
         for position, raw in enumerate(data.get("rules", [])):
             if "template" not in raw or not (raw.get("keywords") or raw.get("pattern")):
                 raise ValueError(f"{path}: rules[{position}] needs a template and keywords or a pattern")
-            rules.append(AutoReplyRule(
-                name=raw.get("name", f"rule-{position + 1}"),
-                template=raw["template"],
-                keywords=frozenset(k.casefold() for k in raw.get("keywords", [])),
-                pattern=re.compile(raw["pattern"]) if raw.get("pattern") else None,
-                locales=tuple(raw.get("locales", [])),
-            ))
+            rules.append(
+                AutoReplyRule(
+                    name=raw.get("name", f"rule-{position + 1}"),
+                    template=raw["template"],
+                    keywords=frozenset(k.casefold() for k in raw.get("keywords", [])),
+                    pattern=re.compile(raw["pattern"]) if raw.get("pattern") else None,
+                    locales=tuple(raw.get("locales", [])),
+                )
+            )
         return cls(rules)
 
     def match(self, body: str, locale: str | None, default_locale: str) -> AutoReplyRule | None:

@@ -55,8 +55,11 @@ class InboundOutcome:
 
 async def sender(session: AsyncSession, number: str, now: datetime) -> Customer:
     """The customer with this number, locked; a stranger becomes a customer named by it."""
-    known = (await session.exec(select(Customer.user_id).where(
-        or_(Customer.phone == number, Customer.whatsapp == number)).limit(1))).first()
+    known = (
+        await session.exec(
+            select(Customer.user_id).where(or_(Customer.phone == number, Customer.whatsapp == number)).limit(1)
+        )
+    ).first()
     user_id = known or number
     await customer_ids(session, {user_id}, now)  # creates the stranger
     customer = (await lock_customers(session, {user_id}))[user_id]
@@ -67,11 +70,19 @@ async def sender(session: AsyncSession, number: str, now: datetime) -> Customer:
 
 
 async def conversation_for(session: AsyncSession, customer: Customer, channel: str, now: datetime) -> Conversation:
-    await insert_ignoring_conflict(session, Conversation, dict(
-        customer_id=customer.id, channel=channel, status="open", last_message_at=now, created_at=now),
-        ["customer_id", "channel"])
-    return (await session.exec(select(Conversation).where(
-        Conversation.customer_id == customer.id, Conversation.channel == channel).with_for_update())).one()
+    await insert_ignoring_conflict(
+        session,
+        Conversation,
+        dict(customer_id=customer.id, channel=channel, status="open", last_message_at=now, created_at=now),
+        ["customer_id", "channel"],
+    )
+    return (
+        await session.exec(
+            select(Conversation)
+            .where(Conversation.customer_id == customer.id, Conversation.channel == channel)
+            .with_for_update()
+        )
+    ).one()
 
 
 async def receive_inbound(session: AsyncSession, runtime: Runtime, inbound: Inbound) -> InboundOutcome:
@@ -79,10 +90,21 @@ async def receive_inbound(session: AsyncSession, runtime: Runtime, inbound: Inbo
     settings = runtime.settings
     customer = await sender(session, inbound.from_number, now)
     keyword = classify(inbound.body, settings)
-    row_id = await insert_ignoring_conflict(session, InboundMessage, dict(
-        provider_message_id=inbound.provider_message_id, customer_id=customer.id, channel=inbound.channel,
-        from_address=inbound.from_number, to_address=inbound.to_number, body=inbound.body,
-        keyword=keyword.value if keyword else None, received_at=now), ["provider_message_id"])
+    row_id = await insert_ignoring_conflict(
+        session,
+        InboundMessage,
+        dict(
+            provider_message_id=inbound.provider_message_id,
+            customer_id=customer.id,
+            channel=inbound.channel,
+            from_address=inbound.from_number,
+            to_address=inbound.to_number,
+            body=inbound.body,
+            keyword=keyword.value if keyword else None,
+            received_at=now,
+        ),
+        ["provider_message_id"],
+    )
     if row_id is None:
         return InboundOutcome(None, None, duplicate=True, customer_id=customer.id)
     row = await session.get(InboundMessage, row_id)
@@ -94,8 +116,12 @@ async def receive_inbound(session: AsyncSession, runtime: Runtime, inbound: Inbo
         evidence = {"body": inbound.body, "message_sid": inbound.provider_message_id, "from": inbound.from_number}
         if keyword is not Keyword.help:
             status = OPTED_OUT if keyword is Keyword.opt_out else OPTED_IN
-            await record_consent(session, customer.id, inbound.channel, status, f"{inbound.channel}_keyword", now, evidence)
-        return InboundOutcome(_keyword_reply(runtime, keyword, customer, inbound.body), "keyword", customer_id=customer.id)
+            await record_consent(
+                session, customer.id, inbound.channel, status, f"{inbound.channel}_keyword", now, evidence
+            )
+        return InboundOutcome(
+            _keyword_reply(runtime, keyword, customer, inbound.body), "keyword", customer_id=customer.id
+        )
 
     conversation = await conversation_for(session, customer, inbound.channel, now)
     row.conversation_id = conversation.id
@@ -110,27 +136,67 @@ def _keyword_reply(runtime: Runtime, keyword: Keyword, customer: Customer, body:
     """The confirmation or help text, in the customer's locale, else in the keyword's language."""
     locale = customer.locale or keyword_locale(body)
     try:
-        return render_message(runtime.templates, REPLY_TEMPLATES[keyword], locale, {"customer": {"locale": locale}}).body
+        return render_message(
+            runtime.templates, REPLY_TEMPLATES[keyword], locale, {"customer": {"locale": locale}}
+        ).body
     except RenderError as error:  # the consent is recorded all the same; only the text is missing
         log.error("no reply to the %s keyword: %s", keyword.value, error)
         return None
 
 
-async def _answer(session: AsyncSession, runtime: Runtime, customer: Customer, conversation: Conversation,
-                  inbound: Inbound, row: InboundMessage, now: datetime) -> tuple[str | None, str | None]:
+async def _answer(
+    session: AsyncSession,
+    runtime: Runtime,
+    customer: Customer,
+    conversation: Conversation,
+    inbound: Inbound,
+    row: InboundMessage,
+    now: datetime,
+) -> tuple[str | None, str | None]:
     score = nps_score(inbound.body)
     properties = {"body": inbound.body, "channel": inbound.channel, "score": score}
-    event_id = await insert_ignoring_conflict(session, Event, dict(
-        message_id=f"inbound:{inbound.provider_message_id}", customer_id=customer.id, type="inbound",
-        name=REPLY_EVENT, properties=properties, timestamp=now, received_at=now), ["message_id"])
-    reaction = await react_to_event(session, runtime, customer, Event(
-        id=event_id, name=REPLY_EVENT, properties=properties, customer_id=customer.id, type="inbound",
-        message_id=f"inbound:{inbound.provider_message_id}", timestamp=now, received_at=now))
+    event_id = await insert_ignoring_conflict(
+        session,
+        Event,
+        dict(
+            message_id=f"inbound:{inbound.provider_message_id}",
+            customer_id=customer.id,
+            type="inbound",
+            name=REPLY_EVENT,
+            properties=properties,
+            timestamp=now,
+            received_at=now,
+        ),
+        ["message_id"],
+    )
+    reaction = await react_to_event(
+        session,
+        runtime,
+        customer,
+        Event(
+            id=event_id,
+            name=REPLY_EVENT,
+            properties=properties,
+            customer_id=customer.id,
+            type="inbound",
+            message_id=f"inbound:{inbound.provider_message_id}",
+            timestamp=now,
+            received_at=now,
+        ),
+    )
     answered_survey = False
     for enrollment, node in reaction.woken:
         if node.nps and score is not None:
-            session.add(NpsResponse(customer_id=customer.id, enrollment_id=enrollment.id, journey_id=enrollment.journey_id,
-                                    inbound_message_id=row.id, score=score, received_at=now))
+            session.add(
+                NpsResponse(
+                    customer_id=customer.id,
+                    enrollment_id=enrollment.id,
+                    journey_id=enrollment.journey_id,
+                    inbound_message_id=row.id,
+                    score=score,
+                    received_at=now,
+                )
+            )
         answered_survey = answered_survey or node.nps
     if reaction.woken:  # a survey answer with no score in it is said so, not silently dropped
         return ("nps_no_score" if answered_survey and score is None else "journey"), None
@@ -141,12 +207,29 @@ async def _answer(session: AsyncSession, runtime: Runtime, customer: Customer, c
     if conversational_reply_refusal(Channel(inbound.channel), permissions, now):
         return None, None  # the same rule as for agents: after STOP, not even an automatic answer
     try:
-        rendered = render_message(runtime.templates, rule.template, customer.locale, {"customer": {"locale": customer.locale}})
+        rendered = render_message(
+            runtime.templates, rule.template, customer.locale, {"customer": {"locale": customer.locale}}
+        )
     except RenderError:
         return None, None  # a broken rule must not silence the customer: a person will answer
-    session.add(Message(
-        send_key=SendKey.auto_reply(inbound.provider_message_id), customer_id=customer.id, channel=inbound.channel,
-        provider="twilio-twiml", template=rule.template, locale=rendered.locale, to_address=inbound.from_number,
-        body=rendered.body, marketing=False, status=MessageStatus.sent, status_reason=f"auto reply: {rule.name}",
-        conversation_id=conversation.id, created_at=now, sent_at=now, updated_at=now, template_metadata={}))
+    session.add(
+        Message(
+            send_key=SendKey.auto_reply(inbound.provider_message_id),
+            customer_id=customer.id,
+            channel=inbound.channel,
+            provider="twilio-twiml",
+            template=rule.template,
+            locale=rendered.locale,
+            to_address=inbound.from_number,
+            body=rendered.body,
+            marketing=False,
+            status=MessageStatus.sent,
+            status_reason=f"auto reply: {rule.name}",
+            conversation_id=conversation.id,
+            created_at=now,
+            sent_at=now,
+            updated_at=now,
+            template_metadata={},
+        )
+    )
     return "auto_reply", rendered.body

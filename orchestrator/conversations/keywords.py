@@ -24,11 +24,15 @@ class Keyword(str, enum.Enum):
 REPLY_TEMPLATES = {Keyword.opt_out: "keyword-opt-out", Keyword.opt_in: "keyword-opt-in", Keyword.help: "keyword-help"}
 
 # The language a keyword is written in; words shared by several (STOP, INFO) tell nothing.
-KEYWORD_LOCALES = {word.casefold(): locale for locale, words in {
-    "fr": ("ARRET", "ARRÊT", "OUI", "AIDE"),
-    "es": ("ALTO", "BAJA", "SI", "SÍ", "AYUDA"),
-    "zh-Hant": ("退訂", "取消訂閱", "訂閱", "幫助"),
-}.items() for word in words}
+KEYWORD_LOCALES = {
+    word.casefold(): locale
+    for locale, words in {
+        "fr": ("ARRET", "ARRÊT", "OUI", "AIDE"),
+        "es": ("ALTO", "BAJA", "SI", "SÍ", "AYUDA"),
+        "zh-Hant": ("退訂", "取消訂閱", "訂閱", "幫助"),
+    }.items()
+    for word in words
+}
 
 
 def _word(body: str) -> str:
@@ -44,8 +48,11 @@ def classify(body: str, settings: Settings) -> Keyword | None:
     word = _word(body)
     if not word or any(c.isspace() for c in word):
         return None  # "stop sending me coupons" is a message for a person, not a keyword
-    for keyword, words in ((Keyword.opt_out, settings.opt_out_keywords), (Keyword.opt_in, settings.opt_in_keywords),
-                           (Keyword.help, settings.help_keywords)):
+    for keyword, words in (
+        (Keyword.opt_out, settings.opt_out_keywords),
+        (Keyword.opt_in, settings.opt_in_keywords),
+        (Keyword.help, settings.help_keywords),
+    ):
         if word in {w.casefold() for w in words}:
             return keyword
     return None

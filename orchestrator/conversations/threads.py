@@ -37,13 +37,29 @@ def whatsapp_window_open(conversation: Conversation, customer: Customer, now: da
 
 
 async def load_thread(session: AsyncSession, conversation: Conversation, customer: Customer) -> list[ThreadItem]:
-    inbound = (await session.exec(select(InboundMessage).where(InboundMessage.conversation_id == conversation.id))).all()
-    outbound = (await session.exec(select(Message).where(
-        Message.customer_id == customer.id, Message.channel == conversation.channel,
-        or_(col(Message.conversation_id) == conversation.id, col(Message.conversation_id).is_(None)),
-        col(Message.status).not_in([MessageStatus.skipped])))).all()
+    inbound = (
+        await session.exec(select(InboundMessage).where(InboundMessage.conversation_id == conversation.id))
+    ).all()
+    outbound = (
+        await session.exec(
+            select(Message).where(
+                Message.customer_id == customer.id,
+                Message.channel == conversation.channel,
+                or_(col(Message.conversation_id) == conversation.id, col(Message.conversation_id).is_(None)),
+                col(Message.status).not_in([MessageStatus.skipped]),
+            )
+        )
+    ).all()
     items = [ThreadItem("inbound", m.received_at, m.body, source=m.handled_by) for m in inbound]
-    items += [ThreadItem("outbound", m.sent_at or m.created_at, m.body, status=m.status, message_id=m.id,
-                         source=m.status_reason if m.conversation_id else f"{m.journey_id}/{m.step_id}")
-              for m in outbound]
+    items += [
+        ThreadItem(
+            "outbound",
+            m.sent_at or m.created_at,
+            m.body,
+            status=m.status,
+            message_id=m.id,
+            source=m.status_reason if m.conversation_id else f"{m.journey_id}/{m.step_id}",
+        )
+        for m in outbound
+    ]
     return sorted(items, key=lambda item: utc(item.at))

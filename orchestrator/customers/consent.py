@@ -22,10 +22,22 @@ from orchestrator.vocabulary import CHANNELS, PHONE_CHANNELS, Channel
 OPTED_IN, OPTED_OUT = "opted_in", "opted_out"
 # Marketing on a phone needs an opt-in; e-mail marketing is allowed until an opt-out.
 OPT_IN_CHANNELS = PHONE_CHANNELS
-TRAIT_CONSENTS = {"sms_opt_in": (Channel.sms, True), "whatsapp_opt_in": (Channel.whatsapp, True),
-                  "email_opt_out": (Channel.email, False)}
-SOURCES = ("sms_keyword", "whatsapp_keyword", "web_form", "api", "unsubscribe_link", "identify",
-           "spam_report", "hard_bounce", "provider_opt_out")
+TRAIT_CONSENTS = {
+    "sms_opt_in": (Channel.sms, True),
+    "whatsapp_opt_in": (Channel.whatsapp, True),
+    "email_opt_out": (Channel.email, False),
+}
+SOURCES = (
+    "sms_keyword",
+    "whatsapp_keyword",
+    "web_form",
+    "api",
+    "unsubscribe_link",
+    "identify",
+    "spam_report",
+    "hard_bounce",
+    "provider_opt_out",
+)
 
 
 def truthy(value: Any) -> bool:
@@ -67,11 +79,13 @@ class SendPermissions:
 
 
 async def current_consents(session: AsyncSession, customer_ids: set[int]) -> dict[int, dict[str, str]]:
-    rows = (await session.exec(
-        select(Consent.customer_id, Consent.channel, Consent.status)
-        .where(any_of(session, col(Consent.customer_id), customer_ids))
-        .order_by(col(Consent.id))
-    )).all()
+    rows = (
+        await session.exec(
+            select(Consent.customer_id, Consent.channel, Consent.status)
+            .where(any_of(session, col(Consent.customer_id), customer_ids))
+            .order_by(col(Consent.id))
+        )
+    ).all()
     states: dict[int, dict[str, str]] = defaultdict(dict)
     for row in rows:  # later records override earlier ones
         states[row.customer_id][row.channel] = row.status
@@ -81,44 +95,69 @@ async def current_consents(session: AsyncSession, customer_ids: set[int]) -> dic
 async def suppressed_addresses(session: AsyncSession, addresses: set[str]) -> set[tuple[str, str]]:
     if not addresses:
         return set()
-    rows = (await session.exec(select(Suppression.channel, Suppression.address)
-                               .where(col(Suppression.address).in_(addresses)))).all()
+    rows = (
+        await session.exec(
+            select(Suppression.channel, Suppression.address).where(col(Suppression.address).in_(addresses))
+        )
+    ).all()
     return {(r.channel, r.address) for r in rows}
 
 
-async def record_consent(session: AsyncSession, customer_id: int, channel: str, status: str, source: str,
-                         now: datetime, evidence: dict[str, Any] | None = None, only_if_changed: bool = False) -> Consent | None:
+async def record_consent(
+    session: AsyncSession,
+    customer_id: int,
+    channel: str,
+    status: str,
+    source: str,
+    now: datetime,
+    evidence: dict[str, Any] | None = None,
+    only_if_changed: bool = False,
+) -> Consent | None:
     if status not in (OPTED_IN, OPTED_OUT):
         raise ValueError(f"consent status must be {OPTED_IN} or {OPTED_OUT}")
     if only_if_changed:
         current = (await current_consents(session, {customer_id})).get(customer_id, {}).get(channel)
         if current == status:
             return None
-    record = Consent(customer_id=customer_id, channel=channel, status=status, source=source,
-                     evidence=evidence or {}, recorded_at=now)
+    record = Consent(
+        customer_id=customer_id, channel=channel, status=status, source=source, evidence=evidence or {}, recorded_at=now
+    )
     session.add(record)
     await session.flush()
     return record
 
 
-def record_trait_consents(session: AsyncSession, customer_id: int, traits: dict[str, Any], now: datetime,
-                          current: dict[str, str]) -> None:
+def record_trait_consents(
+    session: AsyncSession, customer_id: int, traits: dict[str, Any], now: datetime, current: dict[str, str]
+) -> None:
     """Consent traits become ledger records when they change the customer's `current` state
     (which the caller loaded in bulk, and which is updated here)."""
     for trait, (channel, opt_in_means) in TRAIT_CONSENTS.items():
         if trait in traits:
             status = OPTED_IN if truthy(traits[trait]) == opt_in_means else OPTED_OUT
             if current.get(channel) != status:
-                session.add(Consent(customer_id=customer_id, channel=channel, status=status, source="identify",
-                                    evidence={"trait": trait, "value": traits[trait]}, recorded_at=now))
+                session.add(
+                    Consent(
+                        customer_id=customer_id,
+                        channel=channel,
+                        status=status,
+                        source="identify",
+                        evidence={"trait": trait, "value": traits[trait]},
+                        recorded_at=now,
+                    )
+                )
                 current[channel] = status
 
 
 async def suppress(session: AsyncSession, channel: str, address: str, reason: str, now: datetime) -> None:
     from orchestrator.storage.queries import insert_ignoring_conflict
 
-    await insert_ignoring_conflict(session, Suppression, dict(channel=channel, address=address, reason=reason,
-                                                              created_at=now), ["channel", "address"])
+    await insert_ignoring_conflict(
+        session,
+        Suppression,
+        dict(channel=channel, address=address, reason=reason, created_at=now),
+        ["channel", "address"],
+    )
 
 
 async def load_permissions(session: AsyncSession, customers) -> dict[int, SendPermissions]:
@@ -128,7 +167,10 @@ async def load_permissions(session: AsyncSession, customers) -> dict[int, SendPe
     addresses = {a for c in customers for a in (c.email, c.phone, c.whatsapp) if a}
     suppressed = await suppressed_addresses(session, addresses)
     return {
-        c.id: SendPermissions(consents=states.get(c.id, {}), whatsapp_window_until=c.whatsapp_window_until,
-                              suppressed={s for s in suppressed if s[1] in (c.email, c.phone, c.whatsapp)})
+        c.id: SendPermissions(
+            consents=states.get(c.id, {}),
+            whatsapp_window_until=c.whatsapp_window_until,
+            suppressed={s for s in suppressed if s[1] in (c.email, c.phone, c.whatsapp)},
+        )
         for c in customers
     }

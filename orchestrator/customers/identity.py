@@ -18,21 +18,25 @@ from orchestrator.storage.queries import any_of, insert_many_ignoring_conflict
 TYPED_TRAITS = ("email", "phone", "whatsapp", "locale", "timezone")
 
 
-
 async def customer_ids(session: AsyncSession, user_ids: set[str], now: datetime) -> dict[str, int]:
     """user_id → customer id, creating the customers not seen before. Takes no lock."""
     found = await _ids_of(session, user_ids)
     missing = sorted(user_ids - found.keys())
     if missing:  # another request may create the same customer meanwhile: ON CONFLICT, then read again
         await insert_many_ignoring_conflict(
-            session, Customer, [dict(user_id=u, traits={}, created_at=now, updated_at=now) for u in missing],
-            ["user_id"])
+            session,
+            Customer,
+            [dict(user_id=u, traits={}, created_at=now, updated_at=now) for u in missing],
+            ["user_id"],
+        )
         found.update(await _ids_of(session, set(missing)))
     return found
 
 
 async def _ids_of(session: AsyncSession, user_ids: set[str]) -> dict[str, int]:
-    rows = await session.exec(select(Customer.user_id, Customer.id).where(any_of(session, col(Customer.user_id), user_ids)))
+    rows = await session.exec(
+        select(Customer.user_id, Customer.id).where(any_of(session, col(Customer.user_id), user_ids))
+    )
     return dict(rows.all())
 
 
@@ -45,8 +49,10 @@ async def lock_customers(session: AsyncSession, user_ids: set[str]) -> dict[str,
     if not user_ids:
         return {}
     locked = await session.exec(
-        select(Customer).where(any_of(session, col(Customer.user_id), user_ids))
-        .order_by(col(Customer.user_id)).with_for_update(key_share=True)
+        select(Customer)
+        .where(any_of(session, col(Customer.user_id), user_ids))
+        .order_by(col(Customer.user_id))
+        .with_for_update(key_share=True)
     )
     return {customer.user_id: customer for customer in locked}
 
@@ -55,8 +61,11 @@ async def link_anonymous_ids(session: AsyncSession, links: dict[str, int], now: 
     """Record that these anonymousIds are these customers (anonymousId → customer id);
     an id already linked keeps its first customer."""
     await insert_many_ignoring_conflict(
-        session, IdentityLink, [dict(anonymous_id=a, customer_id=c, linked_at=now) for a, c in sorted(links.items())],
-        ["anonymous_id"])
+        session,
+        IdentityLink,
+        [dict(anonymous_id=a, customer_id=c, linked_at=now) for a, c in sorted(links.items())],
+        ["anonymous_id"],
+    )
 
 
 def apply_traits(customer: Customer, traits: dict, now: datetime) -> None:

@@ -19,7 +19,9 @@ UNKNOWN_ZONE = "Etc/Unknown"  # what libphonenumber answers when the number tell
 class TimezoneSource(StrEnum):
     trait = "trait"  # the customer (or the app) said so
     phone = "phone"  # the number's country or area code maps to exactly this zone
-    phone_country = "phone_country"  # several zones fit the number (a mobile or toll-free range): the country's main one
+    phone_country = (
+        "phone_country"  # several zones fit the number (a mobile or toll-free range): the country's main one
+    )
 
 
 def zone_from_phone(number: str | None) -> tuple[str, TimezoneSource] | None:

@@ -69,20 +69,36 @@ def credited_message(messages: list[Message], before: datetime) -> Message | Non
     return max(touched, key=lambda entry: entry[:2])[2] if touched else None
 
 
-async def attribute_conversion(session: AsyncSession, event: Event, enrollments: list[Enrollment], now: datetime) -> None:
+async def attribute_conversion(
+    session: AsyncSession, event: Event, enrollments: list[Enrollment], now: datetime
+) -> None:
     candidates = [e for e in enrollments if not e.holdout]
     if not candidates:
         return
     with session.no_autoflush:  # pending enrollment changes do not affect this read; flushing them per order is costly
-        messages = (await session.exec(select(Message).where(
-            col(Message.enrollment_id).in_([e.id for e in candidates])))).all()
+        messages = (
+            await session.exec(select(Message).where(col(Message.enrollment_id).in_([e.id for e in candidates])))
+        ).all()
     message = credited_message(list(messages), now)
     if message is None:
         return  # nothing reached the customer before the order: not ours to claim
     properties = event.properties or {}
-    await insert_ignoring_conflict(session, Conversion, dict(
-        order_key=str(properties.get("order_id") or f"event:{event.message_id}"), event_id=event.id,
-        customer_id=event.customer_id, enrollment_id=message.enrollment_id, journey_id=message.journey_id,
-        message_id=message.id, step_id=message.step_id, channel=message.channel, template=message.template,
-        revenue=_revenue(properties), currency=(str(properties.get("currency") or "") or None),
-        converted_at=now), ["order_key"])
+    await insert_ignoring_conflict(
+        session,
+        Conversion,
+        dict(
+            order_key=str(properties.get("order_id") or f"event:{event.message_id}"),
+            event_id=event.id,
+            customer_id=event.customer_id,
+            enrollment_id=message.enrollment_id,
+            journey_id=message.journey_id,
+            message_id=message.id,
+            step_id=message.step_id,
+            channel=message.channel,
+            template=message.template,
+            revenue=_revenue(properties),
+            currency=(str(properties.get("currency") or "") or None),
+            converted_at=now,
+        ),
+        ["order_key"],
+    )

@@ -100,8 +100,13 @@ def preview_url(settings: Settings) -> str:
 def shortens(settings: Settings | None, channel: str, marketing: bool, enrollment_id: int | None) -> bool:
     """Only marketing SMS and WhatsApp of a journey: transactional links (a password reset)
     must not pass through a redirect that logs them, as for e-mail."""
-    return (settings is not None and settings.short_links and channel in PHONE_CHANNELS and marketing
-            and enrollment_id is not None)
+    return (
+        settings is not None
+        and settings.short_links
+        and channel in PHONE_CHANNELS
+        and marketing
+        and enrollment_id is not None
+    )
 
 
 def web_urls_only(text: str | None) -> str | None:
@@ -113,11 +118,12 @@ def _split_trailing(url: str) -> tuple[str, str]:
     kept = url.rstrip(_TRAILING_PUNCTUATION)
     if url.endswith(")") and kept.count("(") > kept.count(")"):  # a Wikipedia-style URL keeps its ")"
         kept += ")"
-    return kept, url[len(kept):]
+    return kept, url[len(kept) :]
 
 
-def apply_links(text: str, settings: Settings | None, *, channel: str, marketing: bool,
-                enrollment_id: int | None, send_key: str) -> tuple[str, list[ShortLink]]:
+def apply_links(
+    text: str, settings: Settings | None, *, channel: str, marketing: bool, enrollment_id: int | None, send_key: str
+) -> tuple[str, list[ShortLink]]:
     """(body to send, links it carries): URLs shortened where `shortens` says so."""
     if not shortens(settings, channel, marketing, enrollment_id):
         return web_urls_only(text) or "", []

@@ -67,8 +67,13 @@ from orchestrator.storage.models import Message
 from orchestrator.storage.queries import insert_ignoring_conflict
 from orchestrator.vocabulary import MessageStatus
 
-SENT, UNDELIVERED, FAILED, DELIVERED, READ = (MessageStatus.sent, MessageStatus.undelivered, MessageStatus.failed,
-                                             MessageStatus.delivered, MessageStatus.read)
+SENT, UNDELIVERED, FAILED, DELIVERED, READ = (
+    MessageStatus.sent,
+    MessageStatus.undelivered,
+    MessageStatus.failed,
+    MessageStatus.delivered,
+    MessageStatus.read,
+)
 RANK = {SENT: 1, UNDELIVERED: 2, FAILED: 3, DELIVERED: 4, READ: 5}
 FAILURES = {UNDELIVERED, FAILED}
 OPEN, CLICK = "open", "click"
@@ -102,13 +107,20 @@ async def first_receipt(session: AsyncSession, source: str, external_id: str, no
 
     Call it in the same transaction as the effects, so a crash leaves neither behind."""
     new_id = await insert_ignoring_conflict(
-        session, WebhookReceipt, dict(source=source, external_id=external_id, received_at=now), ["source", "external_id"])
+        session,
+        WebhookReceipt,
+        dict(source=source, external_id=external_id, received_at=now),
+        ["source", "external_id"],
+    )
     return new_id is not None
 
 
 async def find_message_by_provider_id(session: AsyncSession, provider_message_id: str) -> Message | None:
-    return (await session.exec(select(Message).where(Message.provider_message_id == provider_message_id)
-                               .order_by(col(Message.id)).limit(1))).first()
+    return (
+        await session.exec(
+            select(Message).where(Message.provider_message_id == provider_message_id).order_by(col(Message.id)).limit(1)
+        )
+    ).first()
 
 
 async def find_message_by_send_key(session: AsyncSession, send_key: str) -> Message | None:
@@ -141,8 +153,16 @@ async def record_status(
         await session.refresh(message, with_for_update=True)
     occurred_at = utc(occurred_at or now)
     error_code = error_code[:32] if error_code else None
-    session.add(MessageStatusEvent(message_id=message.id, source=source[:32], status=status[:32],
-                                   error_code=error_code, detail=detail or {}, occurred_at=occurred_at))
+    session.add(
+        MessageStatusEvent(
+            message_id=message.id,
+            source=source[:32],
+            status=status[:32],
+            error_code=error_code,
+            detail=detail or {},
+            occurred_at=occurred_at,
+        )
+    )
     new_status = next_status(message.status, status)
     if new_status is not None:
         previous = message.status
@@ -153,7 +173,11 @@ async def record_status(
             message.error_code = message.status_reason = None  # evidence of delivery overrides it
         if previous in RESOLVABLE:
             message.sent_at = message.sent_at or occurred_at
-    if message.status not in (MessageStatus.sending, MessageStatus.skipped) and provider_message_id and not message.provider_message_id:
+    if (
+        message.status not in (MessageStatus.sending, MessageStatus.skipped)
+        and provider_message_id
+        and not message.provider_message_id
+    ):
         message.provider_message_id = provider_message_id[:255]
     if MEANING.get(status) in (DELIVERED, READ) and message.status in (DELIVERED, READ):
         message.delivered_at = _earliest(message.delivered_at, occurred_at)
@@ -164,16 +188,20 @@ async def record_status(
     session.add(message)
 
 
-async def record_price(session: AsyncSession, message_id: int, cost: Decimal, currency: str | None,
-                       now: datetime) -> bool:
+async def record_price(
+    session: AsyncSession, message_id: int, cost: Decimal, currency: str | None, now: datetime
+) -> bool:
     """Record what the provider charged for a message, unless a price is already recorded
     (two callbacks may both have asked for it). True when this call recorded it.
 
     One UPDATE without reading the row first: the price is fetched from the provider after
     the status was committed, and this second transaction holds the row only for itself.
     `updated_at` moves so the KPI rollups count the cost (`orchestrator.kpis.rollup`)."""
-    recorded = await session.exec(sa.update(Message).where(col(Message.id) == message_id, col(Message.cost).is_(None))
-                                  .values(cost=cost, cost_currency=currency[:3] if currency else None, updated_at=now))
+    recorded = await session.exec(
+        sa.update(Message)
+        .where(col(Message.id) == message_id, col(Message.cost).is_(None))
+        .values(cost=cost, cost_currency=currency[:3] if currency else None, updated_at=now)
+    )
     return recorded.rowcount == 1
 
 

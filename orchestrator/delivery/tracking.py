@@ -61,13 +61,20 @@ def _b64decode(text: str) -> bytes:
 def _mac(secret_key: str | None, payload: str) -> bytes:
     if not secret_key:  # never sign with a guessable fallback; the runtime fills it from the database
         raise ValueError("no secret_key: build the settings with orchestrator.auth.service_secrets first")
-    return hmac.new(secret_key.encode(), _SIGNING_CONTEXT + payload.encode("ascii"), hashlib.sha256).digest()[:_MAC_BYTES]
+    return hmac.new(secret_key.encode(), _SIGNING_CONTEXT + payload.encode("ascii"), hashlib.sha256).digest()[
+        :_MAC_BYTES
+    ]
 
 
 def sign(settings: Settings, claims: LinkClaims) -> str:
     compact: dict[str, Any] = {"p": _PURPOSE_CODES[claims.purpose]}
-    compact.update({_CLAIM_KEYS[name]: value for name, value in asdict(claims).items()
-                    if name in _CLAIM_KEYS and value is not None})
+    compact.update(
+        {
+            _CLAIM_KEYS[name]: value
+            for name, value in asdict(claims).items()
+            if name in _CLAIM_KEYS and value is not None
+        }
+    )
     payload = _b64encode(json.dumps(compact, separators=(",", ":"), ensure_ascii=False).encode())
     return f"{payload}.{_b64encode(_mac(settings.secret_key, payload))}"
 
@@ -96,7 +103,9 @@ def click_url(settings: Settings, message_id: int, target_url: str) -> str:
     return f"{settings.public_base_url}/t/c/{sign(settings, LinkClaims(CLICK, message_id=message_id, url=target_url))}"
 
 
-def unsubscribe_url(settings: Settings, *, customer_id: int, channel: str = "email", message_id: int | None = None) -> str:
+def unsubscribe_url(
+    settings: Settings, *, customer_id: int, channel: str = "email", message_id: int | None = None
+) -> str:
     """The customer and channel travel in the token itself, so the link keeps working even
     if the message row is gone; the message id is evidence for the consent ledger."""
     claims = LinkClaims(UNSUBSCRIBE, message_id=message_id, customer_id=customer_id, channel=channel)
@@ -119,8 +128,10 @@ def instrument_html(html: str, settings: Settings, message_id: int) -> str:
         return f"{match.group(1)}{quote}{html_escaping.escape(click_url(settings, message_id, target))}{quote}"
 
     instrumented = _LINK_HREF.sub(through_redirect, html)
-    pixel = (f'<img src="{html_escaping.escape(open_pixel_url(settings, message_id))}" width="1" height="1" alt="" '
-             'style="display:block;width:1px;height:1px;border:0" />')
+    pixel = (
+        f'<img src="{html_escaping.escape(open_pixel_url(settings, message_id))}" width="1" height="1" alt="" '
+        'style="display:block;width:1px;height:1px;border:0" />'
+    )
     body_ends = list(_BODY_END.finditer(instrumented))
     if body_ends:
         at = body_ends[-1].start()
@@ -136,8 +147,9 @@ def email_links(settings: Settings, message) -> tuple[str | None, str | None]:
     """
     if not message.marketing:
         return None, message.html
-    unsubscribe = unsubscribe_url(settings, customer_id=message.customer_id, channel=message.channel,
-                                  message_id=message.id)
+    unsubscribe = unsubscribe_url(
+        settings, customer_id=message.customer_id, channel=message.channel, message_id=message.id
+    )
     html = message.html
     if html and settings.email_tracking and settings.email_provider == "smtp":
         html = instrument_html(html, settings, message.id)

@@ -92,7 +92,11 @@ def _claim_statement(channel: Channel, now: datetime, limit: int, skip_locked: b
     """One statement: pick the due messages and mark them `sending`, returning what the send needs."""
     due = (
         sa.select(_MESSAGES.c.id)
-        .where(_MESSAGES.c.status == MessageStatus.queued, _MESSAGES.c.channel == channel.value, _MESSAGES.c.next_attempt_at <= now)
+        .where(
+            _MESSAGES.c.status == MessageStatus.queued,
+            _MESSAGES.c.channel == channel.value,
+            _MESSAGES.c.next_attempt_at <= now,
+        )
         .order_by(_MESSAGES.c.next_attempt_at)
         .limit(limit)
     )
@@ -113,8 +117,9 @@ async def claim_queued_messages(runtime: Runtime, channel: Channel, limit: int) 
         if skip_locked:
             await claim_in_index_order(session)
         connection = await session.connection()
-        claimed = [ClaimedMessage(*row) for row in await connection.execute(
-            _claim_statement(channel, now, limit, skip_locked))]
+        claimed = [
+            ClaimedMessage(*row) for row in await connection.execute(_claim_statement(channel, now, limit, skip_locked))
+        ]
     return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id))  # RETURNING keeps no order
 
 
@@ -149,29 +154,51 @@ def result_values(message: ClaimedMessage, result: SendResult, now: datetime, fo
     rows `next_attempt_at` then paces the reconciler (see `reconcile`); for the others it is
     cleared, so the reconciler's index range never holds what nobody can ask about."""
     values: dict = {
-        "message_id": message.id, "updated_at": now, "error_code": result.error_code,
-        "status_reason": result.error_message, "sent_at": None, "provider_message_id": None,
-        "cost": None, "cost_currency": None, "next_attempt_at": message.next_attempt_at,
+        "message_id": message.id,
+        "updated_at": now,
+        "error_code": result.error_code,
+        "status_reason": result.error_message,
+        "sent_at": None,
+        "provider_message_id": None,
+        "cost": None,
+        "cost_currency": None,
+        "next_attempt_at": message.next_attempt_at,
         "attempts": message.attempts,
     }
     if result.outcome == Outcome.accepted:
-        values.update(status=MessageStatus.sent, sent_at=now, provider_message_id=result.provider_message_id,
-                      cost=result.cost, cost_currency=result.cost_currency)
+        values.update(
+            status=MessageStatus.sent,
+            sent_at=now,
+            provider_message_id=result.provider_message_id,
+            cost=result.cost,
+            cost_currency=result.cost_currency,
+        )
         if not followed_up:
             values["next_attempt_at"] = None
     elif result.outcome == Outcome.unknown:
-        values.update(status=MessageStatus.unknown, status_reason=f"no answer from the provider, which may have accepted it; "
-                                                                f"not resent until the provider is asked ({result.error_message})"
-                                                                if followed_up else
-                                                                f"no answer from the provider, which may have accepted it; "
-                                                                f"not resent automatically ({result.error_message})")
+        values.update(
+            status=MessageStatus.unknown,
+            status_reason=f"no answer from the provider, which may have accepted it; "
+            f"not resent until the provider is asked ({result.error_message})"
+            if followed_up
+            else f"no answer from the provider, which may have accepted it; "
+            f"not resent automatically ({result.error_message})",
+        )
         if not followed_up:
             values["next_attempt_at"] = None
     elif result.error_code == RATE_LIMITED:
-        values.update(status=MessageStatus.queued, attempts=message.attempts - 1, error_code=None, status_reason=None,
-                      next_attempt_at=now + timedelta(seconds=result.retry_after_seconds or 0))
+        values.update(
+            status=MessageStatus.queued,
+            attempts=message.attempts - 1,
+            error_code=None,
+            status_reason=None,
+            next_attempt_at=now + timedelta(seconds=result.retry_after_seconds or 0),
+        )
     elif result.outcome == Outcome.transient_failure and message.attempts < MAX_ATTEMPTS:
-        values.update(status=MessageStatus.queued, next_attempt_at=now + backoff_delay(message.attempts, result.retry_after_seconds))
+        values.update(
+            status=MessageStatus.queued,
+            next_attempt_at=now + backoff_delay(message.attempts, result.retry_after_seconds),
+        )
     else:
         values.update(status=MessageStatus.failed)
         if result.outcome == Outcome.transient_failure:
@@ -182,10 +209,27 @@ def result_values(message: ClaimedMessage, result: SendResult, now: datetime, fo
 # The provider's answer wins even over a reconciler that meanwhile called the send `unknown`.
 _RECORD_RESULT = (
     update(_MESSAGES)
-    .where(_MESSAGES.c.id == bindparam("message_id"), sa.or_(_MESSAGES.c.status == MessageStatus.sending, _MESSAGES.c.status == MessageStatus.unknown))
-    .values({name: bindparam(name) for name in (
-        "updated_at", "error_code", "status_reason", "sent_at", "provider_message_id",
-        "cost", "cost_currency", "next_attempt_at", "attempts", "status")})
+    .where(
+        _MESSAGES.c.id == bindparam("message_id"),
+        sa.or_(_MESSAGES.c.status == MessageStatus.sending, _MESSAGES.c.status == MessageStatus.unknown),
+    )
+    .values(
+        {
+            name: bindparam(name)
+            for name in (
+                "updated_at",
+                "error_code",
+                "status_reason",
+                "sent_at",
+                "provider_message_id",
+                "cost",
+                "cost_currency",
+                "next_attempt_at",
+                "attempts",
+                "status",
+            )
+        }
+    )
 )
 
 
@@ -204,15 +248,18 @@ async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
     """Hand claimed messages to their adapters and record every answer in one transaction."""
     if not messages:
         return 0
-    gates = {channel: asyncio.Semaphore(runtime.channels.for_channel(channel).max_concurrent_sends)
-             for channel in Channel}
+    gates = {
+        channel: asyncio.Semaphore(runtime.channels.for_channel(channel).max_concurrent_sends) for channel in Channel
+    }
     results = await asyncio.gather(*(_send(runtime, m, gates) for m in messages))
     now = runtime.clock.now()
     followed_up = {channel.value: runtime.channels.for_channel(channel).can_look_up_sends for channel in Channel}
     rows = [result_values(m, r, now, followed_up[m.channel]) for m, r in zip(messages, results)]
     async with runtime.sessions() as session, session.begin():
         await (await session.connection()).execute(_RECORD_RESULT, rows)
-        failed_for_good = [m for m, row in zip(messages, rows) if row["status"] == MessageStatus.failed and m.fallback_channel]
+        failed_for_good = [
+            m for m, row in zip(messages, rows) if row["status"] == MessageStatus.failed and m.fallback_channel
+        ]
         await queue_fallbacks(session, runtime, failed_for_good, now)
     return len(messages)
 
@@ -224,7 +271,9 @@ async def handoff_budget(runtime: Runtime) -> dict[Channel, int]:
 
 
 async def dispatch_queued_messages(runtime: Runtime, limit: int | None = None) -> int:
-    return sum([await dispatch_channel(runtime, channel, limit or _round_limit(runtime, channel)) for channel in Channel])
+    return sum(
+        [await dispatch_channel(runtime, channel, limit or _round_limit(runtime, channel)) for channel in Channel]
+    )
 
 
 def _round_limit(runtime: Runtime, channel: Channel) -> int:

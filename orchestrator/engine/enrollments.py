@@ -45,32 +45,44 @@ class CustomerJourneys:
     last_entry: dict[str, datetime] = field(default_factory=dict)  # journey id → latest entered_at
 
 
-async def load_customer_journeys(session: AsyncSession, customer_ids: set[int], now: datetime) -> dict[int, CustomerJourneys]:
+async def load_customer_journeys(
+    session: AsyncSession, customer_ids: set[int], now: datetime
+) -> dict[int, CustomerJourneys]:
     """Two queries for any number of customers: the enrollments (locked) and the last entries."""
     states: dict[int, CustomerJourneys] = defaultdict(CustomerJourneys)
     if not customer_ids:
         return states
-    live = (await session.exec(
-        select(Enrollment).where(
-            any_of(session, col(Enrollment.customer_id), customer_ids),
-            or_(Enrollment.status == EnrollmentStatus.active,
-                (col(Enrollment.converted_at).is_(None)) & (col(Enrollment.goal_deadline) >= now)))
-        .order_by(col(Enrollment.id)).with_for_update()
-    )).all()
+    live = (
+        await session.exec(
+            select(Enrollment)
+            .where(
+                any_of(session, col(Enrollment.customer_id), customer_ids),
+                or_(
+                    Enrollment.status == EnrollmentStatus.active,
+                    (col(Enrollment.converted_at).is_(None)) & (col(Enrollment.goal_deadline) >= now),
+                ),
+            )
+            .order_by(col(Enrollment.id))
+            .with_for_update()
+        )
+    ).all()
     for enrollment in live:
         states[enrollment.customer_id].enrollments.append(enrollment)
-    entries = (await session.exec(
-        select(Enrollment.customer_id, Enrollment.journey_id, func.max(Enrollment.entered_at))
-        .where(any_of(session, col(Enrollment.customer_id), customer_ids))
-        .group_by(Enrollment.customer_id, Enrollment.journey_id)
-    )).all()
+    entries = (
+        await session.exec(
+            select(Enrollment.customer_id, Enrollment.journey_id, func.max(Enrollment.entered_at))
+            .where(any_of(session, col(Enrollment.customer_id), customer_ids))
+            .group_by(Enrollment.customer_id, Enrollment.journey_id)
+        )
+    ).all()
     for customer_id, journey_id, entered_at in entries:
         states[customer_id].last_entry[journey_id] = utc(entered_at)
     return states
 
 
-async def react_to_event(session: AsyncSession, runtime: Runtime, customer: Customer, event: Event,
-                         state: CustomerJourneys | None = None) -> Reaction:
+async def react_to_event(
+    session: AsyncSession, runtime: Runtime, customer: Customer, event: Event, state: CustomerJourneys | None = None
+) -> Reaction:
     """Apply one event (a Track call, or an inbound reply) to the customer's journeys."""
     now = runtime.clock.now()
     if state is None:
@@ -98,7 +110,9 @@ async def react_to_event(session: AsyncSession, runtime: Runtime, customer: Cust
     return reaction
 
 
-async def _record_goals(session: AsyncSession, runtime: Runtime, state: CustomerJourneys, event: Event, now: datetime) -> None:
+async def _record_goals(
+    session: AsyncSession, runtime: Runtime, state: CustomerJourneys, event: Event, now: datetime
+) -> None:
     reached_goal = []
     for enrollment in state.enrollments:
         journey = runtime.catalog.version(enrollment.journey_id, enrollment.journey_version)

@@ -26,8 +26,9 @@ def customer_view(customer: Customer) -> dict[str, Any]:
     }
 
 
-def facts_for(customer: Customer, enrollment: Enrollment, events_since_entry: set[str],
-              permissions: SendPermissions | None = None) -> Facts:
+def facts_for(
+    customer: Customer, enrollment: Enrollment, events_since_entry: set[str], permissions: SendPermissions | None = None
+) -> Facts:
     permissions = permissions or SendPermissions.from_traits(customer.traits)
     return Facts(
         customer=customer_view(customer),

@@ -16,10 +16,18 @@ from orchestrator.storage.queries import insert_many_ignoring_conflict
 async def queue_fallbacks(session: AsyncSession, runtime, failed: list[Message], now: datetime) -> None:
     if not failed:
         return
-    enrollments = {e.id: e for e in (await session.exec(
-        select(Enrollment).where(col(Enrollment.id).in_({m.enrollment_id for m in failed})))).all()}
-    customers = {c.id: c for c in (await session.exec(
-        select(Customer).where(col(Customer.id).in_({m.customer_id for m in failed})))).all()}
+    enrollments = {
+        e.id: e
+        for e in (
+            await session.exec(select(Enrollment).where(col(Enrollment.id).in_({m.enrollment_id for m in failed})))
+        ).all()
+    }
+    customers = {
+        c.id: c
+        for c in (
+            await session.exec(select(Customer).where(col(Customer.id).in_({m.customer_id for m in failed})))
+        ).all()
+    }
     permissions = await load_permissions(session, customers.values())
     rows = []
     for message in failed:
@@ -28,10 +36,17 @@ async def queue_fallbacks(session: AsyncSession, runtime, failed: list[Message],
         node = journey and journey.nodes.get(message.step_id)
         if node is None:
             continue
-        fallback = prepare_message(runtime.templates, runtime.channels.provider_name, enrollment,
-                                   customers[message.customer_id], node, now, fallback_for=message,
-                                   permissions=permissions[message.customer_id],
-                                   link_settings=runtime.settings)
+        fallback = prepare_message(
+            runtime.templates,
+            runtime.channels.provider_name,
+            enrollment,
+            customers[message.customer_id],
+            node,
+            now,
+            fallback_for=message,
+            permissions=permissions[message.customer_id],
+            link_settings=runtime.settings,
+        )
         rows.append(fallback.as_row())
     # The fallback's send key is derived from the original's: it too can only exist once.
     await insert_many_ignoring_conflict(session, Message, rows, ["send_key"])

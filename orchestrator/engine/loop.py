@@ -42,7 +42,9 @@ class WorkerLoop:
         done = 0
         async with self._lock:
             for _ in range(MAX_ROUNDS_PER_TICK):
-                advanced, claimed = await advance_due_enrollments(self.runtime, claim=await handoff_budget(self.runtime))
+                advanced, claimed = await advance_due_enrollments(
+                    self.runtime, claim=await handoff_budget(self.runtime)
+                )
                 dispatched = await send_claimed(self.runtime, claimed) + await dispatch_queued_messages(self.runtime)
                 done += advanced + dispatched
                 if not advanced and not dispatched:
@@ -95,19 +97,39 @@ class WorkerLoop:
         # KPIs would show figures as old as the last worker's final refresh.
         started = datetime.now(timezone.utc)
         self._scheduler.add_job(
-            self.tick, "interval", seconds=self.runtime.settings.worker_poll_seconds,
-            max_instances=1, coalesce=True, id="drain-due-work", next_run_time=started,
+            self.tick,
+            "interval",
+            seconds=self.runtime.settings.worker_poll_seconds,
+            max_instances=1,
+            coalesce=True,
+            id="drain-due-work",
+            next_run_time=started,
         )
         self._scheduler.add_job(
-            self.rollup_tick, "interval", seconds=self.runtime.settings.kpi_rollup_refresh_seconds,
-            max_instances=1, coalesce=True, id="refresh-kpi-rollups", next_run_time=started,
+            self.rollup_tick,
+            "interval",
+            seconds=self.runtime.settings.kpi_rollup_refresh_seconds,
+            max_instances=1,
+            coalesce=True,
+            id="refresh-kpi-rollups",
+            next_run_time=started,
         )
         self._scheduler.add_job(
-            self.send_reports, "interval", seconds=self.runtime.settings.report_poll_seconds,
-            max_instances=1, coalesce=True, id="send-due-reports", next_run_time=started)
+            self.send_reports,
+            "interval",
+            seconds=self.runtime.settings.report_poll_seconds,
+            max_instances=1,
+            coalesce=True,
+            id="send-due-reports",
+            next_run_time=started,
+        )
         self._scheduler.add_job(
-            self.reconcile, "interval", seconds=self.runtime.settings.reconcile_interval_seconds,
-            max_instances=1, coalesce=True, id="reconcile-sends",
+            self.reconcile,
+            "interval",
+            seconds=self.runtime.settings.reconcile_interval_seconds,
+            max_instances=1,
+            coalesce=True,
+            id="reconcile-sends",
         )
         self._scheduler.start()
 

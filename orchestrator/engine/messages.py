@@ -34,6 +34,9 @@ from orchestrator.vocabulary import MessageStatus, SendKey
 ProviderNames = Callable[[Channel], str]
 
 
+DEFAULT_RENDER_BUDGET = RenderBudget()  # frozen: one instance serves every call
+
+
 def address_for(customer: Customer, channel: Channel) -> str | None:
     if channel == Channel.email:
         return customer.email
@@ -42,7 +45,9 @@ def address_for(customer: Customer, channel: Channel) -> str | None:
     return customer.phone
 
 
-def refusal_reason(customer: Customer, permissions: SendPermissions, channel: Channel, transactional: bool) -> str | None:
+def refusal_reason(
+    customer: Customer, permissions: SendPermissions, channel: Channel, transactional: bool
+) -> str | None:
     address = address_for(customer, channel)
     if not address:
         return f"no {channel.value} address"
@@ -53,8 +58,9 @@ def refusal_reason(customer: Customer, permissions: SendPermissions, channel: Ch
     return marketing_refusal(channel.value, permissions.consents.get(channel.value))
 
 
-def choose_channel(customer: Customer, permissions: SendPermissions, node: Node,
-                   forced: Channel | None = None) -> tuple[Channel, str | None]:
+def choose_channel(
+    customer: Customer, permissions: SendPermissions, node: Node, forced: Channel | None = None
+) -> tuple[Channel, str | None]:
     """The step's channel, or its fallback when the primary is not allowed."""
     send = node.send
     if forced is not None:
@@ -81,12 +87,14 @@ def _variable_template(source: str):
     return compile_template(text_environment, source)
 
 
-def render_variables(variables: dict[str, Any], context: dict[str, Any],
-                     budget: RenderBudget = RenderBudget()) -> dict[str, Any]:  # noqa: B008  (frozen: safe to share)
+def render_variables(
+    variables: dict[str, Any], context: dict[str, Any], budget: RenderBudget = DEFAULT_RENDER_BUDGET
+) -> dict[str, Any]:
     """String variables may themselves use Jinja (`"{{ event.cart_url }}?utm=sms"`); what
     they render to may reach a provider field (WhatsApp content variables), so it is cleaned."""
     return {
-        key: clean_body(render_within(_variable_template(value), context, budget)) if isinstance(value, str) and "{" in value
+        key: clean_body(render_within(_variable_template(value), context, budget))
+        if isinstance(value, str) and "{" in value
         else value
         for key, value in variables.items()
     }
@@ -157,9 +165,18 @@ def _json_safe(value: Any) -> Any:
     return _json_safe(str(value))
 
 
-def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollment: Enrollment, customer: Customer,
-                    node: Node, now: datetime, *, fallback_for: Message | None = None,
-                    permissions: SendPermissions | None = None, link_settings: Settings | None = None) -> MessageDraft:
+def prepare_message(
+    templates: TemplateStore,
+    providers: ProviderNames,
+    enrollment: Enrollment,
+    customer: Customer,
+    node: Node,
+    now: datetime,
+    *,
+    fallback_for: Message | None = None,
+    permissions: SendPermissions | None = None,
+    link_settings: Settings | None = None,
+) -> MessageDraft:
     """Pure apart from its arguments: the simulator calls it with in-memory rows.
 
     `permissions` defaults to consent read from the customer's traits (for simulation).
@@ -174,8 +191,12 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
     forced = Channel(fallback_for.fallback_channel) if fallback_for else None
     channel, refusal = choose_channel(customer, permissions, node, forced)
     message = MessageDraft(
-        send_key=SendKey.fallback(fallback_for.send_key) if fallback_for else SendKey.journey_step(enrollment.id, node.id),
-        fallback_channel=send.fallback.value if send.fallback and channel == send.channel and not fallback_for else None,
+        send_key=SendKey.fallback(fallback_for.send_key)
+        if fallback_for
+        else SendKey.journey_step(enrollment.id, node.id),
+        fallback_channel=send.fallback.value
+        if send.fallback and channel == send.channel and not fallback_for
+        else None,
         enrollment_id=enrollment.id,
         customer_id=customer.id,
         journey_id=enrollment.journey_id,
@@ -212,8 +233,15 @@ def prepare_message(templates: TemplateStore, providers: ProviderNames, enrollme
     return message
 
 
-def _render_into(message: MessageDraft, templates: TemplateStore, name: str, send_vars: dict[str, Any],
-                 enrollment: Enrollment, customer: Customer, link_settings: Settings | None = None) -> None:
+def _render_into(
+    message: MessageDraft,
+    templates: TemplateStore,
+    name: str,
+    send_vars: dict[str, Any],
+    enrollment: Enrollment,
+    customer: Customer,
+    link_settings: Settings | None = None,
+) -> None:
     """Render the step's template onto `message`, cleaned of control characters from
     customers' data (see templating/control_chars.py), its URLs shortened where
     `delivery.short_links` says so."""
@@ -222,13 +250,19 @@ def _render_into(message: MessageDraft, templates: TemplateStore, name: str, sen
     rendered = render_message(templates, name, customer.locale, {**context, **variables})
     metadata = dict(rendered.metadata)
     if isinstance(metadata.get("content_variables"), dict):
-        metadata["content_variables"] = render_variables(metadata["content_variables"], {**context, **variables},
-                                                         templates.budget)
+        metadata["content_variables"] = render_variables(
+            metadata["content_variables"], {**context, **variables}, templates.budget
+        )
     message.locale = rendered.locale
     message.subject = clean_header(rendered.subject) if rendered.subject is not None else None
-    message.body, links = apply_links(clean_body(rendered.body), link_settings, channel=message.channel,
-                                      marketing=message.marketing, enrollment_id=enrollment.id,
-                                      send_key=message.send_key)
+    message.body, links = apply_links(
+        clean_body(rendered.body),
+        link_settings,
+        channel=message.channel,
+        marketing=message.marketing,
+        enrollment_id=enrollment.id,
+        send_key=message.send_key,
+    )
     message.html = web_urls_only(clean_body(rendered.html)) if rendered.html is not None else None
     if links:
         metadata["links"], message.tracked_links = [link.as_metadata() for link in links], len(links)
@@ -239,4 +273,3 @@ def _fail_render(message: MessageDraft, reason: str) -> None:
     message.status, message.status_reason = MessageStatus.failed, reason
     message.locale = message.subject = message.body = message.html = None
     message.template_metadata = {}
-

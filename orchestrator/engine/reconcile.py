@@ -90,8 +90,9 @@ class Pacer:
 
 def followed_adapters(runtime: Runtime) -> dict[Channel, ChannelAdapter]:
     """The channels whose adapter can ask its provider."""
-    return {channel: adapter for channel in Channel
-            if (adapter := runtime.channels.for_channel(channel)).can_look_up_sends}
+    return {
+        channel: adapter for channel in Channel if (adapter := runtime.channels.for_channel(channel)).can_look_up_sends
+    }
 
 
 async def reconcile_round(runtime: Runtime, pacer: Pacer | None = None) -> RoundReport:
@@ -114,18 +115,35 @@ async def mark_unanswerable_sends_unknown(runtime: Runtime) -> int:
     now = runtime.clock.now()
     cutoff = now - timedelta(seconds=runtime.settings.reconcile_after_seconds)
     followed = followed_adapters(runtime)
-    askable = sa.or_(sa.false(), *[sa.and_(_MESSAGES.c.channel == channel.value, _MESSAGES.c.provider == adapter.provider)
-                                   for channel, adapter in followed.items()])
+    askable = sa.or_(
+        sa.false(),
+        *[
+            sa.and_(_MESSAGES.c.channel == channel.value, _MESSAGES.c.provider == adapter.provider)
+            for channel, adapter in followed.items()
+        ],
+    )
     async with runtime.sessions() as session, session.begin():
         result = await (await session.connection()).execute(
             sa.update(_MESSAGES)
             .where(_MESSAGES.c.status == MessageStatus.sending, _MESSAGES.c.sending_at < cutoff, sa.not_(askable))
-            .values(status=MessageStatus.unknown, status_reason=UNKNOWN_REASON, updated_at=now, next_attempt_at=None))
+            .values(status=MessageStatus.unknown, status_reason=UNKNOWN_REASON, updated_at=now, next_attempt_at=None)
+        )
         return result.rowcount
 
 
-_AMBIGUOUS_COLUMNS = ("id", "send_key", "channel", "to_address", "subject", "body", "html", "template_metadata",
-                      "marketing", "status", "sending_at")
+_AMBIGUOUS_COLUMNS = (
+    "id",
+    "send_key",
+    "channel",
+    "to_address",
+    "subject",
+    "body",
+    "html",
+    "template_metadata",
+    "marketing",
+    "status",
+    "sending_at",
+)
 
 
 async def claim_ambiguous_sends(runtime: Runtime, channel: Channel, provider: str) -> list[Any]:
@@ -136,9 +154,13 @@ async def claim_ambiguous_sends(runtime: Runtime, channel: Channel, provider: st
     async with runtime.sessions() as session, session.begin():
         due = (
             sa.select(_MESSAGES.c.id)
-            .where(_MESSAGES.c.status.in_(AMBIGUOUS), _MESSAGES.c.next_attempt_at <= now,
-                   _MESSAGES.c.channel == channel.value, _MESSAGES.c.provider == provider,
-                   _MESSAGES.c.sending_at < cutoff)
+            .where(
+                _MESSAGES.c.status.in_(AMBIGUOUS),
+                _MESSAGES.c.next_attempt_at <= now,
+                _MESSAGES.c.channel == channel.value,
+                _MESSAGES.c.provider == provider,
+                _MESSAGES.c.sending_at < cutoff,
+            )
             .order_by(_MESSAGES.c.next_attempt_at)
             .limit(settings.reconcile_batch_size)
         )
@@ -148,20 +170,30 @@ async def claim_ambiguous_sends(runtime: Runtime, channel: Channel, provider: st
             sa.update(_MESSAGES)
             .where(_MESSAGES.c.id.in_(due.scalar_subquery()))
             .values(next_attempt_at=now + timedelta(seconds=settings.reconcile_retry_seconds))
-            .returning(*[_MESSAGES.c[name] for name in _AMBIGUOUS_COLUMNS]))
+            .returning(*[_MESSAGES.c[name] for name in _AMBIGUOUS_COLUMNS])
+        )
         return list(rows)
 
 
 def outbound_of(row: Any) -> OutboundMessage:
     metadata = dict(row.template_metadata or {})
     variables = metadata.pop("variables", {})
-    return OutboundMessage(send_key=row.send_key, channel=Channel(row.channel), to=row.to_address or "",
-                           body=row.body or "", subject=row.subject, html=row.html, template_metadata=metadata,
-                           variables=variables, marketing=row.marketing)
+    return OutboundMessage(
+        send_key=row.send_key,
+        channel=Channel(row.channel),
+        to=row.to_address or "",
+        body=row.body or "",
+        subject=row.subject,
+        html=row.html,
+        template_metadata=metadata,
+        variables=variables,
+        marketing=row.marketing,
+    )
 
 
-async def settle_ambiguous_sends(runtime: Runtime, channel: Channel, adapter: ChannelAdapter, pacer: Pacer,
-                                 report: RoundReport) -> None:
+async def settle_ambiguous_sends(
+    runtime: Runtime, channel: Channel, adapter: ChannelAdapter, pacer: Pacer, report: RoundReport
+) -> None:
     rows = await claim_ambiguous_sends(runtime, channel, adapter.provider)
 
     async def ask(row: Any) -> Lookup:
@@ -178,8 +210,11 @@ async def settle_ambiguous_sends(runtime: Runtime, channel: Channel, adapter: Ch
         now = runtime.clock.now()
         if lookup.outcome == Found.found and await adopt(runtime, row, lookup.records, adapter.provider):
             report.adopted += 1
-        elif lookup.outcome == Found.not_found and now - utc(row.sending_at) >= resend_age \
-                and await requeue(runtime, row):
+        elif (
+            lookup.outcome == Found.not_found
+            and now - utc(row.sending_at) >= resend_age
+            and await requeue(runtime, row)
+        ):
             report.requeued += 1
         else:
             report.undecided += 1
@@ -188,8 +223,7 @@ async def settle_ambiguous_sends(runtime: Runtime, channel: Channel, adapter: Ch
 
 def _unchanged(row: Any) -> sa.ColumnElement[bool]:
     """The row is still exactly what the decision was based on."""
-    return sa.and_(_MESSAGES.c.id == row.id, _MESSAGES.c.status == row.status,
-                   _MESSAGES.c.sending_at == row.sending_at)
+    return sa.and_(_MESSAGES.c.id == row.id, _MESSAGES.c.status == row.status, _MESSAGES.c.sending_at == row.sending_at)
 
 
 async def adopt(runtime: Runtime, row: Any, records: tuple[ProviderRecord, ...], provider: str) -> bool:
@@ -197,24 +231,46 @@ async def adopt(runtime: Runtime, row: Any, records: tuple[ProviderRecord, ...],
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         connection = await session.connection()
-        owned = set((await connection.execute(
-            sa.select(_MESSAGES.c.provider_message_id).where(
-                _MESSAGES.c.provider_message_id.in_([r.provider_message_id for r in records]),
-                _MESSAGES.c.id != row.id))).scalars())
+        owned = set(
+            (
+                await connection.execute(
+                    sa.select(_MESSAGES.c.provider_message_id).where(
+                        _MESSAGES.c.provider_message_id.in_([r.provider_message_id for r in records]),
+                        _MESSAGES.c.id != row.id,
+                    )
+                )
+            ).scalars()
+        )
         record = next((r for r in records if r.provider_message_id not in owned), None)
         if record is None:
             return False
         changed = await connection.execute(
-            sa.update(_MESSAGES).where(_unchanged(row)).values(
-                status=MessageStatus.sent, provider_message_id=record.provider_message_id, error_code=None,
-                status_reason=FOUND_REASON, sent_at=record.created_at or now, updated_at=now,
-                cost=record.cost, cost_currency=record.cost_currency))
+            sa.update(_MESSAGES)
+            .where(_unchanged(row))
+            .values(
+                status=MessageStatus.sent,
+                provider_message_id=record.provider_message_id,
+                error_code=None,
+                status_reason=FOUND_REASON,
+                sent_at=record.created_at or now,
+                updated_at=now,
+                cost=record.cost,
+                cost_currency=record.cost_currency,
+            )
+        )
         if changed.rowcount != 1:
             return False
         message = await session.get(Message, row.id)
-        await record_status(session, message, source=provider, status=record.status, now=now,
-                            error_code=record.error_code, detail={"reconciled": True},
-                            reason=f"{provider} error {record.error_code}" if record.error_code else None)
+        await record_status(
+            session,
+            message,
+            source=provider,
+            status=record.status,
+            now=now,
+            error_code=record.error_code,
+            detail={"reconciled": True},
+            reason=f"{provider} error {record.error_code}" if record.error_code else None,
+        )
     return True
 
 
@@ -222,7 +278,14 @@ async def requeue(runtime: Runtime, row: Any) -> bool:
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         changed = await (await session.connection()).execute(
-            sa.update(_MESSAGES).where(_unchanged(row)).values(
-                status=MessageStatus.queued, next_attempt_at=now, updated_at=now, error_code=None, status_reason=RESENT_REASON))
+            sa.update(_MESSAGES)
+            .where(_unchanged(row))
+            .values(
+                status=MessageStatus.queued,
+                next_attempt_at=now,
+                updated_at=now,
+                error_code=None,
+                status_reason=RESENT_REASON,
+            )
+        )
         return changed.rowcount == 1
-

@@ -35,8 +35,9 @@ from orchestrator.vocabulary import MessageStatus
 log = logging.getLogger("orchestrator.reconcile")
 
 _MESSAGES = Message.__table__
-_SET_NEXT = (sa.update(_MESSAGES).where(_MESSAGES.c.id == bindparam("message_id"))
-             .values(next_attempt_at=bindparam("next_at")))
+_SET_NEXT = (
+    sa.update(_MESSAGES).where(_MESSAGES.c.id == bindparam("message_id")).values(next_attempt_at=bindparam("next_at"))
+)
 
 
 async def claim_stale_sent(runtime: Runtime, channel: Channel, provider: str) -> list[Any]:
@@ -46,9 +47,14 @@ async def claim_stale_sent(runtime: Runtime, channel: Channel, provider: str) ->
     async with runtime.sessions() as session, session.begin():
         query = (
             sa.select(_MESSAGES.c.id, _MESSAGES.c.provider_message_id, _MESSAGES.c.sent_at)
-            .where(_MESSAGES.c.status == MessageStatus.sent, _MESSAGES.c.next_attempt_at <= due_mark,
-                   _MESSAGES.c.channel == channel.value, _MESSAGES.c.provider == provider,
-                   _MESSAGES.c.sent_at <= due_mark, _MESSAGES.c.provider_message_id.is_not(None))
+            .where(
+                _MESSAGES.c.status == MessageStatus.sent,
+                _MESSAGES.c.next_attempt_at <= due_mark,
+                _MESSAGES.c.channel == channel.value,
+                _MESSAGES.c.provider == provider,
+                _MESSAGES.c.sent_at <= due_mark,
+                _MESSAGES.c.provider_message_id.is_not(None),
+            )
             .order_by(_MESSAGES.c.next_attempt_at)
             .limit(settings.reconcile_batch_size)
         )
@@ -57,8 +63,13 @@ async def claim_stale_sent(runtime: Runtime, channel: Channel, provider: str) ->
         connection = await session.connection()
         rows = list(await connection.execute(query))
         if rows:
-            await connection.execute(_SET_NEXT, [
-                {"message_id": row.id, "next_at": next_fetch_mark(now - utc(row.sent_at), now, settings)} for row in rows])
+            await connection.execute(
+                _SET_NEXT,
+                [
+                    {"message_id": row.id, "next_at": next_fetch_mark(now - utc(row.sent_at), now, settings)}
+                    for row in rows
+                ],
+            )
         return rows
 
 
@@ -71,8 +82,9 @@ def next_fetch_mark(age: timedelta, now, settings) -> Any:
     return now + wait - timedelta(seconds=settings.reconcile_status_after_seconds)
 
 
-async def refresh_stale_statuses(runtime: Runtime, channel: Channel, adapter: ChannelAdapter,
-                                 wait: Callable[[], Awaitable[None]]) -> tuple[int, int]:
+async def refresh_stale_statuses(
+    runtime: Runtime, channel: Channel, adapter: ChannelAdapter, wait: Callable[[], Awaitable[None]]
+) -> tuple[int, int]:
     """Fetch and apply; returns (fetched, changed)."""
     rows = await claim_stale_sent(runtime, channel, adapter.provider)
     fetched = changed = 0
@@ -97,9 +109,16 @@ async def apply_fetched(runtime: Runtime, message_id: int, lookup: Lookup, provi
         if message is None:
             return 0
         before = message.status
-        await record_status(session, message, source=provider, status=record.status, now=now,
-                            error_code=record.error_code, detail={"fetched": True},
-                            reason=f"{provider} error {record.error_code}" if record.error_code else None)
+        await record_status(
+            session,
+            message,
+            source=provider,
+            status=record.status,
+            now=now,
+            error_code=record.error_code,
+            detail={"fetched": True},
+            reason=f"{provider} error {record.error_code}" if record.error_code else None,
+        )
         if message.cost is None and record.cost is not None:
             message.cost, message.cost_currency = record.cost, record.cost_currency
         return int(message.status != before)

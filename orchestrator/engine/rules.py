@@ -38,8 +38,9 @@ def end_enrollment(enrollment: Enrollment, status: str, reason: str | None, now:
     enrollment.waiting_for = None
 
 
-def apply_event(enrollment: Enrollment, journey: CompiledJourney, name: str, properties: dict[str, Any],
-                now: datetime) -> EventEffect:
+def apply_event(
+    enrollment: Enrollment, journey: CompiledJourney, name: str, properties: dict[str, Any], now: datetime
+) -> EventEffect:
     """Exit rules first, then a wait for this event: the one thing an event does to an active enrollment."""
     if name in journey.definition.exit_on:
         end_enrollment(enrollment, EnrollmentStatus.exited, f"exit_on: {name}", now)
@@ -65,8 +66,9 @@ def reaches_goal(enrollment: Enrollment, journey: CompiledJourney | None, name: 
     return goal is not None and goal.event == name
 
 
-def may_enter(journey: CompiledJourney, customer: Customer, event: Event, last_entry: datetime | None,
-              now: datetime) -> bool:
+def may_enter(
+    journey: CompiledJourney, customer: Customer, event: Event, last_entry: datetime | None, now: datetime
+) -> bool:
     """The trigger condition and the re-entry policy."""
     trigger = journey.definition.trigger
     if trigger.condition:

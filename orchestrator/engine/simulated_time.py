@@ -46,18 +46,31 @@ async def save_simulated_time(runtime: Runtime) -> None:
 async def next_due_time(runtime: Runtime, after: datetime, until: datetime) -> datetime | None:
     """The earliest moment in (after, until] at which an enrollment or a queued message is due."""
     async with runtime.sessions() as session:
-        enrollment = (await session.exec(select(func.min(Enrollment.due_at)).where(
-            Enrollment.status == EnrollmentStatus.active, col(Enrollment.due_at) > after,
-            col(Enrollment.due_at) <= until))).one()
-        message = (await session.exec(select(func.min(Message.next_attempt_at)).where(
-            Message.status == MessageStatus.queued, col(Message.next_attempt_at) > after,
-            col(Message.next_attempt_at) <= until))).one()
+        enrollment = (
+            await session.exec(
+                select(func.min(Enrollment.due_at)).where(
+                    Enrollment.status == EnrollmentStatus.active,
+                    col(Enrollment.due_at) > after,
+                    col(Enrollment.due_at) <= until,
+                )
+            )
+        ).one()
+        message = (
+            await session.exec(
+                select(func.min(Message.next_attempt_at)).where(
+                    Message.status == MessageStatus.queued,
+                    col(Message.next_attempt_at) > after,
+                    col(Message.next_attempt_at) <= until,
+                )
+            )
+        ).one()
     due = [utc(moment) for moment in (enrollment, message) if moment is not None]
     return min(due) if due else None
 
 
-async def advance_simulated_time(runtime: Runtime, delta: timedelta,
-                                 drain: Callable[[], Awaitable[int]] | None) -> tuple[datetime, int]:
+async def advance_simulated_time(
+    runtime: Runtime, delta: timedelta, drain: Callable[[], Awaitable[int]] | None
+) -> tuple[datetime, int]:
     """Move the clock forward by `delta`, stopping at every due time on the way to do the work
     due then (with `drain`); returns the new time and how much work was done."""
     clock = runtime.clock

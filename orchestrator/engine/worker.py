@@ -50,8 +50,17 @@ log = logging.getLogger("orchestrator.worker")
 # 200 enrollments takes a few milliseconds and never yields).
 _YIELD_AFTER_SECONDS = 0.02
 
-_PROGRESS_COLUMNS = ("status", "cursor", "waiting_for", "due_at", "exit_reason", "ended_at", "held_by", "held_at",
-                     "held_until")
+_PROGRESS_COLUMNS = (
+    "status",
+    "cursor",
+    "waiting_for",
+    "due_at",
+    "exit_reason",
+    "ended_at",
+    "held_by",
+    "held_at",
+    "held_until",
+)
 
 
 @dataclass(slots=True)
@@ -91,8 +100,9 @@ async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int
     return advanced
 
 
-async def advance_due_enrollments(runtime: Runtime, limit: int | None = None,
-                                  claim: Mapping[Channel, int] | None = None) -> tuple[int, list[ClaimedMessage]]:
+async def advance_due_enrollments(
+    runtime: Runtime, limit: int | None = None, claim: Mapping[Channel, int] | None = None
+) -> tuple[int, list[ClaimedMessage]]:
     """Advance up to `limit` due enrollments in one transaction; returns how many, and the
     messages written already claimed.
 
@@ -126,8 +136,9 @@ async def advance_due_enrollments(runtime: Runtime, limit: int | None = None,
         last_yield = time.perf_counter()
         for enrollment in enrollments:
             customer_id = enrollment.customer_id
-            messages += _advance_one(runtime, enrollment, customers[customer_id], history[enrollment.id],
-                                     permissions[customer_id], now)
+            messages += _advance_one(
+                runtime, enrollment, customers[customer_id], history[enrollment.id], permissions[customer_id], now
+            )
             if time.perf_counter() - last_yield > _YIELD_AFTER_SECONDS:
                 # Rendering is synchronous, and `serve` runs the API on this event loop: a
                 # round of templates running into their render budget must not starve it.
@@ -138,10 +149,17 @@ async def advance_due_enrollments(runtime: Runtime, limit: int | None = None,
             inserted = dict(await insert_many_returning(session, Message, messages, ["send_key"], Message.send_key))
         else:
             await insert_many_ignoring_conflict(session, Message, messages, ["send_key"])
-        await update_many(session, _ENROLLMENTS, "id", [
-            {"id": e.id, **{name: getattr(e, name) for name in _PROGRESS_COLUMNS}} for e in enrollments])
-    claimed = [ClaimedMessage(id=inserted[row["send_key"]], **{name: row[name] for name in _CLAIMED_FIELDS})
-               for row in to_send if row["send_key"] in inserted]
+        await update_many(
+            session,
+            _ENROLLMENTS,
+            "id",
+            [{"id": e.id, **{name: getattr(e, name) for name in _PROGRESS_COLUMNS}} for e in enrollments],
+        )
+    claimed = [
+        ClaimedMessage(id=inserted[row["send_key"]], **{name: row[name] for name in _CLAIMED_FIELDS})
+        for row in to_send
+        if row["send_key"] in inserted
+    ]
     return len(enrollments), claimed
 
 
@@ -158,12 +176,15 @@ def _claim_new_messages(rows: list[dict], claim: Mapping[Channel, int], now: dat
     return claimed
 
 
-def _advance_one(runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, history: set[str],
-                 permissions: SendPermissions, now) -> list[dict]:
+def _advance_one(
+    runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, history: set[str], permissions: SendPermissions, now
+) -> list[dict]:
     """Advance one enrollment in memory; returns the message rows its send steps produced."""
     journey = runtime.catalog.version(enrollment.journey_id, enrollment.journey_version)
     if journey is None:
-        end_enrollment(enrollment, EnrollmentStatus.failed, f"journey version {enrollment.journey_version} is not loaded", now)
+        end_enrollment(
+            enrollment, EnrollmentStatus.failed, f"journey version {enrollment.journey_version} is not loaded", now
+        )
         return []
     try:
         cursor = enrollment.cursor
@@ -177,8 +198,16 @@ def _advance_one(runtime: Runtime, enrollment: DueEnrollment, customer: sa.Row, 
         # A template's own errors fail only its message (see prepare_message); anything
         # else that goes wrong preparing one fails this enrollment, never the round.
         messages = [
-            prepare_message(runtime.templates, runtime.channels.provider_name, enrollment, customer, node, now,
-                            permissions=permissions, link_settings=runtime.settings)
+            prepare_message(
+                runtime.templates,
+                runtime.channels.provider_name,
+                enrollment,
+                customer,
+                node,
+                now,
+                permissions=permissions,
+                link_settings=runtime.settings,
+            )
             for node in result.sends
         ]
     except Exception as error:  # e.g. a condition that cannot be evaluated: this enrollment only
@@ -216,6 +245,10 @@ async def _events_since_entry(session: AsyncSession, enrollments: list[DueEnroll
     for row in rows:
         by_customer[row.customer_id].append(row)
     return {
-        e.id: {r.name for r in by_customer[e.customer_id] if utc(r.received_at) >= utc(e.entered_at) and r.id != e.trigger_event_id}
+        e.id: {
+            r.name
+            for r in by_customer[e.customer_id]
+            if utc(r.received_at) >= utc(e.entered_at) and r.id != e.trigger_event_id
+        }
         for e in enrollments
     }

@@ -29,8 +29,9 @@ class GroupCommit(Generic[Item, Result]):
     """`await submit(item)` returns what `commit(group)` returned for that item, once the
     group's transaction has committed. `commit` must return one result per item, in order."""
 
-    def __init__(self, commit: Callable[[list[Item]], Awaitable[list[Result]]], *, max_group: int = 500,
-                 concurrency: int = 2) -> None:
+    def __init__(
+        self, commit: Callable[[list[Item]], Awaitable[list[Result]]], *, max_group: int = 500, concurrency: int = 2
+    ) -> None:
         self._commit = commit
         self._max_group = max_group
         self._concurrency = concurrency  # transactions in flight at once, per process

@@ -88,8 +88,15 @@ async def ingest(session: AsyncSession, runtime: Runtime, calls: list[AnyCall]) 
     # identified, and those with a Track event some journey reacts to. Most events (page
     # and product views) change no enrollment, so they skip the lock and the journey state.
     reacting = runtime.catalog.reacting_events
-    customers = await lock_customers(session, {call.userId for call in calls if call.userId is not None and (
-        isinstance(call, IdentifyCall) or (isinstance(call, TrackCall) and call.event in reacting))})
+    customers = await lock_customers(
+        session,
+        {
+            call.userId
+            for call in calls
+            if call.userId is not None
+            and (isinstance(call, IdentifyCall) or (isinstance(call, TrackCall) and call.event in reacting))
+        },
+    )
     rows = [_event_row(call, ids.get(call.userId), now) for call in calls]  # type: ignore[arg-type]
     # One INSERT for the batch; a messageId already stored (or repeated in the batch) is a duplicate.
     event_ids = dict(await insert_many_returning(session, Event, rows, ["message_id"], Event.message_id))

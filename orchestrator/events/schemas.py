@@ -79,7 +79,7 @@ def consent_flag(value: Any) -> Any:
         return value.strip().lower() == "true"
     if value is None or isinstance(value, bool):
         return value
-    raise ValueError("a consent trait is true or false (a JSON boolean, or the string \"true\" or \"false\")")
+    raise ValueError('a consent trait is true or false (a JSON boolean, or the string "true" or "false")')
 
 
 ConsentFlag = Annotated[bool | None, BeforeValidator(consent_flag)]
@@ -131,8 +131,16 @@ class SegmentCall(BaseModel):
     @model_validator(mode="after")
     def _someone(self) -> SegmentCall:
         if self.userId is None and self.anonymousId is None:  # an error at `userId`, where a client looks first
-            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
-                type=PydanticCustomError("missing", "userId or anonymousId is required"), loc=("userId",), input=None)])
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("missing", "userId or anonymousId is required"),
+                        loc=("userId",),
+                        input=None,
+                    )
+                ],
+            )
         return self
 
 

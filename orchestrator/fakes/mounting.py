@@ -41,8 +41,9 @@ class AdminRoutesBehindAccessPolicy:
             try:
                 await OPERATIONS(Request(scope))
             except HTTPException as refused:
-                response = JSONResponse({"detail": refused.detail}, status_code=refused.status_code,
-                                        headers=refused.headers)
+                response = JSONResponse(
+                    {"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers
+                )
                 await response(scope, receive, send)
                 return
         await self.fake(scope, receive, send)
@@ -50,7 +51,7 @@ class AdminRoutesBehindAccessPolicy:
 
 def _relative_path(scope) -> str:
     path, root = scope.get("path", ""), scope.get("root_path", "")
-    return path[len(root):] if root and path.startswith(root) else path
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def mount_bundled_fakes(app: FastAPI, settings: Settings) -> None:
@@ -58,8 +59,11 @@ def mount_bundled_fakes(app: FastAPI, settings: Settings) -> None:
     app.state.bundled_fakes = {}
     if settings.uses_real_providers:
         if settings.uses_fake_twilio or settings.uses_fake_sendgrid:
-            log.error("real provider credentials are set, so no fake provider is mounted: give %s credentials too "
-                      "or set its provider to local", "Twilio" if settings.uses_fake_twilio else "SendGrid")
+            log.error(
+                "real provider credentials are set, so no fake provider is mounted: give %s credentials too "
+                "or set its provider to local",
+                "Twilio" if settings.uses_fake_twilio else "SendGrid",
+            )
         return
     if settings.uses_fake_twilio and not settings.twilio_api_base_url:
         from orchestrator.fakes.twilio import create_fake_twilio_app

@@ -58,9 +58,7 @@ FROM_REQUIRED = (
     '{"email" : "example@example.com"}  or '
     '{"email" : "example@example.com", "name" : "Example Recipient"}.'
 )
-PERSONALIZATIONS_REQUIRED = (
-    "The personalizations field is required and must have at least one personalization."
-)
+PERSONALIZATIONS_REQUIRED = "The personalizations field is required and must have at least one personalization."
 TO_REQUIRED = "The to parameter is required for all personalization objects."
 INVALID_ADDRESS = "Does not contain a valid address."
 SUBJECT_REQUIRED = (
@@ -74,21 +72,36 @@ CONTENT_REQUIRED = (
 )
 CONTENT_VALUE_REQUIRED = "The content value must be a string at least one character in length."
 CONTENT_TYPE_REQUIRED = "The content type must be a string at least one character in length."
-CONTENT_ORDER = (
-    "If present, text/plain must be first, followed by text/html, followed by any other content."
-)
+CONTENT_ORDER = "If present, text/plain must be first, followed by text/html, followed by any other content."
 
 # Headers SendGrid sets itself and refuses in the `headers` object.
 RESERVED_HEADERS = frozenset(
     name.lower()
-    for name in ("x-sg-id", "x-sg-eid", "received", "dkim-signature", "Content-Type",
-                 "Content-Transfer-Encoding", "To", "From", "Subject", "Reply-To", "CC", "BCC")
+    for name in (
+        "x-sg-id",
+        "x-sg-eid",
+        "received",
+        "dkim-signature",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "To",
+        "From",
+        "Subject",
+        "Reply-To",
+        "CC",
+        "BCC",
+    )
 )
 # Loose on purpose, like the provider's first check: one @, no spaces, a dot in the domain.
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _JSON_TYPE_NAMES = {
-    dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
-    float: "number", type(None): "null",
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
 }
 
 
@@ -131,16 +144,12 @@ class WitnessLog:
                 self.path.write_text("", encoding="utf-8")
 
 
-def sendgrid_error(
-    message: str, field: str | None = None, help_anchor: str | None = None
-) -> dict[str, Any]:
+def sendgrid_error(message: str, field: str | None = None, help_anchor: str | None = None) -> dict[str, Any]:
     help_url = f"{HELP_URL}#{help_anchor}" if help_anchor else None
     return {"message": message, "field": field, "help": help_url}
 
 
-def errors_response(
-    status: int, errors: list[dict[str, Any]], headers: dict[str, str] | None = None
-) -> JSONResponse:
+def errors_response(status: int, errors: list[dict[str, Any]], headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"errors": errors}, status_code=status, headers=headers)
 
 
@@ -162,11 +171,7 @@ def validate_mail_send(payload: Any) -> list[dict[str, Any]]:
         errors.append(_type_error(personalizations, "array", "personalizations"))
         personalizations = []
     elif not personalizations:
-        errors.append(
-            sendgrid_error(
-                PERSONALIZATIONS_REQUIRED, "personalizations", "-Personalizations-Errors"
-            )
-        )
+        errors.append(sendgrid_error(PERSONALIZATIONS_REQUIRED, "personalizations", "-Personalizations-Errors"))
         personalizations = []
     for index, personalization in enumerate(personalizations):
         errors.extend(_personalization_errors(index, personalization))
@@ -243,17 +248,9 @@ def _content_errors(content: Any, uses_template: bool) -> list[dict[str, Any]]:
         if isinstance(block.get("type"), str) and block["type"]:
             types.append(block["type"])
         else:
-            errors.append(
-                sendgrid_error(
-                    CONTENT_TYPE_REQUIRED, f"content.{index}.type", "message.content.type"
-                )
-            )
+            errors.append(sendgrid_error(CONTENT_TYPE_REQUIRED, f"content.{index}.type", "message.content.type"))
         if not (isinstance(block.get("value"), str) and block["value"]):
-            errors.append(
-                sendgrid_error(
-                    CONTENT_VALUE_REQUIRED, f"content.{index}.value", "message.content.value"
-                )
-            )
+            errors.append(sendgrid_error(CONTENT_VALUE_REQUIRED, f"content.{index}.value", "message.content.value"))
     if "text/plain" in types and types[0] != "text/plain":
         errors.append(sendgrid_error(CONTENT_ORDER, "content.0.type", "message.content.type"))
     return errors
@@ -265,11 +262,7 @@ def _string_map_errors(value: Any, field: str) -> list[dict[str, Any]]:
         return []
     if not isinstance(value, dict):
         return [_type_error(value, "object", field)]
-    return [
-        _type_error(item, "string", f"{field}.{key}")
-        for key, item in value.items()
-        if not isinstance(item, str)
-    ]
+    return [_type_error(item, "string", f"{field}.{key}") for key, item in value.items() if not isinstance(item, str)]
 
 
 def _reserved_header_errors(headers: Any) -> list[dict[str, Any]]:
@@ -387,9 +380,7 @@ def main(argv: list[str] | None = None) -> None:
         dest="api_keys",
         help=f"an accepted API key (repeatable; default {DEFAULT_API_KEY})",
     )
-    parser.add_argument(
-        "--witness-log", type=Path, help="append queued messages to this JSONL file"
-    )
+    parser.add_argument("--witness-log", type=Path, help="append queued messages to this JSONL file")
     args = parser.parse_args(argv)
     settings = FakeSendGridSettings(
         api_keys=frozenset(args.api_keys or {DEFAULT_API_KEY}),

@@ -39,8 +39,11 @@ def sign_events(private_key_pem: str, timestamp: str, body: bytes) -> str:
 
 def signed_headers(private_key_pem: str, body: bytes, unix_time: int) -> dict[str, str]:
     timestamp = str(unix_time)
-    return {"content-type": "application/json", TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign_events(private_key_pem, timestamp, body)}
+    return {
+        "content-type": "application/json",
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign_events(private_key_pem, timestamp, body),
+    }
 
 
 @dataclass
@@ -89,7 +92,14 @@ def delivery_events(message_id: str, payload: dict[str, Any], clock: Clock) -> l
         custom_args = {**(payload.get("custom_args") or {}), **(personalization.get("custom_args") or {})}
         for recipient in personalization.get("to") or []:
             for kind in ("processed", "delivered"):
-                events.append({**custom_args, "email": recipient["email"], "event": kind, "timestamp": now,
-                               "sg_event_id": secrets.token_urlsafe(16),
-                               "sg_message_id": f"{message_id}.filterdrecv-fake-{index}.0"})
+                events.append(
+                    {
+                        **custom_args,
+                        "email": recipient["email"],
+                        "event": kind,
+                        "timestamp": now,
+                        "sg_event_id": secrets.token_urlsafe(16),
+                        "sg_message_id": f"{message_id}.filterdrecv-fake-{index}.0",
+                    }
+                )
     return events

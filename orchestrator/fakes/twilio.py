@@ -190,9 +190,7 @@ def create_fake_twilio_app(settings: FakeTwilioSettings | None = None) -> FastAP
     settings = settings or FakeTwilioSettings()
     if settings.default_outcome not in DELIVERY_OUTCOMES:
         raise ValueError(f"default_outcome must be one of {DELIVERY_OUTCOMES}")
-    state = FakeTwilioState(
-        settings=settings, fail_next=settings.fail_next, fail_next_status=settings.fail_next_status
-    )
+    state = FakeTwilioState(settings=settings, fail_next=settings.fail_next, fail_next_status=settings.fail_next_status)
     app = FastAPI(title="Fake Twilio", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.fake_twilio = state
     messages_path = f"/{API_VERSION}/Accounts/{{account_sid}}/Messages"
@@ -303,9 +301,7 @@ def request_id_header() -> dict[str, str]:
     return {"Twilio-Request-Id": new_sid("RQ")}
 
 
-def witness_entry(
-    resource: dict[str, Any], params: dict[str, str], media_urls: list[str]
-) -> dict[str, Any]:
+def witness_entry(resource: dict[str, Any], params: dict[str, str], media_urls: list[str]) -> dict[str, Any]:
     return {
         "sid": resource["sid"],
         "account_sid": resource["account_sid"],
@@ -344,9 +340,7 @@ def planned_statuses(
     return steps
 
 
-async def progress_delivery(
-    state: FakeTwilioState, resource: dict[str, Any], params: dict[str, str]
-) -> None:
+async def progress_delivery(state: FakeTwilioState, resource: dict[str, Any], params: dict[str, str]) -> None:
     """Move the message through its statuses, posting each to StatusCallback if given."""
     settings = state.settings
     callback_url = params.get("StatusCallback") if settings.status_callbacks else None
@@ -391,15 +385,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8025)
     parser.add_argument("--auth-token", default=None, help="default: random, printed at start")
-    parser.add_argument("--credentials-from-database", action="store_true",
-                        help="use the auth token the service keeps in its database (DATABASE_URL)")
+    parser.add_argument(
+        "--credentials-from-database",
+        action="store_true",
+        help="use the auth token the service keeps in its database (DATABASE_URL)",
+    )
     parser.add_argument("--account-sid", default=None, help="accept only this account SID")
     parser.add_argument("--log-path", type=Path, default=None, help="witness log (JSON lines)")
     parser.add_argument("--no-status-callbacks", action="store_true", help="never post status callbacks")
     parser.add_argument("--response-latency", type=float, default=0.0)
-    parser.add_argument(
-        "--status-latency", type=float, default=0.5, help="seconds between status callbacks"
-    )
+    parser.add_argument("--status-latency", type=float, default=0.5, help="seconds between status callbacks")
     parser.add_argument("--default-outcome", choices=DELIVERY_OUTCOMES, default="delivered")
     parser.add_argument("--price-per-segment", type=Decimal, default=Decimal("-0.0079"))
     args = parser.parse_args(argv)

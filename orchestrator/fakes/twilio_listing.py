@@ -33,7 +33,9 @@ FILTERS = ("To", "From", "DateSent", "DateSent<", "DateSent>")
 
 def parse_day(value: str) -> date | None:
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).date() if "T" in value else date.fromisoformat(value)
+        return (
+            datetime.fromisoformat(value.replace("Z", "+00:00")).date() if "T" in value else date.fromisoformat(value)
+        )
     except ValueError:
         return None
 
@@ -52,12 +54,16 @@ def matches(resource: Mapping[str, Any], query: Mapping[str, str], days: Mapping
     day = sent_day(resource)
     if day is None:
         return False
-    return (("DateSent" not in days or day == days["DateSent"])
-            and ("DateSent<" not in days or day <= days["DateSent<"])
-            and ("DateSent>" not in days or day >= days["DateSent>"]))
+    return (
+        ("DateSent" not in days or day == days["DateSent"])
+        and ("DateSent<" not in days or day <= days["DateSent<"])
+        and ("DateSent>" not in days or day >= days["DateSent>"])
+    )
 
 
-def list_page(newest_first: Iterable[Mapping[str, Any]], query: Mapping[str, str], list_uri: str) -> dict[str, Any] | ApiError:
+def list_page(
+    newest_first: Iterable[Mapping[str, Any]], query: Mapping[str, str], list_uri: str
+) -> dict[str, Any] | ApiError:
     """One page of the messages that match `query`; `newest_first` holds every candidate."""
     days: dict[str, date] = {}
     for name in ("DateSent", "DateSent<", "DateSent>"):
@@ -88,6 +94,7 @@ def list_page(newest_first: Iterable[Mapping[str, Any]], query: Mapping[str, str
             break
         page.append(resource)
     filters = {name: query[name] for name in FILTERS if name in query}
+
     def uri(**extra) -> str:
         return f"{list_uri}?{urlencode({**filters, 'PageSize': page_size, **extra})}"
 

@@ -41,12 +41,12 @@ class DeliveryFailure:
 MAGIC_TO_ERRORS = {
     "+15005550001": ApiError(400, 21211, "The 'To' number {to} is not a valid phone number."),
     "+15005550002": ApiError(
-        400, 21612, "The 'To' phone number: {to}, is not currently reachable using the 'From' "
-        "phone number: {from_} via SMS."
+        400,
+        21612,
+        "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: {from_} via SMS.",
     ),
     "+15005550003": ApiError(
-        400, 21408, "Permission to send an SMS has not been enabled for the region indicated by "
-        "the 'To' number: {to}."
+        400, 21408, "Permission to send an SMS has not been enabled for the region indicated by the 'To' number: {to}."
     ),
     "+15005550004": ApiError(400, 21610, "Attempt to send to unsubscribed recipient"),
     "+15005550009": ApiError(400, 21614, "'To' number is not a valid mobile number"),
@@ -55,21 +55,22 @@ MAGIC_TO_ERRORS = {
 }
 WHATSAPP_OUTSIDE_WINDOW_TO = "+15005550016"
 OUTSIDE_WINDOW_ERROR = ApiError(
-    400, 63016, "Failed to send freeform message because you are outside the allowed window. "
-    "If you are using WhatsApp, please use a Message Template."
+    400,
+    63016,
+    "Failed to send freeform message because you are outside the allowed window. "
+    "If you are using WhatsApp, please use a Message Template.",
 )
 MAGIC_FROM_ERRORS = {
     "+15005550001": ApiError(
-        400, 21212, "The 'From' number {from_} is not a valid phone number, shortcode, or "
-        "alphanumeric sender ID."
+        400, 21212, "The 'From' number {from_} is not a valid phone number, shortcode, or alphanumeric sender ID."
     ),
     "+15005550007": ApiError(
-        400, 21606, "The 'From' phone number provided ({from_}) is not a valid message-capable "
-        "Twilio phone number for this destination."
+        400,
+        21606,
+        "The 'From' phone number provided ({from_}) is not a valid message-capable "
+        "Twilio phone number for this destination.",
     ),
-    "+15005550008": ApiError(
-        400, 21611, "This 'From' number has exceeded the maximum number of queued messages"
-    ),
+    "+15005550008": ApiError(400, 21611, "This 'From' number has exceeded the maximum number of queued messages"),
 }
 UNDELIVERED = DeliveryFailure("undelivered", 30003, "Unreachable destination handset")
 FAILED = DeliveryFailure("failed", 30006, "Landline or unreachable carrier")
@@ -80,6 +81,7 @@ SHORT_CODE = re.compile(r"^\d{5,6}$")
 ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+
 
 def error_body(error: ApiError, **names: str) -> dict[str, Any]:
     """Twilio's error JSON for the REST API."""
@@ -121,13 +123,9 @@ def validate_create(params: dict[str, str], media_urls: list[str]) -> ApiError |
     if not body and not content_sid and not media_urls:
         return ApiError(400, 21602, "Message body is required.")
     if sender and to.startswith(WHATSAPP_PREFIX) != sender.startswith(WHATSAPP_PREFIX):
-        return ApiError(
-            400, 21910, "Invalid From and To pair. From and To should be of the same channel"
-        )
+        return ApiError(400, 21910, "Invalid From and To pair. From and To should be of the same channel")
     if len(body) > MAX_BODY_LENGTH:
-        return ApiError(
-            400, 21617, "The concatenated message body exceeds the 1600 character limit."
-        )
+        return ApiError(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
     if "ContentVariables" in params and not content_sid:
         return ApiError(400, 21654, "ContentSid Required")
     if content_sid and not CONTENT_SID.match(content_sid):
@@ -137,9 +135,7 @@ def validate_create(params: dict[str, str], media_urls: list[str]) -> ApiError |
     bare_from = strip_channel(sender)
     if bare_from in MAGIC_FROM_ERRORS:
         return MAGIC_FROM_ERRORS[bare_from]
-    if sender and not (
-        E164.match(bare_from) or SHORT_CODE.match(bare_from) or ALPHANUMERIC_SENDER.match(bare_from)
-    ):
+    if sender and not (E164.match(bare_from) or SHORT_CODE.match(bare_from) or ALPHANUMERIC_SENDER.match(bare_from)):
         return MAGIC_FROM_ERRORS["+15005550001"]
     bare_to = strip_channel(to)
     if bare_to in MAGIC_TO_ERRORS:
@@ -160,9 +156,7 @@ def valid_content_variables(raw: str | None) -> bool:
         variables = json.loads(raw)
     except ValueError:
         return False
-    return isinstance(variables, dict) and all(
-        isinstance(value, str) and value != "" for value in variables.values()
-    )
+    return isinstance(variables, dict) and all(isinstance(value, str) and value != "" for value in variables.values())
 
 
 def new_message_resource(
@@ -199,5 +193,3 @@ def new_message_resource(
         "to": params["To"],
         "uri": f"{uri}.json",
     }
-
-

@@ -47,8 +47,9 @@ class JourneyCatalog:
 
     def triggered_by(self, event_name: str) -> list[CompiledJourney]:
         """Journeys taking new entrants on this event: current versions, not paused."""
-        return [j for j in self.current.values()
-                if j.definition.trigger.event == event_name and j.id not in self.paused]
+        return [
+            j for j in self.current.values() if j.definition.trigger.event == event_name and j.id not in self.paused
+        ]
 
 
 def events_reacted_to(journey: CompiledJourney) -> set[str]:

@@ -88,8 +88,16 @@ def _compile_step(step, step_id: str, here: tuple, after: str | None, nodes: dic
         spec = step.wait_for
         on_event = _compile_block(spec.on_event, here + ("wait_for", "on_event"), after, nodes)
         on_timeout = _compile_block(spec.on_timeout, here + ("wait_for", "on_timeout"), after, nodes)
-        return Node(step_id, "wait_for", after, duration=spec.timeout, event=spec.event,
-                    branch_a=on_event, branch_b=on_timeout, nps=spec.nps)
+        return Node(
+            step_id,
+            "wait_for",
+            after,
+            duration=spec.timeout,
+            event=spec.event,
+            branch_a=on_event,
+            branch_b=on_timeout,
+            nps=spec.nps,
+        )
     if isinstance(step, IfStep):
         then = _compile_block(step.then, here + ("then",), after, nodes)
         otherwise = _compile_block(step.else_, here + ("else",), after, nodes)

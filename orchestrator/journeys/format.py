@@ -75,7 +75,9 @@ class WaitStep(StepBase):
 
 
 class WaitFor(Strict):
-    event: str = Field(min_length=1, description="An event name, or `reply` for the customer's next SMS/WhatsApp message")
+    event: str = Field(
+        min_length=1, description="An event name, or `reply` for the customer's next SMS/WhatsApp message"
+    )
     nps: bool = Field(default=False, description="The reply answers an NPS question: a 0-10 score is recorded")
     timeout: Duration
     on_event: list[Step] = Field(default_factory=list, description="Steps run when the event arrives")
@@ -120,7 +122,11 @@ def _step_kind(value: Any) -> str | None:
 
 
 Step = Annotated[
-    Annotated[WaitStep, Tag("step:wait")] | Annotated[WaitForStep, Tag("step:wait_for")] | Annotated[IfStep, Tag("step:if")] | Annotated[SendStep, Tag("step:send")] | Annotated[ExitStep, Tag("step:exit")],
+    Annotated[WaitStep, Tag("step:wait")]
+    | Annotated[WaitForStep, Tag("step:wait_for")]
+    | Annotated[IfStep, Tag("step:if")]
+    | Annotated[SendStep, Tag("step:send")]
+    | Annotated[ExitStep, Tag("step:exit")],
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
@@ -139,8 +145,9 @@ class JourneyFile(Strict):
     exit_on: list[str] = Field(default_factory=list, description="Events that end an enrollment")
     goal: Goal | None = None
     reentry: Reentry = Field(default_factory=Reentry)
-    holdout: float = Field(default=0, ge=0, le=50,
-                           description="Percent of entrants held out (enrolled, never messaged) to measure lift")
+    holdout: float = Field(
+        default=0, ge=0, le=50, description="Percent of entrants held out (enrolled, never messaged) to measure lift"
+    )
     quiet_hours: QuietHours = Field(
         default_factory=QuietHours,
         description="SMS/WhatsApp marketing waits out these local hours (default 21:00-08:00); `off` disables",

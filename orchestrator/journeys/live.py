@@ -32,18 +32,34 @@ class ReloadResult:
 
 async def publish(session: AsyncSession, report: LoadReport, now) -> None:
     """Record every loaded version and make it current; journeys whose file is gone retire."""
-    await insert_many_ignoring_conflict(session, JourneyVersion, [
-        dict(journey_id=j.definition.id, version=j.version, source=j.source, source_path=str(j.path), loaded_at=now)
-        for j in report.loaded], ["journey_id", "version"])
+    await insert_many_ignoring_conflict(
+        session,
+        JourneyVersion,
+        [
+            dict(journey_id=j.definition.id, version=j.version, source=j.source, source_path=str(j.path), loaded_at=now)
+            for j in report.loaded
+        ],
+        ["journey_id", "version"],
+    )
     loaded = {j.definition.id: j.version for j in report.loaded}
     for journey_id, version in loaded.items():
-        inserted = await insert_ignoring_conflict(session, JourneyState, dict(
-            journey_id=journey_id, current_version=version, paused=False, updated_at=now), ["journey_id"])
+        inserted = await insert_ignoring_conflict(
+            session,
+            JourneyState,
+            dict(journey_id=journey_id, current_version=version, paused=False, updated_at=now),
+            ["journey_id"],
+        )
         if inserted is None:
-            await session.exec(update(JourneyState).where(JourneyState.journey_id == journey_id)
-                               .values(current_version=version, updated_at=now))
-    await session.exec(update(JourneyState).where(col(JourneyState.journey_id).not_in(list(loaded) or [""]))
-                       .values(current_version=None, updated_at=now))
+            await session.exec(
+                update(JourneyState)
+                .where(JourneyState.journey_id == journey_id)
+                .values(current_version=version, updated_at=now)
+            )
+    await session.exec(
+        update(JourneyState)
+        .where(col(JourneyState.journey_id).not_in(list(loaded) or [""]))
+        .values(current_version=None, updated_at=now)
+    )
 
 
 async def refresh_catalog(runtime, force: bool = False) -> None:
@@ -53,11 +69,19 @@ async def refresh_catalog(runtime, force: bool = False) -> None:
         return
     async with runtime.sessions() as session:
         states = (await session.exec(select(JourneyState))).all()
-        missing = [(s.journey_id, s.current_version) for s in states
-                   if s.current_version and catalog.version(s.journey_id, s.current_version) is None]
+        missing = [
+            (s.journey_id, s.current_version)
+            for s in states
+            if s.current_version and catalog.version(s.journey_id, s.current_version) is None
+        ]
         for journey_id, version in missing:
-            row = (await session.exec(select(JourneyVersion).where(
-                JourneyVersion.journey_id == journey_id, JourneyVersion.version == version))).first()
+            row = (
+                await session.exec(
+                    select(JourneyVersion).where(
+                        JourneyVersion.journey_id == journey_id, JourneyVersion.version == version
+                    )
+                )
+            ).first()
             if row is not None:
                 catalog.add_version(journey_id, version, row.source)
     for state in states:
@@ -69,8 +93,11 @@ async def refresh_catalog(runtime, force: bool = False) -> None:
 async def load_missing_version(runtime, journey_id: str, version: str):
     """An enrollment on a version this process has not compiled yet (another process published it)."""
     async with runtime.sessions() as session:
-        row = (await session.exec(select(JourneyVersion).where(
-            JourneyVersion.journey_id == journey_id, JourneyVersion.version == version))).first()
+        row = (
+            await session.exec(
+                select(JourneyVersion).where(JourneyVersion.journey_id == journey_id, JourneyVersion.version == version)
+            )
+        ).first()
     return runtime.catalog.add_version(journey_id, version, row.source) if row else None
 
 
@@ -94,13 +121,21 @@ async def set_paused(runtime, journey_id: str, paused: bool) -> bool:
     """Pause: no new entrants, running enrollments hold at their next send. Resume wakes them."""
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
-        result = await session.exec(update(JourneyState).where(JourneyState.journey_id == journey_id)
-                                    .values(paused=paused, updated_at=now))
+        result = await session.exec(
+            update(JourneyState).where(JourneyState.journey_id == journey_id).values(paused=paused, updated_at=now)
+        )
         if result.rowcount == 0:
             return False
         if not paused:  # held enrollments are active with nothing to wait for: due now
-            await session.exec(update(Enrollment).where(
-                Enrollment.journey_id == journey_id, Enrollment.status == EnrollmentStatus.active,
-                col(Enrollment.due_at).is_(None), col(Enrollment.waiting_for).is_(None)).values(due_at=now))
+            await session.exec(
+                update(Enrollment)
+                .where(
+                    Enrollment.journey_id == journey_id,
+                    Enrollment.status == EnrollmentStatus.active,
+                    col(Enrollment.due_at).is_(None),
+                    col(Enrollment.waiting_for).is_(None),
+                )
+                .values(due_at=now)
+            )
     await refresh_catalog(runtime, force=True)
     return True

@@ -50,7 +50,9 @@ def parse_journey(text: str, path: Path) -> LoadedJourney:
     try:
         compile_journey(definition)
     except CompileError as error:
-        raise JourneyLoadError([JourneyError(str(path), line_for(error.location, lines), readable_key(error.location), error.message)]) from None
+        raise JourneyLoadError(
+            [JourneyError(str(path), line_for(error.location, lines), readable_key(error.location), error.message)]
+        ) from None
     return LoadedJourney(definition, source, path, content_version(source))
 
 
@@ -58,7 +60,9 @@ def load_file(path: Path) -> LoadedJourney:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise JourneyLoadError([JourneyError(str(path), None, "", f"cannot read: {error.strerror}")], unreadable=True) from None
+        raise JourneyLoadError(
+            [JourneyError(str(path), None, "", f"cannot read: {error.strerror}")], unreadable=True
+        ) from None
     return parse_journey(text, path)
 
 
@@ -73,7 +77,12 @@ def load_directory(directory: Path) -> LoadReport:
             continue
         if journey.definition.id in seen:
             report.errors.append(
-                JourneyError(str(path), None, "id", f"journey id '{journey.definition.id}' is also used by {seen[journey.definition.id]}")
+                JourneyError(
+                    str(path),
+                    None,
+                    "id",
+                    f"journey id '{journey.definition.id}' is also used by {seen[journey.definition.id]}",
+                )
             )
             continue
         seen[journey.definition.id] = path

@@ -40,9 +40,27 @@ FAILED_STATUSES = (MessageStatus.failed, MessageStatus.undelivered)
 # SendGrid's hard bounce (`bounce`) and soft bounce (`blocked`) as webhooks/sendgrid.py records them.
 BOUNCE_STATUSES = ("bounce", "blocked")
 KEY_COLUMNS = ("day", "journey_id", "step_id", "channel", "template")
-MEASURES = ("messages", "sent", "delivered", "failed", "skipped", "recipients", "email_sent", "email_delivered",
-            "opened", "clickable", "clicked", "bounced", "replied", "opted_out", "priced", "cost", "conversions",
-            "orders_with_revenue", "revenue")
+MEASURES = (
+    "messages",
+    "sent",
+    "delivered",
+    "failed",
+    "skipped",
+    "recipients",
+    "email_sent",
+    "email_delivered",
+    "opened",
+    "clickable",
+    "clicked",
+    "bounced",
+    "replied",
+    "opted_out",
+    "priced",
+    "cost",
+    "conversions",
+    "orders_with_revenue",
+    "revenue",
+)
 
 conversions = Conversion.__table__
 status_events = MessageStatusEvent.__table__
@@ -53,16 +71,23 @@ enrollments = Enrollment.__table__
 
 def cell_keys(dialect: str) -> list:
     m = messages.c
-    return [calendar_day(m.created_at, dialect).label("day"), m.journey_id.label("journey_id"),
-            sa.func.coalesce(m.step_id, "").label("step_id"), m.channel.label("channel"),
-            sa.func.coalesce(m.template, "").label("template")]
+    return [
+        calendar_day(m.created_at, dialect).label("day"),
+        m.journey_id.label("journey_id"),
+        sa.func.coalesce(m.step_id, "").label("step_id"),
+        m.channel.label("channel"),
+        sa.func.coalesce(m.template, "").label("template"),
+    ]
 
 
 def _conversions_per_message(since: datetime | None) -> sa.Subquery:
     c = conversions.c
-    query = (sa.select(c.message_id, sa.func.count().label("orders"),
-                       sa.func.count(c.revenue).label("orders_with_revenue"), sa.func.sum(c.revenue).label("revenue"))
-             .group_by(c.message_id))
+    query = sa.select(
+        c.message_id,
+        sa.func.count().label("orders"),
+        sa.func.count(c.revenue).label("orders_with_revenue"),
+        sa.func.sum(c.revenue).label("revenue"),
+    ).group_by(c.message_id)
     if since is not None:  # an order is credited to a message sent before it
         query = query.where(c.converted_at >= since)
     return query.subquery("conversions_per_message")
@@ -70,27 +95,50 @@ def _conversions_per_message(since: datetime | None) -> sa.Subquery:
 
 def _responses_per_message(dialect: str, since: datetime | None) -> sa.Subquery:
     """message id → whether a reply / an opt-out was credited to it (last touch)."""
-    replies = (sa.select(inbound.c.customer_id, inbound.c.channel, inbound.c.received_at.label("at"),
-                         sa.literal(1).label("replied"), sa.literal(0).label("opted_out"))
-               .where(sa.or_(inbound.c.keyword.is_(None), inbound.c.keyword != "opt_out")))
-    opt_outs = (sa.select(consents.c.customer_id, consents.c.channel, consents.c.recorded_at.label("at"),
-                          sa.literal(0).label("replied"), sa.literal(1).label("opted_out"))
-                .where(consents.c.status == "opted_out"))
+    replies = sa.select(
+        inbound.c.customer_id,
+        inbound.c.channel,
+        inbound.c.received_at.label("at"),
+        sa.literal(1).label("replied"),
+        sa.literal(0).label("opted_out"),
+    ).where(sa.or_(inbound.c.keyword.is_(None), inbound.c.keyword != "opt_out"))
+    opt_outs = sa.select(
+        consents.c.customer_id,
+        consents.c.channel,
+        consents.c.recorded_at.label("at"),
+        sa.literal(0).label("replied"),
+        sa.literal(1).label("opted_out"),
+    ).where(consents.c.status == "opted_out")
     if since is not None:  # a response comes after the message it answers
         replies = replies.where(inbound.c.received_at >= since)
         opt_outs = opt_outs.where(consents.c.recorded_at >= since)
     response = sa.union_all(replies, opt_outs).subquery("responses")
     earlier = messages.alias("earlier")
-    last_touch = (sa.select(earlier.c.id)
-                  .where(earlier.c.customer_id == response.c.customer_id, earlier.c.channel == response.c.channel,
-                         earlier.c.journey_id.is_not(None), earlier.c.sent_at <= response.c.at,
-                         earlier.c.sent_at > plus_days(response.c.at, -RESPONSE_WINDOW.days, dialect))
-                  .order_by(earlier.c.sent_at.desc(), earlier.c.id.desc()).limit(1)
-                  .correlate(response).scalar_subquery())
+    last_touch = (
+        sa.select(earlier.c.id)
+        .where(
+            earlier.c.customer_id == response.c.customer_id,
+            earlier.c.channel == response.c.channel,
+            earlier.c.journey_id.is_not(None),
+            earlier.c.sent_at <= response.c.at,
+            earlier.c.sent_at > plus_days(response.c.at, -RESPONSE_WINDOW.days, dialect),
+        )
+        .order_by(earlier.c.sent_at.desc(), earlier.c.id.desc())
+        .limit(1)
+        .correlate(response)
+        .scalar_subquery()
+    )
     credited = sa.select(last_touch.label("message_id"), response.c.replied, response.c.opted_out).subquery("credited")
-    return (sa.select(credited.c.message_id, sa.func.max(credited.c.replied).label("replied"),
-                      sa.func.max(credited.c.opted_out).label("opted_out"))
-            .where(credited.c.message_id.is_not(None)).group_by(credited.c.message_id).subquery("responses_per_message"))
+    return (
+        sa.select(
+            credited.c.message_id,
+            sa.func.max(credited.c.replied).label("replied"),
+            sa.func.max(credited.c.opted_out).label("opted_out"),
+        )
+        .where(credited.c.message_id.is_not(None))
+        .group_by(credited.c.message_id)
+        .subquery("responses_per_message")
+    )
 
 
 def cell_totals(dialect: str, conditions: list, since: datetime | None) -> sa.Select:
@@ -103,8 +151,7 @@ def cell_totals(dialect: str, conditions: list, since: datetime | None) -> sa.Se
     # E-mail links are tracked by SendGrid or our SMTP redirects; SMS/WhatsApp only where a
     # short link was put in the body, so a message without links does not dilute the CTR.
     clickable = sa.and_(m.delivered_at.is_not(None), sa.or_(email, m.tracked_links > 0))
-    bounce_reported = sa.exists().where(status_events.c.message_id == m.id,
-                                        status_events.c.status.in_(BOUNCE_STATUSES))
+    bounce_reported = sa.exists().where(status_events.c.message_id == m.id, status_events.c.status.in_(BOUNCE_STATUSES))
     keys = cell_keys(dialect)
     return (
         sa.select(
@@ -129,8 +176,9 @@ def cell_totals(dialect: str, conditions: list, since: datetime | None) -> sa.Se
             sa.func.coalesce(sa.func.sum(orders.c.orders_with_revenue), 0).label("orders_with_revenue"),
             sa.func.sum(orders.c.revenue).label("revenue"),
         )
-        .select_from(messages.outerjoin(orders, orders.c.message_id == m.id)
-                     .outerjoin(answers, answers.c.message_id == m.id))
+        .select_from(
+            messages.outerjoin(orders, orders.c.message_id == m.id).outerjoin(answers, answers.c.message_id == m.id)
+        )
         .where(*conditions)
         .group_by(*keys)
     )
@@ -140,14 +188,25 @@ def skip_cells(dialect: str, conditions: list) -> sa.Select:
     m = messages.c
     keys = cell_keys(dialect)
     reason = sa.func.coalesce(m.status_reason, "unspecified").label("reason")
-    return (sa.select(*keys, reason, sa.func.count().label("count"))
-            .where(*conditions, m.status == MessageStatus.skipped).group_by(*keys, reason))
+    return (
+        sa.select(*keys, reason, sa.func.count().label("count"))
+        .where(*conditions, m.status == MessageStatus.skipped)
+        .group_by(*keys, reason)
+    )
 
 
 def enrollment_cells(dialect: str, conditions: list) -> sa.Select:
     """Enrollments and goals reached per (UTC day of entry, journey, holdout group)."""
     e = enrollments.c
     day = calendar_day(e.entered_at, dialect).label("day")
-    return (sa.select(day, e.journey_id, e.holdout, sa.func.count().label("enrollments"),
-                      sa.func.count(e.converted_at).label("converted"))
-            .where(*conditions).group_by(day, e.journey_id, e.holdout))
+    return (
+        sa.select(
+            day,
+            e.journey_id,
+            e.holdout,
+            sa.func.count().label("enrollments"),
+            sa.func.count(e.converted_at).label("converted"),
+        )
+        .where(*conditions)
+        .group_by(day, e.journey_id, e.holdout)
+    )

@@ -69,9 +69,14 @@ def _distinct_customers(orders, *conditions) -> sa.ScalarSelect:
     return sa.select(sa.func.count(sa.distinct(orders.c.customer_id))).where(*conditions).scalar_subquery()
 
 
-async def customer_kpis(session: AsyncSession, scope: KpiScope, now: datetime, *,
-                        lifespan_years: float = DEFAULT_LIFESPAN_YEARS,
-                        active_days: int = DEFAULT_ACTIVE_DAYS) -> dict[str, Any]:
+async def customer_kpis(
+    session: AsyncSession,
+    scope: KpiScope,
+    now: datetime,
+    *,
+    lifespan_years: float = DEFAULT_LIFESPAN_YEARS,
+    active_days: int = DEFAULT_ACTIVE_DAYS,
+) -> dict[str, Any]:
     await without_jit(session)
     since, until = customer_period(scope, now)
     orders = _orders(scope, until)
@@ -82,36 +87,66 @@ async def customer_kpis(session: AsyncSession, scope: KpiScope, now: datetime, *
     # customer who ever ordered. A new customer ordered in the period and never before it.
     earlier = customer_orders.alias("earlier")
     ordered_before = sa.exists().where(earlier.c.customer_id == o.customer_id, earlier.c.ordered_at < since)
-    period = (await session.exec(sa.select(
-        sa.select(sa.func.count()).where(in_period).scalar_subquery().label("orders"),
-        sa.select(sa.func.count(o.revenue)).where(in_period).scalar_subquery().label("orders_with_revenue"),
-        sa.select(sa.func.sum(o.revenue)).where(in_period).scalar_subquery().label("revenue"),
-        _distinct_customers(orders, in_period).label("customers"),
-        _distinct_customers(orders, o.ordered_at >= since - active, o.ordered_at < since).label("at_start"),
-        _distinct_customers(orders, o.ordered_at >= until - active, o.ordered_at < until).label("at_end"),
-        _distinct_customers(orders, in_period, ~ordered_before).label("new"),
-    ))).mappings().one()
+    period = (
+        (
+            await session.exec(
+                sa.select(
+                    sa.select(sa.func.count()).where(in_period).scalar_subquery().label("orders"),
+                    sa.select(sa.func.count(o.revenue)).where(in_period).scalar_subquery().label("orders_with_revenue"),
+                    sa.select(sa.func.sum(o.revenue)).where(in_period).scalar_subquery().label("revenue"),
+                    _distinct_customers(orders, in_period).label("customers"),
+                    _distinct_customers(orders, o.ordered_at >= since - active, o.ordered_at < since).label("at_start"),
+                    _distinct_customers(orders, o.ordered_at >= until - active, o.ordered_at < until).label("at_end"),
+                    _distinct_customers(orders, in_period, ~ordered_before).label("new"),
+                )
+            )
+        )
+        .mappings()
+        .one()
+    )
 
     answers = nps_responses.c
     nps_conditions = [answers.received_at >= since, answers.received_at < until]
     if (reached := _reached_customers(scope)) is not None:
         nps_conditions.append(answers.customer_id.in_(reached))
-    nps = (await session.exec(sa.select(
-        sa.func.count().label("responses"), counting(answers.score >= 9).label("promoters"),
-        counting(answers.score <= 6).label("detractors"),
-    ).where(*nps_conditions))).mappings().one()
+    nps = (
+        (
+            await session.exec(
+                sa.select(
+                    sa.func.count().label("responses"),
+                    counting(answers.score >= 9).label("promoters"),
+                    counting(answers.score <= 6).label("detractors"),
+                ).where(*nps_conditions)
+            )
+        )
+        .mappings()
+        .one()
+    )
 
     revenue = float(period["revenue"] or 0)
-    value = lifetime_value(revenue, int(period["orders_with_revenue"]), int(period["orders"]), period["customers"],
-                           (until - since).total_seconds() / 86400, lifespan_years)
+    value = lifetime_value(
+        revenue,
+        int(period["orders_with_revenue"]),
+        int(period["orders"]),
+        period["customers"],
+        (until - since).total_seconds() / 86400,
+        lifespan_years,
+    )
     return {
-        "since": since, "until": until,
-        "orders": int(period["orders"]), "ordering_customers": period["customers"], "revenue": round(revenue, 2),
+        "since": since,
+        "until": until,
+        "orders": int(period["orders"]),
+        "ordering_customers": period["customers"],
+        "revenue": round(revenue, 2),
         **asdict(value),
         "active_days": active_days,
-        "customers_at_start": period["at_start"], "customers_at_end": period["at_end"], "new_customers": period["new"],
+        "customers_at_start": period["at_start"],
+        "customers_at_end": period["at_end"],
+        "new_customers": period["new"],
         "retention_rate": retention_rate(period["at_start"], period["at_end"], period["new"]),
-        "nps_responses": nps["responses"], "promoters": nps["promoters"], "detractors": nps["detractors"],
+        "nps_responses": nps["responses"],
+        "promoters": nps["promoters"],
+        "detractors": nps["detractors"],
         "passives": nps["responses"] - nps["promoters"] - nps["detractors"],
         "nps": net_promoter_score(nps["promoters"], nps["detractors"], nps["responses"]),
     }

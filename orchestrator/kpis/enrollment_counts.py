@@ -35,15 +35,22 @@ def count_every_enrollment() -> sa.Insert:
     e = enrollments.c
     return sa.insert(counts).from_select(
         list(KEY) + ["enrollments"],
-        sa.select(e.journey_id, e.journey_version, e.status, sa.func.count())
-        .group_by(e.journey_id, e.journey_version, e.status))
+        sa.select(e.journey_id, e.journey_version, e.status, sa.func.count()).group_by(
+            e.journey_id, e.journey_version, e.status
+        ),
+    )
 
 
 async def enrollment_counts(session: AsyncSession) -> dict[tuple[str, str, str], int]:
     """(journey, version, status) → enrollments, keys with none left out."""
     c = counts.c
-    rows = (await session.exec(sa.select(c.journey_id, c.journey_version, c.status, sa.func.sum(c.enrollments))
-                               .group_by(c.journey_id, c.journey_version, c.status))).all()
+    rows = (
+        await session.exec(
+            sa.select(c.journey_id, c.journey_version, c.status, sa.func.sum(c.enrollments)).group_by(
+                c.journey_id, c.journey_version, c.status
+            )
+        )
+    ).all()
     return {(journey, version, status): int(n) for journey, version, status, n in rows if n}
 
 

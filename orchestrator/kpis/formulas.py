@@ -55,8 +55,9 @@ class LifetimeValue:
     customer_lifetime_value: float | None
 
 
-def lifetime_value(revenue: Number, orders_with_revenue: int, orders: int, customers: int,
-                   period_days: float, lifespan_years: float) -> LifetimeValue:
+def lifetime_value(
+    revenue: Number, orders_with_revenue: int, orders: int, customers: int, period_days: float, lifespan_years: float
+) -> LifetimeValue:
     """CLV = AOV × purchase frequency per year × lifespan in years.
 
     AOV = revenue / orders that carry a revenue; purchase frequency = orders / customers
@@ -87,7 +88,9 @@ class ProportionDifference:
     significant: bool | None  # the interval excludes 0
 
 
-def difference_of_proportions(x_treatment: int, n_treatment: int, x_control: int, n_control: int) -> ProportionDifference:
+def difference_of_proportions(
+    x_treatment: int, n_treatment: int, x_control: int, n_control: int
+) -> ProportionDifference:
     """p_t − p_c with the Agresti–Caffo interval (a Wald interval on adjusted counts).
 
     The point estimate is the observed p_t − p_c. The interval adds one success and one

@@ -55,12 +55,19 @@ def steps_in_order(journey: CompiledJourney) -> list[dict[str, Any]]:
 def _send_figures(node, send, reasons: dict[str, int], credit) -> dict[str, Any]:
     sent, delivered = (send["sent"], send["delivered"]) if send else (0, 0)
     return dict(
-        channel=node.send.channel.value, template=node.send.template,
-        reached=send["reached"] if send else 0, messages=send["messages"] if send else 0,
-        sent=sent, delivered=delivered, delivery_rate=percent(delivered, sent),
-        failed=send["failed"] if send else 0, skipped=send["skipped"] if send else 0,
+        channel=node.send.channel.value,
+        template=node.send.template,
+        reached=send["reached"] if send else 0,
+        messages=send["messages"] if send else 0,
+        sent=sent,
+        delivered=delivered,
+        delivery_rate=percent(delivered, sent),
+        failed=send["failed"] if send else 0,
+        skipped=send["skipped"] if send else 0,
         skipped_by_reason=dict(sorted(reasons.items())),
-        conversions=credit.conversions if credit else 0, revenue=money((credit.revenue if credit else None) or 0))
+        conversions=credit.conversions if credit else 0,
+        revenue=money((credit.revenue if credit else None) or 0),
+    )
 
 
 def _entered_between(since: datetime | None, until: datetime | None) -> list:
@@ -72,35 +79,81 @@ def _entered_between(since: datetime | None, until: datetime | None) -> list:
     return conditions
 
 
-async def journey_funnel(session: AsyncSession, journey: CompiledJourney, since: datetime | None = None,
-                         until: datetime | None = None) -> dict[str, Any]:
+async def journey_funnel(
+    session: AsyncSession, journey: CompiledJourney, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
     await without_jit(session)
     e, m, c = enrollments.c, messages.c, conversions.c
     entered = [e.journey_id == journey.id, *_entered_between(since, until)]
-    outcome_rows = (await session.exec(
-        sa.select(e.status, e.exit_reason, e.holdout, sa.func.count().label("n"),
-                  sa.func.count(e.converted_at).label("converted"))
-        .where(*entered).group_by(e.status, e.exit_reason, e.holdout))).mappings().all()
-    waiting = dict((await session.exec(
-        sa.select(e.cursor, sa.func.count()).where(*entered, e.status == EnrollmentStatus.active).group_by(e.cursor))).all())
+    outcome_rows = (
+        (
+            await session.exec(
+                sa.select(
+                    e.status,
+                    e.exit_reason,
+                    e.holdout,
+                    sa.func.count().label("n"),
+                    sa.func.count(e.converted_at).label("converted"),
+                )
+                .where(*entered)
+                .group_by(e.status, e.exit_reason, e.holdout)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    waiting = dict(
+        (
+            await session.exec(
+                sa.select(e.cursor, sa.func.count())
+                .where(*entered, e.status == EnrollmentStatus.active)
+                .group_by(e.cursor)
+            )
+        ).all()
+    )
 
     of_entrants = messages.join(enrollments, e.id == m.enrollment_id)
-    send_rows = (await session.exec(
-        sa.select(m.step_id, sa.func.count(sa.distinct(m.enrollment_id)).label("reached"),
-                  sa.func.count().label("messages"), counting(m.sent_at.is_not(None)).label("sent"),
-                  counting(m.delivered_at.is_not(None)).label("delivered"),
-                  counting(m.status.in_(FAILED_STATUSES)).label("failed"),
-                  counting(m.status == MessageStatus.skipped).label("skipped"))
-        .select_from(of_entrants).where(*entered).group_by(m.step_id))).mappings().all()
+    send_rows = (
+        (
+            await session.exec(
+                sa.select(
+                    m.step_id,
+                    sa.func.count(sa.distinct(m.enrollment_id)).label("reached"),
+                    sa.func.count().label("messages"),
+                    counting(m.sent_at.is_not(None)).label("sent"),
+                    counting(m.delivered_at.is_not(None)).label("delivered"),
+                    counting(m.status.in_(FAILED_STATUSES)).label("failed"),
+                    counting(m.status == MessageStatus.skipped).label("skipped"),
+                )
+                .select_from(of_entrants)
+                .where(*entered)
+                .group_by(m.step_id)
+            )
+        )
+        .mappings()
+        .all()
+    )
     reasons: dict[str, dict[str, int]] = {}
-    for step_id, reason, n in (await session.exec(
-            sa.select(m.step_id, m.status_reason, sa.func.count()).select_from(of_entrants)
-            .where(*entered, m.status == MessageStatus.skipped).group_by(m.step_id, m.status_reason))).all():
+    for step_id, reason, n in (
+        await session.exec(
+            sa.select(m.step_id, m.status_reason, sa.func.count())
+            .select_from(of_entrants)
+            .where(*entered, m.status == MessageStatus.skipped)
+            .group_by(m.step_id, m.status_reason)
+        )
+    ).all():
         reasons.setdefault(step_id, {})[reason or "unspecified"] = n
-    credited = {row.step_id: row for row in (await session.exec(
-        sa.select(c.step_id, sa.func.count().label("conversions"), sa.func.sum(c.revenue).label("revenue"))
-        .select_from(conversions.join(enrollments, e.id == c.enrollment_id))
-        .where(*entered).group_by(c.step_id))).all()}
+    credited = {
+        row.step_id: row
+        for row in (
+            await session.exec(
+                sa.select(c.step_id, sa.func.count().label("conversions"), sa.func.sum(c.revenue).label("revenue"))
+                .select_from(conversions.join(enrollments, e.id == c.enrollment_id))
+                .where(*entered)
+                .group_by(c.step_id)
+            )
+        ).all()
+    }
 
     total = sum(r["n"] for r in outcome_rows)
     exits: dict[tuple[str, str | None], int] = {}
@@ -116,22 +169,28 @@ async def journey_funnel(session: AsyncSession, journey: CompiledJourney, since:
         node = journey.nodes[step["id"]]
         figures: dict[str, Any] = {**step, "waiting": waiting.get(step["id"], 0), "reached": None}
         if node.kind == "send":
-            figures.update(_send_figures(node, sends.get(step["id"]), reasons.get(step["id"], {}),
-                                         credited.get(step["id"])))
+            figures.update(
+                _send_figures(node, sends.get(step["id"]), reasons.get(step["id"], {}), credited.get(step["id"]))
+            )
         elif node.kind == "exit":
             figures["reached"] = figures["exited"] = exits.get((EnrollmentStatus.exited, node.exit_reason), 0)
         if position == 0:
             figures["reached"] = total  # entering is reaching the first step
         steps.append(figures)
     return {
-        "journey": journey.id, "version": journey.version, "since": since, "until": until,
+        "journey": journey.id,
+        "version": journey.version,
+        "since": since,
+        "until": until,
         "entered": total,
         "active": sum(r["n"] for r in outcome_rows if r["status"] == EnrollmentStatus.active),
         "goal_reached": groups[False][1] + groups[True][1],
         "conversions": sum(row.conversions for row in credited.values()),
         "revenue": money(sum(float(row.revenue or 0) for row in credited.values())),
         "steps": steps,
-        "exits": [{"status": status, "reason": reason, "count": n}
-                  for (status, reason), n in sorted(exits.items(), key=lambda item: (item[0][0], item[0][1] or ""))],
+        "exits": [
+            {"status": status, "reason": reason, "count": n}
+            for (status, reason), n in sorted(exits.items(), key=lambda item: (item[0][0], item[0][1] or ""))
+        ],
         "lift": lift_report(journey.id, {holdout: tuple(counts) for holdout, counts in groups.items()}),
     }

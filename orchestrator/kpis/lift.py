@@ -30,8 +30,9 @@ from orchestrator.storage.models import Enrollment
 enrollments, rollup = Enrollment.__table__, KpiEnrollmentCell.__table__
 
 
-async def enrollment_groups(session: AsyncSession, journey_id: str, since: datetime | None,
-                            until: datetime | None) -> dict[bool, tuple[int, int]]:
+async def enrollment_groups(
+    session: AsyncSession, journey_id: str, since: datetime | None, until: datetime | None
+) -> dict[bool, tuple[int, int]]:
     """holdout? → (enrollments, converted), from the daily rollup for whole days and from
     the enrollments themselves for the parts of days at either end of the range."""
     await without_jit(session)
@@ -40,15 +41,28 @@ async def enrollment_groups(session: AsyncSession, journey_id: str, since: datet
     if whole_days is not None:
         r = rollup.c
         first, end = whole_days
-        parts.append(sa.select(r.holdout, r.enrollments, r.converted).where(
-            r.journey_id == journey_id, *([r.day >= first.date()] if first else []), *([r.day < end.date()] if end else [])))
+        parts.append(
+            sa.select(r.holdout, r.enrollments, r.converted).where(
+                r.journey_id == journey_id,
+                *([r.day >= first.date()] if first else []),
+                *([r.day < end.date()] if end else []),
+            )
+        )
     e = enrollments.c
     for start, end in edges:
-        parts.append(sa.select(e.holdout, sa.func.count().label("enrollments"), sa.func.count(e.converted_at).label("converted"))
-                     .where(e.journey_id == journey_id, e.entered_at >= start, e.entered_at < end).group_by(e.holdout))
+        parts.append(
+            sa.select(e.holdout, sa.func.count().label("enrollments"), sa.func.count(e.converted_at).label("converted"))
+            .where(e.journey_id == journey_id, e.entered_at >= start, e.entered_at < end)
+            .group_by(e.holdout)
+        )
     cells = (sa.union_all(*parts) if len(parts) > 1 else parts[0]).subquery("cells")
-    rows = (await session.exec(sa.select(cells.c.holdout, sa.func.sum(cells.c.enrollments), sa.func.sum(cells.c.converted))
-                               .group_by(cells.c.holdout))).all()
+    rows = (
+        await session.exec(
+            sa.select(cells.c.holdout, sa.func.sum(cells.c.enrollments), sa.func.sum(cells.c.converted)).group_by(
+                cells.c.holdout
+            )
+        )
+    ).all()
     groups = {False: (0, 0), True: (0, 0)}
     for holdout, n, converted in rows:
         groups[bool(holdout)] = (int(n or 0), int(converted or 0))
@@ -70,6 +84,7 @@ def lift_report(journey_id: str, groups: dict[bool, tuple[int, int]]) -> dict[st
     }
 
 
-async def holdout_lift(session: AsyncSession, journey_id: str, since: datetime | None = None,
-                       until: datetime | None = None) -> dict[str, Any]:
+async def holdout_lift(
+    session: AsyncSession, journey_id: str, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
     return lift_report(journey_id, await enrollment_groups(session, journey_id, since, until))

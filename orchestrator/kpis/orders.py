@@ -38,11 +38,19 @@ def order_events(dialect: str, received_since: datetime | None) -> sa.Select:
     conditions = [e.type == "track", e.name == ORDER_EVENT]
     if received_since is not None:
         conditions.append(e.received_at >= received_since)
-    raw = (sa.select(sa.func.coalesce(order_id, sa.literal("event:") + e.message_id).label("order_key"),
-                     e.customer_id, e.timestamp.label("at"), revenue.label("revenue"))
-           .where(*conditions).subquery("order_events"))
-    return (sa.select(raw.c.order_key, sa.func.min(raw.c.customer_id), sa.func.min(raw.c.at), sa.func.max(raw.c.revenue))
-            .group_by(raw.c.order_key))
+    raw = (
+        sa.select(
+            sa.func.coalesce(order_id, sa.literal("event:") + e.message_id).label("order_key"),
+            e.customer_id,
+            e.timestamp.label("at"),
+            revenue.label("revenue"),
+        )
+        .where(*conditions)
+        .subquery("order_events")
+    )
+    return sa.select(
+        raw.c.order_key, sa.func.min(raw.c.customer_id), sa.func.min(raw.c.at), sa.func.max(raw.c.revenue)
+    ).group_by(raw.c.order_key)
 
 
 async def fold_orders(session: AsyncSession, received_since: datetime | None) -> None:
@@ -55,13 +63,21 @@ async def fold_orders(session: AsyncSession, received_since: datetime | None) ->
     statement = insert(customer_orders).from_select(COLUMNS, order_events(dialect, received_since))
     old, new = customer_orders.c, statement.excluded
     least, greatest = (sa.func.least, sa.func.greatest) if dialect == "postgresql" else (sa.func.min, sa.func.max)
-    await session.exec(statement.on_conflict_do_update(index_elements=["order_key"], set_={
-        "customer_id": least(old.customer_id, new.customer_id),
-        "ordered_at": least(old.ordered_at, new.ordered_at),
-        # NULL is "no revenue": greatest/max of a value and NULL must keep the value
-        "revenue": sa.case((old.revenue.is_(None), new.revenue), (new.revenue.is_(None), old.revenue),
-                           else_=greatest(old.revenue, new.revenue)),
-    }))
+    await session.exec(
+        statement.on_conflict_do_update(
+            index_elements=["order_key"],
+            set_={
+                "customer_id": least(old.customer_id, new.customer_id),
+                "ordered_at": least(old.ordered_at, new.ordered_at),
+                # NULL is "no revenue": greatest/max of a value and NULL must keep the value
+                "revenue": sa.case(
+                    (old.revenue.is_(None), new.revenue),
+                    (new.revenue.is_(None), old.revenue),
+                    else_=greatest(old.revenue, new.revenue),
+                ),
+            },
+        )
+    )
     if received_since is None and dialect == "postgresql":
         # Filled from nothing: without fresh statistics until autovacuum comes by, the planner
         # guesses a few hundred customers and its hash aggregate spills to disk (2x slower).
@@ -70,6 +86,7 @@ async def fold_orders(session: AsyncSession, received_since: datetime | None) ->
 
 async def orders_received_since(session: AsyncSession, since: datetime) -> bool:
     e = events.c
-    found = await session.exec(sa.select(e.id).where(e.type == "track", e.name == ORDER_EVENT, e.received_at >= since)
-                               .limit(1))
+    found = await session.exec(
+        sa.select(e.id).where(e.type == "track", e.name == ORDER_EVENT, e.received_at >= since).limit(1)
+    )
     return found.first() is not None

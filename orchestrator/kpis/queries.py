@@ -53,8 +53,13 @@ def _key(row, scope: KpiScope) -> GroupKey:
 
 async def message_totals(session: AsyncSession, scope: KpiScope) -> dict[GroupKey, dict[str, Any]]:
     dialect = session.get_bind().dialect.name
-    cells = _cells(scope, dialect, cells_table, [*KEY_COLUMNS, *MEASURES],
-                   lambda conditions, since: cell_totals(dialect, conditions, since))
+    cells = _cells(
+        scope,
+        dialect,
+        cells_table,
+        [*KEY_COLUMNS, *MEASURES],
+        lambda conditions, since: cell_totals(dialect, conditions, since),
+    )
     groups = _group_columns(scope, cells)
     query = sa.select(*groups, *(sa.func.sum(cells.c[name]).label(name) for name in MEASURES)).group_by(*groups)
     totals = {}
@@ -67,11 +72,17 @@ async def message_totals(session: AsyncSession, scope: KpiScope) -> dict[GroupKe
 
 async def skip_reasons(session: AsyncSession, scope: KpiScope) -> dict[GroupKey, dict[str, int]]:
     dialect = session.get_bind().dialect.name
-    cells = _cells(scope, dialect, skips_table, [*KEY_COLUMNS, "reason", "count"],
-                   lambda conditions, since: skip_cells(dialect, conditions))
+    cells = _cells(
+        scope,
+        dialect,
+        skips_table,
+        [*KEY_COLUMNS, "reason", "count"],
+        lambda conditions, since: skip_cells(dialect, conditions),
+    )
     groups = _group_columns(scope, cells)
-    query = (sa.select(*groups, cells.c.reason, sa.func.sum(cells.c["count"]).label("count"))
-             .group_by(*groups, cells.c.reason))
+    query = sa.select(*groups, cells.c.reason, sa.func.sum(cells.c["count"]).label("count")).group_by(
+        *groups, cells.c.reason
+    )
     reasons: dict[GroupKey, dict[str, int]] = {}
     for row in (await session.exec(query)).mappings():
         reasons.setdefault(_key(row, scope), {})[row["reason"]] = int(row["count"])

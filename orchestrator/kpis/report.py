@@ -42,26 +42,59 @@ def _number(value) -> int:
 
 
 def kpi_row(group: dict[str, Any], totals: dict[str, Any], reasons: dict[str, int]) -> dict[str, Any]:
-    n = {name: _number(totals.get(name)) for name in (
-        "messages", "sent", "delivered", "failed", "skipped", "recipients", "email_sent", "email_delivered", "opened", "clickable",
-        "clicked", "bounced", "replied", "opted_out", "priced", "conversions", "orders_with_revenue")}
+    n = {
+        name: _number(totals.get(name))
+        for name in (
+            "messages",
+            "sent",
+            "delivered",
+            "failed",
+            "skipped",
+            "recipients",
+            "email_sent",
+            "email_delivered",
+            "opened",
+            "clickable",
+            "clicked",
+            "bounced",
+            "replied",
+            "opted_out",
+            "priced",
+            "conversions",
+            "orders_with_revenue",
+        )
+    }
     revenue = float(totals.get("revenue") or 0)
     cost = float(totals.get("cost") or 0) if n["priced"] else None
     return {
         **group,
-        "messages": n["messages"], "sent": n["sent"], "delivered": n["delivered"], "failed": n["failed"],
-        "skipped": n["skipped"], "skipped_by_reason": dict(sorted(reasons.items())),
+        "messages": n["messages"],
+        "sent": n["sent"],
+        "delivered": n["delivered"],
+        "failed": n["failed"],
+        "skipped": n["skipped"],
+        "skipped_by_reason": dict(sorted(reasons.items())),
         "recipients": n["recipients"],
         "delivery_rate": percent(n["delivered"], n["sent"]),
-        "email_sent": n["email_sent"], "email_delivered": n["email_delivered"],
-        "opened": n["opened"], "open_rate": percent(n["opened"], n["email_delivered"]),
-        "clickable": n["clickable"], "clicked": n["clicked"], "click_rate": percent(n["clicked"], n["clickable"]),
-        "bounced": n["bounced"], "bounce_rate": percent(n["bounced"], n["email_sent"]),
-        "replied": n["replied"], "reply_rate": percent(n["replied"], n["recipients"]),
-        "opted_out": n["opted_out"], "opt_out_rate": percent(n["opted_out"], n["recipients"]),
-        "conversions": n["conversions"], "conversion_rate": percent(n["conversions"], n["recipients"]),
-        "revenue": money(revenue), "average_order_value": money(ratio(revenue, n["orders_with_revenue"], 6)),
-        "cost": money(cost, 5), "cost_per_acquisition": money(ratio(cost, n["conversions"], 6), 4),
+        "email_sent": n["email_sent"],
+        "email_delivered": n["email_delivered"],
+        "opened": n["opened"],
+        "open_rate": percent(n["opened"], n["email_delivered"]),
+        "clickable": n["clickable"],
+        "clicked": n["clicked"],
+        "click_rate": percent(n["clicked"], n["clickable"]),
+        "bounced": n["bounced"],
+        "bounce_rate": percent(n["bounced"], n["email_sent"]),
+        "replied": n["replied"],
+        "reply_rate": percent(n["replied"], n["recipients"]),
+        "opted_out": n["opted_out"],
+        "opt_out_rate": percent(n["opted_out"], n["recipients"]),
+        "conversions": n["conversions"],
+        "conversion_rate": percent(n["conversions"], n["recipients"]),
+        "revenue": money(revenue),
+        "average_order_value": money(ratio(revenue, n["orders_with_revenue"], 6)),
+        "cost": money(cost, 5),
+        "cost_per_acquisition": money(ratio(cost, n["conversions"], 6), 4),
         "return_on_spend": ratio(revenue, cost),
     }
 

@@ -74,9 +74,12 @@ async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[D
         async with runtime.sessions() as session:
             await without_jit(session)
             watermark = await _watermark(session)
-            if watermark is not None and not any(await _changed(session, watermark)) \
-                    and not await orders_received_since(session, watermark - LATE_COMMIT_MARGIN) \
-                    and not await deltas_to_fold(session):
+            if (
+                watermark is not None
+                and not any(await _changed(session, watermark))
+                and not await orders_received_since(session, watermark - LATE_COMMIT_MARGIN)
+                and not await deltas_to_fold(session)
+            ):
                 return set(), set()
     async with _process_lock(runtime), runtime.sessions() as session, session.begin():
         if is_postgresql(session):
@@ -109,8 +112,9 @@ async def _watermark(session: AsyncSession) -> datetime | None:
 
 
 async def _save_watermark(session: AsyncSession, now: datetime) -> None:
-    updated = await session.exec(sa.update(state_table).where(state_table.c.name == ROLLUP)
-                                 .values(watermark=now, refreshed_at=now))
+    updated = await session.exec(
+        sa.update(state_table).where(state_table.c.name == ROLLUP).values(watermark=now, refreshed_at=now)
+    )
     if updated.rowcount == 0:
         await session.exec(sa.insert(state_table).values(name=ROLLUP, watermark=now, refreshed_at=now))
 
@@ -131,25 +135,40 @@ async def changed_message_days(session: AsyncSession, since: datetime) -> set[da
     day = calendar_day(m.created_at, dialect)
     queries = [
         sa.select(day).where(m.updated_at >= since, m.journey_id.is_not(None)),
-        sa.select(day).select_from(conversions.join(messages, m.id == conversions.c.message_id))
+        sa.select(day)
+        .select_from(conversions.join(messages, m.id == conversions.c.message_id))
         .where(conversions.c.converted_at >= since),
     ]
-    for table, at, extra in ((inbound, inbound.c.received_at, []),
-                             (consents, consents.c.recorded_at, [consents.c.status == "opted_out"])):
+    for table, at, extra in (
+        (inbound, inbound.c.received_at, []),
+        (consents, consents.c.recorded_at, [consents.c.status == "opted_out"]),
+    ):
         # Messages a response since `since` may be credited to: same customer and channel, sent
         # in the window before it (a day more: a message may be sent a while after its creation).
-        queries.append(sa.select(day).select_from(messages.join(table, sa.and_(
-            table.c.customer_id == m.customer_id, table.c.channel == m.channel, m.created_at <= at,
-            m.created_at > plus_days(at, -(RESPONSE_WINDOW.days + 1), dialect))))
-            .where(at >= since, m.journey_id.is_not(None), *extra))
+        queries.append(
+            sa.select(day)
+            .select_from(
+                messages.join(
+                    table,
+                    sa.and_(
+                        table.c.customer_id == m.customer_id,
+                        table.c.channel == m.channel,
+                        m.created_at <= at,
+                        m.created_at > plus_days(at, -(RESPONSE_WINDOW.days + 1), dialect),
+                    ),
+                )
+            )
+            .where(at >= since, m.journey_id.is_not(None), *extra)
+        )
     return await _days(session, queries)
 
 
 async def changed_enrollment_days(session: AsyncSession, since: datetime) -> set[date]:
     e = enrollments.c
     day = calendar_day(e.entered_at, session.get_bind().dialect.name)
-    return await _days(session, [sa.select(day).where(e.entered_at >= since),
-                                 sa.select(day).where(e.converted_at >= since)])
+    return await _days(
+        session, [sa.select(day).where(e.entered_at >= since), sa.select(day).where(e.converted_at >= since)]
+    )
 
 
 def _ranges(days: set[date]) -> list[tuple[datetime, datetime]]:
@@ -178,15 +197,20 @@ async def _recount_messages(session: AsyncSession, days: Days) -> None:
     await _clear(session, [cells_table, skips_table], days)
     conditions = [m.journey_id.is_not(None)] + ([] if days is None else [_within(m.created_at, days)])
     since = None if days is None else _ranges(days)[0][0]
-    await session.exec(sa.insert(cells_table).from_select([*KEY_COLUMNS, *MEASURES],
-                                                          cell_totals(dialect, conditions, since)))
-    await session.exec(sa.insert(skips_table).from_select([*KEY_COLUMNS, "reason", "count"],
-                                                          skip_cells(dialect, conditions)))
+    await session.exec(
+        sa.insert(cells_table).from_select([*KEY_COLUMNS, *MEASURES], cell_totals(dialect, conditions, since))
+    )
+    await session.exec(
+        sa.insert(skips_table).from_select([*KEY_COLUMNS, "reason", "count"], skip_cells(dialect, conditions))
+    )
 
 
 async def _recount_enrollments(session: AsyncSession, days: Days) -> None:
     await _clear(session, [enrollment_table], days)
     conditions = [] if days is None else [_within(enrollments.c.entered_at, days)]
-    await session.exec(sa.insert(enrollment_table).from_select(
-        ["day", "journey_id", "holdout", "enrollments", "converted"],
-        enrollment_cells(session.get_bind().dialect.name, conditions)))
+    await session.exec(
+        sa.insert(enrollment_table).from_select(
+            ["day", "journey_id", "holdout", "enrollments", "converted"],
+            enrollment_cells(session.get_bind().dialect.name, conditions),
+        )
+    )

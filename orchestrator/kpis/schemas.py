@@ -18,45 +18,70 @@ class KpiRow(BaseModel):
     step: str | None = Field(default=None, description="Set when grouped by step")
     channel: str | None = Field(default=None, description="Set when grouped by channel")
     template: str | None = Field(default=None, description="Set when grouped by template")
-    day: str | None = Field(default=None, description="UTC day the messages were created (YYYY-MM-DD), when grouped by day")
+    day: str | None = Field(
+        default=None, description="UTC day the messages were created (YYYY-MM-DD), when grouped by day"
+    )
     messages: int = Field(description="Messages journey steps produced, whatever their status")
     sent: int = Field(description="Messages that reached the provider (`sent_at` set)")
-    delivered: int = Field(description="Messages confirmed delivered (`delivered_at` set; an e-mail open or click counts)")
+    delivered: int = Field(
+        description="Messages confirmed delivered (`delivered_at` set; an e-mail open or click counts)"
+    )
     failed: int = Field(description="Messages `failed` or `undelivered`")
     skipped: int = Field(description="Messages not sent (no consent, no address, holdout group, ...)")
     skipped_by_reason: dict[str, int] = Field(description="Skipped messages per reason")
-    recipients: int = Field(description=(
-        "Customers with a sent message, distinct per UTC day and step: a customer messaged by two steps, "
-        "or on two days, counts once for each"))
+    recipients: int = Field(
+        description=(
+            "Customers with a sent message, distinct per UTC day and step: a customer messaged by two steps, "
+            "or on two days, counts once for each"
+        )
+    )
     delivery_rate: float | None = _rate("delivered / sent × 100")
     email_sent: int = Field(description="Sent e-mails")
     email_delivered: int = Field(description="Delivered e-mails: the denominator of open and click rates")
     opened: int = Field(description="Delivered e-mails opened at least once")
     open_rate: float | None = _rate("opened e-mails / delivered e-mails × 100")
-    clickable: int = Field(description=(
-        "Delivered messages with something to click: every delivered e-mail, and delivered SMS/WhatsApp "
-        "messages carrying a tracked short link: the denominator of the click rate"))
-    clicked: int = Field(description=(
-        "Clickable messages with at least one counted click (once per message however often clicked; "
-        "link previews and scanners are not clicks)"))
-    click_rate: float | None = _rate("clicked / clickable × 100 (click-through rate, per channel when grouped by channel)")
+    clickable: int = Field(
+        description=(
+            "Delivered messages with something to click: every delivered e-mail, and delivered SMS/WhatsApp "
+            "messages carrying a tracked short link: the denominator of the click rate"
+        )
+    )
+    clicked: int = Field(
+        description=(
+            "Clickable messages with at least one counted click (once per message however often clicked; "
+            "link previews and scanners are not clicks)"
+        )
+    )
+    click_rate: float | None = _rate(
+        "clicked / clickable × 100 (click-through rate, per channel when grouped by channel)"
+    )
     bounced: int = Field(description="Sent e-mails with a hard (`bounce`) or soft (`blocked`) bounce report")
     bounce_rate: float | None = _rate("bounced e-mails / sent e-mails × 100")
-    replied: int = Field(description=(
-        "Customers whose inbound message (STOP excluded) is credited to one of these messages: the last journey "
-        "message sent to them on that channel in the 7 days before it"))
+    replied: int = Field(
+        description=(
+            "Customers whose inbound message (STOP excluded) is credited to one of these messages: the last journey "
+            "message sent to them on that channel in the 7 days before it"
+        )
+    )
     reply_rate: float | None = _rate("replied / recipients × 100")
-    opted_out: int = Field(description=(
-        "Customers whose opt-out record (any source: STOP, unsubscribe link, spam report, ...) is credited to one "
-        "of these messages, as for replies"))
+    opted_out: int = Field(
+        description=(
+            "Customers whose opt-out record (any source: STOP, unsubscribe link, spam report, ...) is credited to one "
+            "of these messages, as for replies"
+        )
+    )
     opt_out_rate: float | None = _rate("opted_out / recipients × 100")
     conversions: int = Field(description="Orders credited (last touch) to these messages")
     conversion_rate: float | None = _rate("conversions / recipients × 100")
     revenue: float = Field(description="Revenue of the credited orders")
-    average_order_value: float | None = Field(default=None, description=f"revenue / credited orders with a revenue.{NULL_IF_NO_DENOMINATOR}")
+    average_order_value: float | None = Field(
+        default=None, description=f"revenue / credited orders with a revenue.{NULL_IF_NO_DENOMINATOR}"
+    )
     cost: float | None = Field(default=None, description="Sum of provider prices; null when no message reported one")
     cost_per_acquisition: float | None = Field(default=None, description=f"cost / conversions.{NULL_IF_NO_DENOMINATOR}")
-    return_on_spend: float | None = Field(default=None, description=f"revenue / cost (a ratio, 4.0 = four times the spend).{NULL_IF_NO_DENOMINATOR}")
+    return_on_spend: float | None = Field(
+        default=None, description=f"revenue / cost (a ratio, 4.0 = four times the spend).{NULL_IF_NO_DENOMINATOR}"
+    )
 
 
 class CustomerKpis(BaseModel):
@@ -67,9 +92,13 @@ class CustomerKpis(BaseModel):
     revenue: float
     average_order_value: float | None = Field(default=None, description="AOV = revenue / orders with a revenue")
     purchase_frequency: float | None = Field(default=None, description="orders / ordering customers, in the period")
-    purchase_frequency_per_year: float | None = Field(default=None, description="purchase frequency × 365 / days in the period")
+    purchase_frequency_per_year: float | None = Field(
+        default=None, description="purchase frequency × 365 / days in the period"
+    )
     lifespan_years: float = Field(description="Assumed customer lifespan (query `lifespan_years`)")
-    customer_lifetime_value: float | None = Field(default=None, description="CLV = AOV × purchase frequency per year × lifespan years")
+    customer_lifetime_value: float | None = Field(
+        default=None, description="CLV = AOV × purchase frequency per year × lifespan years"
+    )
     active_days: int = Field(description="A customer is active at a moment if they ordered in this many days before it")
     customers_at_start: int = Field(description="S: customers active at the period start")
     customers_at_end: int = Field(description="E: customers active at the period end")
@@ -79,7 +108,9 @@ class CustomerKpis(BaseModel):
     promoters: int = Field(description="Answers 9-10")
     passives: int = Field(description="Answers 7-8")
     detractors: int = Field(description="Answers 0-6")
-    nps: float | None = Field(default=None, description=f"% promoters − % detractors (−100 to 100).{NULL_IF_NO_DENOMINATOR}")
+    nps: float | None = Field(
+        default=None, description=f"% promoters − % detractors (−100 to 100).{NULL_IF_NO_DENOMINATOR}"
+    )
 
 
 class GroupConversion(BaseModel):
@@ -94,9 +125,13 @@ class HoldoutLift(BaseModel):
     holdout: GroupConversion
     lift: float | None = Field(default=None, description="treatment rate − holdout rate, percentage points")
     relative_lift: float | None = Field(default=None, description="lift / holdout rate × 100")
-    ci_low: float | None = Field(default=None, description=(
-        "95 % confidence interval of the lift (Agresti–Caffo: p̃ = (x+1)/(n+2) per group, "
-        "(p̃_t − p̃_h) ± 1.96·√(p̃_t(1−p̃_t)/(n_t+2) + p̃_h(1−p̃_h)/(n_h+2))), percentage points"))
+    ci_low: float | None = Field(
+        default=None,
+        description=(
+            "95 % confidence interval of the lift (Agresti–Caffo: p̃ = (x+1)/(n+2) per group, "
+            "(p̃_t − p̃_h) ± 1.96·√(p̃_t(1−p̃_t)/(n_t+2) + p̃_h(1−p̃_h)/(n_h+2))), percentage points"
+        ),
+    )
     ci_high: float | None = None
     significant: bool | None = Field(default=None, description="The interval excludes 0")
 
@@ -105,9 +140,13 @@ class FunnelStep(BaseModel):
     id: str
     kind: str = Field(description="wait, wait_for, if, send or exit")
     branch: str | None = Field(default=None, description="The parent step and branch this step is in")
-    reached: int | None = Field(default=None, description=(
-        "First step: entries; send step: enrollments with a message for it; exit step: enrollments that "
-        "left with its reason; null for wait/wait_for/if steps, which leave no record once passed"))
+    reached: int | None = Field(
+        default=None,
+        description=(
+            "First step: entries; send step: enrollments with a message for it; exit step: enrollments that "
+            "left with its reason; null for wait/wait_for/if steps, which leave no record once passed"
+        ),
+    )
     waiting: int = Field(description="Active enrollments whose next step is this one")
     channel: str | None = None
     template: str | None = None

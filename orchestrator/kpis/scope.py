@@ -109,8 +109,14 @@ def json_number(column, key: str, dialect: str):
     kind = sa.func.json_type(column, f"$.{key}")
     return sa.case(
         (kind.in_(("integer", "real")), sa.func.json_extract(column, f"$.{key}")),
-        (sa.and_(kind == "text", sa.func.trim(text).op("GLOB")("[0-9]*"),
-                 sa.not_(sa.func.trim(text).op("GLOB")("*[^0-9.]*"))), sa.cast(text, sa.Float)),
+        (
+            sa.and_(
+                kind == "text",
+                sa.func.trim(text).op("GLOB")("[0-9]*"),
+                sa.not_(sa.func.trim(text).op("GLOB")("*[^0-9.]*")),
+            ),
+            sa.cast(text, sa.Float),
+        ),
         else_=None,
     )
 

@@ -41,10 +41,22 @@ async def queue_due_reports(runtime: Runtime) -> int:
         for report in runtime.reports.reports.values():
             start, end = latest_due_period(report.definition.schedule, now)
             for recipient in report.definition.recipients:
-                inserted = await insert_ignoring_conflict(session, ReportDelivery, dict(
-                    report_id=report.id, report_version=report.version, period_start=start, period_end=end,
-                    recipient=recipient, status="queued", attempts=0, next_attempt_at=now, created_at=now),
-                    ["report_id", "period_start", "recipient"])
+                inserted = await insert_ignoring_conflict(
+                    session,
+                    ReportDelivery,
+                    dict(
+                        report_id=report.id,
+                        report_version=report.version,
+                        period_start=start,
+                        period_end=end,
+                        recipient=recipient,
+                        status="queued",
+                        attempts=0,
+                        next_attempt_at=now,
+                        created_at=now,
+                    ),
+                    ["report_id", "period_start", "recipient"],
+                )
                 created += inserted is not None
     return created
 
@@ -52,14 +64,25 @@ async def queue_due_reports(runtime: Runtime) -> int:
 async def _claim(runtime: Runtime, now: datetime) -> list[ReportDelivery]:
     table = ReportDelivery.__table__
     async with runtime.sessions() as session, session.begin():
-        due = (select(ReportDelivery.id).where(ReportDelivery.status == "queued",
-                                                col(ReportDelivery.next_attempt_at) <= now)
-               .order_by(col(ReportDelivery.id)).limit(CLAIM_SIZE))
+        due = (
+            select(ReportDelivery.id)
+            .where(ReportDelivery.status == "queued", col(ReportDelivery.next_attempt_at) <= now)
+            .order_by(col(ReportDelivery.id))
+            .limit(CLAIM_SIZE)
+        )
         # The status condition makes the claim atomic: of two workers, one UPDATE takes a row.
-        rows = (await session.exec(sa.update(table).where(table.c.id.in_(due.scalar_subquery()),
-                                                             table.c.status == "queued")
-                                      .values(status="sending", attempts=table.c.attempts + 1)
-                                      .returning(*table.c))).mappings().all()
+        rows = (
+            (
+                await session.exec(
+                    sa.update(table)
+                    .where(table.c.id.in_(due.scalar_subquery()), table.c.status == "queued")
+                    .values(status="sending", attempts=table.c.attempts + 1)
+                    .returning(*table.c)
+                )
+            )
+            .mappings()
+            .all()
+        )
     return [ReportDelivery(**row) for row in rows]
 
 
@@ -91,17 +114,23 @@ async def _send(runtime: Runtime, delivery: ReportDelivery, now: datetime) -> No
         if result.outcome == Outcome.accepted:
             values = dict(status="sent", sent_at=now, provider_message_id=result.provider_message_id, error=None)
         elif result.outcome == Outcome.transient_failure and delivery.attempts < MAX_ATTEMPTS:
-            values = dict(status="queued", error=result.error_message,
-                          next_attempt_at=now + backoff_delay(delivery.attempts, result.retry_after_seconds))
+            values = dict(
+                status="queued",
+                error=result.error_message,
+                next_attempt_at=now + backoff_delay(delivery.attempts, result.retry_after_seconds),
+            )
         elif result.outcome == Outcome.unknown:
             values = dict(status="unknown", error=result.error_message)
         else:
             values = dict(status="failed", error=result.error_message)
     if values.get("status") != "sent":
-        log.warning("report %s for %s: %s (%s)", delivery.report_id, delivery.recipient, values["status"], values["error"])
+        log.warning(
+            "report %s for %s: %s (%s)", delivery.report_id, delivery.recipient, values["status"], values["error"]
+        )
     async with runtime.sessions() as session, session.begin():
-        await session.exec(sa.update(ReportDelivery.__table__).where(ReportDelivery.__table__.c.id == delivery.id)
-                              .values(**values))
+        await session.exec(
+            sa.update(ReportDelivery.__table__).where(ReportDelivery.__table__.c.id == delivery.id).values(**values)
+        )
 
 
 async def _render(runtime: Runtime, report: LoadedReport, delivery: ReportDelivery, now: datetime) -> OutboundMessage:
@@ -109,12 +138,26 @@ async def _render(runtime: Runtime, report: LoadedReport, delivery: ReportDelive
     zone = ZoneInfo(report.definition.schedule.timezone)
     async with runtime.sessions() as session:
         figures = await report_figures(session, report.definition, since, until, now)
-    rendered = render_message(runtime.templates, TEMPLATE, report.definition.locale, {
-        # The period's first and last day as its recipients count days: in the schedule's zone.
-        "report": report.definition.model_dump(), "since": since.astimezone(zone).date().isoformat(),
-        "until": (until.astimezone(zone) - timedelta(days=1)).date().isoformat(), "figures": [{"kpi": f.kpi, "value": f.shown} for f in figures.figures],
-        "days": figures.days, "console_url": runtime.settings.public_base_url + f"/reports/{report.id}",
-    })
-    return OutboundMessage(send_key=f"report:{report.id}:{since.isoformat()}:{delivery.recipient}", channel=Channel.email,
-                           to=delivery.recipient, body=rendered.body, subject=rendered.subject, html=rendered.html,
-                           marketing=False)
+    rendered = render_message(
+        runtime.templates,
+        TEMPLATE,
+        report.definition.locale,
+        {
+            # The period's first and last day as its recipients count days: in the schedule's zone.
+            "report": report.definition.model_dump(),
+            "since": since.astimezone(zone).date().isoformat(),
+            "until": (until.astimezone(zone) - timedelta(days=1)).date().isoformat(),
+            "figures": [{"kpi": f.kpi, "value": f.shown} for f in figures.figures],
+            "days": figures.days,
+            "console_url": runtime.settings.public_base_url + f"/reports/{report.id}",
+        },
+    )
+    return OutboundMessage(
+        send_key=f"report:{report.id}:{since.isoformat()}:{delivery.recipient}",
+        channel=Channel.email,
+        to=delivery.recipient,
+        body=rendered.body,
+        subject=rendered.subject,
+        html=rendered.html,
+        marketing=False,
+    )

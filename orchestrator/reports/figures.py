@@ -14,8 +14,16 @@ from orchestrator.kpis.report import message_kpis
 from orchestrator.kpis.scope import KpiScope
 from orchestrator.reports.format import CUSTOMER_KPIS, ReportFile
 
-PERCENT_KPIS = {"delivery_rate", "open_rate", "click_rate", "bounce_rate", "reply_rate", "opt_out_rate",
-                "conversion_rate", "retention_rate"}
+PERCENT_KPIS = {
+    "delivery_rate",
+    "open_rate",
+    "click_rate",
+    "bounce_rate",
+    "reply_rate",
+    "opt_out_rate",
+    "conversion_rate",
+    "retention_rate",
+}
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,9 @@ class ReportFigures:
     days: list[dict[str, Any]]  # {"day", "sent", "delivered", "failed", "share"}: share = sent / busiest day
 
 
-async def report_figures(session: AsyncSession, report: ReportFile, since: datetime, until: datetime,
-                         now: datetime) -> ReportFigures:
+async def report_figures(
+    session: AsyncSession, report: ReportFile, since: datetime, until: datetime, now: datetime
+) -> ReportFigures:
     scope = KpiScope(journey=report.scope.journey, channel=report.scope.channel, since=since, until=until)
     total = (await message_kpis(session, scope)) or [{}]
     daily = await message_kpis(session, KpiScope(**{**vars(scope), "group_by": ("day",)}))
@@ -59,8 +68,14 @@ async def report_figures(session: AsyncSession, report: ReportFile, since: datet
     for n in range(max(round((until - since).total_seconds() / 86400), 1)):
         label = (first + timedelta(days=n)).isoformat()
         row = by_day.get(label, {})
-        days.append({"day": label, "sent": row.get("sent", 0), "delivered": row.get("delivered", 0),
-                     "failed": row.get("failed", 0)})
+        days.append(
+            {
+                "day": label,
+                "sent": row.get("sent", 0),
+                "delivered": row.get("delivered", 0),
+                "failed": row.get("failed", 0),
+            }
+        )
     busiest = max([d["sent"] for d in days] + [1])
     for d in days:
         d["share"] = round(100 * d["sent"] / busiest)

@@ -24,12 +24,41 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 # Message KPIs (GET /v1/kpis row fields) and customer KPIs a report may show.
-MESSAGE_KPIS = ("messages", "sent", "delivered", "delivery_rate", "failed", "skipped", "recipients", "open_rate",
-                "click_rate", "bounce_rate", "reply_rate", "opt_out_rate", "conversions", "conversion_rate", "revenue",
-                "average_order_value", "cost", "cost_per_acquisition", "return_on_spend")
+MESSAGE_KPIS = (
+    "messages",
+    "sent",
+    "delivered",
+    "delivery_rate",
+    "failed",
+    "skipped",
+    "recipients",
+    "open_rate",
+    "click_rate",
+    "bounce_rate",
+    "reply_rate",
+    "opt_out_rate",
+    "conversions",
+    "conversion_rate",
+    "revenue",
+    "average_order_value",
+    "cost",
+    "cost_per_acquisition",
+    "return_on_spend",
+)
 CUSTOMER_KPIS = ("customer_lifetime_value", "retention_rate", "nps")
-DEFAULT_KPIS = ("sent", "delivery_rate", "open_rate", "click_rate", "conversion_rate", "revenue",
-                "average_order_value", "opt_out_rate", "customer_lifetime_value", "retention_rate", "nps")
+DEFAULT_KPIS = (
+    "sent",
+    "delivery_rate",
+    "open_rate",
+    "click_rate",
+    "conversion_rate",
+    "revenue",
+    "average_order_value",
+    "opt_out_rate",
+    "customer_lifetime_value",
+    "retention_rate",
+    "nps",
+)
 LOCALES = ("en", "fr", "es", "zh-Hant")
 
 

@@ -34,14 +34,29 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def create_link(session: AsyncSession, secret_key: str, report_id: str, *, expires_in_days: int,
-                      window_days: int, created_by: str | None, now: datetime) -> tuple[ReportLink, str]:
+async def create_link(
+    session: AsyncSession,
+    secret_key: str,
+    report_id: str,
+    *,
+    expires_in_days: int,
+    window_days: int,
+    created_by: str | None,
+    now: datetime,
+) -> tuple[ReportLink, str]:
     """The link row and its path (shown once: only the secret's hash is kept)."""
     if not 1 <= expires_in_days <= MAX_DAYS or not 1 <= window_days <= MAX_DAYS:
         raise LinkRefused(f"expires_in_days and window_days are from 1 to {MAX_DAYS}")
     secret = secrets.token_urlsafe(16)
-    link = ReportLink(report_id=report_id, secret_hash=_hash(secret), window_days=window_days, created_by=created_by,
-                      created_at=now, expires_at=now + timedelta(days=expires_in_days), options={})
+    link = ReportLink(
+        report_id=report_id,
+        secret_hash=_hash(secret),
+        window_days=window_days,
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + timedelta(days=expires_in_days),
+        options={},
+    )
     session.add(link)
     await session.flush()
     return link, f"/r/{link.id}.{secret}.{_signature(secret_key, link.id, secret)}"
@@ -67,8 +82,13 @@ async def open_link(session: AsyncSession, secret_key: str, token: str, now: dat
 
 
 async def list_links(session: AsyncSession, report_id: str) -> list[ReportLink]:
-    return list((await session.exec(select(ReportLink).where(ReportLink.report_id == report_id)
-                                    .order_by(col(ReportLink.id).desc()))).all())
+    return list(
+        (
+            await session.exec(
+                select(ReportLink).where(ReportLink.report_id == report_id).order_by(col(ReportLink.id).desc())
+            )
+        ).all()
+    )
 
 
 async def revoke_link(session: AsyncSession, link_id: int, now: datetime) -> ReportLink:

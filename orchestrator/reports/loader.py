@@ -47,8 +47,11 @@ def load_reports(directory: Path) -> ReportCatalog:
             catalog.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
             continue
         if report.id in catalog.reports:
-            catalog.errors.append(FileError(str(path), None, "id", f"report id '{report.id}' is also used by "
-                                                                   f"{catalog.reports[report.id].path}"))
+            catalog.errors.append(
+                FileError(
+                    str(path), None, "id", f"report id '{report.id}' is also used by {catalog.reports[report.id].path}"
+                )
+            )
             continue
         catalog.reports[report.id] = report
     return catalog

@@ -34,7 +34,9 @@ def schema_differences(connection: sa.Connection, metadata: sa.MetaData | None =
 
 def describe_differences(differences: list[Any]) -> str:
     """One line per difference; `add_*` is in the models but not in the database."""
-    flat = [item for difference in differences for item in (difference if isinstance(difference, list) else [difference])]
+    flat = [
+        item for difference in differences for item in (difference if isinstance(difference, list) else [difference])
+    ]
     return "\n".join(f"  - {_describe(item)}" for item in flat)
 
 
@@ -82,7 +84,9 @@ async def make_migration(
             await engine.dispose()
 
 
-def _autogenerate(connection: sa.Connection, message, scratch, metadata, extra_version_dirs, version_path) -> Path | None:
+def _autogenerate(
+    connection: sa.Connection, message, scratch, metadata, extra_version_dirs, version_path
+) -> Path | None:
     config = alembic_config(connection, target_metadata=metadata, extra_version_dirs=extra_version_dirs)
     if scratch:
         command.upgrade(config, "head")
@@ -91,7 +95,10 @@ def _autogenerate(connection: sa.Connection, message, scratch, metadata, extra_v
     # Numbered revisions read in order; two branches picking the same number fail loudly.
     rev_id = f"{len(list(ScriptDirectory.from_config(config).walk_revisions())) + 1:04d}"
     script = command.revision(
-        config, message=message, autogenerate=True, rev_id=rev_id,
+        config,
+        message=message,
+        autogenerate=True,
+        rev_id=rev_id,
         version_path=str(version_path) if version_path else None,
     )
     return Path(script.path)

@@ -98,7 +98,9 @@ class InboundMessage(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     provider_message_id: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
     customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
-    conversation_id: int | None = Field(default=None, sa_column=sa.Column(BigId, sa.ForeignKey("conversations.id"), nullable=True))
+    conversation_id: int | None = Field(
+        default=None, sa_column=sa.Column(BigId, sa.ForeignKey("conversations.id"), nullable=True)
+    )
     channel: str = Field(max_length=16)
     from_address: str = Field(max_length=64)
     to_address: str = Field(max_length=64)

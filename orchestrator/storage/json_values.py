@@ -17,7 +17,11 @@ MAX_JSON_DEPTH = 32  # levels of objects and arrays in one stored value
 def unstorable(value: Any, path: str = "", depth: int = 0) -> str | None:
     """None when `value` can be stored; otherwise where and why not, e.g. "items[2].price: NaN is not JSON"."""
     if isinstance(value, float):
-        return None if math.isfinite(value) else f"{path or 'value'}: {value} is not JSON (NaN and infinities are not numbers there)"
+        return (
+            None
+            if math.isfinite(value)
+            else f"{path or 'value'}: {value} is not JSON (NaN and infinities are not numbers there)"
+        )
     if isinstance(value, str):
         return f"{path or 'value'}: NUL characters cannot be stored" if "\x00" in value else None
     if isinstance(value, (dict, list)):

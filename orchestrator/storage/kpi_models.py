@@ -111,8 +111,10 @@ class CustomerOrder(SQLModel, table=True):
     every event on each read."""
 
     __tablename__ = "customer_orders"
-    __table_args__ = (sa.Index("ix_customer_orders_customer", "customer_id", "ordered_at"),
-                      sa.Index("ix_customer_orders_ordered", "ordered_at"))
+    __table_args__ = (
+        sa.Index("ix_customer_orders_customer", "customer_id", "ordered_at"),
+        sa.Index("ix_customer_orders_ordered", "ordered_at"),
+    )
 
     order_key: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))  # order_id, else "event:" + messageId
     customer_id: int = Field(sa_column=sa.Column(BigId, nullable=False))

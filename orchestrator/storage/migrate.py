@@ -62,7 +62,9 @@ async def ensure_schema_current(engine: AsyncEngine) -> None:
     script = ScriptDirectory.from_config(alembic_config())
     if any(_unknown_revision(script, revision) for revision in current):
         # A newer release migrated already (rolling deploy): its migrations are additive by habit.
-        log.warning("database schema revision %s is newer than this code (%s)", _names(current), _names(head_revisions()))
+        log.warning(
+            "database schema revision %s is newer than this code (%s)", _names(current), _names(head_revisions())
+        )
         return
     raise SchemaNotCurrent(
         f"database schema is at revision {_names(current)}, this code needs {_names(head_revisions())}: "

@@ -61,20 +61,27 @@ class Event(SQLModel, table=True):
         # web sessions (page and screen views) of visitors not identified yet
         sa.Index("ix_events_anonymous", "anonymous_id", "received_at"),
         # the rollup refresh folds the order events received since its last run (kpis/orders.py)
-        sa.Index("ix_events_orders_received", "received_at",
-                 postgresql_where=sa.text("type = 'track' AND name = 'Order Completed'"),
-                 sqlite_where=sa.text("type = 'track' AND name = 'Order Completed'")),
+        sa.Index(
+            "ix_events_orders_received",
+            "received_at",
+            postgresql_where=sa.text("type = 'track' AND name = 'Order Completed'"),
+            sqlite_where=sa.text("type = 'track' AND name = 'Order Completed'"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     message_id: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
     # None for a call with only an anonymousId (a visitor not identified yet)
-    customer_id: int | None = Field(default=None, sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=True))
+    customer_id: int | None = Field(
+        default=None, sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=True)
+    )
     anonymous_id: str | None = Field(default=None, max_length=255)
     type: str = Field(max_length=16)  # a Segment call type: track | identify | page | screen | group | alias
     name: str | None = Field(default=None, max_length=255)  # track event, page or screen name, groupId
     properties: dict[str, Any] = _json()
-    context: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONColumn, nullable=True))  # Segment context, as sent
+    context: dict[str, Any] | None = Field(
+        default=None, sa_column=sa.Column(JSONColumn, nullable=True)
+    )  # Segment context, as sent
     timestamp: datetime = _timestamp()  # when it happened, as the sender says
     received_at: datetime = _timestamp()  # when we accepted it, by our clock
 
@@ -174,7 +181,9 @@ class Message(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     send_key: str = Field(sa_column=sa.Column(sa.String(255), nullable=False, unique=True))
-    enrollment_id: int | None = Field(default=None, sa_column=sa.Column(BigId, sa.ForeignKey("enrollments.id"), nullable=True))
+    enrollment_id: int | None = Field(
+        default=None, sa_column=sa.Column(BigId, sa.ForeignKey("enrollments.id"), nullable=True)
+    )
     customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
     journey_id: str | None = Field(default=None, max_length=100)
     journey_version: str | None = Field(default=None, max_length=32)

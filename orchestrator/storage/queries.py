@@ -74,15 +74,22 @@ async def insert_many_returning(
     return await _insert_many(session, table, rows, conflict_columns, returning)
 
 
-async def _insert_many(session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]],
-                       conflict_columns: list[str], returning: tuple) -> list[tuple[Any, Any]]:
+async def _insert_many(
+    session: AsyncSession, table: sa.Table, rows: list[dict[str, Any]], conflict_columns: list[str], returning: tuple
+) -> list[tuple[Any, Any]]:
     connection = await session.connection()
     if is_postgresql(session):
-        statement, defaulted = _recordset_insert(table, tuple(rows[0]), tuple(conflict_columns),
-                                                 tuple(c.name for c in returning))
+        statement, defaulted = _recordset_insert(
+            table, tuple(rows[0]), tuple(conflict_columns), tuple(c.name for c in returning)
+        )
         if defaulted:  # what SQLAlchemy's own INSERT would fill in: Python-side defaults
-            rows = [{**row, **{name: default.arg(None) if default.is_callable else default.arg
-                               for name, default in defaulted}} for row in rows]
+            rows = [
+                {
+                    **row,
+                    **{name: default.arg(None) if default.is_callable else default.arg for name, default in defaulted},
+                }
+                for row in rows
+            ]
         result = await connection.execute(statement, {"rows": _json_rows(rows)})
     else:  # SQLite: executemany, which SQLAlchemy batches into multi-row INSERTs
         statement = _insert_for(session, table).on_conflict_do_nothing(index_elements=conflict_columns)
@@ -96,6 +103,7 @@ async def _insert_many(session: AsyncSession, table: sa.Table, rows: list[dict[s
 # of the API's time on a 1,000-event batch), and the rows are encoded by the C JSON encoder
 # (one array parameter per column was encoded element by element in Python, quoting each
 # string with a regular expression: half of a 1,000-event batch). bench/results/HISTORY.md, ingest.
+
 
 def _json_rows(rows: list[dict[str, Any]]) -> str:
     return json.dumps(rows, default=_json_value, separators=(",", ":"))
@@ -114,22 +122,29 @@ _POSTGRESQL = postgresql.dialect()
 
 def _recordset(table: sa.Table, names: Iterable[str]) -> str:
     """`json_to_recordset(:rows) AS r("a" <type of a>, …)`: each object's keys are column names."""
-    columns = ", ".join(f'"{name}" {table.c[name].type.dialect_impl(_POSTGRESQL).compile(dialect=_POSTGRESQL)}'
-                        for name in names)
+    columns = ", ".join(
+        f'"{name}" {table.c[name].type.dialect_impl(_POSTGRESQL).compile(dialect=_POSTGRESQL)}' for name in names
+    )
     return f"json_to_recordset(CAST(:rows AS json)) AS r({columns})"
 
 
 @functools.lru_cache(maxsize=64)
-def _recordset_insert(table: sa.Table, given: tuple[str, ...], conflict_columns: tuple[str, ...],
-                      returning: tuple[str, ...]) -> tuple[sa.TextClause, tuple]:
+def _recordset_insert(
+    table: sa.Table, given: tuple[str, ...], conflict_columns: tuple[str, ...], returning: tuple[str, ...]
+) -> tuple[sa.TextClause, tuple]:
     """Per table and set of columns, once: the statement and the columns filled from their
     Python-side defaults."""
-    defaulted = tuple((c.name, c.default) for c in table.columns
-                      if c.name not in given and c.default is not None and not c.primary_key)
+    defaulted = tuple(
+        (c.name, c.default)
+        for c in table.columns
+        if c.name not in given and c.default is not None and not c.primary_key
+    )
     names = [*given, *(name for name, _ in defaulted)]
     quoted = ", ".join(f'"{name}"' for name in names)
-    sql = (f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM {_recordset(table, names)} '
-           f'ON CONFLICT ({", ".join(conflict_columns)}) DO NOTHING')
+    sql = (
+        f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM {_recordset(table, names)} '
+        f"ON CONFLICT ({', '.join(conflict_columns)}) DO NOTHING"
+    )
     if returning:
         sql += " RETURNING " + ", ".join(f'"{name}"' for name in returning)
     return sa.text(sql), defaulted
@@ -152,15 +167,20 @@ async def update_many(session: AsyncSession, table: sa.Table, key: str, rows: li
 
 @functools.lru_cache(maxsize=64)
 def _update_by_key(table: sa.Table, key: str, names: tuple[str, ...]) -> sa.Update:
-    return (sa.update(table).where(table.c[key] == sa.bindparam(f"_{key}"))
-            .values({name: sa.bindparam(name) for name in names if name != key}))
+    return (
+        sa.update(table)
+        .where(table.c[key] == sa.bindparam(f"_{key}"))
+        .values({name: sa.bindparam(name) for name in names if name != key})
+    )
 
 
 @functools.lru_cache(maxsize=64)
 def _recordset_update(table: sa.Table, key: str, names: tuple[str, ...]) -> sa.TextClause:
     assignments = ", ".join(f'"{name}" = r."{name}"' for name in names if name != key)
-    return sa.text(f'UPDATE "{table.name}" SET {assignments} FROM {_recordset(table, names)} '
-                   f'WHERE "{table.name}"."{key}" = r."{key}"')
+    return sa.text(
+        f'UPDATE "{table.name}" SET {assignments} FROM {_recordset(table, names)} '
+        f'WHERE "{table.name}"."{key}" = r."{key}"'
+    )
 
 
 def any_of(session: AsyncSession, column, values) -> sa.ColumnElement[bool]:

@@ -17,8 +17,10 @@ from orchestrator.storage.models import BigId, _json, _timestamp
 
 class ReportDelivery(SQLModel, table=True):
     __tablename__ = "report_deliveries"
-    __table_args__ = (sa.UniqueConstraint("report_id", "period_start", "recipient"),
-                      sa.Index("ix_report_deliveries_due", "status", "next_attempt_at"))
+    __table_args__ = (
+        sa.UniqueConstraint("report_id", "period_start", "recipient"),
+        sa.Index("ix_report_deliveries_due", "status", "next_attempt_at"),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
     report_id: str = Field(max_length=100)

@@ -130,14 +130,21 @@ class BudgetedSandbox(SandboxedEnvironment):
 
 def _check_repetition(sequence: Any, count: Any, limit: int) -> None:
     if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) and len(sequence) * count > limit:
-        raise RenderBudgetExceeded(f"repeating something of length {len(sequence):,} {count:,} times is over "
-                                   f"the budget of {limit:,} characters")
+        raise RenderBudgetExceeded(
+            f"repeating something of length {len(sequence):,} {count:,} times is over "
+            f"the budget of {limit:,} characters"
+        )
 
 
 def _check_power(base: Any, exponent: Any) -> None:
     """Integer powers grow without bound and take one uninterruptible C call; 2**1024 is plenty."""
-    if (isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0
-            and exponent * math.log2(abs(base)) > 1024):
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and abs(base) > 1
+        and exponent > 0
+        and exponent * math.log2(abs(base)) > 1024
+    ):
         raise RenderBudgetExceeded(f"{base} ** {exponent} is too large a number")
 
 
@@ -150,8 +157,14 @@ def compile_template(environment: SandboxedEnvironment, source: str) -> Template
             raise TemplateSyntaxError(f"'{_LOOP_GUARD}' is a reserved name", name.lineno)
     for loop in list(tree.find_all(nodes.For)):
         literal_chars = nodes.Const(_literal_chars(loop.body), lineno=loop.lineno)
-        loop.iter = nodes.Call(nodes.Name(_LOOP_GUARD, "load", lineno=loop.lineno), [loop.iter, literal_chars],
-                               [], None, None, lineno=loop.lineno)
+        loop.iter = nodes.Call(
+            nodes.Name(_LOOP_GUARD, "load", lineno=loop.lineno),
+            [loop.iter, literal_chars],
+            [],
+            None,
+            None,
+            lineno=loop.lineno,
+        )
     tree.set_environment(environment)
     return environment.from_string(tree)
 

@@ -134,7 +134,9 @@ class TemplateStore:
         try:
             return compile_template(environment, source)
         except TemplateSyntaxError as error:
-            raise _CompileProblem(TemplateProblem(name, (error.lineno or 0) + line_offset, f"template syntax: {error.message}")) from None
+            raise _CompileProblem(
+                TemplateProblem(name, (error.lineno or 0) + line_offset, f"template syntax: {error.message}")
+            ) from None
 
 
 class _CompileProblem(Exception):

@@ -37,25 +37,47 @@ def check_flow(journey: JourneySource) -> list[Finding]:
     definition = journey.loaded.definition
     _check_block(journey, definition.steps, ("steps",), findings)
     if definition.trigger.condition:
-        findings += _check_condition(journey, definition.trigger.condition, ("trigger", "condition"), TRIGGER_NAMES,
-                                     "the trigger condition sees only customer and event",
-                                     "evaluating it would fail the API request of every trigger event")
+        findings += _check_condition(
+            journey,
+            definition.trigger.condition,
+            ("trigger", "condition"),
+            TRIGGER_NAMES,
+            "the trigger condition sees only customer and event",
+            "evaluating it would fail the API request of every trigger event",
+        )
     exit_on = set(definition.exit_on)
     for ref in journey.steps():
         step = ref.step
         if isinstance(step, IfStep):
-            findings += _check_condition(journey, step.if_, ref.location + ("if",), STEP_NAMES,
-                                         f"conditions see {_names(STEP_NAMES)}",
-                                         "the condition would fail every enrollment that reaches it")
+            findings += _check_condition(
+                journey,
+                step.if_,
+                ref.location + ("if",),
+                STEP_NAMES,
+                f"conditions see {_names(STEP_NAMES)}",
+                "the condition would fail every enrollment that reaches it",
+            )
             findings += _check_has_event(journey, ref, exit_on)
         elif isinstance(step, WaitForStep) and step.wait_for.event in exit_on:
-            findings.append(_finding(journey, ERROR, ref.location + ("wait_for", "event"),
-                                     f"waits for '{step.wait_for.event}', which is in exit_on: that event ends the "
-                                     f"enrollment instead, so on_event never runs"))
+            findings.append(
+                _finding(
+                    journey,
+                    ERROR,
+                    ref.location + ("wait_for", "event"),
+                    f"waits for '{step.wait_for.event}', which is in exit_on: that event ends the "
+                    f"enrollment instead, so on_event never runs",
+                )
+            )
         elif isinstance(step, WaitStep) and journey.compiled.nodes[ref.id].next is None:
-            findings.append(_finding(journey, WARNING, ref.location + ("wait",),
-                                     "nothing follows this wait: it only delays the end of the enrollment "
-                                     "(and re-entry) by its duration"))
+            findings.append(
+                _finding(
+                    journey,
+                    WARNING,
+                    ref.location + ("wait",),
+                    "nothing follows this wait: it only delays the end of the enrollment "
+                    "(and re-entry) by its duration",
+                )
+            )
     return findings
 
 
@@ -89,16 +111,27 @@ def _check_block(journey: JourneySource, steps: list, location: tuple, findings:
             step_id = step.id or _default_id(here)
             later = len(steps) - position - 1
             also = f" (nor the {later} step{'s' if later > 1 else ''} after it)" if later else ""
-            findings.append(_finding(journey, ERROR, here, f"step '{step_id}' can never run{also}: "
-                                     f"step '{ender}' before it always ends the enrollment"))
+            findings.append(
+                _finding(
+                    journey,
+                    ERROR,
+                    here,
+                    f"step '{step_id}' can never run{also}: step '{ender}' before it always ends the enrollment",
+                )
+            )
             return
         if isinstance(step, IfStep):
             constant = constant_value(step.if_)
             if constant is not None:
                 dead = "else" if constant else "then"
-                findings.append(_finding(journey, WARNING, here + ("if",),
-                                         f"the condition is always {'true' if constant else 'false'}: "
-                                         f"the {dead} branch never runs"))
+                findings.append(
+                    _finding(
+                        journey,
+                        WARNING,
+                        here + ("if",),
+                        f"the condition is always {'true' if constant else 'false'}: the {dead} branch never runs",
+                    )
+                )
             _check_block(journey, step.then, here + ("then",), findings)
             _check_block(journey, step.else_, here + ("else",), findings)
         elif isinstance(step, WaitForStep):
@@ -108,17 +141,23 @@ def _check_block(journey: JourneySource, steps: list, location: tuple, findings:
             ender = step.id or _default_id(here)
 
 
-def _check_condition(journey: JourneySource, source: str, location: tuple, allowed: set[str], sees: str,
-                     consequence: str) -> list[Finding]:
+def _check_condition(
+    journey: JourneySource, source: str, location: tuple, allowed: set[str], sees: str, consequence: str
+) -> list[Finding]:
     findings = []
     for name in names_in_expression(source):
         if name not in allowed:
             findings.append(_finding(journey, ERROR, location, f"'{name}' is not defined: {sees}; {consequence}"))
     for call in calls(parse_expression(source), {"consented"}):
         if call.argument is not None and call.argument not in CHANNELS:
-            findings.append(_finding(journey, ERROR, location,
-                                     f"{call.source}: not a channel (email, sms, whatsapp); an unknown channel "
-                                     f"reads as consented"))
+            findings.append(
+                _finding(
+                    journey,
+                    ERROR,
+                    location,
+                    f"{call.source}: not a channel (email, sms, whatsapp); an unknown channel reads as consented",
+                )
+            )
     return findings
 
 
@@ -128,9 +167,13 @@ def _names(names: set[str]) -> str:
 
 def _check_has_event(journey: JourneySource, ref: StepRef, exit_on: set[str]) -> list[Finding]:
     return [
-        _finding(journey, WARNING, ref.location + ("if",),
-                 f"{call.source} is always false here: '{call.argument}' is in exit_on, so it ends the enrollment "
-                 f"before any later step runs")
+        _finding(
+            journey,
+            WARNING,
+            ref.location + ("if",),
+            f"{call.source} is always false here: '{call.argument}' is in exit_on, so it ends the enrollment "
+            f"before any later step runs",
+        )
         for call in calls(parse_expression(ref.step.if_), {"has_event"})
         if call.argument in exit_on
     ]

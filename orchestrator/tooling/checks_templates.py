@@ -64,7 +64,7 @@ def template_pieces(folder: Path) -> list[SourcePiece]:
             pieces.append(SourcePiece(str(text_file), str(metadata["subject"]), _line_of(header, "subject:") - 1))
         # WhatsApp content variables are rendered like vars, with the send's context.
         variables = metadata.get("content_variables")
-        for value in (variables.values() if isinstance(variables, dict) else []):
+        for value in variables.values() if isinstance(variables, dict) else []:
             if isinstance(value, str):
                 pieces.append(SourcePiece(str(text_file), value, _line_of(header, value) - 1))
         html_file = text_file.with_suffix(".html")
@@ -93,13 +93,27 @@ def check_store(store: TemplateStore) -> list[Finding]:
         if not have:
             continue  # "no <locale>.txt variant" is already a store problem
         if default not in have:
-            findings.append(Finding(ERROR, str(folder), None, "",
-                                    f"no '{default}' variant ({default}.txt): the default locale ends every "
-                                    f"fallback, so customers in a locale without a variant get no message"))
+            findings.append(
+                Finding(
+                    ERROR,
+                    str(folder),
+                    None,
+                    "",
+                    f"no '{default}' variant ({default}.txt): the default locale ends every "
+                    f"fallback, so customers in a locale without a variant get no message",
+                )
+            )
         for locale in sorted(everywhere - have - {default}):
-            findings.append(Finding(WARNING, str(folder), None, "",
-                                    f"no '{locale}' variant ({locale}.txt), which other templates have: "
-                                    f"customers in {locale} get '{default}'"))
+            findings.append(
+                Finding(
+                    WARNING,
+                    str(folder),
+                    None,
+                    "",
+                    f"no '{locale}' variant ({locale}.txt), which other templates have: "
+                    f"customers in {locale} get '{default}'",
+                )
+            )
     return findings
 
 
@@ -114,18 +128,37 @@ def loop_problems(source: str, line_offset: int = 0) -> list[tuple[int, str]]:
     for loop in tree.find_all(nodes.For):
         size = _constant_range_size(loop.iter)
         if size is not None and size > LARGE_RANGE:
-            problems.append((loop.lineno + line_offset, f"loop over range({size:,}): loops this long run into the render budget, "
-                                          f"and the message fails; loop over the data itself"))
-        inner = next((n for body in (loop.body, loop.else_) for node in body
-                      for n in ([node] if isinstance(node, nodes.For) else node.find_all(nodes.For))), None)
+            problems.append(
+                (
+                    loop.lineno + line_offset,
+                    f"loop over range({size:,}): loops this long run into the render budget, "
+                    f"and the message fails; loop over the data itself",
+                )
+            )
+        inner = next(
+            (
+                n
+                for body in (loop.body, loop.else_)
+                for node in body
+                for n in ([node] if isinstance(node, nodes.For) else node.find_all(nodes.For))
+            ),
+            None,
+        )
         if inner is not None:
-            problems.append((inner.lineno + line_offset, f"loop inside the loop of line {loop.lineno + line_offset}: nested loops multiply, "
-                                           f"can run into the render budget, and the message fails"))
+            problems.append(
+                (
+                    inner.lineno + line_offset,
+                    f"loop inside the loop of line {loop.lineno + line_offset}: nested loops multiply, "
+                    f"can run into the render budget, and the message fails",
+                )
+            )
     return problems
 
 
 def _constant_range_size(iterable: nodes.Node) -> int | None:
-    if not (isinstance(iterable, nodes.Call) and isinstance(iterable.node, nodes.Name) and iterable.node.name == "range"):
+    if not (
+        isinstance(iterable, nodes.Call) and isinstance(iterable.node, nodes.Name) and iterable.node.name == "range"
+    ):
         return None
     try:
         arguments = [argument.as_const() for argument in iterable.args]
@@ -147,7 +180,9 @@ def check_sends(journey: JourneySource, store: TemplateStore) -> list[Finding]:
         send, here = ref.step.send, ref.location + ("send",)
 
         def add(severity: str, location: tuple, message: str) -> None:
-            findings.append(Finding(severity, str(journey.path), journey.line(location), readable_key(location), message))
+            findings.append(
+                Finding(severity, str(journey.path), journey.line(location), readable_key(location), message)
+            )
 
         for name, value in send.vars.items():
             for problem in _vars_string_problems(value):
@@ -164,16 +199,22 @@ def check_sends(journey: JourneySource, store: TemplateStore) -> list[Finding]:
                     missing.setdefault(name, []).append(f"{piece.file}:{line + piece.line_offset}")
         provided = ", ".join(sorted(send.vars)) or "none"
         for name, places in sorted(missing.items()):
-            add(ERROR, here + ("template",),
+            add(
+                ERROR,
+                here + ("template",),
                 f"template '{send.template}' uses '{name}' ({', '.join(dict.fromkeys(places))}), which this send "
-                f"never provides: templates see customer, event and the send's vars ({provided})")
+                f"never provides: templates see customer, event and the send's vars ({provided})",
+            )
         template = store.get(send.template)
         if template and Channel.email in (send.channel, send.fallback):
             lacking = sorted(v.locale for v in template.variants.values() if v.subject is None)
             if lacking:
-                add(WARNING, here + ("template",),
+                add(
+                    WARNING,
+                    here + ("template",),
                     f"template '{send.template}' has no subject in {', '.join(lacking)}: e-mail without a subject "
-                    f"(add `subject:` front matter)")
+                    f"(add `subject:` front matter)",
+                )
     return findings
 
 

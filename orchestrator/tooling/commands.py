@@ -102,10 +102,24 @@ def run_test(args: argparse.Namespace) -> int:
     results = [runner.run(path) for path in files]
     failed = [r for r in results if not r.passed]
     if args.format == "json":
-        sys.stdout.write(json.dumps([
-            {"scenario": r.name, "file": str(r.path), "passed": r.passed, "error": r.error, "diff": r.diff,
-             "timeline": timeline_json(r.simulation) if r.simulation and args.show_timeline else None}
-            for r in results], indent=2, ensure_ascii=False) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                [
+                    {
+                        "scenario": r.name,
+                        "file": str(r.path),
+                        "passed": r.passed,
+                        "error": r.error,
+                        "diff": r.diff,
+                        "timeline": timeline_json(r.simulation) if r.simulation and args.show_timeline else None,
+                    }
+                    for r in results
+                ],
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
         return PROBLEMS if failed else OK
     for result in results:
         about = f": {result.description.strip()}" if result.description else ""
@@ -129,8 +143,14 @@ def run_preview(args: argparse.Namespace) -> int:
     journeys, templates, locale = _directories(args)
     store = TemplateStore.load(templates, locale)
     try:
-        result = preview(store, args.template, locale=args.locale, vars_file=Path(args.vars) if args.vars else None,
-                         channel=Channel(args.channel) if args.channel else None, journeys_dir=journeys)
+        result = preview(
+            store,
+            args.template,
+            locale=args.locale,
+            vars_file=Path(args.vars) if args.vars else None,
+            channel=Channel(args.channel) if args.channel else None,
+            journeys_dir=journeys,
+        )
     except InputError as error:
         return _fail(error.messages)
     except PreviewError as error:
@@ -155,58 +175,81 @@ def add_tooling_commands(commands: argparse._SubParsersAction) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
 
     validate = commands.add_parser(
-        "validate", help="check journeys and templates without starting anything", formatter_class=formatter,
-        description=_wrap("Check journey files and templates: schema errors, unknown templates, missing locale variants, "
-                    "template syntax, variables a template needs that the journey never provides, unreachable steps, "
-                    "waits that can never wake. Exit 1 on any error (warnings alone exit 0)."),
+        "validate",
+        help="check journeys and templates without starting anything",
+        formatter_class=formatter,
+        description=_wrap(
+            "Check journey files and templates: schema errors, unknown templates, missing locale variants, "
+            "template syntax, variables a template needs that the journey never provides, unreachable steps, "
+            "waits that can never wake. Exit 1 on any error (warnings alone exit 0)."
+        ),
         epilog="PATH: a journey file, a directory of journeys, or a templates directory.\n"
-               "With no PATH: the configured journeys and templates directories.")
+        "With no PATH: the configured journeys and templates directories.",
+    )
     validate.add_argument("paths", nargs="*", metavar="PATH")
     _common(validate, journeys=False)
     validate.set_defaults(handler=run_validate)
 
     simulate = commands.add_parser(
-        "simulate", help="run one journey for one customer on a simulated clock, in memory",
+        "simulate",
+        help="run one journey for one customer on a simulated clock, in memory",
         formatter_class=formatter,
-        description=_wrap("Run JOURNEY for the customer in FILE against timed events, with no database and no provider, "
-                    "and print the timeline: steps, waits and when they resume, branches and why, every message "
-                    "rendered (SMS encoding and segments), skips and their reasons, exits and conversions."),
+        description=_wrap(
+            "Run JOURNEY for the customer in FILE against timed events, with no database and no provider, "
+            "and print the timeline: steps, waits and when they resume, branches and why, every message "
+            "rendered (SMS encoding and segments), skips and their reasons, exits and conversions."
+        ),
         epilog="customer FILE (YAML or JSON):  userId: ann\n"
-               "                               traits: {email: ann@example.com, locale: fr}\n"
-               "events FILE:  - {at: 0s, event: Signed Up}\n"
-               "              - {at: 2d, event: Order Completed, properties: {revenue: 42}}\n"
-               "              - {at: 3d, traits: {sms_opt_in: true}}   # an identify call\n"
-               "`at` is an offset from --start (0s, 30m, 1h30m, 2d) or an ISO-8601 time.")
+        "                               traits: {email: ann@example.com, locale: fr}\n"
+        "events FILE:  - {at: 0s, event: Signed Up}\n"
+        "              - {at: 2d, event: Order Completed, properties: {revenue: 42}}\n"
+        "              - {at: 3d, traits: {sms_opt_in: true}}   # an identify call\n"
+        "`at` is an offset from --start (0s, 30m, 1h30m, 2d) or an ISO-8601 time.",
+    )
     simulate.add_argument("journey", metavar="JOURNEY", help="journey id, or path to a journey file")
     simulate.add_argument("--customer", required=True, metavar="FILE", help="the customer: userId and traits")
     simulate.add_argument("--events", required=True, metavar="FILE", help="the customer's events, in time")
     simulate.add_argument("--locale", help="override the customer's locale, e.g. fr or zh-Hant")
     simulate.add_argument("--start", metavar="ISO", help="when offsets count from (default 2026-03-02T17:00Z)")
-    simulate.add_argument("--horizon", default="30d", metavar="DURATION",
-                          help="how long after the last event to keep running (default 30d)")
+    simulate.add_argument(
+        "--horizon",
+        default="30d",
+        metavar="DURATION",
+        help="how long after the last event to keep running (default 30d)",
+    )
     _common(simulate)
     simulate.set_defaults(handler=run_simulate)
 
     test = commands.add_parser(
-        "test", help="run scenario files and compare with their expected outcome", formatter_class=formatter,
-        description=_wrap("Run each scenario (a customer, timed events, the expected sends, skips and final status) "
-                    "through the simulator; print PASS or FAIL with a diff of expected and actual. Exit 1 if any "
-                    "scenario fails."),
-        epilog="PATH: scenario files or directories (default: <journeys>/scenarios).")
+        "test",
+        help="run scenario files and compare with their expected outcome",
+        formatter_class=formatter,
+        description=_wrap(
+            "Run each scenario (a customer, timed events, the expected sends, skips and final status) "
+            "through the simulator; print PASS or FAIL with a diff of expected and actual. Exit 1 if any "
+            "scenario fails."
+        ),
+        epilog="PATH: scenario files or directories (default: <journeys>/scenarios).",
+    )
     test.add_argument("paths", nargs="*", metavar="PATH")
     test.add_argument("--show-timeline", action="store_true", help="print the timeline of failing scenarios")
     _common(test)
     test.set_defaults(handler=run_test)
 
     preview = commands.add_parser(
-        "preview", help="render one template and measure it (SMS encoding, segments)", formatter_class=formatter,
-        description=_wrap("Render TEMPLATE in a locale with sample data and print subject, body and HTML; for SMS also "
-                    "the encoding, segment count and warnings (more than one segment, UCS-2 and the characters "
-                    "causing it, over 1600 characters)."),
+        "preview",
+        help="render one template and measure it (SMS encoding, segments)",
+        formatter_class=formatter,
+        description=_wrap(
+            "Render TEMPLATE in a locale with sample data and print subject, body and HTML; for SMS also "
+            "the encoding, segment count and warnings (more than one segment, UCS-2 and the characters "
+            "causing it, over 1600 characters)."
+        ),
         epilog="vars FILE:  customer: {userId: ann, traits: {first_name: Ann}}\n"
-               "            event: {order_id: A-1}\n"
-               "            vars: {discount_code: SPRING}\n"
-               "Without --vars, channel and vars come from the first journey step sending TEMPLATE.")
+        "            event: {order_id: A-1}\n"
+        "            vars: {discount_code: SPRING}\n"
+        "Without --vars, channel and vars come from the first journey step sending TEMPLATE.",
+    )
     preview.add_argument("template", metavar="TEMPLATE", help="template name (a folder of the templates directory)")
     preview.add_argument("--locale", help="render for this locale, e.g. zh-Hant (default: the default locale)")
     preview.add_argument("--vars", metavar="FILE", help="sample customer, event and vars (YAML or JSON)")

@@ -57,7 +57,9 @@ class Document:
             location = prefix + tuple(item["loc"])
             key = readable_key(location)
             text = item["msg"].removeprefix("Value error, ")
-            messages.append(f"{self.where(location)}: {key + ': ' if key else ''}{'unknown key' if item['type'] == 'extra_forbidden' else text}")
+            messages.append(
+                f"{self.where(location)}: {key + ': ' if key else ''}{'unknown key' if item['type'] == 'extra_forbidden' else text}"
+            )
         return InputError(messages)
 
 
@@ -71,7 +73,9 @@ def read_document(path: Path) -> Document:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        raise InputError([f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML/JSON: {getattr(error, 'problem', error)}"]) from None
+        raise InputError(
+            [f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML/JSON: {getattr(error, 'problem', error)}"]
+        ) from None
     return Document(str(path), data, line_index(node) if node is not None else {})
 
 
@@ -147,8 +151,19 @@ class TimedEvent:
 
 
 # A Segment identify payload may be pasted as is: these fields say nothing about the customer.
-SEGMENT_ENVELOPE = {"type", "messageId", "timestamp", "context", "integrations", "anonymousId", "sentAt",
-                    "receivedAt", "originalTimestamp", "version", "channel"}
+SEGMENT_ENVELOPE = {
+    "type",
+    "messageId",
+    "timestamp",
+    "context",
+    "integrations",
+    "anonymousId",
+    "sentAt",
+    "receivedAt",
+    "originalTimestamp",
+    "version",
+    "channel",
+}
 
 
 def parse_customer(document: Document, prefix: Location = (), locale: str | None = None) -> Customer:

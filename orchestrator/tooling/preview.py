@@ -79,17 +79,27 @@ def load_sample(path: Path | None) -> tuple[Customer, dict[str, Any], dict[str, 
         return parse_customer(document), {}, None
     if unknown:
         raise document.error((sorted(unknown)[0],), "unknown key (expected customer, event, vars)")
-    customer = parse_customer(document, ("customer",)) if "customer" in data else Customer(
-        id=1, user_id=SAMPLE_USER_ID, traits={})
+    customer = (
+        parse_customer(document, ("customer",))
+        if "customer" in data
+        else Customer(id=1, user_id=SAMPLE_USER_ID, traits={})
+    )
     for key in ("event", "vars"):
         if key in data and not isinstance(data[key], dict):
             raise document.error((key,), "must be a mapping of names to values")
     return customer, dict(data.get("event") or {}), data.get("vars")
 
 
-def preview(store: TemplateStore, name: str, *, locale: str | None = None, vars_file: Path | None = None,
-            channel: Channel | None = None, journeys_dir: Path | None = None,
-            link_settings: Settings | None = None) -> Preview:
+def preview(
+    store: TemplateStore,
+    name: str,
+    *,
+    locale: str | None = None,
+    vars_file: Path | None = None,
+    channel: Channel | None = None,
+    journeys_dir: Path | None = None,
+    link_settings: Settings | None = None,
+) -> Preview:
     if store.get(name) is None:
         problems = [str(p) for p in store.problems if Path(p.file).parts[-2:-1] == (name,) or Path(p.file).name == name]
         detail = "; ".join(problems) if problems else f"no folder {store.directory / name}"
@@ -114,10 +124,23 @@ def preview(store: TemplateStore, name: str, *, locale: str | None = None, vars_
         metadata["content_variables"] = render_variables(metadata["content_variables"], {**context, **rendered_vars})
     # Measured as it will be sent: URLs of marketing SMS/WhatsApp at their short-link length.
     transactional = bool(used and used[0].send.transactional)
-    body = (preview_links(rendered.body, link_settings or get_settings())
-            if channel in PHONE_CHANNELS and not transactional else web_urls_only(rendered.body))
-    result = Preview(name, customer.locale, rendered.locale, channel.value if channel else None, body,
-                     rendered.subject, web_urls_only(rendered.html), metadata, rendered_vars, origin)
+    body = (
+        preview_links(rendered.body, link_settings or get_settings())
+        if channel in PHONE_CHANNELS and not transactional
+        else web_urls_only(rendered.body)
+    )
+    result = Preview(
+        name,
+        customer.locale,
+        rendered.locale,
+        channel.value if channel else None,
+        body,
+        rendered.subject,
+        web_urls_only(rendered.html),
+        metadata,
+        rendered_vars,
+        origin,
+    )
     if customer.locale and rendered.locale != customer.locale:
         result.warnings.append(f"no '{customer.locale}' variant: rendered the '{rendered.locale}' one")
     if channel == Channel.sms:
@@ -133,15 +156,21 @@ def preview(store: TemplateStore, name: str, *, locale: str | None = None, vars_
 
 def measure(body: str) -> tuple[dict[str, Any], list[str]]:
     measured = measure_sms(body)
-    sms = {"encoding": measured.encoding, "segments": measured.segments, "characters": measured.length,
-           "units": measured.units}
+    sms = {
+        "encoding": measured.encoding,
+        "segments": measured.segments,
+        "characters": measured.length,
+        "units": measured.units,
+    }
     warnings = []
     if measured.encoding == "UCS-2":
         outside = [c for c in dict.fromkeys(body) if not is_gsm7(c)]
         shown = ", ".join(f"'{c}' (U+{ord(c):04X})" for c in outside[:SHOWN_CHARACTERS])
         more = f" and {len(outside) - SHOWN_CHARACTERS} more" if len(outside) > SHOWN_CHARACTERS else ""
-        warnings.append(f"UCS-2 (70 characters a segment, 67 when split) because of {len(outside)} character"
-                        f"{'s' if len(outside) != 1 else ''} outside GSM-7: {shown}{more}")
+        warnings.append(
+            f"UCS-2 (70 characters a segment, 67 when split) because of {len(outside)} character"
+            f"{'s' if len(outside) != 1 else ''} outside GSM-7: {shown}{more}"
+        )
     escaped = sorted({c for c in body if c in GSM7_EXTENSION_CHARACTERS})
     if escaped and measured.encoding == "GSM-7":
         warnings.append(f"{' '.join(escaped)} count{'s' if len(escaped) == 1 else ''} as two GSM-7 characters")
@@ -153,8 +182,14 @@ def measure(body: str) -> tuple[dict[str, Any], list[str]]:
 
 
 def format_preview(result: Preview) -> str:
-    asked = f" (asked for {result.requested_locale})" if result.requested_locale and result.requested_locale != result.locale else ""
-    lines = [f"template {result.template}, locale {result.locale}{asked}, channel {result.channel or '(unknown: use --channel)'}"]
+    asked = (
+        f" (asked for {result.requested_locale})"
+        if result.requested_locale and result.requested_locale != result.locale
+        else ""
+    )
+    lines = [
+        f"template {result.template}, locale {result.locale}{asked}, channel {result.channel or '(unknown: use --channel)'}"
+    ]
     if result.variables:
         shown = ", ".join(f"{k}={v!r}" for k, v in result.variables.items())
         lines.append(f"vars: {shown}" + (f" (from {result.variables_from})" if result.variables_from else ""))
@@ -167,8 +202,11 @@ def format_preview(result: Preview) -> str:
         lines += ["", f"metadata: {json.dumps(result.metadata, ensure_ascii=False)}"]
     if result.sms:
         s = result.sms
-        lines += ["", f"sms: {s['encoding']}, {s['segments']} segment{'s' if s['segments'] != 1 else ''}, "
-                      f"{s['characters']} characters ({s['units']} {'septets' if s['encoding'] == 'GSM-7' else 'UTF-16 units'})"]
+        lines += [
+            "",
+            f"sms: {s['encoding']}, {s['segments']} segment{'s' if s['segments'] != 1 else ''}, "
+            f"{s['characters']} characters ({s['units']} {'septets' if s['encoding'] == 'GSM-7' else 'UTF-16 units'})",
+        ]
     lines += [f"warning: {w}" for w in result.warnings]
     return "\n".join(lines) + "\n"
 

@@ -147,7 +147,9 @@ class ScenarioRunner:
         expected, actual = expected_view(spec.expect, start), actual_view(spec.expect, result.simulation)
         result.passed = expected == actual
         if not result.passed:
-            result.diff = list(difflib.unified_diff(_dump(expected), _dump(actual), "expected", "actual", lineterm="", n=1000))
+            result.diff = list(
+                difflib.unified_diff(_dump(expected), _dump(actual), "expected", "actual", lineterm="", n=1000)
+            )
         return result
 
     def _journey(self, reference: str, scenario: Path) -> JourneySource:
@@ -166,6 +168,7 @@ def _horizon(document: Document, value: str | None) -> timedelta:
 
 
 # --- comparing: both sides become plain data, shown as YAML and diffed ----------------------
+
 
 def _at(value: str | datetime, start: datetime) -> str:
     return format_offset(parse_offset(value, start), start)
@@ -189,9 +192,16 @@ def expected_view(expect: Expect, start: datetime) -> dict[str, Any]:
 
 def actual_view(expect: Expect, simulation: SimulationResult) -> dict[str, Any]:
     outcome = simulation.outcome()
-    view: dict[str, Any] = {key: outcome[key] for key in ("status", "exit_reason", "converted", "enrollments")
-                            if getattr(expect, key) is not None}
-    for key, status in (("sends", MessageStatus.queued), ("skips", MessageStatus.skipped), ("failures", MessageStatus.failed)):
+    view: dict[str, Any] = {
+        key: outcome[key]
+        for key in ("status", "exit_reason", "converted", "enrollments")
+        if getattr(expect, key) is not None
+    }
+    for key, status in (
+        ("sends", MessageStatus.queued),
+        ("skips", MessageStatus.skipped),
+        ("failures", MessageStatus.failed),
+    ):
         messages = [m for m in simulation.messages if m["status"] == status]
         wanted = getattr(expect, key)
         view[key] = [

@@ -90,8 +90,15 @@ class SimulationResult:
 
 
 class Simulator:
-    def __init__(self, journey: JourneySource, templates: TemplateStore, customer: Customer,
-                 events: list[TimedEvent], start: datetime, horizon: timedelta = DEFAULT_HORIZON) -> None:
+    def __init__(
+        self,
+        journey: JourneySource,
+        templates: TemplateStore,
+        customer: Customer,
+        events: list[TimedEvent],
+        start: datetime,
+        horizon: timedelta = DEFAULT_HORIZON,
+    ) -> None:
         self.journey, self.templates, self.customer = journey, templates, customer
         self.compiled, self.definition = journey.compiled, journey.loaded.definition
         self.events = sorted(events, key=lambda e: (e.at, e.position))
@@ -118,8 +125,13 @@ class Simulator:
         active = self._active()
         if active:
             waiting = f"waiting for '{active.waiting_for}' until" if active.waiting_for else "next step due"
-            self._log(self.result.horizon, "horizon", f"still active at the horizon: step {active.cursor}, "
-                      f"{waiting} {self._when(active.due_at)}", active.cursor, active)
+            self._log(
+                self.result.horizon,
+                "horizon",
+                f"still active at the horizon: step {active.cursor}, {waiting} {self._when(active.due_at)}",
+                active.cursor,
+                active,
+            )
         return self.result
 
     def _when(self, at: datetime) -> str:
@@ -128,8 +140,15 @@ class Simulator:
     def _active(self) -> Enrollment | None:
         return next((e for e in self.result.enrollments if e.status == EnrollmentStatus.active), None)
 
-    def _log(self, at: datetime, kind: str, detail: str, step: str | None = None,
-             enrollment: Enrollment | None = None, message: dict | None = None) -> None:
+    def _log(
+        self,
+        at: datetime,
+        kind: str,
+        detail: str,
+        step: str | None = None,
+        enrollment: Enrollment | None = None,
+        message: dict | None = None,
+    ) -> None:
         self.result.timeline.append(Entry(at, kind, detail, step, enrollment.id if enrollment else None, message))
 
     # --- events (engine.enrollments.react_to_event) -----------------------------------------
@@ -164,24 +183,43 @@ class Simulator:
         for enrollment in self.result.enrollments:
             if reaches_goal(enrollment, self.compiled, event.name, now):
                 enrollment.converted_at, enrollment.conversion_event_id = now, number
-                sent = [m["step"] for m in self.result.messages
-                        if m["enrollment"] == enrollment.id and m["status"] == MessageStatus.queued]
+                sent = [
+                    m["step"]
+                    for m in self.result.messages
+                    if m["enrollment"] == enrollment.id and m["status"] == MessageStatus.queued
+                ]
                 after = f" after {', '.join(sent)}" if sent else " (no message sent before it)"
-                self._log(now, "convert", f"goal '{goal.event}' within {format_span(goal.within)} of entry{after}",
-                          None, enrollment)
+                self._log(
+                    now,
+                    "convert",
+                    f"goal '{goal.event}' within {format_span(goal.within)} of entry{after}",
+                    None,
+                    enrollment,
+                )
 
     def _maybe_enroll(self, event: TimedEvent, number: int, now: datetime) -> None:
         if self._active():
             self._log(now, "no-entry", "already in this journey: a customer is never in one journey twice at once")
             return
-        row = Event(id=number, message_id=f"simulated-{number}", customer_id=self.customer.id, type="track",
-                    name=event.name, properties=dict(event.properties), timestamp=now, received_at=now)
+        row = Event(
+            id=number,
+            message_id=f"simulated-{number}",
+            customer_id=self.customer.id,
+            type="track",
+            name=event.name,
+            properties=dict(event.properties),
+            timestamp=now,
+            received_at=now,
+        )
         entries = [e.entered_at for e in self.result.enrollments]
         try:
             allowed = may_enter(self.compiled, self.customer, row, max(entries) if entries else None, now)
         except Exception as error:  # the engine raises inside the API request: the event is refused
-            self._log(now, "no-entry", f"trigger condition failed: {type(error).__name__}: {error} "
-                      f"(the API would fail the request)")
+            self._log(
+                now,
+                "no-entry",
+                f"trigger condition failed: {type(error).__name__}: {error} (the API would fail the request)",
+            )
             return
         if not allowed:
             self._log(now, "no-entry", self._why_not(event, entries[-1] if entries else None, now))
@@ -205,8 +243,10 @@ class Simulator:
         policy = self.definition.reentry
         if policy.policy == "never":
             return f"reentry: never (entered at {self._when(last)})"
-        return (f"reentry: after {format_span(policy.after)} (last entry {self._when(last)}, "
-                f"may enter again from {self._when(last + policy.after)})")
+        return (
+            f"reentry: after {format_span(policy.after)} (last entry {self._when(last)}, "
+            f"may enter again from {self._when(last + policy.after)})"
+        )
 
     # --- due work (engine.worker._advance_one) --------------------------------------------
 
@@ -215,8 +255,11 @@ class Simulator:
         if enrollment.waiting_for is not None:
             self._log(now, "timeout", f"no '{enrollment.waiting_for}' in time → on_timeout", cursor, enrollment)
             cursor = resume_after_timeout(self.compiled, cursor)
-        seen = {name for number, name, at in self.history
-                if at >= enrollment.entered_at and number != enrollment.trigger_event_id and number not in self.inbound}
+        seen = {
+            name
+            for number, name, at in self.history
+            if at >= enrollment.entered_at and number != enrollment.trigger_event_id and number not in self.inbound
+        }
         facts = facts_for(self.customer, enrollment, seen)
         try:
             result = advance(self.compiled, cursor, facts, min(enrollment.due_at, now))
@@ -236,18 +279,34 @@ class Simulator:
     def _log_trace(self, trace, result, facts, messages: dict, enrollment: Enrollment, now: datetime) -> None:
         node = self.compiled.nodes[trace.step_id]
         if trace.kind == "wait":
-            self._log(now, "wait", f"{format_span(node.duration)}, resumes at {self._when(result.due_at)}",
-                      node.id, enrollment)
+            self._log(
+                now,
+                "wait",
+                f"{format_span(node.duration)}, resumes at {self._when(result.due_at)}",
+                node.id,
+                enrollment,
+            )
         elif trace.kind == "wait_for":
-            self._log(now, "wait_for", f"'{node.event}' for up to {format_span(node.duration)}, "
-                      f"until {self._when(result.due_at)}", node.id, enrollment)
+            self._log(
+                now,
+                "wait_for",
+                f"'{node.event}' for up to {format_span(node.duration)}, until {self._when(result.due_at)}",
+                node.id,
+                enrollment,
+            )
         elif trace.kind == "if":
             because = "; ".join(explain(node.condition, facts.expression_context()))
             self._log(now, "if", trace.detail + (f" ({because})" if because else ""), node.id, enrollment)
         elif trace.kind == "send":
             message = messages[node.id]
-            self._log(now, MESSAGE_KINDS.get(message["status"], message["status"]), describe(message),
-                      node.id, enrollment, message)
+            self._log(
+                now,
+                MESSAGE_KINDS.get(message["status"], message["status"]),
+                describe(message),
+                node.id,
+                enrollment,
+                message,
+            )
         elif trace.kind == "exit":
             self._log(now, "exit", trace.detail, node.id, enrollment)
         else:  # a step kind this tool does not know yet: shown as the engine describes it
@@ -256,10 +315,22 @@ class Simulator:
     def _message(self, enrollment: Enrollment, node, now: datetime) -> dict[str, Any]:
         row: Message = prepare_message(self.templates, simulated_provider, enrollment, self.customer, node, now)
         message = {
-            "at": now, "enrollment": enrollment.id, "step": node.id, "channel": row.channel, "to": row.to_address,
-            "status": row.status, "reason": row.status_reason, "template": row.template, "locale": row.locale,
-            "subject": row.subject, "body": row.body, "html": row.html, "encoding": row.encoding,
-            "segments": row.segments, "send_key": row.send_key, "fallback_from": None,
+            "at": now,
+            "enrollment": enrollment.id,
+            "step": node.id,
+            "channel": row.channel,
+            "to": row.to_address,
+            "status": row.status,
+            "reason": row.status_reason,
+            "template": row.template,
+            "locale": row.locale,
+            "subject": row.subject,
+            "body": row.body,
+            "html": row.html,
+            "encoding": row.encoding,
+            "segments": row.segments,
+            "send_key": row.send_key,
+            "fallback_from": None,
             "metadata": {k: v for k, v in (row.template_metadata or {}).items() if k != "variables"},
         }
         primary = node.send.channel
@@ -293,6 +364,12 @@ def _compact(values: dict[str, Any] | None) -> str:
     return "{" + ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False, default=str)}" for k, v in values.items()) + "}"
 
 
-def simulate(journey: JourneySource, templates: TemplateStore, customer: Customer, events: list[TimedEvent],
-             start: datetime, horizon: timedelta = DEFAULT_HORIZON) -> SimulationResult:
+def simulate(
+    journey: JourneySource,
+    templates: TemplateStore,
+    customer: Customer,
+    events: list[TimedEvent],
+    start: datetime,
+    horizon: timedelta = DEFAULT_HORIZON,
+) -> SimulationResult:
     return Simulator(journey, templates, customer, events, start, horizon).run()

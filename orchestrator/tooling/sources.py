@@ -70,7 +70,9 @@ def read_journey(path: Path) -> JourneySource:
     """Load one journey file; raises JourneyLoadError with file, line and key."""
     loaded = load_file(path)
     text = path.read_text(encoding="utf-8")
-    return JourneySource(path, loaded, compile_journey(loaded.definition, loaded.version), line_index(yaml.compose(text)))
+    return JourneySource(
+        path, loaded, compile_journey(loaded.definition, loaded.version), line_index(yaml.compose(text))
+    )
 
 
 def journey_files(directory: Path) -> list[Path]:

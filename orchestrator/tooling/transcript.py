@@ -66,27 +66,44 @@ def _plain(value: Any) -> Any:
 
 
 def timeline_json(result: SimulationResult) -> dict[str, Any]:
-    return _plain({
-        "journey": result.journey.id,
-        "version": result.journey.compiled.version,
-        "customer": result.customer.user_id,
-        "locale": result.customer.locale,
-        "start": result.start,
-        "horizon": result.horizon,
-        "timeline": [
-            {"at": e.at, "offset": offset(e.at, result.start), "kind": e.kind, "step": e.step,
-             "enrollment": e.enrollment, "detail": e.detail}
-            for e in result.timeline
-        ],
-        "messages": [{**m, "offset": offset(m["at"], result.start)} for m in result.messages],
-        "enrollments": [
-            {"enrollment": e.id, "status": e.status, "exit_reason": e.exit_reason, "entered_at": e.entered_at,
-             "ended_at": e.ended_at, "cursor": e.cursor, "due_at": e.due_at, "waiting_for": e.waiting_for,
-             "goal_deadline": e.goal_deadline, "converted_at": e.converted_at}
-            for e in result.enrollments
-        ],
-        "outcome": result.outcome(),
-    })
+    return _plain(
+        {
+            "journey": result.journey.id,
+            "version": result.journey.compiled.version,
+            "customer": result.customer.user_id,
+            "locale": result.customer.locale,
+            "start": result.start,
+            "horizon": result.horizon,
+            "timeline": [
+                {
+                    "at": e.at,
+                    "offset": offset(e.at, result.start),
+                    "kind": e.kind,
+                    "step": e.step,
+                    "enrollment": e.enrollment,
+                    "detail": e.detail,
+                }
+                for e in result.timeline
+            ],
+            "messages": [{**m, "offset": offset(m["at"], result.start)} for m in result.messages],
+            "enrollments": [
+                {
+                    "enrollment": e.id,
+                    "status": e.status,
+                    "exit_reason": e.exit_reason,
+                    "entered_at": e.entered_at,
+                    "ended_at": e.ended_at,
+                    "cursor": e.cursor,
+                    "due_at": e.due_at,
+                    "waiting_for": e.waiting_for,
+                    "goal_deadline": e.goal_deadline,
+                    "converted_at": e.converted_at,
+                }
+                for e in result.enrollments
+            ],
+            "outcome": result.outcome(),
+        }
+    )
 
 
 def format_json(result: SimulationResult) -> str:

@@ -36,8 +36,10 @@ class ValidationReport:
 
     @property
     def summary(self) -> str:
-        return f"{self.journeys} journey file{'s' if self.journeys != 1 else ''}, " \
-               f"{self.templates} template{'s' if self.templates != 1 else ''}"
+        return (
+            f"{self.journeys} journey file{'s' if self.journeys != 1 else ''}, "
+            f"{self.templates} template{'s' if self.templates != 1 else ''}"
+        )
 
 
 def is_templates_dir(path: Path) -> bool:
@@ -63,15 +65,18 @@ def classify(paths: list[Path]) -> Targets:
     return targets
 
 
-def validate(paths: list[Path], journeys_dir: Path, templates_dir: Path, default_locale: str = "en") -> ValidationReport:
+def validate(
+    paths: list[Path], journeys_dir: Path, templates_dir: Path, default_locale: str = "en"
+) -> ValidationReport:
     if paths:
         targets = classify(paths)
         targets.templates_dir = targets.templates_dir or templates_dir
     else:
         targets = Targets(journey_files(journeys_dir), templates_dir)
     findings = [Finding(ERROR, str(p), None, "", "no such file or directory") for p in targets.missing]
-    findings += [Finding(WARNING, str(p), None, "", "no journey files (*.yaml) nor template folders here")
-                 for p in targets.empty]
+    findings += [
+        Finding(WARNING, str(p), None, "", "no journey files (*.yaml) nor template folders here") for p in targets.empty
+    ]
     store = TemplateStore.load(targets.templates_dir, default_locale)
     findings += check_store(store)
     seen: dict[str, Path] = {}
@@ -88,14 +93,24 @@ def validate(paths: list[Path], journeys_dir: Path, templates_dir: Path, default
             unusable = unusable or (error.unreadable and path in named)
             continue
         if journey.id in seen:
-            findings.append(Finding(ERROR, str(path), journey.line(("id",)), "id",
-                                    f"journey id '{journey.id}' is also used by {seen[journey.id]}"))
+            findings.append(
+                Finding(
+                    ERROR,
+                    str(path),
+                    journey.line(("id",)),
+                    "id",
+                    f"journey id '{journey.id}' is also used by {seen[journey.id]}",
+                )
+            )
             continue
         seen[journey.id] = path
         findings += check_journey(journey, store)
-    template_count = sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
-    return ValidationReport(sort_findings(findings), len(dict.fromkeys(targets.journey_files)), template_count,
-                            unusable_input=unusable)
+    template_count = (
+        sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
+    )
+    return ValidationReport(
+        sort_findings(findings), len(dict.fromkeys(targets.journey_files)), template_count, unusable_input=unusable
+    )
 
 
 def check_journey(journey: JourneySource, store: TemplateStore) -> list[Finding]:

@@ -40,8 +40,11 @@ READERS = ("admin", "marketer", "ops")
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "`Authorization: Bearer <key>`"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "`X-API-Key: <key>`"},
-    "basic": {"type": "http", "scheme": "basic",
-              "description": "HTTP Basic with the key as user name and an empty password: Segment's write key"},
+    "basic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "HTTP Basic with the key as user name and an empty password: Segment's write key",
+    },
 }
 
 
@@ -125,16 +128,23 @@ class AccessPolicy:
                     if not await api_is_closed(request, runtime, session):
                         recent.remember_open()
                         return _open(request)
-                    raise HTTPException(401, "a valid API key is required (Authorization: Bearer <key> or X-API-Key)"
-                                        if not presented else "invalid or revoked API key",
-                                        headers={"WWW-Authenticate": "Bearer"})
+                    raise HTTPException(
+                        401,
+                        "a valid API key is required (Authorization: Bearer <key> or X-API-Key)"
+                        if not presented
+                        else "invalid or revoked API key",
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
             recent.remember_valid(presented, key)
             known = key.name, key.role
         name, role = known
         allowed = self.roles_for(request.method)
         if role not in allowed:
-            raise HTTPException(403, f"key '{name}' has role '{role}'; {request.method} on {self.name} "
-                                     f"routes needs {' or '.join(sorted(allowed)) or 'a role no key has'}")
+            raise HTTPException(
+                403,
+                f"key '{name}' has role '{role}'; {request.method} on {self.name} "
+                f"routes needs {' or '.join(sorted(allowed)) or 'a role no key has'}",
+            )
         caller = Caller(key_name=name, role=role)
         request.state.caller = caller
         return caller

@@ -27,16 +27,19 @@ BODY_ERRORS = {413: error("Body (or one call of a batch) over its size limit, do
 
 _MESSAGE_REF = {"$ref": "#/components/schemas/ErrorMessage"}
 _ON_EVERY_KEYED_ROUTE = {"401": "No valid API key (when keys exist)", "403": "The key's role may not do this"}
-_ON_EVERY_BODY = {"400": "Body not readable: a corrupt gzip stream or unparsable JSON",
-                  "413": "Body over its size limit (after gzip inflation), docs/api.md",
-                  "415": "Content-Encoding other than gzip"}
+_ON_EVERY_BODY = {
+    "400": "Body not readable: a corrupt gzip stream or unparsable JSON",
+    "413": "Body over its size limit (after gzip inflation), docs/api.md",
+    "415": "Content-Encoding other than gzip",
+}
 
 
 def _add(operation: dict, statuses: dict[str, str]) -> None:
     responses = operation.setdefault("responses", {})
     for status, description in statuses.items():
-        responses.setdefault(status, {"description": description,
-                                      "content": {"application/json": {"schema": _MESSAGE_REF}}})
+        responses.setdefault(
+            status, {"description": description, "content": {"application/json": {"schema": _MESSAGE_REF}}}
+        )
 
 
 def document_error_responses(app: FastAPI) -> None:
@@ -47,7 +50,9 @@ def document_error_responses(app: FastAPI) -> None:
     def openapi() -> dict:
         schema = generate()
         if not any(done is schema for done in completed):
-            schema.setdefault("components", {}).setdefault("schemas", {})["ErrorMessage"] = ErrorMessage.model_json_schema()
+            schema.setdefault("components", {}).setdefault("schemas", {})["ErrorMessage"] = (
+                ErrorMessage.model_json_schema()
+            )
             for operations in schema["paths"].values():
                 for operation in operations.values():
                     if operation.get("security"):

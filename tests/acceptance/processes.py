@@ -19,14 +19,23 @@ from tests.conftest import make_settings
 
 
 def worker_env(database_url: str, **extra: str) -> dict[str, str]:
-    return dict(os.environ, DATABASE_URL=database_url, ORCHESTRATOR_WORKER_POLL_SECONDS="0.2",
-                ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9", **extra)
+    return dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        ORCHESTRATOR_WORKER_POLL_SECONDS="0.2",
+        ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9",
+        **extra,
+    )
 
 
 def start_orchestrator(command: str, env: dict[str, str], *args: str, log: Path | None = None) -> subprocess.Popen:
     output = open(log, "ab") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", command, *args], env=env,
-                            stdout=output, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", command, *args],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+    )
 
 
 def wait_until_up(url: str, timeout: float = 20.0) -> None:
@@ -49,9 +58,23 @@ class FakeTwilioProcess:
         self.log_path = log_path
         # Its auth token is the one the service keeps in its database, as in docker-compose.yml.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.fakes.twilio", "--port", str(self.port), "--log-path", str(log_path),
-             "--status-latency", "0", "--no-status-callbacks", "--credentials-from-database"],
-            env=dict(os.environ, DATABASE_URL=database_url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.fakes.twilio",
+                "--port",
+                str(self.port),
+                "--log-path",
+                str(log_path),
+                "--status-latency",
+                "0",
+                "--no-status-callbacks",
+                "--credentials-from-database",
+            ],
+            env=dict(os.environ, DATABASE_URL=database_url),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until_up(self.url + "/_admin/messages")
 
     def stop(self) -> None:

@@ -23,8 +23,9 @@ async def send_until_killed(url: str, acknowledged: list[str], stop_sending: asy
             message_id = f"w{worker}-{n}"
             n += 1
             try:
-                response = await client.post("/v1/track", json={
-                    "userId": f"u{n % 50}", "event": "Product Viewed", "messageId": message_id})
+                response = await client.post(
+                    "/v1/track", json={"userId": f"u{n % 50}", "event": "Product Viewed", "messageId": message_id}
+                )
             except httpx.TransportError:
                 return  # the process is gone
             if response.status_code == 200:
@@ -57,8 +58,9 @@ async def test_every_acknowledged_event_survives_a_kill(postgres_database, tmp_p
     runtime = await build_runtime(make_settings(postgres_database, simulated_clock=False))
     try:
         async with runtime.sessions() as session:
-            stored = set((await session.exec(select(Event.message_id).where(
-                col(Event.message_id).in_(acknowledged)))).all())
+            stored = set(
+                (await session.exec(select(Event.message_id).where(col(Event.message_id).in_(acknowledged)))).all()
+            )
     finally:
         await runtime.aclose()
     missing = set(acknowledged) - stored

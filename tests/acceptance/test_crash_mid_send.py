@@ -31,23 +31,37 @@ ANSWER_DELAY = 8.0  # seconds the provider's answer is held back after it accept
 
 def answer_late(app):
     """The provider accepts (and logs) at once, but its HTTP answer comes late."""
+
     async def delayed(scope, receive, send):
         async def late_send(event):
             creating = scope.get("method") == "POST" and scope["path"].endswith("/Messages.json")
             if event["type"] == "http.response.start" and creating:
                 await asyncio.sleep(ANSWER_DELAY)
             await send(event)
+
         await app(scope, receive, late_send)
+
     return delayed
 
 
 def start_worker(database_url: str, twilio_url: str, **extra) -> subprocess.Popen:
-    env = dict(os.environ, DATABASE_URL=database_url, ORCHESTRATOR_SMS_PROVIDER="twilio",
-               ORCHESTRATOR_TWILIO_API_BASE_URL=twilio_url, ORCHESTRATOR_EMAIL_PROVIDER="local",
-               ORCHESTRATOR_WHATSAPP_PROVIDER="local", ORCHESTRATOR_WORKER_POLL_SECONDS="0.2",
-               ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9", **extra)
-    return subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "worker"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        ORCHESTRATOR_SMS_PROVIDER="twilio",
+        ORCHESTRATOR_TWILIO_API_BASE_URL=twilio_url,
+        ORCHESTRATOR_EMAIL_PROVIDER="local",
+        ORCHESTRATOR_WHATSAPP_PROVIDER="local",
+        ORCHESTRATOR_WORKER_POLL_SECONDS="0.2",
+        ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9",
+        **extra,
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_for(condition, timeout: float, what: str):
@@ -68,10 +82,14 @@ async def test_interrupted_send_is_found_at_the_provider_and_not_resent(postgres
     yesterday_morning = (datetime.now(timezone.utc) - timedelta(days=1)).replace(hour=10, minute=0)
     setup = await build_runtime(make_settings(postgres_database), clock=SimulatedClock(yesterday_morning))
     async with setup.sessions() as session, session.begin():
-        await ingest(session, setup, [
-            IdentifyCall(userId="kim", traits={"phone": "+14155550199", "sms_opt_in": True}),
-            TrackCall(userId="kim", event="Cart Abandoned"),
-        ])
+        await ingest(
+            session,
+            setup,
+            [
+                IdentifyCall(userId="kim", traits={"phone": "+14155550199", "sms_opt_in": True}),
+                TrackCall(userId="kim", event="Cart Abandoned"),
+            ],
+        )
     token = setup.settings.fake_twilio_auth_token  # what the workers will read from the database
     await setup.aclose()
 
@@ -88,8 +106,12 @@ async def test_interrupted_send_is_found_at_the_provider_and_not_resent(postgres
             [row] = await all_messages(postgres_database)
             assert row.status == "sending" and row.provider_message_id is None
 
-            second = start_worker(postgres_database, twilio_url, ORCHESTRATOR_RECONCILE_AFTER_SECONDS="1",
-                                  ORCHESTRATOR_RECONCILE_INTERVAL_SECONDS="0.5")
+            second = start_worker(
+                postgres_database,
+                twilio_url,
+                ORCHESTRATOR_RECONCILE_AFTER_SECONDS="1",
+                ORCHESTRATOR_RECONCILE_INTERVAL_SECONDS="0.5",
+            )
             workers.append(second)
             deadline = time.monotonic() + 30
             while (row := (await all_messages(postgres_database))[0]).status == "sending":

@@ -33,20 +33,24 @@ def restart_not_allowed(environ) -> str | None:
     """Why this run may not restart the machine's PostgreSQL, or None when it may."""
     if environ.get("CI", "").lower() == "true" or environ.get(OPT_IN_VARIABLE) == "1":
         return None
-    return (f"restarts this machine's PostgreSQL cluster; runs only in CI (CI=true) or with "
-            f"{OPT_IN_VARIABLE}=1")
+    return f"restarts this machine's PostgreSQL cluster; runs only in CI (CI=true) or with {OPT_IN_VARIABLE}=1"
 
 
-pytestmark = pytest.mark.skipif(restart_not_allowed(os.environ) is not None,
-                                reason=restart_not_allowed(os.environ) or "")
+pytestmark = pytest.mark.skipif(
+    restart_not_allowed(os.environ) is not None, reason=restart_not_allowed(os.environ) or ""
+)
 
 
 def restart_postgres() -> None:
     versions = [os.path.basename(p) for p in glob.glob("/etc/postgresql/*")]
     if not versions:
         pytest.skip("no local PostgreSQL cluster to restart")
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "restart"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     deadline = time.monotonic() + 60
     while subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"]).returncode != 0:
         assert time.monotonic() < deadline, "PostgreSQL did not come back"
@@ -68,9 +72,15 @@ async def test_workers_carry_on_after_a_database_restart(postgres_database, tmp_
     monkeypatch.setattr(chaos, "CUSTOMERS", CUSTOMERS)
     await enroll_everyone(postgres_database)
     with smtp_server() as (inbox, smtp_port):
-        env = worker_env(postgres_database, ORCHESTRATOR_EMAIL_PROVIDER="smtp", ORCHESTRATOR_SMTP_PORT=str(smtp_port),
-                         ORCHESTRATOR_SMTP_STARTTLS="never", ORCHESTRATOR_SMS_PROVIDER="local",
-                         ORCHESTRATOR_WHATSAPP_PROVIDER="local", ORCHESTRATOR_RECONCILE_AFTER_SECONDS="10")
+        env = worker_env(
+            postgres_database,
+            ORCHESTRATOR_EMAIL_PROVIDER="smtp",
+            ORCHESTRATOR_SMTP_PORT=str(smtp_port),
+            ORCHESTRATOR_SMTP_STARTTLS="never",
+            ORCHESTRATOR_SMS_PROVIDER="local",
+            ORCHESTRATOR_WHATSAPP_PROVIDER="local",
+            ORCHESTRATOR_RECONCILE_AFTER_SECONDS="10",
+        )
         workers = [start_orchestrator("worker", env, log=tmp_path / f"worker-{n}.log") for n in range(2)]
         try:
             deadline = time.monotonic() + 120
@@ -90,9 +100,16 @@ async def test_workers_carry_on_after_a_database_restart(postgres_database, tmp_
     try:
         async with runtime.sessions() as session:
             statuses = dict((await session.exec(select(Message.status, func.count()).group_by(Message.status))).all())
-            enrollments = dict((await session.exec(select(Enrollment.status, func.count()).group_by(Enrollment.status))).all())
-            sent_email_ids = set((await session.exec(select(Message.provider_message_id).where(
-                Message.channel == "email", Message.status == "sent"))).all())
+            enrollments = dict(
+                (await session.exec(select(Enrollment.status, func.count()).group_by(Enrollment.status))).all()
+            )
+            sent_email_ids = set(
+                (
+                    await session.exec(
+                        select(Message.provider_message_id).where(Message.channel == "email", Message.status == "sent")
+                    )
+                ).all()
+            )
     finally:
         await runtime.aclose()
     print(f"\nafter the restart: messages {statuses}, enrollments {enrollments}")
@@ -101,4 +118,3 @@ async def test_workers_carry_on_after_a_database_restart(postgres_database, tmp_
     emails = [(m["To"], m["Subject"]) for m in inbox.messages]
     assert len(emails) == len(set(emails))  # no e-mail reached the server twice
     assert sent_email_ids <= {m["Message-ID"] for m in inbox.messages}  # every sent one arrived
-

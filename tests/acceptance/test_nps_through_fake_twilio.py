@@ -29,10 +29,16 @@ async def test_nps_question_reply_and_thanks(database_url):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with fake_twilio() as twilio:
-        settings = make_settings(database_url, sms_provider="twilio", twilio_api_base_url=twilio.url,
-                                 fake_twilio_auth_token=twilio.auth_token,
-                                 public_base_url=base, port=port, simulated_clock_start=START.isoformat(),
-                                 worker_poll_seconds=0.1)
+        settings = make_settings(
+            database_url,
+            sms_provider="twilio",
+            twilio_api_base_url=twilio.url,
+            fake_twilio_auth_token=twilio.auth_token,
+            public_base_url=base,
+            port=port,
+            simulated_clock_start=START.isoformat(),
+            worker_poll_seconds=0.1,
+        )
         with serve_in_thread(create_app(settings), port=port), httpx.Client(base_url=base) as api:
             api.post("/v1/identify", json={"userId": "rosa", "traits": {"phone": "+14155550190", "sms_opt_in": True}})
             api.post("/v1/track", json={"userId": "rosa", "event": "Order Delivered", "messageId": "d1"})

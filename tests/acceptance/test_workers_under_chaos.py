@@ -39,11 +39,18 @@ KILLS = 8
 
 
 def customer_calls(i: int, rng: random.Random) -> list:
-    traits = {"email": f"c{i}@example.com", "phone": f"+1415{i:07d}", "locale": rng.choice(["en", "fr", "es", "zh-Hant"])}
+    traits = {
+        "email": f"c{i}@example.com",
+        "phone": f"+1415{i:07d}",
+        "locale": rng.choice(["en", "fr", "es", "zh-Hant"]),
+    }
     traits["sms_opt_in"] = rng.random() < 0.6
     traits["whatsapp_opt_in"] = rng.random() < 0.3
-    return [IdentifyCall(userId=f"c{i}", traits=traits), TrackCall(userId=f"c{i}", event="Signed Up"),
-            TrackCall(userId=f"c{i}", event="Cart Abandoned", properties={"cart_value": 50})]
+    return [
+        IdentifyCall(userId=f"c{i}", traits=traits),
+        TrackCall(userId=f"c{i}", event="Signed Up"),
+        TrackCall(userId=f"c{i}", event="Cart Abandoned", properties={"cart_value": 50}),
+    ]
 
 
 async def enroll_everyone(database_url: str) -> None:
@@ -59,11 +66,13 @@ async def enroll_everyone(database_url: str) -> None:
             async with runtime.sessions() as session, session.begin():
                 await ingest(session, runtime, calls)
         clock.advance(timedelta(minutes=30))  # a third order before the cart reminder
-        orders = [TrackCall(userId=f"c{i}", event="Order Completed", properties={"order_id": f"o{i}", "revenue": 40})
-                  for i in range(0, CUSTOMERS, 3)]
+        orders = [
+            TrackCall(userId=f"c{i}", event="Order Completed", properties={"order_id": f"o{i}", "revenue": 40})
+            for i in range(0, CUSTOMERS, 3)
+        ]
         for first in range(0, len(orders), 1000):
             async with runtime.sessions() as session, session.begin():
-                await ingest(session, runtime, orders[first:first + 1000])
+                await ingest(session, runtime, orders[first : first + 1000])
     finally:
         await runtime.aclose()
 
@@ -72,12 +81,24 @@ async def unfinished(database_url: str) -> int:
     runtime = await build_runtime(make_settings(database_url, simulated_clock=False))
     try:
         async with runtime.sessions() as session:
-            active = (await session.exec(select(func.count()).select_from(Enrollment).where(Enrollment.status == EnrollmentStatus.active))).one()
-            pending = (await session.exec(select(func.count()).select_from(Message).where(
-                Message.status.in_(["queued", "sending"])))).one()
+            active = (
+                await session.exec(
+                    select(func.count()).select_from(Enrollment).where(Enrollment.status == EnrollmentStatus.active)
+                )
+            ).one()
+            pending = (
+                await session.exec(
+                    select(func.count()).select_from(Message).where(Message.status.in_(["queued", "sending"]))
+                )
+            ).one()
             # Until the reconcile window has passed for them, sends Twilio can be asked about.
-            pending += (await session.exec(select(func.count()).select_from(Message).where(
-                Message.status == "unknown", Message.channel.in_(["sms", "whatsapp"])))).one()
+            pending += (
+                await session.exec(
+                    select(func.count())
+                    .select_from(Message)
+                    .where(Message.status == "unknown", Message.channel.in_(["sms", "whatsapp"]))
+                )
+            ).one()
             return active + pending
     finally:
         await runtime.aclose()
@@ -91,13 +112,21 @@ async def test_exactly_once_with_four_workers_killed_at_random(postgres_database
     rng = random.Random(7)
     kills = 0
     with smtp_server() as (inbox, smtp_port):
-        env = worker_env(postgres_database, ORCHESTRATOR_SMS_PROVIDER="twilio", ORCHESTRATOR_WHATSAPP_PROVIDER="twilio",
-                         ORCHESTRATOR_TWILIO_API_BASE_URL=twilio.url, ORCHESTRATOR_EMAIL_PROVIDER="smtp",
-                         ORCHESTRATOR_SMTP_PORT=str(smtp_port), ORCHESTRATOR_SMTP_STARTTLS="never",
-                         ORCHESTRATOR_RECONCILE_AFTER_SECONDS="10", ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS="25",
-                         ORCHESTRATOR_RECONCILE_RETRY_SECONDS="3", ORCHESTRATOR_RECONCILE_INTERVAL_SECONDS="1",
-                         # Journey sends only: scheduled reports would reach the SMTP witness too.
-                         ORCHESTRATOR_REPORTS_DIR=str(tmp_path / "no-reports"))
+        env = worker_env(
+            postgres_database,
+            ORCHESTRATOR_SMS_PROVIDER="twilio",
+            ORCHESTRATOR_WHATSAPP_PROVIDER="twilio",
+            ORCHESTRATOR_TWILIO_API_BASE_URL=twilio.url,
+            ORCHESTRATOR_EMAIL_PROVIDER="smtp",
+            ORCHESTRATOR_SMTP_PORT=str(smtp_port),
+            ORCHESTRATOR_SMTP_STARTTLS="never",
+            ORCHESTRATOR_RECONCILE_AFTER_SECONDS="10",
+            ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS="25",
+            ORCHESTRATOR_RECONCILE_RETRY_SECONDS="3",
+            ORCHESTRATOR_RECONCILE_INTERVAL_SECONDS="1",
+            # Journey sends only: scheduled reports would reach the SMTP witness too.
+            ORCHESTRATOR_REPORTS_DIR=str(tmp_path / "no-reports"),
+        )
         workers = [start_orchestrator("worker", env, log=tmp_path / f"worker-{n}.log") for n in range(WORKERS)]
         try:
             deadline = time.monotonic() + 480
@@ -121,8 +150,10 @@ async def test_exactly_once_with_four_workers_killed_at_random(postgres_database
     statuses = Counter(row.status for row in rows)
     unknown = [row for row in rows if row.status == "unknown"]
     reconciled = sum(1 for row in rows if "reconciler" in (row.status_reason or ""))
-    print(f"\n{len(rows)} messages {dict(statuses)}; {kills} workers killed; {len(unknown)} ambiguous (unknown: "
-          f"{dict(Counter(row.channel for row in unknown))}); {reconciled} found at Twilio by the reconciler")
+    print(
+        f"\n{len(rows)} messages {dict(statuses)}; {kills} workers killed; {len(unknown)} ambiguous (unknown: "
+        f"{dict(Counter(row.channel for row in unknown))}); {reconciled} found at Twilio by the reconciler"
+    )
 
     assert kills == KILLS
     # Nothing queued, sending or failed. `delivered`: a send found at Twilio took Twilio's status.
@@ -130,9 +161,13 @@ async def test_exactly_once_with_four_workers_killed_at_random(postgres_database
     assert [row.send_key for row in unknown if row.channel != "email"] == []  # Twilio was asked about each
 
     # What each provider received, keyed the way it would show a duplicate.
-    received = Counter([("email", mail["To"], mail["Subject"]) for mail in emails] +
-                       [(entry["channel"], entry["to"].removeprefix("whatsapp:"), entry["body"] or entry["content_sid"])
-                        for entry in texts])
+    received = Counter(
+        [("email", mail["To"], mail["Subject"]) for mail in emails]
+        + [
+            (entry["channel"], entry["to"].removeprefix("whatsapp:"), entry["body"] or entry["content_sid"])
+            for entry in texts
+        ]
+    )
     assert [key for key, times in received.items() if times > 1] == []  # never twice
 
     by_provider_id = {mail["Message-ID"] for mail in emails} | {entry["sid"] for entry in texts}

@@ -11,13 +11,17 @@ from tests.api.test_events import count
 async def test_it_serves_exactly_the_documented_segment_routes(runtime):
     app = create_app(runtime.settings, run_worker=False, runtime=runtime)
     documented = {path for path, operations in app.openapi()["paths"].items() if "post" in operations}
-    assert set(ROUTES) == {"/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias",
-                           "/v1/batch"} <= documented
+    assert (
+        set(ROUTES)
+        == {"/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias", "/v1/batch"}
+        <= documented
+    )
 
 
 async def test_malformed_json_is_a_422_about_the_body(client, runtime):
-    response = await client.post("/v1/track", content=b'{"userId": "a", "event": ',
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/track", content=b'{"userId": "a", "event": ', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422
     [error] = response.json()["detail"]
     assert error["loc"][0] == "body" and error["type"] == "json_invalid"
@@ -25,8 +29,9 @@ async def test_malformed_json_is_a_422_about_the_body(client, runtime):
 
 
 async def test_json_sent_as_text_plain_is_accepted(client, runtime):
-    response = await client.post("/v1/track", content=b'{"userId": "a", "event": "Signed Up"}',
-                                 headers={"Content-Type": "text/plain"})
+    response = await client.post(
+        "/v1/track", content=b'{"userId": "a", "event": "Signed Up"}', headers={"Content-Type": "text/plain"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["accepted"] == 1
     assert await count(runtime, Event) == 1

@@ -17,9 +17,19 @@ async def count(runtime, model) -> int:
 
 
 async def test_identify_stores_normalized_traits(client):
-    response = await client.post("/v1/identify", json={
-        "userId": "ann", "traits": {"email": "ann@Example.COM", "phone": "+1 (415) 555-0123",
-                                    "locale": "zh_hant_tw", "timezone": "Asia/Taipei", "plan": "pro"}})
+    response = await client.post(
+        "/v1/identify",
+        json={
+            "userId": "ann",
+            "traits": {
+                "email": "ann@Example.COM",
+                "phone": "+1 (415) 555-0123",
+                "locale": "zh_hant_tw",
+                "timezone": "Asia/Taipei",
+                "plan": "pro",
+            },
+        },
+    )
     assert response.status_code == 200, response.text
     customer = (await client.get("/v1/customers/ann")).json()
     assert customer["email"] == "ann@example.com"
@@ -48,8 +58,9 @@ async def test_same_message_id_twice_has_one_effect(client, runtime):
 
 async def test_concurrent_single_calls_commit_together_with_one_effect_each(client, runtime):
     """Single calls share transactions (group commit); every answer still tells the truth."""
-    calls = [("/v1/track", {"userId": f"u{i % 7}", "event": "Product Viewed", "messageId": f"m{i % 40}"})
-             for i in range(120)]  # each messageId sent three times, at the same moment
+    calls = [
+        ("/v1/track", {"userId": f"u{i % 7}", "event": "Product Viewed", "messageId": f"m{i % 40}"}) for i in range(120)
+    ]  # each messageId sent three times, at the same moment
     calls += [("/v1/identify", {"userId": f"u{i}", "traits": {"plan": "pro"}, "messageId": f"id{i}"}) for i in range(7)]
     responses = await asyncio.gather(*(client.post(path, json=body) for path, body in calls))
     assert all(r.status_code == 200 for r in responses), [r.text for r in responses if r.status_code != 200]
@@ -62,9 +73,13 @@ async def test_concurrent_single_calls_commit_together_with_one_effect_each(clie
 
 async def backends_waiting_on_a_lock(runtime) -> int:
     async with runtime.sessions() as session:  # a fresh transaction: pg_stat_activity is snapshotted per transaction
-        return (await session.exec(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        ))).one()[0]
+        return (
+            await session.exec(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        ).one()[0]
 
 
 async def test_only_events_a_journey_reacts_to_wait_for_the_customer_lock(client, runtime):
@@ -88,11 +103,13 @@ async def test_only_events_a_journey_reacts_to_wait_for_the_customer_lock(client
 
 
 async def test_replayed_batch_changes_nothing(client, runtime, drain):
-    batch = {"batch": [
-        {"type": "identify", "userId": "bo", "messageId": "b1", "traits": {"email": "bo@example.com"}},
-        {"type": "track", "userId": "bo", "messageId": "b2", "event": "Signed Up"},
-        {"type": "track", "userId": "cy", "messageId": "b3", "event": "Signed Up"},
-    ]}
+    batch = {
+        "batch": [
+            {"type": "identify", "userId": "bo", "messageId": "b1", "traits": {"email": "bo@example.com"}},
+            {"type": "track", "userId": "bo", "messageId": "b2", "event": "Signed Up"},
+            {"type": "track", "userId": "cy", "messageId": "b3", "event": "Signed Up"},
+        ]
+    }
     assert (await client.post("/v1/batch", json=batch)).json()["accepted"] == 3
     await drain()
     messages_before = (await client.get("/v1/messages")).json()["total"]
@@ -118,15 +135,19 @@ async def test_bad_timestamp_names_the_field(client):
 
 
 async def test_invalid_email_and_phone_name_their_fields(client):
-    response = await client.post("/v1/identify", json={"userId": "a", "traits": {"email": "not-an-email", "phone": "12"}})
+    response = await client.post(
+        "/v1/identify", json={"userId": "a", "traits": {"email": "not-an-email", "phone": "12"}}
+    )
     locations = _error_locations(response)
     assert ["body", "traits", "email"] in locations
     assert ["body", "traits", "phone"] in locations
 
 
 async def test_unknown_type_in_batch_names_the_item(client):
-    response = await client.post("/v1/batch", json={"batch": [
-        {"type": "track", "userId": "a", "event": "X"}, {"type": "pageview", "userId": "a"}]})
+    response = await client.post(
+        "/v1/batch",
+        json={"batch": [{"type": "track", "userId": "a", "event": "X"}, {"type": "pageview", "userId": "a"}]},
+    )
     assert ["body", "batch", 1] in _error_locations(response)
     assert "type" in response.json()["detail"][0]["msg"]
 
@@ -138,20 +159,34 @@ async def test_oversized_batch_is_rejected(client, runtime):
 
 
 async def test_one_bad_item_writes_nothing(client, runtime):
-    response = await client.post("/v1/batch", json={"batch": [
-        {"type": "identify", "userId": "good", "traits": {"email": "good@example.com"}},
-        {"type": "track", "userId": "good", "event": "Signed Up"},
-        {"type": "track", "userId": "bad", "event": "Signed Up", "timestamp": "nope"},
-    ]})
+    response = await client.post(
+        "/v1/batch",
+        json={
+            "batch": [
+                {"type": "identify", "userId": "good", "traits": {"email": "good@example.com"}},
+                {"type": "track", "userId": "good", "event": "Signed Up"},
+                {"type": "track", "userId": "bad", "event": "Signed Up", "timestamp": "nope"},
+            ]
+        },
+    )
     assert ["body", "batch", 2, "track", "timestamp"] in _error_locations(response)
     assert await count(runtime, Event) == 0
     assert await count(runtime, Customer) == 0
 
 
 async def test_segment_extras_are_accepted(client):
-    response = await client.post("/v1/track", json={
-        "userId": "a", "event": "X", "anonymousId": "anon", "integrations": {"All": True},
-        "context": {"ip": "1.2.3.4"}, "sentAt": "2026-03-02T09:00:00Z", "timestamp": "2026-03-02T09:00:00+01:00"})
+    response = await client.post(
+        "/v1/track",
+        json={
+            "userId": "a",
+            "event": "X",
+            "anonymousId": "anon",
+            "integrations": {"All": True},
+            "context": {"ip": "1.2.3.4"},
+            "sentAt": "2026-03-02T09:00:00Z",
+            "timestamp": "2026-03-02T09:00:00+01:00",
+        },
+    )
     assert response.status_code == 200, response.text
 
 

@@ -14,13 +14,16 @@ from tests.api.test_launch_journeys import HOUR, advance, identify, messages_of,
 from tests.conftest import START
 
 
-@pytest.mark.parametrize(("number", "zone", "source"), [
-    ("+14155550100", "America/Los_Angeles", "phone"),  # one zone for the 415 area code
-    ("+886912345678", "Asia/Taipei", "phone"),  # one zone for the country
-    ("whatsapp:+33612345678", "Europe/Paris", "phone"),
-    ("+34600000001", "Europe/Madrid", "phone_country"),  # Spanish mobiles: Madrid or the Canaries
-    ("+18005550100", "America/New_York", "phone_country"),  # toll-free: anywhere in the US
-])
+@pytest.mark.parametrize(
+    ("number", "zone", "source"),
+    [
+        ("+14155550100", "America/Los_Angeles", "phone"),  # one zone for the 415 area code
+        ("+886912345678", "Asia/Taipei", "phone"),  # one zone for the country
+        ("whatsapp:+33612345678", "Europe/Paris", "phone"),
+        ("+34600000001", "Europe/Madrid", "phone_country"),  # Spanish mobiles: Madrid or the Canaries
+        ("+18005550100", "America/New_York", "phone_country"),  # toll-free: anywhere in the US
+    ],
+)
 def test_a_zone_from_the_phone_number(number, zone, source):
     assert zone_from_phone(number) == (zone, source)
 

@@ -45,6 +45,7 @@ async def test_ready_fails_and_live_succeeds_when_the_database_is_unreachable(ru
 
 async def test_a_database_that_never_answers_times_out():
     """A server that accepts the connection and then says nothing, like a hung database."""
+
     async def silent(reader, writer):
         await reader.read()  # until the client gives up
 

@@ -38,14 +38,19 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 @pytest.mark.timeout(1200)  # generous for a loaded machine; an idle one needs under a minute
 @schema.parametrize()
-@settings(derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))  # the same cases every run
+@settings(
+    derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck)
+)  # the same cases every run
 def test_no_operation_answers_hostile_input_with_a_server_error(case):
     cases_run.append(case.operation.label)
     response = case.call()  # an exception in the app propagates here, as a 500 would
-    assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:500]}"
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:500]}"
+    )
 
 
 # Each class of input that was a 5xx, as a plain test: a 422 (or 4xx) naming the field.
+
 
 def _locations(response) -> list[list]:
     assert response.status_code == 422, response.text
@@ -54,8 +59,9 @@ def _locations(response) -> list[list]:
 
 async def test_invalid_utf8_bodies_are_a_422_about_the_body(client):
     for path in ("/v1/track", "/v1/identify", "/v1/batch"):
-        response = await client.post(path, content=b'{"userId": "\xe8\x80", "event": "x"}',
-                                     headers={"Content-Type": "application/json"})
+        response = await client.post(
+            path, content=b'{"userId": "\xe8\x80", "event": "x"}', headers={"Content-Type": "application/json"}
+        )
         assert all(loc[0] == "body" for loc in _locations(response))
 
 
@@ -69,8 +75,9 @@ async def test_ids_and_offsets_beyond_64_bits_name_the_parameter(client):
 
 async def test_nan_and_infinity_in_clock_advance_name_seconds(client):
     for text in ("NaN", "Infinity", "-Infinity"):
-        response = await client.post("/v1/admin/clock/advance", content=f'{{"seconds": {text}}}',
-                                     headers={"Content-Type": "application/json"})
+        response = await client.post(
+            "/v1/admin/clock/advance", content=f'{{"seconds": {text}}}', headers={"Content-Type": "application/json"}
+        )
         assert ["body", "seconds"] in _locations(response)
 
 
@@ -84,23 +91,32 @@ async def test_nul_characters_name_the_field(client):
     assert ["path"] in _locations(await client.get("/v1/customers/a%00b"))
     assert ["query", "journey"] in _locations(await client.get("/v1/messages", params={"journey": "a\x00b"}))
     assert ["body", "userId"] in _locations(await client.post("/v1/track", json={"userId": "a\x00", "event": "x"}))
-    response = await client.post("/v1/batch", json={"batch": [{"type": "track", "userId": "a", "event": "x",
-                                                               "properties": {"note": "a\x00b"}}]})
+    response = await client.post(
+        "/v1/batch", json={"batch": [{"type": "track", "userId": "a", "event": "x", "properties": {"note": "a\x00b"}}]}
+    )
     assert ["body", "batch", 0, "track", "properties"] in _locations(response)
     assert "note" in response.json()["detail"][0]["msg"]
     await client.post("/v1/identify", json={"userId": "a"})
-    response = await client.post("/v1/customers/a/consents", json={"channel": "email", "status": "opted_in",
-                                                                   "source": "api", "evidence": {"f\x00": 1}})
+    response = await client.post(
+        "/v1/customers/a/consents",
+        json={"channel": "email", "status": "opted_in", "source": "api", "evidence": {"f\x00": 1}},
+    )
     assert ["body", "evidence"] in _locations(response)
 
 
 async def test_nan_in_event_properties_names_the_property(client):
-    response = await client.post("/v1/track", content=b'{"userId": "a", "event": "x", "properties": {"price": NaN}}',
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/track",
+        content=b'{"userId": "a", "event": "x", "properties": {"price": NaN}}',
+        headers={"Content-Type": "application/json"},
+    )
     assert ["body", "properties"] in _locations(response)
     assert "price" in response.json()["detail"][0]["msg"]
-    response = await client.post("/v1/identify", content=b'{"userId": "a", "traits": {"score": 1e999}}',
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/identify",
+        content=b'{"userId": "a", "traits": {"score": 1e999}}',
+        headers={"Content-Type": "application/json"},
+    )
     assert ["body", "traits"] in _locations(response)
 
 
@@ -116,7 +132,9 @@ async def test_deeply_nested_bodies_are_a_422(client):
 
 
 async def test_a_time_zone_offset_postgresql_cannot_hold_is_stored_in_utc(client):
-    response = await client.post("/v1/track", json={"userId": "a", "event": "x", "timestamp": "2026-12-12T00:24:56-19:37"})
+    response = await client.post(
+        "/v1/track", json={"userId": "a", "event": "x", "timestamp": "2026-12-12T00:24:56-19:37"}
+    )
     assert response.status_code == 200, response.text
 
 
@@ -127,11 +145,13 @@ def test_the_openapi_document_lists_the_error_answers_with_their_shapes(client):
     assert {"400", "401", "403", "413", "415", "422"} <= set(track)
     assert track["413"]["content"]["application/json"]["schema"] == message
     assert schema["components"]["schemas"]["ErrorMessage"]["properties"]["detail"]["type"] == "string"
-    for path, method, statuses in (("/v1/customers/{user_id}", "get", {"404"}),
-                                   ("/v1/messages/{message_id}/retry", "post", {"404", "409"}),
-                                   ("/v1/admin/clock/advance", "post", {"409", "413"}),
-                                   ("/v1/journeys/{journey_id}/pause", "post", {"404"}),
-                                   ("/webhooks/twilio/status", "post", {"403", "422"})):
+    for path, method, statuses in (
+        ("/v1/customers/{user_id}", "get", {"404"}),
+        ("/v1/messages/{message_id}/retry", "post", {"404", "409"}),
+        ("/v1/admin/clock/advance", "post", {"409", "413"}),
+        ("/v1/journeys/{journey_id}/pause", "post", {"404"}),
+        ("/webhooks/twilio/status", "post", {"403", "422"}),
+    ):
         assert statuses <= set(schema["paths"][path][method]["responses"]), (path, statuses)
 
 

@@ -59,7 +59,9 @@ async def journeys(client) -> dict:
 
 async def test_a_new_version_leaves_running_enrollments_on_theirs(client, journeys_dir, drain):
     for user in ("old", "new"):
-        await identify(client, user, phone=f"+1415555030{len(user)}" if user == "old" else "+14155550399", sms_opt_in=True)
+        await identify(
+            client, user, phone=f"+1415555030{len(user)}" if user == "old" else "+14155550399", sms_opt_in=True
+        )
     await track(client, "old", "Started")
     await drain()
     v1 = (await journeys(client))["drip"]["current_version"]
@@ -110,7 +112,8 @@ async def test_start_up_refuses_a_journey_validate_rejects_and_logs_warnings(dat
     (journeys_dir / "drip.yaml").write_text(DRIP_V1.replace("template: nps-question", "template: no-such-template", 1))
     (journeys_dir / "trailing.yaml").write_text(
         "id: trailing\ntrigger: {event: Started}\nsteps:\n  - id: hello\n    send: {channel: sms, template: nps-question}\n"
-        "  - id: linger\n    wait: 1h\n")
+        "  - id: linger\n    wait: 1h\n"
+    )
     await _reset(database_url)
     runtime = await build_runtime(make_settings(database_url, journeys_dir=journeys_dir), clock=SimulatedClock(START))
     try:

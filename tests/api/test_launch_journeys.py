@@ -37,6 +37,7 @@ def outbox(runtime, channel: Channel) -> list:
 
 # --- welcome -------------------------------------------------------------------------------
 
+
 async def test_welcome_email_in_the_customers_locale(client, runtime, drain):
     await identify(client, "amelie", email="amelie@example.fr", locale="fr-FR", first_name="Amélie")
     await track(client, "amelie", "Signed Up")
@@ -75,6 +76,7 @@ async def test_welcome_is_skipped_without_an_address(client, runtime, drain):
 
 
 # --- abandoned cart ------------------------------------------------------------------------
+
 
 async def test_abandoned_cart_texts_a_discount_after_an_hour(client, runtime, drain):
     await identify(client, "sam", phone="+14155550100", sms_opt_in=True)
@@ -163,6 +165,7 @@ async def test_abandoned_cart_survives_a_restart_mid_wait(client, runtime, drain
 
 # --- post-purchase -------------------------------------------------------------------------
 
+
 async def test_post_purchase_whatsapp_for_opted_in_customers(client, runtime, drain):
     await identify(client, "lola", phone="+34600000001", whatsapp_opt_in=True, locale="es", first_name="Lola")
     await track(client, "lola", "Order Completed", order_id="B-7", revenue=42)
@@ -188,6 +191,7 @@ async def test_post_purchase_email_for_everyone_else(client, runtime, drain):
 
 
 # --- quiet hours -----------------------------------------------------------------------------
+
 
 async def test_sms_due_at_night_waits_for_the_recipients_morning(client, runtime, drain):
     # 09:00 UTC start; 12:30 UTC later is 20:30 in Taipei, and the reminder falls at 21:30.
@@ -219,8 +223,10 @@ async def test_a_broken_trigger_condition_does_not_reject_the_event(client, runt
 
     from orchestrator.journeys.loader import parse_journey
 
-    broken = parse_journey("id: broken\ntrigger: {event: Signed Up, condition: \"event.total > 'x'\"}\n"
-                           "steps:\n  - exit: never\n", Path("broken.yaml"))
+    broken = parse_journey(
+        "id: broken\ntrigger: {event: Signed Up, condition: \"event.total > 'x'\"}\nsteps:\n  - exit: never\n",
+        Path("broken.yaml"),
+    )
     runtime.catalog.add_current(broken)
     await identify(client, "bea", email="bea@example.com")
     response = await client.post("/v1/track", json={"userId": "bea", "event": "Signed Up", "properties": {"total": 3}})

@@ -20,22 +20,47 @@ TIMES = [START + timedelta(minutes=n // 2) for n in range(10)]
 async def history(runtime):
     """Customers ann, anna and bob; ten messages to ann; a conversion for each of them."""
     async with runtime.sessions() as session, session.begin():
-        customers = [Customer(user_id=u, email=f"{u}@example.com", phone=p, traits={}, created_at=START, updated_at=START)
-                     for u, p in (("ann", "+14155550101"), ("anna", None), ("bob", "+14155550103"))]
+        customers = [
+            Customer(user_id=u, email=f"{u}@example.com", phone=p, traits={}, created_at=START, updated_at=START)
+            for u, p in (("ann", "+14155550101"), ("anna", None), ("bob", "+14155550103"))
+        ]
         session.add_all(customers)
         await session.flush()
-        enrollment = Enrollment(journey_id="welcome", journey_version="v1", customer_id=customers[0].id,
-                                entered_at=START, context={})
+        enrollment = Enrollment(
+            journey_id="welcome", journey_version="v1", customer_id=customers[0].id, entered_at=START, context={}
+        )
         session.add(enrollment)
         await session.flush()
-        messages = [Message(send_key=f"k{n}", customer_id=customers[0].id, enrollment_id=enrollment.id,
-                            journey_id="welcome" if n % 2 else "cart", channel="email", status="sent",
-                            created_at=at, updated_at=at) for n, at in enumerate(TIMES)]
+        messages = [
+            Message(
+                send_key=f"k{n}",
+                customer_id=customers[0].id,
+                enrollment_id=enrollment.id,
+                journey_id="welcome" if n % 2 else "cart",
+                channel="email",
+                status="sent",
+                created_at=at,
+                updated_at=at,
+            )
+            for n, at in enumerate(TIMES)
+        ]
         session.add_all(messages)
         await session.flush()
-        session.add_all([Conversion(order_key=f"o{n}", event_id=n, customer_id=customers[0].id, enrollment_id=enrollment.id,
-                                    journey_id="welcome" if n % 2 else "cart", message_id=m.id, channel="email",
-                                    converted_at=m.created_at + timedelta(hours=1)) for n, m in enumerate(messages)])
+        session.add_all(
+            [
+                Conversion(
+                    order_key=f"o{n}",
+                    event_id=n,
+                    customer_id=customers[0].id,
+                    enrollment_id=enrollment.id,
+                    journey_id="welcome" if n % 2 else "cart",
+                    message_id=m.id,
+                    channel="email",
+                    converted_at=m.created_at + timedelta(hours=1),
+                )
+                for n, m in enumerate(messages)
+            ]
+        )
     return [m.id for m in messages]
 
 
@@ -118,15 +143,19 @@ async def test_each_list_query_is_answered_by_an_index_without_sorting(client, r
     sa.event.listen(runtime.engine.sync_engine, "before_cursor_execute", capture)
     try:
         expected = {}
-        for params, index in ((({"limit": 2}), "ix_messages_created"),
-                              ({"limit": 2, "sort": "-created_at", "journey": "welcome"}, "ix_messages_journey"),
-                              ({"limit": 2, "status": "sent"}, "ix_messages_status_created")):
+        for params, index in (
+            (({"limit": 2}), "ix_messages_created"),
+            ({"limit": 2, "sort": "-created_at", "journey": "welcome"}, "ix_messages_journey"),
+            ({"limit": 2, "status": "sent"}, "ix_messages_status_created"),
+        ):
             first = (await client.get("/v1/messages", params=params)).json()
             statements.clear()
             await client.get("/v1/messages", params={**params, "cursor": first["next_cursor"]})
             expected[index] = statements[-1]
-        for params, index in (({"limit": 2}, "ix_conversions_converted"),
-                              ({"limit": 2, "journey": "welcome"}, "ix_conversions_journey")):
+        for params, index in (
+            ({"limit": 2}, "ix_conversions_converted"),
+            ({"limit": 2, "journey": "welcome"}, "ix_conversions_journey"),
+        ):
             first = (await client.get("/v1/conversions", params=params)).json()
             statements.clear()
             await client.get("/v1/conversions", params={**params, "cursor": first["next_cursor"]})

@@ -38,8 +38,11 @@ async def scrape(client) -> dict[tuple[str, tuple], float]:
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
     for name, kind in FAMILIES.items():
         assert families[name].type == kind, name
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in families.values() for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families.values()
+        for sample in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels) -> float:
@@ -47,8 +50,9 @@ def value(samples: dict, name: str, **labels) -> float:
 
 
 async def test_metrics_after_some_traffic(client, runtime, drain):
-    runtime.channels = ChannelRegistry({Channel.email: LocalEmailAdapter(), Channel.sms: RejectingSms(),
-                                        Channel.whatsapp: LocalWhatsAppAdapter()})
+    runtime.channels = ChannelRegistry(
+        {Channel.email: LocalEmailAdapter(), Channel.sms: RejectingSms(), Channel.whatsapp: LocalWhatsAppAdapter()}
+    )
     before = await scrape(client)  # counters live as long as the process: compare differences
 
     await identify(client, "ann", email="ann@example.com")
@@ -73,8 +77,16 @@ async def test_metrics_after_some_traffic(client, runtime, drain):
     assert grew("orchestrator_events_duplicate_total", type="track") == 1
     assert grew("orchestrator_provider_send_seconds_count", channel="email", provider="local") == 1
     assert grew("orchestrator_provider_send_seconds_count", channel="sms", provider="rejecting") == 1
-    assert grew("orchestrator_send_errors_total", channel="sms", provider="rejecting",
-                outcome="permanent_failure", error_code="21211") == 1
+    assert (
+        grew(
+            "orchestrator_send_errors_total",
+            channel="sms",
+            provider="rejecting",
+            outcome="permanent_failure",
+            error_code="21211",
+        )
+        == 1
+    )
     assert value(after, "orchestrator_messages", channel="email", status="sent") == 1
     assert value(after, "orchestrator_messages", channel="sms", status="failed") == 1
     assert value(after, "orchestrator_enrollments", journey="welcome", status="completed") == 1

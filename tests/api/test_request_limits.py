@@ -33,9 +33,21 @@ async def test_ten_megabytes_on_track_is_a_413_read_no_further_than_the_limit(ru
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/track", "raw_path": b"/v1/track", "query_string": b"",
-             "headers": [(b"content-type", b"application/json")], "http_version": "1.1", "scheme": "http",
-             "server": ("test", 80), "client": ("127.0.0.1", 1), "root_path": "", "app": app, "state": {}}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/track",
+        "raw_path": b"/v1/track",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+        "app": app,
+        "state": {},
+    }
     await app(scope, receive, send)
     assert sent[0]["status"] == 413
     assert chunks_read == 1  # 64 KB read, over the 32 KB limit: nothing more
@@ -46,8 +58,9 @@ async def test_ten_megabytes_are_refused_on_identify_batch_and_consents(client, 
     huge = padded_track(TEN_MB)
     assert (await client.post("/v1/identify", content=huge)).status_code == 413
     assert (await client.post("/v1/batch", content=huge)).status_code == 413
-    assert (await client.post("/v1/customers/a/consents", content=huge,
-                              headers={"Content-Type": "application/json"})).status_code == 413
+    assert (
+        await client.post("/v1/customers/a/consents", content=huge, headers={"Content-Type": "application/json"})
+    ).status_code == 413
     assert await count(runtime, Event) == 0
 
 
@@ -71,8 +84,9 @@ async def test_one_oversized_call_in_a_batch_is_a_413_naming_it(client, runtime)
 
 async def test_a_gzip_body_is_inflated_and_stored(client, runtime):
     body = gzip.compress(json.dumps({"batch": [{"type": "track", "userId": "a", "event": "Zipped"}]}).encode())
-    response = await client.post("/v1/batch", content=body, headers={"Content-Encoding": "gzip",
-                                                                     "Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/batch", content=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["accepted"] == 1
     assert await count(runtime, Event) == 1
@@ -89,7 +103,9 @@ async def test_the_limit_applies_to_the_inflated_size_of_a_gzip_body(client, run
 async def test_a_corrupt_gzip_body_is_a_400_and_another_encoding_a_415(client, runtime):
     corrupt = gzip.compress(padded_track(100))[:-12]
     assert (await client.post("/v1/track", content=corrupt, headers={"Content-Encoding": "gzip"})).status_code == 400
-    assert (await client.post("/v1/track", content=b"\x00garbage", headers={"Content-Encoding": "gzip"})).status_code == 400
+    assert (
+        await client.post("/v1/track", content=b"\x00garbage", headers={"Content-Encoding": "gzip"})
+    ).status_code == 400
     assert (await client.post("/v1/track", content=b"{}", headers={"Content-Encoding": "br"})).status_code == 415
     assert await count(runtime, Event) == 0
 
@@ -97,8 +113,11 @@ async def test_a_corrupt_gzip_body_is_a_400_and_another_encoding_a_415(client, r
 async def test_gzip_works_on_fastapi_routes_too(client, runtime):
     await client.post("/v1/identify", json={"userId": "a"})
     body = gzip.compress(json.dumps({"channel": "email", "status": "opted_out", "source": "api"}).encode())
-    response = await client.post("/v1/customers/a/consents", content=body,
-                                 headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/customers/a/consents",
+        content=body,
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
     assert response.status_code == 201, response.text
 
 
@@ -113,8 +132,12 @@ async def test_a_422_echoes_only_the_start_of_a_long_input(client):
 
 
 async def test_a_422_about_a_large_object_echoes_the_start_of_its_json(client):
-    response = await client.post("/v1/batch", json={"batch": [{"userId": "a", "event": "x" * 20_000, "type": "track",
-                                                              "properties": {"k": "v" * 20_000}}] * 20})
+    response = await client.post(
+        "/v1/batch",
+        json={
+            "batch": [{"userId": "a", "event": "x" * 20_000, "type": "track", "properties": {"k": "v" * 20_000}}] * 20
+        },
+    )
     assert response.status_code == 422
     assert len(response.content) < 20 * 2000
     assert all(len(json.dumps(error["input"])) < MAX_ECHOED_INPUT + 10 for error in response.json()["detail"])

@@ -55,12 +55,17 @@ async def stored_events(runtime) -> list[Event]:
 
 async def test_a_batch_with_every_segment_call_type_is_stored_whole(service, runtime):
     errors = []
-    analytics = Client(write_key="any-key-while-open", host=service, on_error=lambda error, batch: errors.append(error),
-                       max_retries=0)
+    analytics = Client(
+        write_key="any-key-while-open", host=service, on_error=lambda error, batch: errors.append(error), max_retries=0
+    )
     analytics.identify("ann", {"email": "ann@example.com", "sms_opt_in": True}, anonymous_id="visitor-1")
     analytics.track("ann", "Order Completed", {"revenue": 42.5})
-    analytics.page(anonymous_id="visitor-2", category="Docs", name="Pricing",
-                   properties={"url": "https://shop.example/pricing", "referrer": "https://search.example/"})
+    analytics.page(
+        anonymous_id="visitor-2",
+        category="Docs",
+        name="Pricing",
+        properties={"url": "https://shop.example/pricing", "referrer": "https://search.example/"},
+    )
     analytics.screen("ann", name="Cart", properties={"items": 2})
     analytics.group("ann", "acme-inc", {"plan": "enterprise"})
     analytics.alias("visitor-2", "ann")
@@ -73,8 +78,11 @@ async def test_a_batch_with_every_segment_call_type_is_stored_whole(service, run
     page = events[2]
     assert page.customer_id is None and page.anonymous_id == "visitor-2"
     assert page.name == "Pricing"
-    assert page.properties == {"url": "https://shop.example/pricing", "referrer": "https://search.example/",
-                               "category": "Docs"}
+    assert page.properties == {
+        "url": "https://shop.example/pricing",
+        "referrer": "https://search.example/",
+        "category": "Docs",
+    }
     assert page.context["library"]["name"] == "analytics-python"
     assert events[4].name == "acme-inc" and events[4].properties == {"plan": "enterprise"}
     async with runtime.sessions() as session:

@@ -38,13 +38,20 @@ async def test_timeline_tells_the_story_in_time_order(client, runtime, drain):
     timeline = response.json()
     items = timeline["items"]
     assert [item["kind"] for item in items] == [
-        "identify", "consent",                               # 17:00 traits, and the opt-in they carry
-        "track", "enrollment_entered",                       # 17:01 the cart, and the journey it starts
-        "message_created", "message_sent", "enrollment_ended",  # 18:01 the reminder
-        "message_status",                                    # 18:02 Twilio: delivered
-        "inbound", "consent",                                # 18:03 STOP, and the opt-out it records
-        "track", "enrollment_entered",                       # 18:04 the order starts post-purchase,
-        "enrollment_converted", "conversion",                #       and converts the cart journey
+        "identify",
+        "consent",  # 17:00 traits, and the opt-in they carry
+        "track",
+        "enrollment_entered",  # 17:01 the cart, and the journey it starts
+        "message_created",
+        "message_sent",
+        "enrollment_ended",  # 18:01 the reminder
+        "message_status",  # 18:02 Twilio: delivered
+        "inbound",
+        "consent",  # 18:03 STOP, and the opt-out it records
+        "track",
+        "enrollment_entered",  # 18:04 the order starts post-purchase,
+        "enrollment_converted",
+        "conversion",  #       and converts the cart journey
     ]
     assert timeline["has_more"] is False and timeline["user_id"] == "sam"
     times = [item["at"] for item in items]
@@ -67,9 +74,15 @@ async def test_timeline_tells_the_story_in_time_order(client, runtime, drain):
 
     message_entries = [item for item in items if item["kind"].startswith("message_")]
     assert {(item["channel"], item["journey_id"], item["step_id"]) for item in message_entries} == {
-        ("sms", "abandoned-cart", "discount-sms")}
+        ("sms", "abandoned-cart", "discount-sms")
+    }
     assert len({item["message_id"] for item in message_entries}) == 1
-    assert items[3]["enrollment_id"] == items[6]["enrollment_id"] == items[12]["enrollment_id"] == items[13]["enrollment_id"]
+    assert (
+        items[3]["enrollment_id"]
+        == items[6]["enrollment_id"]
+        == items[12]["enrollment_id"]
+        == items[13]["enrollment_id"]
+    )
     assert items[11]["enrollment_id"] != items[3]["enrollment_id"]
 
 

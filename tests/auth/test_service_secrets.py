@@ -53,7 +53,9 @@ async def test_processes_starting_together_agree_on_one_value(database_url):
 
 async def test_a_configured_secret_wins_over_the_stored_one(database_url):
     await _reset(database_url)
-    runtime = await build_runtime(make_settings(database_url, secret_key="mine-" + "x" * 40), clock=SimulatedClock(START))
+    runtime = await build_runtime(
+        make_settings(database_url, secret_key="mine-" + "x" * 40), clock=SimulatedClock(START)
+    )
     try:
         assert runtime.settings.secret_key == "mine-" + "x" * 40
     finally:
@@ -61,8 +63,10 @@ async def test_a_configured_secret_wins_over_the_stored_one(database_url):
 
 
 async def test_links_signed_with_the_old_public_default_are_refused(runtime):
-    forged = sign(make_settings("sqlite://", secret_key=OLD_DEVELOPMENT_SECRET_KEY),
-                  LinkClaims(purpose=UNSUBSCRIBE, customer_id=1, channel="email"))
+    forged = sign(
+        make_settings("sqlite://", secret_key=OLD_DEVELOPMENT_SECRET_KEY),
+        LinkClaims(purpose=UNSUBSCRIBE, customer_id=1, channel="email"),
+    )
     assert verify(runtime.settings, forged, UNSUBSCRIBE) is None
 
 
@@ -73,8 +77,10 @@ async def test_a_stop_signed_with_the_old_public_fake_token_is_refused(client, r
 
 
 @pytest.mark.parametrize("secret_key", [OLD_DEVELOPMENT_SECRET_KEY, "change-me", "short-but-private"])
-@pytest.mark.parametrize("credentials", [dict(twilio_account_sid="AC" + "1" * 32, twilio_auth_token="t" * 32),
-                                         dict(sendgrid_api_key="SG.real-key")])
+@pytest.mark.parametrize(
+    "credentials",
+    [dict(twilio_account_sid="AC" + "1" * 32, twilio_auth_token="t" * 32), dict(sendgrid_api_key="SG.real-key")],
+)
 async def test_real_providers_with_a_published_or_short_secret_refuse_to_start(tmp_path, secret_key, credentials):
     settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", secret_key=secret_key, **credentials)
     with pytest.raises(InsecureConfiguration, match="ORCHESTRATOR_SECRET_KEY"):
@@ -82,7 +88,9 @@ async def test_real_providers_with_a_published_or_short_secret_refuse_to_start(t
 
 
 async def test_real_providers_start_with_a_generated_secret(tmp_path):
-    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", sendgrid_api_key="SG.real-key", email_provider="sendgrid")
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'x.db'}", sendgrid_api_key="SG.real-key", email_provider="sendgrid"
+    )
     runtime = await build_runtime(settings)
     try:
         assert len(runtime.settings.secret_key) >= 32

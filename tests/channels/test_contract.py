@@ -49,13 +49,16 @@ class Contract:
 
 
 def _twilio_serve(port: int):
-    return serve_in_thread(create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0)), port=port)
+    return serve_in_thread(
+        create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0)), port=port
+    )
 
 
 def _http_count(path: str, key: str | None = None) -> Callable[[str], int]:
     def count(url: str) -> int:
         body = httpx.get(url + path).json()
         return len(body[key] if key else body)
+
     return count
 
 
@@ -79,23 +82,53 @@ class RejectingInbox(SmtpInbox):
 
 
 def _twilio(adapter_class):
-    return lambda port: adapter_class(account_sid=TWILIO_SID, auth_token=AUTH_TOKEN,
-                                      from_number="+15005550006", api_base_url=f"http://127.0.0.1:{port}")
+    return lambda port: adapter_class(
+        account_sid=TWILIO_SID,
+        auth_token=AUTH_TOKEN,
+        from_number="+15005550006",
+        api_base_url=f"http://127.0.0.1:{port}",
+    )
 
 
 CONTRACTS = [
-    Contract("twilio-sms", Channel.sms, _twilio(TwilioSmsAdapter), _twilio_serve,
-             _http_count("/_admin/messages"), "+14155550100", "+15005550001"),
-    Contract("twilio-whatsapp", Channel.whatsapp, _twilio(TwilioWhatsAppAdapter), _twilio_serve,
-             _http_count("/_admin/messages"), "+14155550100", "+15005550004"),
-    Contract("smtp", Channel.email,
-             lambda port: SmtpEmailAdapter(host="127.0.0.1", port=port, starttls="never", from_address="hi@shop.test"),
-             _smtp_serve, lambda inbox: len(inbox.messages), "ann@example.com", "nobody@example.com"),
-    Contract("sendgrid", Channel.email,
-             lambda port: SendGridEmailAdapter(api_key=DEFAULT_API_KEY, from_address="hi@shop.test",
-                                               api_base_url=f"http://127.0.0.1:{port}"),
-             lambda port: serve_in_thread(create_fake_sendgrid_app(), port=port),
-             _http_count("/_admin/messages", "messages"), "ann@example.com", "not-an-address"),
+    Contract(
+        "twilio-sms",
+        Channel.sms,
+        _twilio(TwilioSmsAdapter),
+        _twilio_serve,
+        _http_count("/_admin/messages"),
+        "+14155550100",
+        "+15005550001",
+    ),
+    Contract(
+        "twilio-whatsapp",
+        Channel.whatsapp,
+        _twilio(TwilioWhatsAppAdapter),
+        _twilio_serve,
+        _http_count("/_admin/messages"),
+        "+14155550100",
+        "+15005550004",
+    ),
+    Contract(
+        "smtp",
+        Channel.email,
+        lambda port: SmtpEmailAdapter(host="127.0.0.1", port=port, starttls="never", from_address="hi@shop.test"),
+        _smtp_serve,
+        lambda inbox: len(inbox.messages),
+        "ann@example.com",
+        "nobody@example.com",
+    ),
+    Contract(
+        "sendgrid",
+        Channel.email,
+        lambda port: SendGridEmailAdapter(
+            api_key=DEFAULT_API_KEY, from_address="hi@shop.test", api_base_url=f"http://127.0.0.1:{port}"
+        ),
+        lambda port: serve_in_thread(create_fake_sendgrid_app(), port=port),
+        _http_count("/_admin/messages", "messages"),
+        "ann@example.com",
+        "not-an-address",
+    ),
 ]
 
 
@@ -135,18 +168,31 @@ async def test_dispatcher_honours_the_send_rate(contract, tmp_path):
     port = free_port()
     adapter = contract.make_adapter(port)
     others = {c: a for c, a in ((a.channel, a) for a in local_registry()) if c != contract.channel}
-    settings = make_settings(f"sqlite:///{tmp_path / 'contract.db'}",
-                             **{f"{contract.channel.value}_rate_per_second": 3})
-    runtime = await build_runtime(settings, channels=ChannelRegistry({contract.channel: adapter, **others}),
-                                  clock=SimulatedClock(START))
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'contract.db'}", **{f"{contract.channel.value}_rate_per_second": 3}
+    )
+    runtime = await build_runtime(
+        settings, channels=ChannelRegistry({contract.channel: adapter, **others}), clock=SimulatedClock(START)
+    )
     try:
         async with runtime.sessions() as session, session.begin():
             session.add(Customer(id=1, user_id="contract", traits={}, created_at=START, updated_at=START))
             await session.flush()
             for i in range(7):
-                session.add(Message(send_key=f"rate-{i}", customer_id=1, channel=contract.channel.value,
-                                    to_address=contract.good_to, body="hello", subject="hi", status="queued",
-                                    created_at=START, updated_at=START, next_attempt_at=START))
+                session.add(
+                    Message(
+                        send_key=f"rate-{i}",
+                        customer_id=1,
+                        channel=contract.channel.value,
+                        to_address=contract.good_to,
+                        body="hello",
+                        subject="hi",
+                        status="queued",
+                        created_at=START,
+                        updated_at=START,
+                        next_attempt_at=START,
+                    )
+                )
         with contract.serve(port) as provider:
             assert await dispatch_channel(runtime, contract.channel, limit=100) == 3
             assert contract.arrived(provider) == 3

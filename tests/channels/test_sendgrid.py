@@ -203,9 +203,7 @@ def misbehaving_sendgrid(status: int, headers: dict[str, str], delay: float = 0.
     @app.post("/v3/mail/send")
     async def mail_send() -> Response:
         await asyncio.sleep(delay)
-        return Response(
-            "<html>busy</html>", status_code=status, headers=headers, media_type="text/html"
-        )
+        return Response("<html>busy</html>", status_code=status, headers=headers, media_type="text/html")
 
     return app
 

@@ -54,8 +54,13 @@ class RecordingHandler:
             return "554 5.7.1 message rejected as spam"
         message = message_from_bytes(envelope.content, policy=policy.default)
         self.deliveries.append(
-            Delivery(tuple(session.peer), envelope.mail_from, list(envelope.rcpt_tos), message,
-                     envelope.original_content or envelope.content)
+            Delivery(
+                tuple(session.peer),
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                message,
+                envelope.original_content or envelope.content,
+            )
         )
         return "250 2.0.0 queued"
 
@@ -156,9 +161,7 @@ async def test_delivers_multipart_message_with_our_message_id(adapter, smtp_serv
     assert result.provider_message_id.endswith("@mail.shop.example>")
     assert message.get_content_type() == "multipart/alternative"
     assert message.get_body(("plain",)).get_content().strip() == "Hello Ana, welcome aboard."
-    assert message.get_body(("html",)).get_content().strip() == (
-        "<p>Hello <b>Ana</b>, welcome aboard.</p>"
-    )
+    assert message.get_body(("html",)).get_content().strip() == ("<p>Hello <b>Ana</b>, welcome aboard.</p>")
 
 
 async def test_marketing_mail_carries_one_click_unsubscribe(adapter, smtp_server) -> None:

@@ -43,8 +43,9 @@ class CallbackReceiver:
         async def status(name: str, request: Request) -> Response:
             form = await request.form()
             signature = request.headers["x-twilio-signature"]
-            self.received.append({"name": name, "params": dict(form), "signature": signature,
-                                  "query": dict(request.query_params)})
+            self.received.append(
+                {"name": name, "params": dict(form), "signature": signature, "query": dict(request.query_params)}
+            )
             return Response(status_code=204)
 
     def for_sid(self, sid: str) -> list[dict]:
@@ -186,9 +187,7 @@ async def test_sends_reuse_one_connection_until_closed(sms_adapter, fake_url: st
         ("12", "21211"),
     ],
 )
-async def test_permanent_errors_are_permanent_failures(
-    sms_adapter, fake_url: str, to: str, code: str
-) -> None:
+async def test_permanent_errors_are_permanent_failures(sms_adapter, fake_url: str, to: str, code: str) -> None:
     result = await sms_adapter.send(sms(to=to))
 
     assert result.outcome is Outcome.permanent_failure
@@ -269,9 +268,7 @@ async def test_works_against_a_fake_mounted_under_a_prefix() -> None:
 
 async def test_messaging_service_sends_without_a_from(fake_url: str) -> None:
     service_sid = "MG" + "a" * 32
-    adapter = adapter_for(
-        TwilioSmsAdapter, fake_url, from_number=None, messaging_service_sid=service_sid
-    )
+    adapter = adapter_for(TwilioSmsAdapter, fake_url, from_number=None, messaging_service_sid=service_sid)
     try:
         result = await adapter.send(sms())
     finally:
@@ -293,9 +290,7 @@ async def test_whatsapp_addresses_carry_the_channel_prefix(whatsapp_adapter, fak
     assert (entry["body"], entry["content_sid"]) == ("Your order shipped", None)
 
 
-async def test_whatsapp_template_sends_content_sid_instead_of_body(
-    whatsapp_adapter, fake_url: str
-) -> None:
+async def test_whatsapp_template_sends_content_sid_instead_of_body(whatsapp_adapter, fake_url: str) -> None:
     message = whatsapp(
         template_metadata={"content_sid": CONTENT_SID},
         variables={"1": "Ada", "2": 3, "customer": {"id": "u1"}, "coupon": None},
@@ -310,9 +305,7 @@ async def test_whatsapp_template_sends_content_sid_instead_of_body(
     assert json.loads(entry["content_variables"]) == {"1": "Ada", "2": "3"}
 
 
-async def test_declared_content_variables_win_over_render_variables(
-    whatsapp_adapter, fake_url: str
-) -> None:
+async def test_declared_content_variables_win_over_render_variables(whatsapp_adapter, fake_url: str) -> None:
     declared = {"1": "Ada", "2": "SPRING10"}
     message = whatsapp(
         template_metadata={"content_sid": CONTENT_SID, "content_variables": declared},
@@ -327,9 +320,7 @@ async def test_outside_the_24h_window_only_a_template_goes_out(whatsapp_adapter)
     closed_window = "+15005550016"
 
     free_form = await whatsapp_adapter.send(whatsapp(to=closed_window))
-    template = await whatsapp_adapter.send(
-        whatsapp(to=closed_window, template_metadata={"content_sid": CONTENT_SID})
-    )
+    template = await whatsapp_adapter.send(whatsapp(to=closed_window, template_metadata={"content_sid": CONTENT_SID}))
 
     assert (free_form.outcome, free_form.error_code) == (Outcome.permanent_failure, "63016")
     assert template.outcome is Outcome.accepted
@@ -468,6 +459,7 @@ def test_idle_connections_are_dropped_before_servers_drop_them() -> None:
 
 async def test_a_connection_dropped_after_the_request_went_out_stays_unknown() -> None:
     """The server read the request and closed without answering: it may have acted on it."""
+
     async def read_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         writer.close()

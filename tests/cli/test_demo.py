@@ -13,7 +13,9 @@ pytestmark = pytest.mark.integration
 
 def test_demo_plays_every_launch_journey_and_prints_kpis(capsys):
     table = run_demo(customers=150, seed=3)
-    rows = {tuple(line.split()[:2]) for line in table.splitlines()[1:] if line.strip() and not line.startswith("Customers")}
+    rows = {
+        tuple(line.split()[:2]) for line in table.splitlines()[1:] if line.strip() and not line.startswith("Customers")
+    }
     assert {("welcome", "email"), ("abandoned-cart", "sms"), ("nps-survey", "sms")} <= rows
     assert any(channel in ("whatsapp", "email") for journey, channel in rows if journey == "post-purchase")
     cart = next(line for line in table.splitlines() if line.startswith("abandoned-cart"))
@@ -28,8 +30,10 @@ def test_demo_plays_every_launch_journey_and_prints_kpis(capsys):
     assert header[-2:] == ["cost", "CPA"]
     # The fake delivers every SMS and WhatsApp message; every callback arrives.
     for line in output.splitlines():
-        if line.split()[:1] in (["abandoned-cart"], ["nps-survey"], ["post-purchase"]) and \
-                line.split()[1] in ("sms", "whatsapp"):
+        if line.split()[:1] in (["abandoned-cart"], ["nps-survey"], ["post-purchase"]) and line.split()[1] in (
+            "sms",
+            "whatsapp",
+        ):
             assert line.split()[3] == "100.0%", line
     customers = next(line for line in lines if line.startswith("Customers:"))
     assert "retention -" not in customers and "retention 100.0%" in customers

@@ -39,7 +39,13 @@ def test_api_runs_the_factory_under_uvicorn_with_its_workers(environment):
 
     [config] = configs
     assert (config.app, config.factory, config.host, config.port, config.workers, config.access_log) == (
-        "orchestrator.api.app:create_api_app", True, "0.0.0.0", 9001, 3, False)
+        "orchestrator.api.app:create_api_app",
+        True,
+        "0.0.0.0",
+        9001,
+        3,
+        False,
+    )
     assert callable(import_from_string(config.app))
     # Worker processes read their settings from the environment: the address must be there.
     assert get_settings().host == "0.0.0.0" and get_settings().public_base_url == "http://0.0.0.0:9001"

@@ -25,14 +25,24 @@ from orchestrator.config import PROJECT_ROOT, Settings
 
 CHROMIUM = os.environ.get("ORCHESTRATOR_CHROMIUM", "/usr/bin/chromium")
 # As root in a container Chromium needs --no-sandbox; the rest keep it off a network it cannot reach.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 SHOTS = os.environ.get("ORCHESTRATOR_SCREENSHOTS_DIR")
 
 pytestmark = [
     pytest.mark.acceptance,  # a real browser and a CLI process against the service on a real port
-    pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-                       reason=f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh test installs it (as root)"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+        reason=f"no Chromium at {CHROMIUM}: scripts/bootstrap.sh test installs it (as root)",
+    ),
 ]
 
 
@@ -50,13 +60,21 @@ class Service:
 
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.settings = Settings(database_url=f"sqlite:///{tmp / 'console.db'}", host="127.0.0.1", port=self.port,
-                                 public_base_url=self.url, journeys_dir=PROJECT_ROOT / "journeys",
-                                 templates_dir=PROJECT_ROOT / "templates", worker_poll_seconds=0.2,
-                                 kpi_rollup_refresh_seconds=0.5, api_key_cache_seconds=0)
+        self.settings = Settings(
+            database_url=f"sqlite:///{tmp / 'console.db'}",
+            host="127.0.0.1",
+            port=self.port,
+            public_base_url=self.url,
+            journeys_dir=PROJECT_ROOT / "journeys",
+            templates_dir=PROJECT_ROOT / "templates",
+            worker_poll_seconds=0.2,
+            kpi_rollup_refresh_seconds=0.5,
+            api_key_cache_seconds=0,
+        )
         self.app = create_app(self.settings, run_worker=True)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1",
-                                                    port=self.port, log_level="warning", lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Service:
@@ -96,21 +114,42 @@ def admin_key(service) -> str:
         # Seed a run while the API is still open: sign-ups with SMS consent, then an abandoned cart.
         for n in range(6):
             user = f"shopper-{n}"
-            http.post("/v1/identify", json={"userId": user, "traits": {
-                "email": f"{user}@example.com", "phone": f"+1415555{n:04d}", "sms_opt_in": True}}).raise_for_status()
+            http.post(
+                "/v1/identify",
+                json={
+                    "userId": user,
+                    "traits": {"email": f"{user}@example.com", "phone": f"+1415555{n:04d}", "sms_opt_in": True},
+                },
+            ).raise_for_status()
             http.post("/v1/track", json={"userId": user, "event": "Signed Up"}).raise_for_status()
         # Sent, or already delivered: the fake SendGrid reports each one delivered, signed, moments later.
-        _until(lambda: sum(http.get("/v1/messages", params={"channel": "email", "status": status}).json()["total"]
-                           for status in ("sent", "delivered")) >= 6,
-               "the welcome e-mails")
+        _until(
+            lambda: (
+                sum(
+                    http.get("/v1/messages", params={"channel": "email", "status": status}).json()["total"]
+                    for status in ("sent", "delivered")
+                )
+                >= 6
+            ),
+            "the welcome e-mails",
+        )
         # KPI reads only read: wait for the worker's rollup refresh to count them.
-        _until(lambda: any(r["channel"] == "email" and r["sent"] >= 6
-                           for r in http.get("/v1/kpis", params={"group_by": "channel"}).json()["rows"]),
-               "the KPI rollups to count the welcome e-mails")
+        _until(
+            lambda: any(
+                r["channel"] == "email" and r["sent"] >= 6
+                for r in http.get("/v1/kpis", params={"group_by": "channel"}).json()["rows"]
+            ),
+            "the KPI rollups to count the welcome e-mails",
+        )
     # The first key, as an admin makes it (`orchestrator keys create`): from now on the console needs a login.
-    result = subprocess.run([sys.executable, "-m", "orchestrator.cli", "keys", "create", "--name", "browser-admin",
-                             "--role", "admin"], env={**os.environ, "DATABASE_URL": service.settings.database_url},
-                            capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "keys", "create", "--name", "browser-admin", "--role", "admin"],
+        env={**os.environ, "DATABASE_URL": service.settings.database_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return result.stdout.strip()
 
 
@@ -171,8 +210,15 @@ def test_an_inbound_sms_appears_in_the_open_inbox_and_an_agent_reply_reaches_the
     page.click("nav >> text=Conversations")
     page.wait_for_selector("#live-state.on")  # the event stream is connected
     sender, body = "+14155550003", "Do you ship to Canada?"
-    form = {"MessageSid": "SM" + "c0" * 16, "SmsSid": "SM" + "c0" * 16, "AccountSid": "AC" + "0" * 32,
-            "From": sender, "To": "+15005550006", "Body": body, "NumMedia": "0"}
+    form = {
+        "MessageSid": "SM" + "c0" * 16,
+        "SmsSid": "SM" + "c0" * 16,
+        "AccountSid": "AC" + "0" * 32,
+        "From": sender,
+        "To": "+15005550006",
+        "Body": body,
+        "NumMedia": "0",
+    }
     url = service.url + "/webhooks/twilio/inbound"
     # The fake's token is the one the started service generated and keeps in its database.
     signature = RequestValidator(twilio_auth_token(service.app.state.runtime.settings)).compute_signature(url, form)
@@ -186,9 +232,13 @@ def test_an_inbound_sms_appears_in_the_open_inbox_and_an_agent_reply_reaches_the
     page.wait_for_selector(".bubbles li.outbound >> text=Yes, in 3-5 days.")
     _shot(page, "conversations")
     with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {admin_key}"}) as http:
-        _until(lambda: any(m["body"] == "Yes, in 3-5 days." and m["to"] == sender
-                           for m in http.get("/_fake/twilio/_admin/messages").json()),
-               "the agent's reply at the fake Twilio")
+        _until(
+            lambda: any(
+                m["body"] == "Yes, in 3-5 days." and m["to"] == sender
+                for m in http.get("/_fake/twilio/_admin/messages").json()
+            ),
+            "the agent's reply at the fake Twilio",
+        )
 
 
 def test_messages_and_customers_pages_in_the_browser(page, service):

@@ -26,8 +26,10 @@ def _csrf(html: str) -> str:
 
 
 async def _signup(client, drain, user: str = "ana") -> None:
-    await client.post("/v1/identify", json={"userId": user, "traits": {"email": f"{user}@example.com", "phone": "+14155550100",
-                                                                       "sms_opt_in": True}})
+    await client.post(
+        "/v1/identify",
+        json={"userId": user, "traits": {"email": f"{user}@example.com", "phone": "+14155550100", "sms_opt_in": True}},
+    )
     await client.post("/v1/track", json={"userId": user, "event": "Signed Up"})
     await drain()
 
@@ -125,8 +127,14 @@ async def test_a_session_cookie_cannot_be_forged_or_read(client, runtime):
     assert (await client.get("/messages")).status_code == 303
 
 
-@pytest.mark.parametrize("referer, expected", [("https://evil.example/x", "/messages"), ("//evil.example/x", "/messages"),
-                                                ("http://test/messages?status=failed", "/messages?status=failed")])
+@pytest.mark.parametrize(
+    "referer, expected",
+    [
+        ("https://evil.example/x", "/messages"),
+        ("//evil.example/x", "/messages"),
+        ("http://test/messages?status=failed", "/messages?status=failed"),
+    ],
+)
 def test_going_back_after_a_retry_stays_on_this_site(referer, expected):
     from orchestrator.console.context import same_site_path
 

@@ -20,7 +20,9 @@ async def test_faq_answered_automatically_in_the_customers_locale(client, runtim
     assert (conversation["user_id"], conversation["status"]) == ("eva", "open")
     thread = (await client.get(f"/v1/conversations/{conversation['id']}")).json()
     assert [(m["direction"], m["source"]) for m in thread["messages"]] == [
-        ("inbound", "auto_reply"), ("outbound", "auto reply: opening-hours")]
+        ("inbound", "auto_reply"),
+        ("outbound", "auto reply: opening-hours"),
+    ]
 
 
 async def test_no_automatic_answer_after_an_opt_out(client, runtime):
@@ -41,8 +43,9 @@ async def test_unmatched_message_waits_for_an_agent_who_replies(client, runtime,
     assert "<Message>" not in silent.text
     waiting = (await client.get("/v1/conversations", params={"status": "waiting_for_agent"})).json()
     [conversation] = waiting["items"]
-    reply = await client.post(f"/v1/conversations/{conversation['id']}/messages",
-                              json={"body": "It ships tomorrow!", "agent": "nora"})
+    reply = await client.post(
+        f"/v1/conversations/{conversation['id']}/messages", json={"body": "It ships tomorrow!", "agent": "nora"}
+    )
     assert reply.status_code == 202, reply.text
     await drain()
     [sent] = outbox(runtime, Channel.sms)
@@ -50,7 +53,9 @@ async def test_unmatched_message_waits_for_an_agent_who_replies(client, runtime,
     thread = (await client.get(f"/v1/conversations/{conversation['id']}")).json()
     assert thread["status"] == "answered"
     assert [(m["direction"], m["body"], m["status"]) for m in thread["messages"]] == [
-        ("inbound", "Where is my parcel?", None), ("outbound", "It ships tomorrow!", "sent")]
+        ("inbound", "Where is my parcel?", None),
+        ("outbound", "It ships tomorrow!", "sent"),
+    ]
 
 
 async def test_agent_cannot_text_someone_who_said_stop(client, runtime):
@@ -64,8 +69,12 @@ async def test_agent_cannot_text_someone_who_said_stop(client, runtime):
 
 async def test_whatsapp_replies_only_inside_the_24_hour_window(client, runtime, drain):
     await identify(client, "ana", phone="+34600000003")
-    await post_signed(client, runtime, INBOUND, inbound_form("SM14", "whatsapp:+34600000003", "Hola, una pregunta",
-                                                             to="whatsapp:+14155238886"))
+    await post_signed(
+        client,
+        runtime,
+        INBOUND,
+        inbound_form("SM14", "whatsapp:+34600000003", "Hola, una pregunta", to="whatsapp:+14155238886"),
+    )
     [conversation] = (await client.get("/v1/conversations", params={"channel": "whatsapp"})).json()["items"]
     assert conversation["whatsapp_window_open"] is True
     inside = await client.post(f"/v1/conversations/{conversation['id']}/messages", json={"body": "¡Claro!"})
@@ -98,9 +107,14 @@ async def test_nps_survey_records_scores_and_answers_by_score(client, runtime, d
 
 
 async def test_nps_replies_with_words_around_the_score_are_recorded(client, runtime, drain):
-    replies = {"ten": ("+14155550191", "10 super"), "three": ("+14155550192", "3, late delivery"),
-               "nine": ("+14155550193", "9, great"), "slash": ("+14155550194", "9/10"),
-               "word": ("+14155550195", "neuf"), "none": ("+14155550196", "thanks!")}
+    replies = {
+        "ten": ("+14155550191", "10 super"),
+        "three": ("+14155550192", "3, late delivery"),
+        "nine": ("+14155550193", "9, great"),
+        "slash": ("+14155550194", "9/10"),
+        "word": ("+14155550195", "neuf"),
+        "none": ("+14155550196", "thanks!"),
+    }
     for user, (phone, _) in replies.items():
         await identify(client, user, phone=phone, sms_opt_in=True)
         await track(client, user, "Order Delivered")

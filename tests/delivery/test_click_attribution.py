@@ -12,8 +12,15 @@ DAY = timedelta(days=1)
 
 
 def message(id, channel, delivered=None, clicked=None) -> Message:
-    return Message(id=id, send_key=f"k{id}", customer_id=1, channel=channel, status="delivered",
-                   delivered_at=delivered and START + delivered, first_clicked_at=clicked and START + clicked)
+    return Message(
+        id=id,
+        send_key=f"k{id}",
+        customer_id=1,
+        channel=channel,
+        status="delivered",
+        delivered_at=delivered and START + delivered,
+        first_clicked_at=clicked and START + clicked,
+    )
 
 
 def test_an_order_after_a_click_goes_to_the_clicked_message_not_the_last_delivered():

@@ -14,12 +14,13 @@ from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.preview import preview
 
 SETTINGS = Settings(secret_key="test-secret", short_link_base_url="https://g.sh")
-BIG_ENROLLMENT = 62 ** 6 - 1  # the largest id PREVIEW_ID_CHARACTERS covers
+BIG_ENROLLMENT = 62**6 - 1  # the largest id PREVIEW_ID_CHARACTERS covers
 
 
 def shorten(text, channel="sms", marketing=True, enrollment_id=7, settings=SETTINGS):
-    return apply_links(text, settings, channel=channel, marketing=marketing, enrollment_id=enrollment_id,
-                       send_key="journey:7:step")
+    return apply_links(
+        text, settings, channel=channel, marketing=marketing, enrollment_id=enrollment_id, send_key="journey:7:step"
+    )
 
 
 def test_a_long_url_becomes_a_short_link_of_about_30_characters():
@@ -61,16 +62,25 @@ def test_the_second_code_sms_stays_within_its_declared_segment_budget(locale, tm
     store = TemplateStore.load(PROJECT_ROOT / "templates")
     budget = store.get("post-purchase-second-code").variants[locale].metadata["max_segments"]
     sample = tmp_path / "vars.yaml"
-    sample.write_text(f"customer: {{userId: maximilian-alexander, traits: {{locale: {locale}, size: 'EU 44.5'}}}}\n"
-                      "event: {order_id: A-123456789, product_id: trail-runner-gtx-2025}\n"
-                      "vars: {second_code: AGAIN10-MAXIMILIAN-ALEXANDER, size: 'EU 44.5', last_purchase: trail-runner-gtx-2025}\n")
+    sample.write_text(
+        f"customer: {{userId: maximilian-alexander, traits: {{locale: {locale}, size: 'EU 44.5'}}}}\n"
+        "event: {order_id: A-123456789, product_id: trail-runner-gtx-2025}\n"
+        "vars: {second_code: AGAIN10-MAXIMILIAN-ALEXANDER, size: 'EU 44.5', last_purchase: trail-runner-gtx-2025}\n"
+    )
     shown = preview(store, "post-purchase-second-code", vars_file=sample, channel=Channel.sms, link_settings=settings)
     assert preview_url(settings) in shown.body and "shop.example" not in shown.body
     assert shown.sms["segments"] <= budget, shown.body
     assert not [w for w in shown.warnings if "max_segments" in w]
-    body, [link] = apply_links(store.get("post-purchase-second-code").variants[locale].body.render(
-        second_code="AGAIN10-MAXIMILIAN-ALEXANDER", size="EU 44.5", last_purchase="trail-runner-gtx-2025"),
-        settings, channel="sms", marketing=True, enrollment_id=BIG_ENROLLMENT, send_key="journey:1:second-code-sms")
+    body, [link] = apply_links(
+        store.get("post-purchase-second-code")
+        .variants[locale]
+        .body.render(second_code="AGAIN10-MAXIMILIAN-ALEXANDER", size="EU 44.5", last_purchase="trail-runner-gtx-2025"),
+        settings,
+        channel="sms",
+        marketing=True,
+        enrollment_id=BIG_ENROLLMENT,
+        send_key="journey:1:second-code-sms",
+    )
     assert measure_sms(body).segments == shown.sms["segments"]  # preview measured exactly what is sent
     assert link.app.startswith("shop://second-code?code=AGAIN10-MAXIMILIAN-ALEXANDER&size=EU%2044.5")
 
@@ -82,4 +92,6 @@ def test_an_app_target_that_is_not_an_app_or_web_url_fails_the_render(app):
 
     with pytest.raises(RenderError, match="app target"):
         shorten("Go " + app_link(app, "https://shop.example/"))
-    assert shorten("Go " + app_link("shop://x", "https://shop.example/"))[1] == [ShortLink(0, "https://shop.example/", "shop://x")]
+    assert shorten("Go " + app_link("shop://x", "https://shop.example/"))[1] == [
+        ShortLink(0, "https://shop.example/", "shop://x")
+    ]

@@ -25,20 +25,40 @@ from tests.conftest import START
 T = [START + timedelta(minutes=i) for i in range(10)]
 
 
-@pytest.mark.parametrize("current, reported, expected", [
-    ("sent", "queued", None), ("sent", "delivered", "delivered"), ("delivered", "read", "read"),
-    ("read", "delivered", None), ("delivered", "sent", None),
-    ("sent", "undelivered", "undelivered"), ("sent", "failed", "failed"),
-    ("delivered", "undelivered", None), ("delivered", "failed", None), ("read", "failed", None),
-    ("failed", "delivered", "delivered"),  # proof of delivery wins over an earlier failure
-    ("undelivered", "failed", "failed"), ("failed", "undelivered", None),
-    ("unknown", "sent", "sent"), ("unknown", "failed", "failed"), ("queued", "delivered", "delivered"),
-    ("sending", "delivered", None), ("skipped", "delivered", None),
-    ("sent", "open", "delivered"), ("delivered", "click", None), ("read", "open", None),
-    ("sent", "bounce", "failed"), ("sent", "dropped", "failed"), ("sent", "blocked", "undelivered"),
-    ("sent", "processed", None), ("unknown", "processed", "sent"), ("sent", "deferred", None),
-    ("sent", "unsubscribe", None), ("sent", "no-such-status", None),
-])
+@pytest.mark.parametrize(
+    "current, reported, expected",
+    [
+        ("sent", "queued", None),
+        ("sent", "delivered", "delivered"),
+        ("delivered", "read", "read"),
+        ("read", "delivered", None),
+        ("delivered", "sent", None),
+        ("sent", "undelivered", "undelivered"),
+        ("sent", "failed", "failed"),
+        ("delivered", "undelivered", None),
+        ("delivered", "failed", None),
+        ("read", "failed", None),
+        ("failed", "delivered", "delivered"),  # proof of delivery wins over an earlier failure
+        ("undelivered", "failed", "failed"),
+        ("failed", "undelivered", None),
+        ("unknown", "sent", "sent"),
+        ("unknown", "failed", "failed"),
+        ("queued", "delivered", "delivered"),
+        ("sending", "delivered", None),
+        ("skipped", "delivered", None),
+        ("sent", "open", "delivered"),
+        ("delivered", "click", None),
+        ("read", "open", None),
+        ("sent", "bounce", "failed"),
+        ("sent", "dropped", "failed"),
+        ("sent", "blocked", "undelivered"),
+        ("sent", "processed", None),
+        ("unknown", "processed", "sent"),
+        ("sent", "deferred", None),
+        ("sent", "unsubscribe", None),
+        ("sent", "no-such-status", None),
+    ],
+)
 def test_status_table(current, reported, expected):
     assert next_status(current, reported) == expected
 
@@ -49,9 +69,16 @@ async def make_message(runtime, *, status="sent", provider_message_id="SM-1", **
         customer = Customer(user_id=f"u-{provider_message_id}", email="ann@example.com", created_at=now, updated_at=now)
         session.add(customer)
         await session.flush()
-        message = Message(send_key=f"key-{provider_message_id}", customer_id=customer.id, channel="sms",
-                          status=status, provider_message_id=provider_message_id, created_at=now, updated_at=now,
-                          **values)
+        message = Message(
+            send_key=f"key-{provider_message_id}",
+            customer_id=customer.id,
+            channel="sms",
+            status=status,
+            provider_message_id=provider_message_id,
+            created_at=now,
+            updated_at=now,
+            **values,
+        )
         session.add(message)
         await session.flush()
         return message.id
@@ -60,15 +87,21 @@ async def make_message(runtime, *, status="sent", provider_message_id="SM-1", **
 async def report(runtime, message_id: int, status: str, at=None, **kwargs) -> None:
     async with runtime.sessions() as session, session.begin():
         message = await session.get(Message, message_id)
-        await record_status(session, message, source="twilio", status=status, now=runtime.clock.now(),
-                            occurred_at=at, **kwargs)
+        await record_status(
+            session, message, source="twilio", status=status, now=runtime.clock.now(), occurred_at=at, **kwargs
+        )
 
 
 async def load(runtime, message_id: int) -> tuple[Message, list[MessageStatusEvent]]:
     async with runtime.sessions() as session:
         message = await session.get(Message, message_id)
-        history = (await session.exec(select(MessageStatusEvent).where(MessageStatusEvent.message_id == message_id)
-                                      .order_by(col(MessageStatusEvent.id)))).all()
+        history = (
+            await session.exec(
+                select(MessageStatusEvent)
+                .where(MessageStatusEvent.message_id == message_id)
+                .order_by(col(MessageStatusEvent.id))
+            )
+        ).all()
         return message, list(history)
 
 
@@ -109,8 +142,12 @@ async def test_a_failure_after_delivery_is_history_only(runtime):
 
 
 async def test_a_provider_status_resolves_an_unknown_send(runtime):
-    message_id = await make_message(runtime, status="unknown", provider_message_id=None,
-                                    status_reason="interrupted between claim and provider answer")
+    message_id = await make_message(
+        runtime,
+        status="unknown",
+        provider_message_id=None,
+        status_reason="interrupted between claim and provider answer",
+    )
     await report(runtime, message_id, "sent", at=T[1], provider_message_id="SM-late")
     message, _ = await load(runtime, message_id)
     assert (message.status, message.status_reason, message.provider_message_id) == ("sent", None, "SM-late")
@@ -162,8 +199,9 @@ async def test_concurrent_callbacks_for_one_message_queue_on_its_row(runtime):
     message_id = await make_message(runtime)
     async with runtime.sessions() as first:
         async with first.begin():
-            await record_status(first, await first.get(Message, message_id), source="twilio", status="read",
-                                now=runtime.clock.now())
+            await record_status(
+                first, await first.get(Message, message_id), source="twilio", status="read", now=runtime.clock.now()
+            )
             second = asyncio.create_task(report(runtime, message_id, "delivered"))
             await asyncio.sleep(0.3)
             assert not second.done()  # blocked on the row lock, not acting on a stale `sent`

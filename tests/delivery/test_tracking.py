@@ -35,7 +35,9 @@ def test_each_link_verifies_for_its_own_purpose_only():
     unsubscribed = token_of(unsubscribe_url(SETTINGS, customer_id=9, message_id=41))
     assert verify(SETTINGS, opened, OPEN) == LinkClaims(OPEN, message_id=41)
     assert verify(SETTINGS, clicked, CLICK).url == "https://shop.example/cart?id=7&utm=mail"
-    assert verify(SETTINGS, unsubscribed, UNSUBSCRIBE) == LinkClaims(UNSUBSCRIBE, message_id=41, customer_id=9, channel="email")
+    assert verify(SETTINGS, unsubscribed, UNSUBSCRIBE) == LinkClaims(
+        UNSUBSCRIBE, message_id=41, customer_id=9, channel="email"
+    )
     # An open token is no click token: otherwise any pixel URL would become a redirect.
     assert verify(SETTINGS, opened, CLICK) is None
     assert verify(SETTINGS, opened, UNSUBSCRIBE) is None
@@ -49,18 +51,21 @@ def test_urls_live_under_the_public_base_url():
 
 
 def _flip(text: str, at: int) -> str:
-    return text[:at] + ("A" if text[at] != "A" else "B") + text[at + 1:]
+    return text[:at] + ("A" if text[at] != "A" else "B") + text[at + 1 :]
 
 
-@pytest.mark.parametrize("tamper", [
-    lambda t: _flip(t, 3),  # the claims
-    lambda t: _flip(t, len(t) - 3),  # the signature
-    lambda t: t.split(".")[0],  # no signature
-    lambda t: t + ".x",
-    lambda t: "",
-    lambda t: "!!!.???",
-    lambda t: "A" * 10_000,
-])
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda t: _flip(t, 3),  # the claims
+        lambda t: _flip(t, len(t) - 3),  # the signature
+        lambda t: t.split(".")[0],  # no signature
+        lambda t: t + ".x",
+        lambda t: "",
+        lambda t: "!!!.???",
+        lambda t: "A" * 10_000,
+    ],
+)
 def test_tampered_tokens_do_not_verify(tamper):
     token = token_of(click_url(SETTINGS, 41, "https://shop.example/"))
     assert verify(SETTINGS, tamper(token), CLICK) is None
@@ -79,9 +84,11 @@ def test_another_secret_key_invalidates_every_link():
 
 
 def test_instrument_html_routes_links_through_redirects_and_adds_a_pixel():
-    html = ('<html><body><p><a class="cta" href="https://shop.example/cart?a=1&amp;b=2">Cart</a> '
-            "<a href='http://shop.example/plain'>Plain</a> <a href=\"mailto:help@shop.example\">Help</a> "
-            '<a href="https://mail.shop.example/unsubscribe/abc">Unsubscribe</a></p></BODY></html>')
+    html = (
+        '<html><body><p><a class="cta" href="https://shop.example/cart?a=1&amp;b=2">Cart</a> '
+        "<a href='http://shop.example/plain'>Plain</a> <a href=\"mailto:help@shop.example\">Help</a> "
+        '<a href="https://mail.shop.example/unsubscribe/abc">Unsubscribe</a></p></BODY></html>'
+    )
     out = instrument_html(html, SETTINGS, 77)
     hrefs = re.findall(r"""href=(["'])(.*?)\1""", out)
     targets = [verify(SETTINGS, token_of(url), CLICK) for _, url in hrefs[:2]]
@@ -100,7 +107,9 @@ def test_instrument_html_without_a_body_tag_appends_the_pixel():
 
 
 def _row(**values):
-    defaults = dict(id=12, customer_id=4, channel="email", marketing=True, html="<p><a href='https://x.example'>x</a></p>")
+    defaults = dict(
+        id=12, customer_id=4, channel="email", marketing=True, html="<p><a href='https://x.example'>x</a></p>"
+    )
     return SimpleNamespace(**{**defaults, **values})
 
 

@@ -18,7 +18,9 @@ PROMQL_SUFFIXES = ("_bucket", "_total", "_count", "_sum")
 
 
 def queried_series() -> set[str]:
-    return {name for panel in DASHBOARD["panels"] for target in panel["targets"] for name in SERIES.findall(target["expr"])}
+    return {
+        name for panel in DASHBOARD["panels"] for target in panel["targets"] for name in SERIES.findall(target["expr"])
+    }
 
 
 async def test_every_series_a_panel_queries_is_exported(client, drain):
@@ -27,9 +29,12 @@ async def test_every_series_a_panel_queries_is_exported(client, drain):
     await drain()
     # Families, not samples: a labelled counter has no sample until its first increment.
     families = {family.name for family in text_string_to_metric_families((await client.get("/metrics")).text)}
-    missing = {name for name in queried_series()
-               if name not in families and not any(name.endswith(s) and name.removesuffix(s) in families
-                                                   for s in PROMQL_SUFFIXES)}
+    missing = {
+        name
+        for name in queried_series()
+        if name not in families
+        and not any(name.endswith(s) and name.removesuffix(s) in families for s in PROMQL_SUFFIXES)
+    }
     assert queried_series() and not missing, f"the dashboard queries series the service does not export: {missing}"
 
 

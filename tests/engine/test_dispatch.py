@@ -40,8 +40,14 @@ async def runtime_on_providers(database_url, twilio, smtp, tmp_path, request):
     await _reset(database_url)
     overrides = getattr(request, "param", {})
     settings = make_settings(
-        database_url, sms_provider="twilio", whatsapp_provider="twilio", email_provider="smtp",
-        twilio_api_base_url=twilio.url, fake_twilio_auth_token=twilio.auth_token, smtp_port=smtp[1], public_base_url="http://127.0.0.1:9",
+        database_url,
+        sms_provider="twilio",
+        whatsapp_provider="twilio",
+        email_provider="smtp",
+        twilio_api_base_url=twilio.url,
+        fake_twilio_auth_token=twilio.auth_token,
+        smtp_port=smtp[1],
+        public_base_url="http://127.0.0.1:9",
         **overrides,
     )
     runtime = await build_runtime(settings, clock=SimulatedClock(START))
@@ -66,8 +72,11 @@ async def later(runtime, **delta) -> None:
 
 async def test_abandoned_cart_sms_reaches_twilio(runtime_on_providers, twilio):
     runtime = runtime_on_providers
-    await send_events(runtime, IdentifyCall(userId="sam", traits={"phone": "+14155550100", "sms_opt_in": True}),
-                      TrackCall(userId="sam", event="Cart Abandoned"))
+    await send_events(
+        runtime,
+        IdentifyCall(userId="sam", traits={"phone": "+14155550100", "sms_opt_in": True}),
+        TrackCall(userId="sam", event="Cart Abandoned"),
+    )
     await later(runtime, hours=1)
     [arrived] = twilio.witnessed()
     assert arrived["to"] == "+14155550100" and arrived["from"] == "+15005550006"
@@ -81,8 +90,11 @@ async def test_abandoned_cart_sms_reaches_twilio(runtime_on_providers, twilio):
 
 async def test_welcome_email_reaches_the_smtp_server(runtime_on_providers, smtp):
     runtime = runtime_on_providers
-    await send_events(runtime, IdentifyCall(userId="amelie", traits={"email": "amelie@example.fr", "locale": "fr"}),
-                      TrackCall(userId="amelie", event="Signed Up"))
+    await send_events(
+        runtime,
+        IdentifyCall(userId="amelie", traits={"email": "amelie@example.fr", "locale": "fr"}),
+        TrackCall(userId="amelie", event="Signed Up"),
+    )
     await WorkerLoop(runtime).drain()
     [mail] = smtp[0].messages
     assert mail["To"] == "amelie@example.fr"
@@ -95,8 +107,11 @@ async def test_welcome_email_reaches_the_smtp_server(runtime_on_providers, smtp)
 
 async def test_post_purchase_whatsapp_reaches_twilio_with_the_prefix(runtime_on_providers, twilio):
     runtime = runtime_on_providers
-    await send_events(runtime, IdentifyCall(userId="lola", traits={"phone": "+34600000001", "whatsapp_opt_in": True}),
-                      TrackCall(userId="lola", event="Order Completed", properties={"order_id": "B-7"}))
+    await send_events(
+        runtime,
+        IdentifyCall(userId="lola", traits={"phone": "+34600000001", "whatsapp_opt_in": True}),
+        TrackCall(userId="lola", event="Order Completed", properties={"order_id": "B-7"}),
+    )
     await later(runtime, days=3)
     [message] = await messages(runtime)
     assert message.status == "sent", message.status_reason
@@ -109,8 +124,11 @@ async def test_post_purchase_whatsapp_reaches_twilio_with_the_prefix(runtime_on_
 
 async def test_transient_errors_are_retried_with_backoff(runtime_on_providers, twilio):
     runtime = runtime_on_providers
-    await send_events(runtime, IdentifyCall(userId="ann", traits={"phone": "+14155550111", "sms_opt_in": True}),
-                      TrackCall(userId="ann", event="Cart Abandoned"))
+    await send_events(
+        runtime,
+        IdentifyCall(userId="ann", traits={"phone": "+14155550111", "sms_opt_in": True}),
+        TrackCall(userId="ann", event="Cart Abandoned"),
+    )
     twilio.fail_next(2, status=503)
     await later(runtime, hours=1)
     [message] = await messages(runtime)
@@ -124,8 +142,11 @@ async def test_transient_errors_are_retried_with_backoff(runtime_on_providers, t
 
 async def test_permanent_errors_fail_at_once_with_the_providers_code(runtime_on_providers, twilio):
     runtime = runtime_on_providers
-    await send_events(runtime, IdentifyCall(userId="bad", traits={"phone": "+15005550001", "sms_opt_in": True}),
-                      TrackCall(userId="bad", event="Cart Abandoned"))
+    await send_events(
+        runtime,
+        IdentifyCall(userId="bad", traits={"phone": "+15005550001", "sms_opt_in": True}),
+        TrackCall(userId="bad", event="Cart Abandoned"),
+    )
     await later(runtime, hours=1)
     await later(runtime, hours=1)
     [message] = await messages(runtime)
@@ -135,8 +156,11 @@ async def test_permanent_errors_fail_at_once_with_the_providers_code(runtime_on_
 
 async def test_transient_errors_give_up_visibly(runtime_on_providers, twilio):
     runtime = runtime_on_providers
-    await send_events(runtime, IdentifyCall(userId="busy", traits={"phone": "+15005550500", "sms_opt_in": True}),
-                      TrackCall(userId="busy", event="Cart Abandoned"))
+    await send_events(
+        runtime,
+        IdentifyCall(userId="busy", traits={"phone": "+15005550500", "sms_opt_in": True}),
+        TrackCall(userId="busy", event="Cart Abandoned"),
+    )
     await later(runtime, hours=1)
     for _ in range(10):
         await later(runtime, minutes=15)
@@ -149,8 +173,11 @@ async def test_transient_errors_give_up_visibly(runtime_on_providers, twilio):
 async def test_send_rate_is_honoured(runtime_on_providers, twilio):
     runtime = runtime_on_providers
     for i in range(5):
-        await send_events(runtime, IdentifyCall(userId=f"r{i}", traits={"phone": f"+1415555020{i}", "sms_opt_in": True}),
-                          TrackCall(userId=f"r{i}", event="Cart Abandoned"))
+        await send_events(
+            runtime,
+            IdentifyCall(userId=f"r{i}", traits={"phone": f"+1415555020{i}", "sms_opt_in": True}),
+            TrackCall(userId=f"r{i}", event="Cart Abandoned"),
+        )
     await later(runtime, hours=1)
     # One pass sends what the 2-per-second budget allows; the rest wait, unharmed.
     statuses = sorted(m.status for m in await messages(runtime))
@@ -159,16 +186,24 @@ async def test_send_rate_is_honoured(runtime_on_providers, twilio):
     assert all(m.attempts == 0 for m in await messages(runtime) if m.status == "queued")
 
 
-async def test_a_permanent_failure_falls_back_to_the_steps_fallback_channel(runtime_on_providers, twilio, smtp, tmp_path):
+async def test_a_permanent_failure_falls_back_to_the_steps_fallback_channel(
+    runtime_on_providers, twilio, smtp, tmp_path
+):
     from orchestrator.journeys.loader import parse_journey
 
     runtime = runtime_on_providers
-    journey = parse_journey("id: notice\ntrigger: {event: Shipped}\nsteps:\n  - id: tell\n    send:\n"
-                            "      channel: sms\n      template: nps-question\n      fallback: email\n"
-                            "      transactional: true\n", tmp_path / "notice.yaml")
+    journey = parse_journey(
+        "id: notice\ntrigger: {event: Shipped}\nsteps:\n  - id: tell\n    send:\n"
+        "      channel: sms\n      template: nps-question\n      fallback: email\n"
+        "      transactional: true\n",
+        tmp_path / "notice.yaml",
+    )
     runtime.catalog.add_current(journey)
-    await send_events(runtime, IdentifyCall(userId="val", traits={"phone": "+15005550001", "email": "val@example.com"}),
-                      TrackCall(userId="val", event="Shipped"))
+    await send_events(
+        runtime,
+        IdentifyCall(userId="val", traits={"phone": "+15005550001", "email": "val@example.com"}),
+        TrackCall(userId="val", event="Shipped"),
+    )
     await WorkerLoop(runtime).drain()
     sms, email = sorted(await messages(runtime), key=lambda m: m.id)
     assert (sms.channel, sms.status, sms.error_code) == ("sms", "failed", "21211")

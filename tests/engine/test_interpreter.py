@@ -72,18 +72,24 @@ def test_timeout_branch_with_condition_false_exits():
 
 
 def test_wait_moves_the_cursor_past_itself():
-    compiled = compile_journey(parse_journey(
-        "id: w\ntrigger: {event: X}\nsteps:\n  - wait: 90m\n  - send: {channel: sms, template: t}\n", Path("w.yaml")
-    ).definition)
+    compiled = compile_journey(
+        parse_journey(
+            "id: w\ntrigger: {event: X}\nsteps:\n  - wait: 90m\n  - send: {channel: sms, template: t}\n", Path("w.yaml")
+        ).definition
+    )
     result = advance(compiled, compiled.first, facts(), NOW)
     assert (result.cursor, result.due_at, result.sends) == ("2", NOW + timedelta(minutes=90), [])
     assert [n.id for n in advance(compiled, result.cursor, facts(), result.due_at).sends] == ["2"]
 
 
 def test_has_event_and_consent_helpers():
-    compiled = compile_journey(parse_journey(
-        "id: h\ntrigger: {event: X}\nsteps:\n  - if: \"has_event('Order Completed') or not consented('sms')\"\n"
-        "    then: [{exit: done}]\n  - send: {channel: sms, template: t}\n", Path("h.yaml")).definition)
+    compiled = compile_journey(
+        parse_journey(
+            "id: h\ntrigger: {event: X}\nsteps:\n  - if: \"has_event('Order Completed') or not consented('sms')\"\n"
+            "    then: [{exit: done}]\n  - send: {channel: sms, template: t}\n",
+            Path("h.yaml"),
+        ).definition
+    )
     ordered = Facts(customer={}, event={}, events_since_entry={"Order Completed"}, consented=lambda c: True)
     fresh = Facts(customer={}, event={}, events_since_entry=set(), consented=lambda c: True)
     assert advance(compiled, compiled.first, ordered, NOW).status == "exited"
@@ -91,9 +97,13 @@ def test_has_event_and_consent_helpers():
 
 
 def test_nested_missing_attributes_read_as_empty():
-    compiled = compile_journey(parse_journey(
-        "id: n\ntrigger: {event: X}\nsteps:\n  - if: \"customer.address.city == 'Paris'\"\n    then: [{exit: paris}]\n"
-        "  - send: {channel: sms, template: t}\n", Path("n.yaml")).definition)
+    compiled = compile_journey(
+        parse_journey(
+            "id: n\ntrigger: {event: X}\nsteps:\n  - if: \"customer.address.city == 'Paris'\"\n    then: [{exit: paris}]\n"
+            "  - send: {channel: sms, template: t}\n",
+            Path("n.yaml"),
+        ).definition
+    )
     result = advance(compiled, compiled.first, Facts(customer={}, event={}), NOW)
     assert result.status == "completed" and [n.id for n in result.sends] == ["2"]
 

@@ -29,8 +29,14 @@ async def test_a_started_loop_drains_at_once_not_one_interval_later(database_url
     loop = WorkerLoop(runtime)
     try:
         async with runtime.sessions() as session, session.begin():
-            await ingest(session, runtime, [IdentifyCall(userId="ann", traits={"email": "ann@example.com"}),
-                                            TrackCall(userId="ann", event="Signed Up")])
+            await ingest(
+                session,
+                runtime,
+                [
+                    IdentifyCall(userId="ann", traits={"email": "ann@example.com"}),
+                    TrackCall(userId="ann", event="Signed Up"),
+                ],
+            )
         outbox = runtime.channels.for_channel(Channel.email).outbox
         loop.start()
         for _ in range(200):  # the first tick is due at start; the next only in an hour

@@ -40,17 +40,28 @@ async def runtime(database_url, twilio, smtp, tmp_path):
     smtp[0].messages.clear()
     smtp[0].envelopes.clear()
     await _reset(database_url)
-    settings = make_settings(database_url, sms_provider="twilio", whatsapp_provider="twilio", email_provider="smtp",
-                             twilio_api_base_url=twilio.url, smtp_port=smtp[1], public_base_url="http://127.0.0.1:9")
+    settings = make_settings(
+        database_url,
+        sms_provider="twilio",
+        whatsapp_provider="twilio",
+        email_provider="smtp",
+        twilio_api_base_url=twilio.url,
+        smtp_port=smtp[1],
+        public_base_url="http://127.0.0.1:9",
+    )
     runtime = await build_runtime(settings, clock=SimulatedClock(START))
     folder = tmp_path / "templates" / "profile-sms"
     folder.mkdir(parents=True)
     (folder / "en.txt").write_text("Hi {{ customer.first_name }}!\nAbout you: {{ customer.bio }}")
     runtime.templates.templates.update(TemplateStore.load(tmp_path / "templates").templates)
-    runtime.catalog.add_current(parse_journey(
-        "id: profile\ntrigger: {event: Profile Updated}\nsteps:\n"
-        "  - id: echo\n    send: {channel: sms, template: profile-sms}\n"
-        "  - id: ask\n    send: {channel: sms, template: nps-question}\n", tmp_path / "profile.yaml"))
+    runtime.catalog.add_current(
+        parse_journey(
+            "id: profile\ntrigger: {event: Profile Updated}\nsteps:\n"
+            "  - id: echo\n    send: {channel: sms, template: profile-sms}\n"
+            "  - id: ask\n    send: {channel: sms, template: nps-question}\n",
+            tmp_path / "profile.yaml",
+        )
+    )
     yield runtime
     await runtime.aclose()
 
@@ -67,9 +78,13 @@ async def messages(runtime) -> dict[str, Message]:
 
 async def test_a_body_over_the_adapters_maximum_fails_and_never_reaches_twilio(runtime, twilio):
     bio = "I like long walks. " * 700  # a 13,300-character trait
-    await send_events(runtime, IdentifyCall(userId="ann", traits={"phone": "+14155550100", "sms_opt_in": True,
-                                                                  "first_name": "Ann", "bio": bio}),
-                      TrackCall(userId="ann", event="Profile Updated"))
+    await send_events(
+        runtime,
+        IdentifyCall(
+            userId="ann", traits={"phone": "+14155550100", "sms_opt_in": True, "first_name": "Ann", "bio": bio}
+        ),
+        TrackCall(userId="ann", event="Profile Updated"),
+    )
     await WorkerLoop(runtime).drain()
 
     stored = await messages(runtime)
@@ -84,9 +99,14 @@ async def test_a_body_over_the_adapters_maximum_fails_and_never_reaches_twilio(r
 async def test_control_characters_from_traits_never_reach_twilio(runtime, twilio, database_url):
     # PostgreSQL cannot store a NUL in JSON at all, so only SQLite can hold one in a trait.
     nul = "\x00" if database_url.startswith("sqlite") else ""
-    await send_events(runtime, IdentifyCall(userId="ann", traits={"phone": "+14155550100", "sms_opt_in": True,
-                                                                  "first_name": HOSTILE + nul, "bio": "two\r\nlines"}),
-                      TrackCall(userId="ann", event="Profile Updated"))
+    await send_events(
+        runtime,
+        IdentifyCall(
+            userId="ann",
+            traits={"phone": "+14155550100", "sms_opt_in": True, "first_name": HOSTILE + nul, "bio": "two\r\nlines"},
+        ),
+        TrackCall(userId="ann", event="Profile Updated"),
+    )
     await WorkerLoop(runtime).drain()
 
     arrived = {m["body"] for m in twilio.witnessed()}
@@ -97,8 +117,11 @@ async def test_control_characters_from_traits_never_reach_twilio(runtime, twilio
 
 
 async def test_an_email_subject_from_traits_is_one_clean_line_at_the_smtp_server(runtime, smtp):
-    await send_events(runtime, IdentifyCall(userId="ann", traits={"email": "ann@example.com", "first_name": HOSTILE}),
-                      TrackCall(userId="ann", event="Signed Up"))
+    await send_events(
+        runtime,
+        IdentifyCall(userId="ann", traits={"email": "ann@example.com", "first_name": HOSTILE}),
+        TrackCall(userId="ann", event="Signed Up"),
+    )
     await WorkerLoop(runtime).drain()
 
     inbox = smtp[0]
@@ -113,23 +136,43 @@ async def test_an_email_subject_from_traits_is_one_clean_line_at_the_smtp_server
 
 def test_messages_written_without_rendering_are_cleaned_on_their_way_out(runtime):
     """An agent's reply goes to the provider without a template: `outbound` cleans it too."""
-    claimed = ClaimedMessage(id=1, send_key="agent:1", enrollment_id=None, customer_id=1, step_id=None, channel="sms",
-                             to_address="+14155550100", subject="Re:\r\nBcc: x@example.com", body="Sure\x00\x1b!\r\nBye",
-                             html=None, template_metadata={}, marketing=False, fallback_channel=None, attempts=1,
-                             next_attempt_at=None)
+    claimed = ClaimedMessage(
+        id=1,
+        send_key="agent:1",
+        enrollment_id=None,
+        customer_id=1,
+        step_id=None,
+        channel="sms",
+        to_address="+14155550100",
+        subject="Re:\r\nBcc: x@example.com",
+        body="Sure\x00\x1b!\r\nBye",
+        html=None,
+        template_metadata={},
+        marketing=False,
+        fallback_channel=None,
+        attempts=1,
+        next_attempt_at=None,
+    )
     message = outbound(claimed, runtime.settings)
     assert (message.subject, message.body) == ("Re: Bcc: x@example.com", "Sure!\nBye")
 
 
-@pytest.mark.parametrize("text, body, header", [
-    ("plain text", "plain text", "plain text"),
-    ("two\nlines\ttabbed", "two\nlines\ttabbed", "two lines tabbed"),
-    ("crlf\r\nand\rcr", "crlf\nand\ncr", "crlf and cr"),
-    ("nul\x00esc\x1bbell\x07del\x7f", "nulescbelldel", "nulescbelldel"),
-    ("c1\x80\x85\x9f", "c1", "c1"),
-    ("bidi\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069", "bidi", "bidi"),
-    ("sep\u2028par\u2029", "sep\u2028par\u2029", "sep par "),
-    ("שלום\u200f marks \u200e\u061c stay", "שלום\u200f marks \u200e\u061c stay", "שלום\u200f marks \u200e\u061c stay"),
-])
+@pytest.mark.parametrize(
+    "text, body, header",
+    [
+        ("plain text", "plain text", "plain text"),
+        ("two\nlines\ttabbed", "two\nlines\ttabbed", "two lines tabbed"),
+        ("crlf\r\nand\rcr", "crlf\nand\ncr", "crlf and cr"),
+        ("nul\x00esc\x1bbell\x07del\x7f", "nulescbelldel", "nulescbelldel"),
+        ("c1\x80\x85\x9f", "c1", "c1"),
+        ("bidi\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069", "bidi", "bidi"),
+        ("sep\u2028par\u2029", "sep\u2028par\u2029", "sep par "),
+        (
+            "שלום\u200f marks \u200e\u061c stay",
+            "שלום\u200f marks \u200e\u061c stay",
+            "שלום\u200f marks \u200e\u061c stay",
+        ),
+    ],
+)
 def test_what_bodies_and_headers_keep(text, body, header):
     assert (clean_body(text), clean_header(text)) == (body, header)

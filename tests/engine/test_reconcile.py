@@ -31,10 +31,18 @@ def twilio():
 
 async def make_runtime(database_url, twilio, clock, **overrides):
     values = dict(
-        sms_provider="twilio", whatsapp_provider="twilio", email_provider="local",
-        twilio_api_base_url=twilio.url, fake_twilio_auth_token=twilio.auth_token, public_base_url="http://127.0.0.1:9",
-        reconcile_after_seconds=AFTER, reconcile_resend_after_seconds=RESEND_AFTER, reconcile_retry_seconds=30,
-        reconcile_status_after_seconds=600, reconcile_lookups_per_second=1000)
+        sms_provider="twilio",
+        whatsapp_provider="twilio",
+        email_provider="local",
+        twilio_api_base_url=twilio.url,
+        fake_twilio_auth_token=twilio.auth_token,
+        public_base_url="http://127.0.0.1:9",
+        reconcile_after_seconds=AFTER,
+        reconcile_resend_after_seconds=RESEND_AFTER,
+        reconcile_retry_seconds=30,
+        reconcile_status_after_seconds=600,
+        reconcile_lookups_per_second=1000,
+    )
     settings = make_settings(database_url, **(values | overrides))
     return await build_runtime(settings, clock=clock)
 
@@ -49,17 +57,30 @@ async def runtime(database_url, twilio):
     await runtime.aclose()
 
 
-async def make_message(runtime, key: str, status: str, *, channel="sms", body="Your cart misses you",
-                       provider="twilio", **values) -> int:
+async def make_message(
+    runtime, key: str, status: str, *, channel="sms", body="Your cart misses you", provider="twilio", **values
+) -> int:
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         customer = Customer(user_id=f"u-{key}", phone=PHONE, created_at=now, updated_at=now)
         session.add(customer)
         await session.flush()
-        message = Message(send_key=key, customer_id=customer.id, channel=channel, provider=provider, status=status,
-                          to_address=PHONE if channel != "email" else "ann@example.com", body=body,
-                          created_at=now, updated_at=now, next_attempt_at=now, sending_at=now, attempts=1,
-                          sent_at=now if status == "sent" else None, **values)
+        message = Message(
+            send_key=key,
+            customer_id=customer.id,
+            channel=channel,
+            provider=provider,
+            status=status,
+            to_address=PHONE if channel != "email" else "ann@example.com",
+            body=body,
+            created_at=now,
+            updated_at=now,
+            next_attempt_at=now,
+            sending_at=now,
+            attempts=1,
+            sent_at=now if status == "sent" else None,
+            **values,
+        )
         session.add(message)
         await session.flush()
         return message.id
@@ -101,8 +122,9 @@ async def test_an_interrupted_send_the_provider_has_is_adopted_never_resent(runt
     assert message.cost is not None  # the price came with the record
     assert [m["sid"] for m in twilio.witnessed()] == [sid]  # once, by the worker that died
     async with runtime.sessions() as session:
-        history = (await session.exec(select(MessageStatusEvent.status).where(
-            MessageStatusEvent.message_id == message_id))).all()
+        history = (
+            await session.exec(select(MessageStatusEvent.status).where(MessageStatusEvent.message_id == message_id))
+        ).all()
     assert history == ["delivered"]
 
 
@@ -223,8 +245,9 @@ def test_a_status_that_stays_sent_is_fetched_again_at_doubling_ages_then_given_u
 
     from orchestrator.engine.reconcile_status import next_fetch_mark
 
-    settings = SimpleNamespace(reconcile_status_after_seconds=600, reconcile_retry_seconds=60,
-                               reconcile_status_give_up_seconds=86400)
+    settings = SimpleNamespace(
+        reconcile_status_after_seconds=600, reconcile_retry_seconds=60, reconcile_status_give_up_seconds=86400
+    )
     now = datetime(2026, 3, 2, 12, tzinfo=timezone.utc)
     due_at = lambda age: next_fetch_mark(timedelta(seconds=age), now, settings) + timedelta(seconds=600)
     assert due_at(600) == now + timedelta(seconds=600)  # fetched at 10 min of age, next at 20

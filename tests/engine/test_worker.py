@@ -21,8 +21,10 @@ from orchestrator.storage.models import Customer, Enrollment, Message
 async def abandon_carts(runtime, *user_ids: str) -> None:
     calls = []
     for n, user_id in enumerate(user_ids):
-        calls += [IdentifyCall(userId=user_id, traits={"phone": f"+1415555{n:04d}", "sms_opt_in": True}),
-                  TrackCall(userId=user_id, event="Cart Abandoned")]
+        calls += [
+            IdentifyCall(userId=user_id, traits={"phone": f"+1415555{n:04d}", "sms_opt_in": True}),
+            TrackCall(userId=user_id, event="Cart Abandoned"),
+        ]
     async with runtime.sessions() as session, session.begin():
         await ingest(session, runtime, calls)
     runtime.clock.advance(timedelta(hours=1))
@@ -67,9 +69,17 @@ async def test_a_message_whose_send_key_exists_is_not_returned_so_never_sent_twi
         # As if this step had run once already: its send key exists.
         enrollment = (await session.exec(select(Enrollment))).one()
         customer = (await session.exec(select(Customer))).one()
-        session.add(Message(send_key=f"{enrollment.id}:discount-sms", enrollment_id=enrollment.id,
-                            customer_id=customer.id, channel="sms", status="sent", created_at=runtime.clock.now(),
-                            updated_at=runtime.clock.now()))
+        session.add(
+            Message(
+                send_key=f"{enrollment.id}:discount-sms",
+                enrollment_id=enrollment.id,
+                customer_id=customer.id,
+                channel="sms",
+                status="sent",
+                created_at=runtime.clock.now(),
+                updated_at=runtime.clock.now(),
+            )
+        )
 
     advanced, claimed = await advance_due_enrollments(runtime, claim={Channel.sms: 10})
 

@@ -30,15 +30,28 @@ BUILD_A_WORKER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("providers, fake", [
-    ({}, True),  # the default: Twilio and SendGrid adapters talking to the bundled fakes
-    ({"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_AUTH_TOKEN": "secret", "TWILIO_FROM_NUMBER": "+15005550006",
-      "SENDGRID_API_KEY": "SG.real"}, False),
-], ids=["fake-providers", "real-providers"])
+@pytest.mark.parametrize(
+    "providers, fake",
+    [
+        ({}, True),  # the default: Twilio and SendGrid adapters talking to the bundled fakes
+        (
+            {
+                "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+                "TWILIO_AUTH_TOKEN": "secret",
+                "TWILIO_FROM_NUMBER": "+15005550006",
+                "SENDGRID_API_KEY": "SG.real",
+            },
+            False,
+        ),
+    ],
+    ids=["fake-providers", "real-providers"],
+)
 def test_a_worker_runtime_does_not_import_fastapi(tmp_path, providers, fake):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "TWILIO_", "SENDGRID_"))}
     env.update(providers, DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}")
-    result = subprocess.run([sys.executable, "-c", BUILD_A_WORKER], env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", BUILD_A_WORKER], env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert f"TwilioSmsAdapter {fake}" in result.stderr  # the configuration this case means to test
     assert result.stdout.strip() == "", f"a worker imported the web stack: {result.stdout.strip()}"

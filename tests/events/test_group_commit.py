@@ -51,8 +51,7 @@ async def test_groups_never_exceed_the_maximum_and_keep_arrival_order():
 async def test_a_failing_call_fails_alone_and_the_rest_of_its_group_is_committed():
     commit = Recorder()
     intake = GroupCommit(commit, concurrency=1)
-    outcomes = await asyncio.gather(*(intake.submit(item) for item in ["a", "b", "bad", "c"]),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(*(intake.submit(item) for item in ["a", "b", "bad", "c"]), return_exceptions=True)
     assert outcomes[:2] == ["stored a", "stored b"] and outcomes[3] == "stored c"
     assert isinstance(outcomes[2], ValueError)
     assert sorted(item for group in commit.groups for item in group) == ["a", "b", "c"]

@@ -71,8 +71,10 @@ async def test_the_fake_apis_keep_their_own_provider_auth(service):
     assert (await http.post(url, data=form, auth=(sid, runtime.settings.fake_twilio_auth_token))).status_code == 201
 
 
-@pytest.mark.parametrize("credentials", [dict(twilio_account_sid="AC" + "1" * 32, twilio_auth_token="t" * 32),
-                                         dict(sendgrid_api_key="SG.real-key")])
+@pytest.mark.parametrize(
+    "credentials",
+    [dict(twilio_account_sid="AC" + "1" * 32, twilio_auth_token="t" * 32), dict(sendgrid_api_key="SG.real-key")],
+)
 def test_real_providers_mount_no_fake_at_all(credentials):
     app = create_app(Settings(**credentials), run_worker=False)
     mounted = [route.path for route in app.routes if isinstance(route, Mount)]

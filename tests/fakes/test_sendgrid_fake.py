@@ -135,9 +135,7 @@ def test_rejects_bad_credentials(base_url, fake_app, authorization, status, mess
 
 
 def test_malformed_json_is_bad_request(client) -> None:
-    response = client.post(
-        "/v3/mail/send", content=b"{not json", headers={"Content-Type": "application/json"}
-    )
+    response = client.post("/v3/mail/send", content=b"{not json", headers={"Content-Type": "application/json"})
 
     assert response.status_code == 400
     assert assert_sendgrid_errors(response)[0]["message"] == "Bad Request"
@@ -213,9 +211,7 @@ def test_rate_limited_domain_answers_429_with_reset_headers(client, fake_app) ->
 
 def test_server_error_domain_answers_500(client, fake_app) -> None:
     payload = mail(
-        personalizations=[
-            {"to": [{"email": "ana@customer.example"}], "bcc": [{"email": f"x@{SERVER_ERROR_DOMAIN}"}]}
-        ]
+        personalizations=[{"to": [{"email": "ana@customer.example"}], "bcc": [{"email": f"x@{SERVER_ERROR_DOMAIN}"}]}]
     )
     response = client.post("/v3/mail/send", json=payload)
 

@@ -63,9 +63,7 @@ class CallbackReceiver:
         @self.app.post("/status")
         async def status(request: Request) -> Response:
             form = await request.form()
-            self.received.append(
-                {"params": dict(form), "signature": request.headers.get("x-twilio-signature")}
-            )
+            self.received.append({"params": dict(form), "signature": request.headers.get("x-twilio-signature")})
             return Response(status_code=204)
 
     def statuses(self, sid: str) -> list[str]:
@@ -190,9 +188,7 @@ async def test_the_fake_bills_what_the_preview_measures(fake_url: str) -> None:
         ("0800 not a number", 400, 21211),
     ],
 )
-def test_magic_recipients_answer_twilios_error(
-    fake_url: str, to: str, http_status: int, code: int
-) -> None:
+def test_magic_recipients_answer_twilios_error(fake_url: str, to: str, http_status: int, code: int) -> None:
     response = create(fake_url, To=to)
 
     assert response.status_code == http_status
@@ -241,9 +237,7 @@ def test_whatsapp_outside_the_window_takes_only_templates(fake_url: str) -> None
     assert template.json()["to"] == "whatsapp:+15005550016"
 
 
-@pytest.mark.parametrize(
-    "auth", [(ACCOUNT_SID, "wrong-token"), ("AC" + "f" * 32, AUTH_TOKEN), None]
-)
+@pytest.mark.parametrize("auth", [(ACCOUNT_SID, "wrong-token"), ("AC" + "f" * 32, AUTH_TOKEN), None])
 def test_wrong_credentials_get_401_with_twilios_error(fake_url: str, auth) -> None:
     response = create(fake_url, auth=auth)
 
@@ -270,9 +264,7 @@ async def test_the_real_sdk_creates_and_fetches_a_message(fake_url: str) -> None
         await client.http_client.close()
 
 
-@pytest.mark.parametrize(
-    ("to", "code"), [("+15005550001", 21211), ("+15005550004", 21610), ("+15005550429", 20429)]
-)
+@pytest.mark.parametrize(("to", "code"), [("+15005550001", 21211), ("+15005550004", 21610), ("+15005550429", 20429)])
 async def test_the_real_sdk_raises_twilios_errors(fake_url: str, to: str, code: int) -> None:
     client = sdk_client(fake_url)
     try:
@@ -294,9 +286,7 @@ async def test_the_real_sdk_with_a_wrong_token_gets_401(fake_url: str) -> None:
 
 
 def test_fetching_an_unknown_message_is_twilios_404(fake_url: str) -> None:
-    response = HTTP.get(
-        f"{fake_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/SM{'0' * 32}.json", auth=AUTH
-    )
+    response = HTTP.get(f"{fake_url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/SM{'0' * 32}.json", auth=AUTH)
 
     assert (response.status_code, response.json()["code"]) == (404, 20404)
 
@@ -344,9 +334,7 @@ async def test_a_messaging_service_assigns_the_sender_later(fake_url: str, recei
     callbacks, callback_url = receiver
     service_sid = "MG" + "c" * 32
 
-    message = create(
-        fake_url, From=None, MessagingServiceSid=service_sid, StatusCallback=callback_url
-    ).json()
+    message = create(fake_url, From=None, MessagingServiceSid=service_sid, StatusCallback=callback_url).json()
 
     assert (message["status"], message["from"], message["num_segments"]) == ("accepted", None, "0")
     await wait_until(lambda: callbacks.statuses(message["sid"]) == ["queued", "sent", "delivered"])
@@ -524,7 +512,9 @@ async def test_status_callbacks_are_retried_as_the_urls_connection_overrides_say
     fragment: str, failures: int, attempts: int
 ) -> None:
     flaky = FlakyReceiver(failures)
-    app = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, default_outcome="failed"))
+    app = create_fake_twilio_app(
+        FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, default_outcome="failed")
+    )
     with serve_in_thread(flaky.app) as receiver_url, serve_in_thread(app) as fake:
         create(fake, StatusCallback=f"{receiver_url}/status{fragment}")
         await wait_until(lambda: flaky.attempts >= attempts)
@@ -543,7 +533,9 @@ async def test_a_callback_that_times_out_is_retried_once_by_default() -> None:
             await asyncio.sleep(1.0)  # past the fake's read timeout
         return Response(status_code=204)
 
-    settings = FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, default_outcome="failed", callback_timeout_seconds=0.2)
+    settings = FakeTwilioSettings(
+        auth_token=AUTH_TOKEN, status_latency_seconds=0, default_outcome="failed", callback_timeout_seconds=0.2
+    )
     with serve_in_thread(slow) as receiver_url, serve_in_thread(create_fake_twilio_app(settings)) as fake:
         create(fake, StatusCallback=f"{receiver_url}/status")
         await wait_until(lambda: len(attempts) >= 2)
@@ -553,7 +545,9 @@ async def test_a_callback_that_times_out_is_retried_once_by_default() -> None:
 
 async def test_every_nth_callback_can_be_lost(receiver) -> None:
     callbacks, status_url = receiver
-    app = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, drop_status_callbacks_every=2))
+    app = create_fake_twilio_app(
+        FakeTwilioSettings(auth_token=AUTH_TOKEN, status_latency_seconds=0, drop_status_callbacks_every=2)
+    )
     with serve_in_thread(app) as fake:
         sid = create(fake, StatusCallback=status_url).json()["sid"]
         message_url = f"{fake}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json"

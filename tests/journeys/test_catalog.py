@@ -31,11 +31,20 @@ steps:
 def test_reacting_events_cover_every_rule_of_every_version_still_known():
     catalog = JourneyCatalog()
     catalog.add_version("winback", "v1", yaml.safe_load(VERSION_1))
-    assert catalog.reacting_events == {"Subscription Cancelled", "Subscription Renewed", "Order Completed",
-                                       "Survey Answered"}
+    assert catalog.reacting_events == {
+        "Subscription Cancelled",
+        "Subscription Renewed",
+        "Order Completed",
+        "Survey Answered",
+    }
     catalog.add_version("winback", "v2", JourneyFile.model_validate(yaml.safe_load(VERSION_2)).model_dump())
     catalog.set_current("winback", "v2")
     # v1 enrollments may still be waiting for a survey answer: its events still count.
-    assert catalog.reacting_events == {"Subscription Cancelled", "Subscription Renewed", "Order Completed",
-                                       "Survey Answered", "Plan Downgraded"}
+    assert catalog.reacting_events == {
+        "Subscription Cancelled",
+        "Subscription Renewed",
+        "Order Completed",
+        "Survey Answered",
+        "Plan Downgraded",
+    }
     assert "Product Viewed" not in catalog.reacting_events

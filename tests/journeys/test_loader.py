@@ -30,7 +30,12 @@ def errors_of(text: str, name: str = "journeys/demo.yaml") -> list[str]:
 def test_the_launch_journeys_load():
     report = load_directory(PROJECT_ROOT / "journeys")
     assert report.errors == []
-    assert sorted(j.definition.id for j in report.loaded) == ["abandoned-cart", "nps-survey", "post-purchase", "welcome"]
+    assert sorted(j.definition.id for j in report.loaded) == [
+        "abandoned-cart",
+        "nps-survey",
+        "post-purchase",
+        "welcome",
+    ]
     cart = next(j for j in report.loaded if j.definition.id == "abandoned-cart").definition
     assert cart.goal.within == timedelta(hours=72)
     assert (cart.reentry.policy, cart.reentry.after) == ("after", timedelta(days=7))
@@ -44,7 +49,7 @@ def test_version_follows_content():
 
 
 def test_unknown_key_names_file_line_and_key():
-    text = VALID.replace("  event: Signed Up", "  event: Signed Up\n  conditon: \"true\"")
+    text = VALID.replace("  event: Signed Up", '  event: Signed Up\n  conditon: "true"')
     assert errors_of(text) == ["journeys/demo.yaml:4: trigger.conditon: unknown key"]
 
 
@@ -55,9 +60,11 @@ def test_bad_duration():
 
 
 def test_unknown_channel_in_a_nested_branch():
-    text = VALID + "  - if: \"customer.vip\"\n    then:\n      - send: {channel: fax, template: x}\n"
+    text = VALID + '  - if: "customer.vip"\n    then:\n      - send: {channel: fax, template: x}\n'
     [error] = errors_of(text)
-    assert error.startswith("journeys/demo.yaml:10: steps[1].then[0].send.channel: Input should be 'email', 'sms' or 'whatsapp'")
+    assert error.startswith(
+        "journeys/demo.yaml:10: steps[1].then[0].send.channel: Input should be 'email', 'sms' or 'whatsapp'"
+    )
 
 
 def test_step_without_an_action():
@@ -66,7 +73,7 @@ def test_step_without_an_action():
 
 
 def test_expression_syntax_error():
-    [error] = errors_of(VALID.replace("  event: Signed Up", "  event: Signed Up\n  condition: \"event.total >\""))
+    [error] = errors_of(VALID.replace("  event: Signed Up", '  event: Signed Up\n  condition: "event.total >"'))
     assert error.startswith("journeys/demo.yaml:4: trigger.condition: invalid expression")
 
 

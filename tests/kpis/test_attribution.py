@@ -58,8 +58,13 @@ async def runtime(database_url, tmp_path):
 async def deliver(runtime, user_id: str, step_id: str) -> None:
     """The provider's delivery receipt for the customer's message of that step, now."""
     async with runtime.sessions() as session, session.begin():
-        message = (await session.exec(select(Message).join(Customer, col(Customer.id) == col(Message.customer_id))
-                                      .where(Customer.user_id == user_id, Message.step_id == step_id))).one()
+        message = (
+            await session.exec(
+                select(Message)
+                .join(Customer, col(Customer.id) == col(Message.customer_id))
+                .where(Customer.user_id == user_id, Message.step_id == step_id)
+            )
+        ).one()
         await record_status(session, message, source="test", status="delivered", now=runtime.clock.now())
 
 
@@ -176,8 +181,10 @@ async def test_holdout_orders_count_for_lift_but_earn_no_credit(client, runtime,
     await advance(client, DAY)
     for user in ("p1", "p2", "p0"):  # two treated customers and one held out order
         await order(client, user, f"order-{user}", 40)
-    assert await conversions(runtime) == [("order-p1", "promo", "promo-email", 40.0),
-                                          ("order-p2", "promo", "promo-email", 40.0)]
+    assert await conversions(runtime) == [
+        ("order-p1", "promo", "promo-email", 40.0),
+        ("order-p2", "promo", "promo-email", 40.0),
+    ]
     report = await kpis(client, journey="promo")
     [row] = report["rows"]
     assert (row["messages"], row["sent"], row["delivered"], row["skipped"]) == (5, 3, 3, 2)
@@ -187,20 +194,53 @@ async def test_holdout_orders_count_for_lift_but_earn_no_credit(client, runtime,
         "journey": "promo",
         "treatment": {"enrollments": 3, "converted": 2, "conversion_rate": 66.67},
         "holdout": {"enrollments": 2, "converted": 1, "conversion_rate": 50.0},
-        "lift": 16.67, "relative_lift": 33.33, "ci_low": -55.15, "ci_high": 75.15, "significant": False,
+        "lift": 16.67,
+        "relative_lift": 33.33,
+        "ci_low": -55.15,
+        "ci_high": 75.15,
+        "significant": False,
     }
     assert report["lift"] == expected_lift
-    for period in ({"from": "2026-03-02T00:00:00Z", "to": "2026-03-03T00:00:00Z"},  # whole days: the rollup
-                   {"from": "2026-03-02T08:00:00Z", "to": "2026-03-04T09:30:00Z"}):  # ends counted live
+    for period in (
+        {"from": "2026-03-02T00:00:00Z", "to": "2026-03-03T00:00:00Z"},  # whole days: the rollup
+        {"from": "2026-03-02T08:00:00Z", "to": "2026-03-04T09:30:00Z"},
+    ):  # ends counted live
         assert (await kpis(client, journey="promo", **period))["lift"] == expected_lift
     assert (await kpis(client, journey="promo", **{"from": "2026-03-03T00:00:00Z"}))["lift"]["treatment"] == {
-        "enrollments": 0, "converted": 0, "conversion_rate": None}
+        "enrollments": 0,
+        "converted": 0,
+        "conversion_rate": None,
+    }
     journey = await stats(client, "promo")
     assert journey["lift"] == expected_lift
     assert (journey["entered"], journey["goal_reached"], journey["conversions"], journey["revenue"]) == (5, 3, 2, 80.0)
     [step] = journey["steps"]
-    assert {k: step[k] for k in ("id", "kind", "reached", "messages", "sent", "delivered", "delivery_rate", "skipped",
-                                 "skipped_by_reason", "conversions", "revenue")} == dict(
-        id="promo-email", kind="send", reached=5, messages=5, sent=3, delivered=3, delivery_rate=100.0, skipped=2,
-        skipped_by_reason={"holdout group": 2}, conversions=2, revenue=80.0)
+    assert {
+        k: step[k]
+        for k in (
+            "id",
+            "kind",
+            "reached",
+            "messages",
+            "sent",
+            "delivered",
+            "delivery_rate",
+            "skipped",
+            "skipped_by_reason",
+            "conversions",
+            "revenue",
+        )
+    } == dict(
+        id="promo-email",
+        kind="send",
+        reached=5,
+        messages=5,
+        sent=3,
+        delivered=3,
+        delivery_rate=100.0,
+        skipped=2,
+        skipped_by_reason={"holdout group": 2},
+        conversions=2,
+        revenue=80.0,
+    )
     assert journey["exits"] == [{"status": "completed", "reason": None, "count": 5}]

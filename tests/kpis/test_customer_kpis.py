@@ -39,39 +39,85 @@ def at(day: str) -> datetime:
 
 
 ORDERS = [  # customer, day, order_id, properties
-    ("a", "2026-02-10", "A-1", {"revenue": 80}), ("a", "2026-03-05", "A-2", {"revenue": 40}),
-    ("b", "2026-02-20", "B-1", {"revenue": 100}), ("g", "2026-02-25", "G-1", {"total": 15}),
-    ("c", "2025-12-01", "C-1", {"revenue": 30}), ("c", "2026-03-10", None, {"value": 60.0}),
-    ("d", "2026-03-15", "D-1", {"revenue": 50}), ("d", "2026-03-16", "D-2", {"revenue": "25.50"}),
-    ("e", "2026-03-20", "E-1", {"revenue": 70}), ("e", "2026-03-20", "E-1", {"revenue": 70}),
-    ("e", "2026-03-21", "E-2", {}), ("f", "2026-04-02", "F-1", {"revenue": 99}),
+    ("a", "2026-02-10", "A-1", {"revenue": 80}),
+    ("a", "2026-03-05", "A-2", {"revenue": 40}),
+    ("b", "2026-02-20", "B-1", {"revenue": 100}),
+    ("g", "2026-02-25", "G-1", {"total": 15}),
+    ("c", "2025-12-01", "C-1", {"revenue": 30}),
+    ("c", "2026-03-10", None, {"value": 60.0}),
+    ("d", "2026-03-15", "D-1", {"revenue": 50}),
+    ("d", "2026-03-16", "D-2", {"revenue": "25.50"}),
+    ("e", "2026-03-20", "E-1", {"revenue": 70}),
+    ("e", "2026-03-20", "E-1", {"revenue": 70}),
+    ("e", "2026-03-21", "E-2", {}),
+    ("f", "2026-04-02", "F-1", {"revenue": 99}),
 ]
-ANSWERS = [("a", "2026-03-09", 10), ("b", "2026-03-09", 9), ("c", "2026-03-09", 8), ("d", "2026-03-20", 6),
-           ("e", "2026-03-25", 0), ("g", "2026-03-02", 3), ("a", "2026-02-09", 10)]
+ANSWERS = [
+    ("a", "2026-03-09", 10),
+    ("b", "2026-03-09", 9),
+    ("c", "2026-03-09", 8),
+    ("d", "2026-03-20", 6),
+    ("e", "2026-03-25", 0),
+    ("g", "2026-03-02", 3),
+    ("a", "2026-02-09", 10),
+]
 # cart messages: a and d reached in March; b's was never delivered; c's was in February.
-CART_MESSAGES = [("a", "2026-03-03", True), ("d", "2026-03-03", True), ("b", "2026-03-03", False),
-                 ("c", "2026-02-03", True)]
+CART_MESSAGES = [
+    ("a", "2026-03-03", True),
+    ("d", "2026-03-03", True),
+    ("b", "2026-03-03", False),
+    ("c", "2026-02-03", True),
+]
 
 
 @pytest.fixture
 async def dataset(runtime):
     async with runtime.sessions() as session, session.begin():
-        customers = {name: Customer(user_id=name, created_at=at("2025-01-01"), updated_at=at("2025-01-01"))
-                     for name in "abcdefg"}
+        customers = {
+            name: Customer(user_id=name, created_at=at("2025-01-01"), updated_at=at("2025-01-01")) for name in "abcdefg"
+        }
         session.add_all(customers.values())
         await session.flush()
         for i, (name, day, order_id, properties) in enumerate(ORDERS):
-            session.add(Event(message_id=f"evt-{i}", customer_id=customers[name].id, type="track",
-                              name="Order Completed", properties={**properties, **({"order_id": order_id} if order_id else {})},
-                              timestamp=at(day), received_at=at(day)))
-        session.add(Event(message_id="evt-other", customer_id=customers["b"].id, type="track", name="Cart Abandoned",
-                          properties={"revenue": 500}, timestamp=at("2026-03-10"), received_at=at("2026-03-10")))
+            session.add(
+                Event(
+                    message_id=f"evt-{i}",
+                    customer_id=customers[name].id,
+                    type="track",
+                    name="Order Completed",
+                    properties={**properties, **({"order_id": order_id} if order_id else {})},
+                    timestamp=at(day),
+                    received_at=at(day),
+                )
+            )
+        session.add(
+            Event(
+                message_id="evt-other",
+                customer_id=customers["b"].id,
+                type="track",
+                name="Cart Abandoned",
+                properties={"revenue": 500},
+                timestamp=at("2026-03-10"),
+                received_at=at("2026-03-10"),
+            )
+        )
         for name, day, score in ANSWERS:
             session.add(NpsResponse(customer_id=customers[name].id, score=score, received_at=at(day)))
         for i, (name, day, delivered) in enumerate(CART_MESSAGES):
-            session.add(Message(send_key=f"cart-{i}", customer_id=customers[name].id, journey_id="cart", step_id="sms",
-                                channel="sms", status="delivered" if delivered else "sent", created_at=at(day),
-                                updated_at=at(day), sent_at=at(day), delivered_at=at(day) if delivered else None))
+            session.add(
+                Message(
+                    send_key=f"cart-{i}",
+                    customer_id=customers[name].id,
+                    journey_id="cart",
+                    step_id="sms",
+                    channel="sms",
+                    status="delivered" if delivered else "sent",
+                    created_at=at(day),
+                    updated_at=at(day),
+                    sent_at=at(day),
+                    delivered_at=at(day) if delivered else None,
+                )
+            )
 
 
 async def customer_figures(client, **params) -> dict:
@@ -85,13 +131,26 @@ async def customer_figures(client, **params) -> dict:
 async def test_lifetime_value_retention_and_nps_of_everyone(client, dataset):
     figures = await customer_figures(client)
     assert figures == {
-        "since": "2026-03-01T00:00:00Z", "until": "2026-04-01T00:00:00Z",
-        "orders": 6, "ordering_customers": 4, "revenue": 245.5,
-        "average_order_value": 49.1, "purchase_frequency": 1.5, "purchase_frequency_per_year": 17.6613,
-        "lifespan_years": 3.0, "customer_lifetime_value": 2601.51,
-        "active_days": 30, "customers_at_start": 3, "customers_at_end": 4, "new_customers": 2,
+        "since": "2026-03-01T00:00:00Z",
+        "until": "2026-04-01T00:00:00Z",
+        "orders": 6,
+        "ordering_customers": 4,
+        "revenue": 245.5,
+        "average_order_value": 49.1,
+        "purchase_frequency": 1.5,
+        "purchase_frequency_per_year": 17.6613,
+        "lifespan_years": 3.0,
+        "customer_lifetime_value": 2601.51,
+        "active_days": 30,
+        "customers_at_start": 3,
+        "customers_at_end": 4,
+        "new_customers": 2,
         "retention_rate": 66.67,
-        "nps_responses": 6, "promoters": 2, "passives": 1, "detractors": 3, "nps": -16.67,
+        "nps_responses": 6,
+        "promoters": 2,
+        "passives": 1,
+        "detractors": 3,
+        "nps": -16.67,
     }
 
 
@@ -125,9 +184,17 @@ async def test_orders_received_after_a_refresh_count_at_the_next(client, runtime
     await refresh_rollups(runtime)
     async with runtime.sessions() as session, session.begin():
         d = (await session.exec(sa.select(Customer.id).where(Customer.user_id == "d"))).scalar_one()
-        session.add(Event(message_id="evt-late", customer_id=d, type="track", name="Order Completed",
-                          properties={"order_id": "D-3", "revenue": 4.5}, timestamp=at("2026-03-17"),
-                          received_at=runtime.clock.now()))
+        session.add(
+            Event(
+                message_id="evt-late",
+                customer_id=d,
+                type="track",
+                name="Order Completed",
+                properties={"order_id": "D-3", "revenue": 4.5},
+                timestamp=at("2026-03-17"),
+                received_at=runtime.clock.now(),
+            )
+        )
     figures = await customer_figures(client)
     assert (figures["orders"], figures["ordering_customers"], figures["revenue"]) == (7, 4, 250.0)
 
@@ -138,13 +205,30 @@ async def test_an_order_sent_again_merges_into_one(runtime):
         people = [Customer(user_id=name, created_at=at("2025-01-01"), updated_at=at("2025-01-01")) for name in "xy"]
         session.add_all(people)
         await session.flush()
-        session.add(Event(message_id="o-1", customer_id=people[1].id, type="track", name="Order Completed",
-                          properties={"order_id": "O-1"}, timestamp=at("2026-03-01"), received_at=runtime.clock.now()))
+        session.add(
+            Event(
+                message_id="o-1",
+                customer_id=people[1].id,
+                type="track",
+                name="Order Completed",
+                properties={"order_id": "O-1"},
+                timestamp=at("2026-03-01"),
+                received_at=runtime.clock.now(),
+            )
+        )
     await refresh_rollups(runtime)
     async with runtime.sessions() as session, session.begin():
-        session.add(Event(message_id="o-1-again", customer_id=people[0].id, type="track", name="Order Completed",
-                          properties={"order_id": "O-1", "revenue": "12.50"}, timestamp=at("2026-02-28"),
-                          received_at=runtime.clock.now()))
+        session.add(
+            Event(
+                message_id="o-1-again",
+                customer_id=people[0].id,
+                type="track",
+                name="Order Completed",
+                properties={"order_id": "O-1", "revenue": "12.50"},
+                timestamp=at("2026-02-28"),
+                received_at=runtime.clock.now(),
+            )
+        )
     await refresh_rollups(runtime)
     async with runtime.sessions() as session:
         [(key, customer_id, ordered_at, revenue)] = (await session.exec(sa.select(customer_orders))).all()

@@ -33,8 +33,9 @@ def test_retention():
 
 
 def test_lifetime_value():
-    value = lifetime_value(revenue=1000, orders_with_revenue=20, orders=20, customers=10, period_days=365,
-                           lifespan_years=3)
+    value = lifetime_value(
+        revenue=1000, orders_with_revenue=20, orders=20, customers=10, period_days=365, lifespan_years=3
+    )
     assert (value.average_order_value, value.purchase_frequency, value.purchase_frequency_per_year) == (50.0, 2.0, 2.0)
     assert value.customer_lifetime_value == 300.0  # 50 × 2 a year × 3 years
     half_year = lifetime_value(500, 10, 10, 10, period_days=182.5, lifespan_years=3)
@@ -62,7 +63,12 @@ def test_difference_of_proportions(x_t, n_t, x_c, n_c):
 def test_difference_of_proportions_figures():
     result = difference_of_proportions(120, 1000, 90, 1000)
     assert (result.difference, result.relative, result.ci_low, result.ci_high, result.significant) == (
-        3.0, 33.33, 0.3, 5.68, True)  # p̃ = 121/1002, 91/1002; margin 1.96 × 0.013725
+        3.0,
+        33.33,
+        0.3,
+        5.68,
+        True,
+    )  # p̃ = 121/1002, 91/1002; margin 1.96 × 0.013725
     none_converted = difference_of_proportions(0, 50, 0, 50)
     assert (none_converted.difference, none_converted.relative, none_converted.significant) == (0.0, None, False)
 

@@ -26,18 +26,39 @@ async def test_abandoned_cart_funnel(client, runtime, drain):
     assert response.status_code == 200, response.text
     stats = response.json()
     assert (stats["entered"], stats["active"], stats["goal_reached"], stats["conversions"], stats["revenue"]) == (
-        4, 1, 2, 1, 80.0)
+        4,
+        1,
+        2,
+        1,
+        80.0,
+    )
     steps = [{k: v for k, v in step.items() if v is not None} for step in stats["steps"]]
     assert steps == [
         {"id": "wait-an-hour", "kind": "wait", "reached": 4, "waiting": 0},
         {"id": "already-ordered", "kind": "if", "waiting": 1},
         {"id": "2.then.1", "kind": "exit", "branch": "already-ordered: then", "reached": 1, "waiting": 0, "exited": 1},
-        {"id": "discount-sms", "kind": "send", "reached": 2, "waiting": 0, "channel": "sms",
-         "template": "abandoned-cart-sms", "messages": 2, "sent": 1, "delivered": 1, "delivery_rate": 100.0,
-         "failed": 0, "skipped": 1, "skipped_by_reason": {"no sms opt-in": 1}, "conversions": 1, "revenue": 80.0},
+        {
+            "id": "discount-sms",
+            "kind": "send",
+            "reached": 2,
+            "waiting": 0,
+            "channel": "sms",
+            "template": "abandoned-cart-sms",
+            "messages": 2,
+            "sent": 1,
+            "delivered": 1,
+            "delivery_rate": 100.0,
+            "failed": 0,
+            "skipped": 1,
+            "skipped_by_reason": {"no sms opt-in": 1},
+            "conversions": 1,
+            "revenue": 80.0,
+        },
     ]
-    assert stats["exits"] == [{"status": "completed", "reason": None, "count": 2},
-                              {"status": "exited", "reason": "ordered before the reminder", "count": 1}]
+    assert stats["exits"] == [
+        {"status": "completed", "reason": None, "count": 2},
+        {"status": "exited", "reason": "ordered before the reminder", "count": 1},
+    ]
     assert stats["lift"]["holdout"] == {"enrollments": 0, "converted": 0, "conversion_rate": None}
     assert stats["lift"]["treatment"] == {"enrollments": 4, "converted": 2, "conversion_rate": 50.0}
     assert stats["lift"]["lift"] is None and stats["lift"]["ci_low"] is None

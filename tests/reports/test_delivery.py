@@ -52,7 +52,9 @@ async def two_workers(runtime, database_url, inbox, tmp_path: Path):
     """Two worker runtimes on one database (the `runtime` fixture has just migrated it clean)."""
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / "daily-sms.yaml").write_text(REPORT)
-    settings = make_settings(database_url, email_provider="smtp", smtp_port=inbox.port, reports_dir=tmp_path / "reports")
+    settings = make_settings(
+        database_url, email_provider="smtp", smtp_port=inbox.port, reports_dir=tmp_path / "reports"
+    )
     workers = [await build_runtime(settings, clock=SimulatedClock(START)) for _ in range(2)]
     yield workers
     for worker in workers:

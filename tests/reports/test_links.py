@@ -24,7 +24,6 @@ async def _share(client, headers, **body) -> dict:
     return answer.json()
 
 
-
 async def test_a_share_link_opens_without_a_login_until_revoked(client, marketer, runtime):
     assert runtime.settings.reports_dir == PROJECT_ROOT / "reports"
     link = await _share(client, marketer, window_days=14)
@@ -52,8 +51,14 @@ async def test_a_share_link_expires(client, marketer, runtime):
 async def test_an_altered_or_forged_link_is_refused(client, marketer):
     link = await _share(client, marketer)
     link_id, secret, signature = link["url"].rsplit("/", 1)[1].split(".")
-    forged = [f"{link_id}.{secret}.{'0' * 32}", f"{int(link_id) + 1}.{secret}.{signature}",
-              f"{link_id}.{secret[:-1]}x.{signature}", f"{link_id}.{secret}", "not-a-link", "1.a.b"]
+    forged = [
+        f"{link_id}.{secret}.{'0' * 32}",
+        f"{int(link_id) + 1}.{secret}.{signature}",
+        f"{link_id}.{secret[:-1]}x.{signature}",
+        f"{link_id}.{secret}",
+        "not-a-link",
+        "1.a.b",
+    ]
     for token in forged:
         page = await client.get(f"/r/{token}")
         assert page.status_code == 404 and "not a report link" in page.text, token
@@ -74,7 +79,9 @@ async def test_only_writers_share_and_the_api_names_bad_fields(client, runtime, 
 async def test_report_figures_through_the_api(client, marketer, drain):
     await client.post("/v1/identify", json={"userId": "u1", "traits": {"email": "u1@example.com"}}, headers=marketer)
     listed = (await client.get("/v1/reports", headers=marketer)).json()
-    assert {r["id"] for r in listed["reports"]} == {"weekly-kpis", "abandoned-cart-sms-daily"} and listed["errors"] == []
+    assert {r["id"] for r in listed["reports"]} == {"weekly-kpis", "abandoned-cart-sms-daily"} and listed[
+        "errors"
+    ] == []
     figures = (await client.get("/v1/reports/weekly-kpis/figures", headers=marketer)).json()
     assert [f["kpi"] for f in figures["figures"]][:2] == ["sent", "delivery_rate"]
     assert len(figures["days"]) == 7  # a weekly report's period

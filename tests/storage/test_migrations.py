@@ -107,8 +107,13 @@ async def test_a_model_change_shows_as_a_readable_difference_until_makemigration
 
     # Against a scratch SQLite by default; against this very database when it is PostgreSQL.
     url = database_url if database_url.startswith("postgresql") else None
-    path = await make_migration("add customers.nickname", database_url=url, metadata=changed,
-                                extra_version_dirs=(versions,), version_path=versions)
+    path = await make_migration(
+        "add customers.nickname",
+        database_url=url,
+        metadata=changed,
+        extra_version_dirs=(versions,),
+        version_path=versions,
+    )
     revisions = len(list(ScriptDirectory.from_config(alembic_config()).walk_revisions()))
     assert path == versions / f"{revisions + 1:04d}_add_customers_nickname.py"
     assert "add_column" in path.read_text() and "nickname" in path.read_text()
@@ -119,8 +124,12 @@ async def test_a_model_change_shows_as_a_readable_difference_until_makemigration
     await on_connection(empty_engine, upgrade_with_the_new_revision)
     assert not await on_connection(empty_engine, schema_differences, changed)
     # Nothing left to migrate: makemigration says so and writes nothing.
-    assert await make_migration("again", database_url=url, metadata=changed,
-                                extra_version_dirs=(versions,), version_path=versions) is None
+    assert (
+        await make_migration(
+            "again", database_url=url, metadata=changed, extra_version_dirs=(versions,), version_path=versions
+        )
+        is None
+    )
     assert list(versions.glob("*.py")) == [path]
 
 
@@ -137,8 +146,9 @@ async def test_without_auto_migrate_an_old_schema_is_refused(database_url, empty
 async def test_a_schema_newer_than_the_code_is_accepted_with_a_warning(empty_engine, caplog):
     """A rolling deploy: the next release migrated while this one still runs."""
     await upgrade_to_head(empty_engine)
-    await on_connection(empty_engine, lambda connection: connection.execute(
-        sa.text("UPDATE alembic_version SET version_num = '9999'")))
+    await on_connection(
+        empty_engine, lambda connection: connection.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    )
 
     await ensure_schema_current(empty_engine)
     assert "newer than this code" in caplog.text
@@ -185,8 +195,9 @@ def test_every_table_is_in_the_metadata_migrations_compare():
 def _tables_after(*imports: str) -> list[set[str]]:
     """The tables registered after each piece of code, each in a fresh interpreter (in parallel)."""
     report = "\nimport json, sqlmodel\nprint(json.dumps(sorted(sqlmodel.SQLModel.metadata.tables)))"
-    processes = [subprocess.Popen([sys.executable, "-c", code + report], stdout=subprocess.PIPE, text=True)
-                 for code in imports]
+    processes = [
+        subprocess.Popen([sys.executable, "-c", code + report], stdout=subprocess.PIPE, text=True) for code in imports
+    ]
     outputs = [process.communicate(timeout=60)[0] for process in processes]
     assert all(process.returncode == 0 for process in processes)
     return [set(json.loads(output.strip().splitlines()[-1])) for output in outputs]

@@ -27,10 +27,20 @@ async def test_update_many_sets_each_rows_own_values_and_leaves_others_alone(run
     later = START + timedelta(hours=1)
 
     async with runtime.sessions() as session, session.begin():
-        await update_many(session, Customer.__table__, "id", [
-            {"id": ids["ann"], "email": "ann@example.com", "traits": {"tier": "gold"}, "whatsapp_window_until": later},
-            {"id": ids["cyd"], "email": None, "traits": {}, "whatsapp_window_until": None},
-        ])
+        await update_many(
+            session,
+            Customer.__table__,
+            "id",
+            [
+                {
+                    "id": ids["ann"],
+                    "email": "ann@example.com",
+                    "traits": {"tier": "gold"},
+                    "whatsapp_window_until": later,
+                },
+                {"id": ids["cyd"], "email": None, "traits": {}, "whatsapp_window_until": None},
+            ],
+        )
 
     customers = await _all(runtime)
     assert (customers["ann"].email, customers["ann"].traits) == ("ann@example.com", {"tier": "gold"})

@@ -45,40 +45,55 @@ def render_in_thread(source: str, context: dict, budget: RenderBudget) -> BaseEx
     return outcome[0]
 
 
-@pytest.mark.parametrize("source", [
-    NESTED_LOOPS,
-    # Over a prepared list: no call, no attribute access, no output inside the loops.
-    "{% set xs = range(100000)|list %}{% for i in xs %}{% for j in xs %}{% endfor %}{% endfor %}",
-    # Inside a macro: its frames are template code too.
-    "{% macro spin() %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
-    "{% endmacro %}{{ spin() }}",
-    # No loop at all: a macro calling itself twice per level makes 2**40 calls.
-    "{% macro twice(n) %}{% if n %}{{ twice(n - 1) }}{{ twice(n - 1) }}{% endif %}{% endmacro %}{{ twice(40) }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        NESTED_LOOPS,
+        # Over a prepared list: no call, no attribute access, no output inside the loops.
+        "{% set xs = range(100000)|list %}{% for i in xs %}{% for j in xs %}{% endfor %}{% endfor %}",
+        # Inside a macro: its frames are template code too.
+        "{% macro spin() %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+        "{% endmacro %}{{ spin() }}",
+        # No loop at all: a macro calling itself twice per level makes 2**40 calls.
+        "{% macro twice(n) %}{% if n %}{{ twice(n - 1) }}{{ twice(n - 1) }}{% endif %}{% endmacro %}{{ twice(40) }}",
+    ],
+)
 def test_a_runaway_loop_stops_at_the_time_budget(source):
     outcome = render_in_thread(source, {}, SMALL)
     assert isinstance(outcome, RenderBudgetExceeded)
     assert str(outcome) == "rendering took longer than the budget of 50 ms"
 
 
-@pytest.mark.parametrize("source", [
-    "{% for i in range(100000) %}word {% endfor %}",
-    # Printed inside a macro, which hands its text back only when it returns.
-    "{% macro words() %}{% for i in range(100000) %}{{ event.word }}{% endfor %}{% endmacro %}{{ words() }}",
-    "{% macro words() %}{% for i in range(100000) %}{% if i %}word {% endif %}{% endfor %}{% endmacro %}{{ words() }}",
-    "{{ event.huge }}",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% for i in range(100000) %}word {% endfor %}",
+        # Printed inside a macro, which hands its text back only when it returns.
+        "{% macro words() %}{% for i in range(100000) %}{{ event.word }}{% endfor %}{% endmacro %}{{ words() }}",
+        "{% macro words() %}{% for i in range(100000) %}{% if i %}word {% endif %}{% endfor %}{% endmacro %}{{ words() }}",
+        "{{ event.huge }}",
+    ],
+)
 def test_output_stops_at_the_size_budget(source):
     outcome = render_in_thread(source, {"event": {"word": "word ", "huge": "x" * 1001}}, SMALL)
     assert isinstance(outcome, RenderBudgetExceeded)
     assert str(outcome) == "output is over the budget of 1,000 characters"
 
 
-@pytest.mark.parametrize("source, reason", [
-    ("{{ 'x' * 1000000000 }}", "repeating something of length 1 1,000,000,000 times is over the budget of 1,000 characters"),
-    ("{{ [1, 2] * 1000000 }}", "repeating something of length 2 1,000,000 times is over the budget of 1,000 characters"),
-    ("{{ 9 ** 999999 }}", "9 ** 999999 is too large a number"),
-])
+@pytest.mark.parametrize(
+    "source, reason",
+    [
+        (
+            "{{ 'x' * 1000000000 }}",
+            "repeating something of length 1 1,000,000,000 times is over the budget of 1,000 characters",
+        ),
+        (
+            "{{ [1, 2] * 1000000 }}",
+            "repeating something of length 2 1,000,000 times is over the budget of 1,000 characters",
+        ),
+        ("{{ 9 ** 999999 }}", "9 ** 999999 is too large a number"),
+    ],
+)
 def test_one_huge_operation_is_refused_before_it_runs(source, reason):
     outcome = render_in_thread(source, {}, SMALL)
     assert isinstance(outcome, RenderBudgetExceeded)
@@ -90,8 +105,10 @@ def test_ordinary_templates_render_as_before():
     plain = compile_template(text_environment, "Hi {{ name }}, {{ '%.2f'|format(total) }} {{ 2 ** 10 }}")
     assert render_within(loops, {"items": ["a", "b"]}, SMALL) == "A 6 B 6 "
     assert render_within(plain, {"name": "Ann", "total": 8}, SMALL) == "Hi Ann, 8.00 1024"
-    with_else = compile_template(text_environment, "{% for x in xs %}{{ loop.index }}/{{ loop.length }}{% if loop.last %}."
-                                                   "{% endif %}{% else %}none{% endfor %}")
+    with_else = compile_template(
+        text_environment,
+        "{% for x in xs %}{{ loop.index }}/{{ loop.length }}{% if loop.last %}.{% endif %}{% else %}none{% endfor %}",
+    )
     assert render_within(with_else, {"xs": "abc"}, SMALL) == "1/32/33/3."
     assert render_within(with_else, {"xs": []}, SMALL) == "none"
 
@@ -129,13 +146,18 @@ async def test_the_worker_fails_over_budget_messages_and_lets_the_event_loop_run
     folder.mkdir()
     (folder / "en.txt").write_text("{{ event.n|note }}" + NESTED_LOOPS)
     runtime.templates.templates.update(TemplateStore.load(tmp_path).templates)
-    runtime.catalog.add_current(parse_journey(
-        "id: spin\ntrigger: {event: Spun}\nsteps:\n  - id: spin\n    send: {channel: sms, template: spin-sms}\n",
-        tmp_path / "spin.yaml"))
+    runtime.catalog.add_current(
+        parse_journey(
+            "id: spin\ntrigger: {event: Spun}\nsteps:\n  - id: spin\n    send: {channel: sms, template: spin-sms}\n",
+            tmp_path / "spin.yaml",
+        )
+    )
     calls = []
     for n in range(3):
-        calls += [IdentifyCall(userId=f"u{n}", traits={"phone": f"+1415555000{n}", "sms_opt_in": True}),
-                  TrackCall(userId=f"u{n}", event="Spun", properties={"n": n})]
+        calls += [
+            IdentifyCall(userId=f"u{n}", traits={"phone": f"+1415555000{n}", "sms_opt_in": True}),
+            TrackCall(userId=f"u{n}", event="Spun", properties={"n": n}),
+        ]
     async with runtime.sessions() as session, session.begin():
         await ingest(session, runtime, calls)
     seen_by_ticker: list[int] = []
@@ -155,6 +177,7 @@ async def test_the_worker_fails_over_budget_messages_and_lets_the_event_loop_run
         stored = (await session.exec(select(Message))).all()
     assert [m.status for m in stored] == ["failed"] * 3
     assert {m.status_reason for m in stored} == {
-        "template spin-sms (step spin): render budget exceeded: rendering took longer than the budget of 50 ms"}
+        "template spin-sms (step spin): render budget exceeded: rendering took longer than the budget of 50 ms"
+    }
     # The loop ran other tasks between two renders of the same round, not only around it.
     assert any(0 < seen < 3 for seen in seen_by_ticker), seen_by_ticker

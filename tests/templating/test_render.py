@@ -15,12 +15,15 @@ def store() -> TemplateStore:
     return TemplateStore.load(PROJECT_ROOT / "templates", "en")
 
 
-@pytest.mark.parametrize(("requested", "chain"), [
-    ("fr-CA", ["fr-CA", "fr", "en"]),
-    ("zh-TW", ["zh-TW", "zh-Hant-TW", "zh-Hant", "zh", "en"]),
-    ("zh_hant_hk", ["zh-Hant-HK", "zh-Hant", "zh-HK", "zh", "en"]),
-    (None, ["en"]),
-])
+@pytest.mark.parametrize(
+    ("requested", "chain"),
+    [
+        ("fr-CA", ["fr-CA", "fr", "en"]),
+        ("zh-TW", ["zh-TW", "zh-Hant-TW", "zh-Hant", "zh", "en"]),
+        ("zh_hant_hk", ["zh-Hant-HK", "zh-Hant", "zh-HK", "zh", "en"]),
+        (None, ["en"]),
+    ],
+)
 def test_locale_chain(requested, chain):
     assert locale_chain(requested, "en") == chain
 

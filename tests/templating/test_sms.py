@@ -19,7 +19,7 @@ from orchestrator.templating.sms import (
 )
 
 ZH_HANT = "歡迎光臨，您的訂單已出貨。"  # 13 BMP characters: UCS-2, one unit each
-THUMBS_UP = "\U0001F44D"  # beyond the BMP: a surrogate pair in UTF-16
+THUMBS_UP = "\U0001f44d"  # beyond the BMP: a surrogate pair in UTF-16
 
 CASES = [
     # (id, text, encoding, units, segments, length)
@@ -71,9 +71,7 @@ def test_basic_table_is_the_gsm_0338_default_alphabet() -> None:
     # Greek capitals are the real Greek code points, not look-alikes (e.g. the Ohm sign).
     greek_capitals = (0x394, 0x3A6, 0x393, 0x39B, 0x3A9, 0x3A0, 0x3A8, 0x3A3, 0x398, 0x39E)
     assert {chr(code_point) for code_point in greek_capitals} <= GSM7_BASIC_CHARACTERS
-    assert {"@", "£", "$", "¥", "¤", "¡", "¿", "§", "ß", "Ç", "Ø", "ø", "Å", "å", "\n", "\r"} <= (
-        GSM7_BASIC_CHARACTERS
-    )
+    assert {"@", "£", "$", "¥", "¤", "¡", "¿", "§", "ß", "Ç", "Ø", "ø", "Å", "å", "\n", "\r"} <= (GSM7_BASIC_CHARACTERS)
     # ASCII characters that the GSM alphabet gave away to national letters.
     for ascii_char in "`[]{}\\^~|":
         assert ascii_char not in GSM7_BASIC_CHARACTERS
@@ -125,7 +123,7 @@ def encoded(text: str) -> tuple[list[int], int, int, set[int]]:
         return list(text.encode("gsm03.38")), 160, 153, {ESC}
     except UnicodeEncodeError:
         raw = text.encode("utf-16-be")
-        units = [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
+        units = [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
         return units, 70, 67, set(range(0xD800, 0xDC00))
 
 
@@ -140,7 +138,7 @@ def greedy_packing(text: str) -> int:
     parts: list[list[int]] = [[]]
     i = 0
     while i < len(units):
-        piece = units[i:i + 2] if units[i] in binds_to_next else units[i:i + 1]
+        piece = units[i : i + 2] if units[i] in binds_to_next else units[i : i + 1]
         if len(parts[-1]) + len(piece) > per_part:
             parts.append([])
         parts[-1].extend(piece)
@@ -177,8 +175,12 @@ def near_part_boundaries(draw, alphabet: st.SearchStrategy[str], longest: int) -
     return text[:at] + "a" * max(0, target - len(units)) + text[at:]
 
 
-bodies = st.one_of(texts(gsm_alphabet, 480), texts(any_alphabet, 220),
-                   near_part_boundaries(gsm_alphabet, 460), near_part_boundaries(any_alphabet, 200))
+bodies = st.one_of(
+    texts(gsm_alphabet, 480),
+    texts(any_alphabet, 220),
+    near_part_boundaries(gsm_alphabet, 460),
+    near_part_boundaries(any_alphabet, 200),
+)
 PROPERTIES = settings(deadline=None, max_examples=150)  # no deadline: the machine may be busy
 
 

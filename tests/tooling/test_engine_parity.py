@@ -36,7 +36,18 @@ STRETCH = timedelta(days=100)
 
 def _message_view(channel, step, status, reason, body, subject, locale, encoding, segments, at) -> tuple:
     outcome = status if status in ("skipped", "failed") else "sent"  # queued, sending, sent, delivered
-    return (step, channel, outcome, reason if outcome != "sent" else None, body, subject, locale, encoding, segments, utc(at))
+    return (
+        step,
+        channel,
+        outcome,
+        reason if outcome != "sent" else None,
+        body,
+        subject,
+        locale,
+        encoding,
+        segments,
+        utc(at),
+    )
 
 
 async def test_simulator_matches_the_engine_on_every_scenario(tmp_path):
@@ -60,8 +71,11 @@ async def test_simulator_matches_the_engine_on_every_scenario(tmp_path):
                 traits = {**traits, "locale": document.data["locale"]}
             calls_at = {}
             for event in events:
-                call = (TrackCall(userId=customer.user_id, event=event.name, properties=event.properties)
-                        if event.name else IdentifyCall(userId=customer.user_id, traits=event.traits))
+                call = (
+                    TrackCall(userId=customer.user_id, event=event.name, properties=event.properties)
+                    if event.name
+                    else IdentifyCall(userId=customer.user_id, traits=event.traits)
+                )
                 calls_at.setdefault(event.at, []).append(call)
             clock.set(start)
             async with runtime.sessions() as session, session.begin():
@@ -76,21 +90,56 @@ async def test_simulator_matches_the_engine_on_every_scenario(tmp_path):
 
             async with runtime.sessions() as session:
                 row = (await session.exec(select(Customer).where(Customer.user_id == customer.user_id))).one()
-                rows = (await session.exec(select(Message).where(
-                    Message.customer_id == row.id, Message.journey_id == journey.id).order_by(
-                    col(Message.created_at), col(Message.id)))).all()
-                enrollments = (await session.exec(select(Enrollment).where(
-                    Enrollment.customer_id == row.id, Enrollment.journey_id == journey.id).order_by(
-                    col(Enrollment.id)))).all()
-            engine_messages = [_message_view(m.channel, m.step_id, m.status, m.status_reason, m.body, m.subject,
-                                             m.locale, m.encoding, m.segments, m.created_at) for m in rows]
-            simulated_messages = [_message_view(m["channel"], m["step"], m["status"], m["reason"], m["body"],
-                                                m["subject"], m["locale"], m["encoding"], m["segments"], m["at"])
-                                  for m in simulated.messages]
+                rows = (
+                    await session.exec(
+                        select(Message)
+                        .where(Message.customer_id == row.id, Message.journey_id == journey.id)
+                        .order_by(col(Message.created_at), col(Message.id))
+                    )
+                ).all()
+                enrollments = (
+                    await session.exec(
+                        select(Enrollment)
+                        .where(Enrollment.customer_id == row.id, Enrollment.journey_id == journey.id)
+                        .order_by(col(Enrollment.id))
+                    )
+                ).all()
+            engine_messages = [
+                _message_view(
+                    m.channel,
+                    m.step_id,
+                    m.status,
+                    m.status_reason,
+                    m.body,
+                    m.subject,
+                    m.locale,
+                    m.encoding,
+                    m.segments,
+                    m.created_at,
+                )
+                for m in rows
+            ]
+            simulated_messages = [
+                _message_view(
+                    m["channel"],
+                    m["step"],
+                    m["status"],
+                    m["reason"],
+                    m["body"],
+                    m["subject"],
+                    m["locale"],
+                    m["encoding"],
+                    m["segments"],
+                    m["at"],
+                )
+                for m in simulated.messages
+            ]
             assert simulated_messages == engine_messages, path.name
             compared += len(engine_messages)
             engine_enrollments = [(e.status, e.exit_reason, e.converted_at is not None) for e in enrollments]
-            simulated_enrollments = [(e.status, e.exit_reason, e.converted_at is not None) for e in simulated.enrollments]
+            simulated_enrollments = [
+                (e.status, e.exit_reason, e.converted_at is not None) for e in simulated.enrollments
+            ]
             assert simulated_enrollments == engine_enrollments, path.name
     finally:
         await runtime.aclose()

@@ -16,13 +16,19 @@ def test_traditional_chinese_sms_is_ucs2_and_says_why(cli):
     assert run.code == 0, run.err
     lines = run.out.splitlines()
     assert lines[0] == "template abandoned-cart-sms, locale zh-Hant, channel sms"
-    assert lines[1] == "vars: discount_percent=15, discount_code='CART15-SAMPLE-CUSTOMER' " \
-                       "(from step discount-sms, " + str(JOURNEYS / "abandoned-cart.yaml") + ":21)"
-    assert "  您的購物車還有商品！72 小時內使用優惠碼 CART15-SAMPLE-CUSTOMER 即享 15% 折扣。回覆 STOP 取消訂閱。" in lines
+    assert (
+        lines[1] == "vars: discount_percent=15, discount_code='CART15-SAMPLE-CUSTOMER' "
+        "(from step discount-sms, " + str(JOURNEYS / "abandoned-cart.yaml") + ":21)"
+    )
+    assert (
+        "  您的購物車還有商品！72 小時內使用優惠碼 CART15-SAMPLE-CUSTOMER 即享 15% 折扣。回覆 STOP 取消訂閱。" in lines
+    )
     assert "sms: UCS-2, 1 segment, 68 characters (68 UTF-16 units)" in lines
     [warning] = [line for line in lines if line.startswith("warning:")]
-    assert warning.startswith("warning: UCS-2 (70 characters a segment, 67 when split) because of 29 characters "
-                              "outside GSM-7: '您' (U+60A8), '的' (U+7684)")
+    assert warning.startswith(
+        "warning: UCS-2 (70 characters a segment, 67 when split) because of 29 characters "
+        "outside GSM-7: '您' (U+60A8), '的' (U+7684)"
+    )
 
 
 def test_json_output(cli):
@@ -37,8 +43,22 @@ def test_a_single_accented_letter_makes_a_gsm_message_ucs2(cli, tmp_path):
     (tmp_path / "templates" / "cart").mkdir(parents=True)
     text = "¡Olvidaste tu carrito! Usa el código CART15 para un 15% de descuento durante 72 horas. " * 2
     (tmp_path / "templates" / "cart" / "es.txt").write_text(text + "\n")
-    out = json.loads(cli("preview", "cart", "--locale", "es", "--channel", "sms", "--templates",
-                         tmp_path / "templates", "--journeys", tmp_path, "--format", "json").out)
+    out = json.loads(
+        cli(
+            "preview",
+            "cart",
+            "--locale",
+            "es",
+            "--channel",
+            "sms",
+            "--templates",
+            tmp_path / "templates",
+            "--journeys",
+            tmp_path,
+            "--format",
+            "json",
+        ).out
+    )
     assert out["sms"]["encoding"] == "UCS-2" and out["sms"]["segments"] == 3
     assert out["warnings"] == [
         "UCS-2 (70 characters a segment, 67 when split) because of 1 character outside GSM-7: 'ó' (U+00F3)",
@@ -55,17 +75,33 @@ def test_long_sms_warnings(cli, tmp_path):
     (tmp_path / "templates" / "long").mkdir(parents=True)
     (tmp_path / "templates" / "long" / "en.txt").write_text("{{ text }} €\n")
     (tmp_path / "vars.yaml").write_text(f"vars:\n  text: {'a' * 1700}\n")
-    run = cli("preview", "long", "--channel", "sms", "--vars", tmp_path / "vars.yaml",
-              "--templates", tmp_path / "templates", "--journeys", tmp_path, "--format", "json")
+    run = cli(
+        "preview",
+        "long",
+        "--channel",
+        "sms",
+        "--vars",
+        tmp_path / "vars.yaml",
+        "--templates",
+        tmp_path / "templates",
+        "--journeys",
+        tmp_path,
+        "--format",
+        "json",
+    )
     out = json.loads(run.out)
     assert out["sms"] == {"encoding": "GSM-7", "segments": 12, "characters": 1702, "units": 1703}
-    assert out["warnings"] == ["€ counts as two GSM-7 characters", "12 segments: billed as 12 messages",
-                               "1702 characters: over 1600, which providers refuse"]
+    assert out["warnings"] == [
+        "€ counts as two GSM-7 characters",
+        "12 segments: billed as 12 messages",
+        "1702 characters: over 1600, which providers refuse",
+    ]
 
 
 def test_email_with_sample_customer_event_and_html(cli, tmp_path):
     (tmp_path / "vars.yaml").write_text(
-        "customer:\n  userId: ann\n  traits: {first_name: Ann, email: ann@example.com}\nevent: {order_id: A-1}\n")
+        "customer:\n  userId: ann\n  traits: {first_name: Ann, email: ann@example.com}\nevent: {order_id: A-1}\n"
+    )
     run = preview(cli, "welcome-email", "--vars", tmp_path / "vars.yaml")
     lines = run.out.splitlines()
     assert lines[0] == "template welcome-email, locale en, channel email"
@@ -80,8 +116,10 @@ def test_missing_variables_say_how_to_give_them(cli, tmp_path):
     (tmp_path / "templates" / "code" / "en.txt").write_text("Your code: {{ code }}\n")
     run = cli("preview", "code", "--templates", tmp_path / "templates", "--journeys", tmp_path)
     assert run.code == 1
-    assert run.err == "error: template 'code' (en): 'code' is undefined (give sample values with --vars FILE: " \
-                      "customer, event, vars)\n"
+    assert (
+        run.err == "error: template 'code' (en): 'code' is undefined (give sample values with --vars FILE: "
+        "customer, event, vars)\n"
+    )
 
 
 def test_unknown_template(cli):

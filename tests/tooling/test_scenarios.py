@@ -30,7 +30,9 @@ def test_the_scenarios_cover_every_send_and_exit_of_the_launch_journeys():
         scenario = yaml.safe_load(path.read_text())
         journeys_seen.add(scenario["journey"])
         expect = scenario["expect"]
-        expected_steps |= {(scenario["journey"], item["step"]) for key in ("sends", "skips") for item in expect.get(key, [])}
+        expected_steps |= {
+            (scenario["journey"], item["step"]) for key in ("sends", "skips") for item in expect.get(key, [])
+        }
         exit_reasons.add((scenario["journey"], expect.get("exit_reason")))
     launch = [j for j in load_directory(JOURNEYS).loaded if j.definition.id in LAUNCH_JOURNEYS]
     assert len(launch) == len(LAUNCH_JOURNEYS)
@@ -90,8 +92,10 @@ def test_a_wrong_body_shows_the_actual_body(cli, tmp_path):
     run = cli("test", tmp_path / "body.yaml", "--journeys", JOURNEYS, "--templates", TEMPLATES, "--show-timeline")
     assert run.code == 1
     assert "    -  body_contains: CART20-SAM" in run.out.splitlines()
-    assert "    +  body: You left something in your cart! Use code CART15-SAM for 15% off in the next 72 hours. " \
-           "Reply STOP to opt out." in run.out.splitlines()
+    assert (
+        "    +  body: You left something in your cart! Use code CART15-SAM for 15% off in the next 72 hours. "
+        "Reply STOP to opt out." in run.out.splitlines()
+    )
     assert "discount-sms] sms to +14155550100 (en; GSM-7, 1 segment)" in run.out  # the timeline
 
 
@@ -107,10 +111,12 @@ def test_an_invalid_scenario_names_file_line_and_key(cli, tmp_path):
 def test_a_journey_given_by_path_relative_to_the_scenario(cli, tmp_path):
     (tmp_path / "journeys").mkdir()
     (tmp_path / "journeys" / "hello.yaml").write_text(
-        "id: hello\ntrigger: {event: Signed Up}\nsteps:\n  - id: hi\n    send: {channel: email, template: welcome-email}\n")
+        "id: hello\ntrigger: {event: Signed Up}\nsteps:\n  - id: hi\n    send: {channel: email, template: welcome-email}\n"
+    )
     (tmp_path / "scenarios").mkdir()
     (tmp_path / "scenarios" / "hello.yaml").write_text(
         "journey: ../journeys/hello.yaml\ncustomer: {userId: a, traits: {email: a@example.com}}\n"
-        "events: [{at: 0s, event: Signed Up}]\nexpect:\n  sends: [{step: hi, channel: email}]\n  status: completed\n")
+        "events: [{at: 0s, event: Signed Up}]\nexpect:\n  sends: [{step: hi, channel: email}]\n  status: completed\n"
+    )
     run = cli("test", tmp_path / "scenarios", "--templates", TEMPLATES)
     assert (run.code, run.out) == (0, "PASS hello\n1 passed, 0 failed\n")

@@ -17,8 +17,20 @@ def simulate(cli, tmp_path):
         (tmp_path / "events.json").write_text(json.dumps(events))
         human = "--human" in extra
         args = [a for a in extra if a != "--human"]
-        result = cli("simulate", journey, "--customer", tmp_path / "customer.json", "--events", tmp_path / "events.json",
-                     "--journeys", JOURNEYS, "--templates", TEMPLATES, *([] if human else ["--format", "json"]), *args)
+        result = cli(
+            "simulate",
+            journey,
+            "--customer",
+            tmp_path / "customer.json",
+            "--events",
+            tmp_path / "events.json",
+            "--journeys",
+            JOURNEYS,
+            "--templates",
+            TEMPLATES,
+            *([] if human else ["--format", "json"]),
+            *args,
+        )
         assert result.code == expect_code, result.err
         return result.out if human else json.loads(result.out)
 
@@ -31,13 +43,21 @@ def kinds(output: dict) -> list[str]:
 
 # --- welcome -------------------------------------------------------------------------------
 
+
 def test_welcome_in_french(simulate):
-    out = simulate("welcome", {"userId": "amelie", "traits": {"email": "amelie@example.fr", "locale": "fr-FR",
-                                                               "first_name": "Amélie"}},
-                   [{"at": "0s", "event": "Signed Up"}])
+    out = simulate(
+        "welcome",
+        {"userId": "amelie", "traits": {"email": "amelie@example.fr", "locale": "fr-FR", "first_name": "Amélie"}},
+        [{"at": "0s", "event": "Signed Up"}],
+    )
     assert kinds(out) == ["event", "enter", "send", "end"]
     [message] = out["messages"]
-    assert (message["channel"], message["to"], message["locale"], message["offset"]) == ("email", "amelie@example.fr", "fr", "+0s")
+    assert (message["channel"], message["to"], message["locale"], message["offset"]) == (
+        "email",
+        "amelie@example.fr",
+        "fr",
+        "+0s",
+    )
     assert message["subject"] == "Bienvenue, Amélie !" and "Merci pour votre inscription" in message["body"]
     assert out["outcome"] == {"status": "completed", "exit_reason": None, "converted": False, "enrollments": 1}
 
@@ -82,18 +102,31 @@ def test_abandoned_cart_human_timeline(simulate):
 
 
 def test_abandoned_cart_exits_because_they_ordered(simulate):
-    out = simulate("abandoned-cart", SAM, [{"at": "0s", "event": "Cart Abandoned"},
-                                           {"at": "20m", "event": "Order Completed", "properties": {"revenue": 80}}])
+    out = simulate(
+        "abandoned-cart",
+        SAM,
+        [
+            {"at": "0s", "event": "Cart Abandoned"},
+            {"at": "20m", "event": "Order Completed", "properties": {"revenue": 80}},
+        ],
+    )
     assert kinds(out) == ["event", "enter", "wait", "event", "convert", "if", "exit", "end"]
     assert out["timeline"][5]["detail"].endswith("→ then (has_event('Order Completed') = true)")
     assert out["messages"] == []
-    assert out["outcome"] == {"status": "exited", "exit_reason": "ordered before the reminder", "converted": True,
-                              "enrollments": 1}
+    assert out["outcome"] == {
+        "status": "exited",
+        "exit_reason": "ordered before the reminder",
+        "converted": True,
+        "enrollments": 1,
+    }
 
 
 def test_abandoned_cart_skipped_without_sms_opt_in(simulate):
-    out = simulate("abandoned-cart", {"userId": "nina", "traits": {"phone": "+14155550102"}},
-                   [{"at": "0s", "event": "Cart Abandoned"}])
+    out = simulate(
+        "abandoned-cart",
+        {"userId": "nina", "traits": {"phone": "+14155550102"}},
+        [{"at": "0s", "event": "Cart Abandoned"}],
+    )
     [message] = out["messages"]
     assert (message["status"], message["reason"], message["offset"]) == ("skipped", "no sms opt-in", "+1h")
 
@@ -106,9 +139,15 @@ def test_abandoned_cart_in_traditional_chinese_is_ucs2(simulate):
 
 
 def test_abandoned_cart_reentry_waits_seven_days(simulate):
-    out = simulate("abandoned-cart", SAM, [{"at": "0s", "event": "Cart Abandoned"},
-                                           {"at": "1d", "event": "Cart Abandoned"},
-                                           {"at": "7d", "event": "Cart Abandoned"}])
+    out = simulate(
+        "abandoned-cart",
+        SAM,
+        [
+            {"at": "0s", "event": "Cart Abandoned"},
+            {"at": "1d", "event": "Cart Abandoned"},
+            {"at": "7d", "event": "Cart Abandoned"},
+        ],
+    )
     [refused] = [e for e in out["timeline"] if e["kind"] == "no-entry"]
     assert refused["offset"] == "+1d" and refused["detail"].startswith("reentry: after 7d")
     assert [m["offset"] for m in out["messages"]] == ["+1h", "+7d1h"]
@@ -116,23 +155,39 @@ def test_abandoned_cart_reentry_waits_seven_days(simulate):
 
 # --- post-purchase -------------------------------------------------------------------------
 
+
 def test_post_purchase_whatsapp_for_the_opted_in(simulate):
-    out = simulate("post-purchase", {"userId": "lola", "traits": {"phone": "+34600000001", "whatsapp_opt_in": True,
-                                                                  "locale": "es", "first_name": "Lola"}},
-                   [{"at": "0s", "event": "Order Completed", "properties": {"order_id": "B-7"}}])
+    out = simulate(
+        "post-purchase",
+        {
+            "userId": "lola",
+            "traits": {"phone": "+34600000001", "whatsapp_opt_in": True, "locale": "es", "first_name": "Lola"},
+        },
+        [{"at": "0s", "event": "Order Completed", "properties": {"order_id": "B-7"}}],
+    )
     assert out["timeline"][3]["detail"] == "consented('whatsapp') → then (consented('whatsapp') = true)"
-    [message] = out["messages"]
+    # The second code (issue 19) goes by SMS four days later; Lola opted in to WhatsApp only.
+    message, second_code = out["messages"]
     assert (message["channel"], message["offset"], message["step"]) == ("whatsapp", "+3d", "whatsapp-follow-up")
     assert message["body"].startswith("¡Hola Lola! Tu pedido B-7")
+    assert (second_code["channel"], second_code["step"], second_code["status"]) == ("sms", "second-code-sms", "skipped")
 
 
 def test_post_purchase_email_otherwise(simulate):
-    out = simulate("post-purchase", {"userId": "max", "traits": {"email": "max@example.com"}},
-                   [{"at": "2026-03-10T12:00:00Z", "event": "Order Completed", "properties": {"order_id": "C-9"}}],
-                   "--start", "2026-03-10T12:00:00Z")
-    [message] = out["messages"]
+    out = simulate(
+        "post-purchase",
+        {"userId": "max", "traits": {"email": "max@example.com"}},
+        [{"at": "2026-03-10T12:00:00Z", "event": "Order Completed", "properties": {"order_id": "C-9"}}],
+        "--start",
+        "2026-03-10T12:00:00Z",
+    )
+    message, second_code = out["messages"]  # the SMS second code (issue 19): no phone, so skipped
     assert (message["channel"], message["subject"], message["at"]) == (
-        "email", "How was your order C-9?", "2026-03-13T12:00:00+00:00")
+        "email",
+        "How was your order C-9?",
+        "2026-03-13T12:00:00+00:00",
+    )
+    assert (second_code["channel"], second_code["status"]) == ("sms", "skipped")
 
 
 # --- the engine's rules on a journey of our own --------------------------------------------
@@ -175,15 +230,22 @@ def flow(tmp_path) -> str:
 
 
 def test_wait_for_wakes_on_its_event(simulate, flow):
-    out = simulate(flow, ANN, [{"at": "0s", "event": "Asked", "properties": {"total": 20}},
-                               {"at": "2h", "event": "Answered"}])
+    out = simulate(
+        flow, ANN, [{"at": "0s", "event": "Asked", "properties": {"total": 20}}, {"at": "2h", "event": "Answered"}]
+    )
     assert kinds(out)[:6] == ["event", "enter", "wait_for", "event", "wake", "send"]
     assert out["messages"][0]["step"] == "thanks" and out["messages"][0]["offset"] == "+2h"
 
 
 def test_wait_for_times_out_and_identify_changes_traits(simulate, flow):
-    out = simulate(flow, ANN, [{"at": "0s", "event": "Asked", "properties": {"total": 20}},
-                               {"at": "1h", "traits": {"vip": True, "sms_opt_in": True}}])
+    out = simulate(
+        flow,
+        ANN,
+        [
+            {"at": "0s", "event": "Asked", "properties": {"total": 20}},
+            {"at": "1h", "traits": {"vip": True, "sms_opt_in": True}},
+        ],
+    )
     timeout = next(e for e in out["timeline"] if e["kind"] == "timeout")
     assert (timeout["offset"], timeout["step"]) == ("+1d", "ask")
     assert [(m["step"], m["status"], m["offset"]) for m in out["messages"]] == [("call", "queued", "+1d")]
@@ -197,24 +259,43 @@ def test_a_failing_condition_fails_the_enrollment(simulate, flow):
 
 
 def test_exit_on_goal_and_trigger_condition(simulate, flow):
-    out = simulate(flow, ANN, [{"at": "0s", "event": "Asked", "properties": {"total": 5}},
-                               {"at": "1h", "event": "Asked", "properties": {"total": 50}},
-                               {"at": "3h", "event": "Unsubscribed"},
-                               {"at": "5h", "event": "Paid"}])
-    assert out["timeline"][1] == {**out["timeline"][1], "kind": "no-entry",
-                                  "detail": "trigger condition 'event.total > 10' is false (event.total = 5)"}
-    assert out["outcome"] == {"status": "exited", "exit_reason": "exit_on: Unsubscribed", "converted": True,
-                              "enrollments": 1}
+    out = simulate(
+        flow,
+        ANN,
+        [
+            {"at": "0s", "event": "Asked", "properties": {"total": 5}},
+            {"at": "1h", "event": "Asked", "properties": {"total": 50}},
+            {"at": "3h", "event": "Unsubscribed"},
+            {"at": "5h", "event": "Paid"},
+        ],
+    )
+    assert out["timeline"][1] == {
+        **out["timeline"][1],
+        "kind": "no-entry",
+        "detail": "trigger condition 'event.total > 10' is false (event.total = 5)",
+    }
+    assert out["outcome"] == {
+        "status": "exited",
+        "exit_reason": "exit_on: Unsubscribed",
+        "converted": True,
+        "enrollments": 1,
+    }
 
 
 def test_horizon_reports_an_enrollment_still_waiting(simulate, flow):
-    out = simulate(flow, ANN, [{"at": "0s", "event": "Asked", "properties": {"total": 20}},
-                               {"at": "1h", "event": "Answered"}], "--horizon", "10d")
+    out = simulate(
+        flow,
+        ANN,
+        [{"at": "0s", "event": "Asked", "properties": {"total": 20}}, {"at": "1h", "event": "Answered"}],
+        "--horizon",
+        "10d",
+    )
     assert out["outcome"]["status"] == "active" and kinds(out)[-1] == "horizon"
     assert out["timeline"][-1]["detail"].startswith("still active at the horizon: step boom, next step due 2026-05-01")
 
 
 # --- input errors name file, line and key --------------------------------------------------
+
 
 def test_bad_customer_file(cli, tmp_path):
     (tmp_path / "c.yaml").write_text("userId: ann\ntraits:\n  phone: '12'\n")
@@ -235,6 +316,7 @@ def test_bad_events_file(cli, tmp_path):
 def test_unknown_journey(cli, tmp_path):
     Path(tmp_path / "c.yaml").write_text("userId: ann\n")
     Path(tmp_path / "e.yaml").write_text("[]\n")
-    run = cli("simulate", "nope", "--customer", tmp_path / "c.yaml", "--events", tmp_path / "e.yaml",
-              "--journeys", JOURNEYS)
+    run = cli(
+        "simulate", "nope", "--customer", tmp_path / "c.yaml", "--events", tmp_path / "e.yaml", "--journeys", JOURNEYS
+    )
     assert run.code == 2 and "no journey with id 'nope'" in run.err

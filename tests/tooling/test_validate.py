@@ -21,37 +21,99 @@ EXPECTED = [
     ("error", J + "schema-errors.yaml", 5, "trigger.conditon", "unknown key"),
     ("error", J + "schema-errors.yaml", 7, "steps[0].wait", "'1 hour' is not a duration"),
     ("error", J + "schema-errors.yaml", 9, "steps[1].send.channel", "Input should be 'email', 'sms' or 'whatsapp'"),
-    ("error", J + "templates-and-vars.yaml", 6, "steps[0].send.template",
-     "template 'nope' does not exist: no folder " + T + "nope"),
-    ("error", J + "templates-and-vars.yaml", 10, "steps[1].send.template",
-     f"template 'greeting' uses 'coupon' ({T}greeting/en.txt:5, {T}greeting/fr.txt:5), which this send never "
-     f"provides: templates see customer, event and the send's vars (none)"),
-    ("error", J + "templates-and-vars.yaml", 22, "steps[3].send.vars.broken", "template syntax: unexpected end of template"),
-    ("error", J + "templates-and-vars.yaml", 23, "steps[3].send.vars.stranger",
-     "'cart' is not defined: vars strings see only customer and event"),
-    ("warning", J + "templates-and-vars.yaml", 25, "steps[4].send.template",
-     "template 'plain-note' has no subject in en"),
+    (
+        "error",
+        J + "templates-and-vars.yaml",
+        6,
+        "steps[0].send.template",
+        "template 'nope' does not exist: no folder " + T + "nope",
+    ),
+    (
+        "error",
+        J + "templates-and-vars.yaml",
+        10,
+        "steps[1].send.template",
+        f"template 'greeting' uses 'coupon' ({T}greeting/en.txt:5, {T}greeting/fr.txt:5), which this send never "
+        f"provides: templates see customer, event and the send's vars (none)",
+    ),
+    (
+        "error",
+        J + "templates-and-vars.yaml",
+        22,
+        "steps[3].send.vars.broken",
+        "template syntax: unexpected end of template",
+    ),
+    (
+        "error",
+        J + "templates-and-vars.yaml",
+        23,
+        "steps[3].send.vars.stranger",
+        "'cart' is not defined: vars strings see only customer and event",
+    ),
+    (
+        "warning",
+        J + "templates-and-vars.yaml",
+        25,
+        "steps[4].send.template",
+        "template 'plain-note' has no subject in en",
+    ),
     ("warning", J + "unreachable.yaml", 6, "steps[0].if", "the condition is always false: the then branch never runs"),
-    ("error", J + "unreachable.yaml", 16, "steps[1].else[2]",
-     "step 'after-exit' can never run: step '2.else.2' before it always ends the enrollment"),
-    ("error", J + "unreachable.yaml", 18, "steps[2]",
-     "step 'never-reached' can never run (nor the 1 step after it): step 'either-way-out' before it always ends"),
+    (
+        "error",
+        J + "unreachable.yaml",
+        16,
+        "steps[1].else[2]",
+        "step 'after-exit' can never run: step '2.else.2' before it always ends the enrollment",
+    ),
+    (
+        "error",
+        J + "unreachable.yaml",
+        18,
+        "steps[2]",
+        "step 'never-reached' can never run (nor the 1 step after it): step 'either-way-out' before it always ends",
+    ),
     ("warning", J + "unreachable.yaml", 20, "steps[3].wait", "nothing follows this wait"),
-    ("error", J + "waits-and-conditions.yaml", 4, "trigger.condition",
-     "'has_event' is not defined: the trigger condition sees only customer and event; evaluating it would fail "
-     "the API request"),
-    ("error", J + "waits-and-conditions.yaml", 10, "steps[0].wait_for.event",
-     "waits for 'Order Completed', which is in exit_on: that event ends the enrollment instead, so on_event never runs"),
-    ("warning", J + "waits-and-conditions.yaml", 15, "steps[1].if",
-     "has_event('Order Completed') is always false here: 'Order Completed' is in exit_on"),
+    (
+        "error",
+        J + "waits-and-conditions.yaml",
+        4,
+        "trigger.condition",
+        "'has_event' is not defined: the trigger condition sees only customer and event; evaluating it would fail "
+        "the API request",
+    ),
+    (
+        "error",
+        J + "waits-and-conditions.yaml",
+        10,
+        "steps[0].wait_for.event",
+        "waits for 'Order Completed', which is in exit_on: that event ends the enrollment instead, so on_event never runs",
+    ),
+    (
+        "warning",
+        J + "waits-and-conditions.yaml",
+        15,
+        "steps[1].if",
+        "has_event('Order Completed') is always false here: 'Order Completed' is in exit_on",
+    ),
     ("error", J + "waits-and-conditions.yaml", 19, "steps[2].if", "'cart' is not defined: conditions see "),
-    ("error", J + "waits-and-conditions.yaml", 19, "steps[2].if",
-     "consented('fax'): not a channel (email, sms, whatsapp); an unknown channel reads as consented"),
+    (
+        "error",
+        J + "waits-and-conditions.yaml",
+        19,
+        "steps[2].if",
+        "consented('fax'): not a channel (email, sms, whatsapp); an unknown channel reads as consented",
+    ),
     ("warning", J + "waits-and-conditions.yaml", 23, "steps[3].wait", "nothing follows this wait"),
     ("warning", T + "broken-syntax", None, "", "no 'fr' variant (fr.txt), which other templates have"),
     ("error", T + "broken-syntax/en.txt", 1, "", "template syntax: unexpected '}'"),
     ("error", T + "no-default", None, "", "no 'en' variant (en.txt): the default locale ends every fallback"),
-    ("warning", T + "plain-note", None, "", "no 'fr' variant (fr.txt), which other templates have: customers in fr get 'en'"),
+    (
+        "warning",
+        T + "plain-note",
+        None,
+        "",
+        "no 'fr' variant (fr.txt), which other templates have: customers in fr get 'en'",
+    ),
 ]
 
 
@@ -111,7 +173,9 @@ def test_warnings_alone_exit_zero(cli, tmp_path):
 
 
 def test_a_single_file_is_checked_against_the_configured_templates(cli):
-    run = cli("validate", CORPUS / "journeys" / "unreachable.yaml", "--templates", CORPUS / "templates", "--format", "json")
+    run = cli(
+        "validate", CORPUS / "journeys" / "unreachable.yaml", "--templates", CORPUS / "templates", "--format", "json"
+    )
     files = {f["file"] for f in json.loads(run.out)}
     assert str(CORPUS / "journeys" / "unreachable.yaml") in files
     assert str(CORPUS / "journeys" / "schema-errors.yaml") not in files
@@ -131,7 +195,10 @@ def test_exit_codes_are_the_documented_ones(cli):
 def test_the_real_command_line():
     result = subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", "validate", J, T, "--format", "json"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1, result.stderr
     assert len(json.loads(result.stdout)) == len(EXPECTED)
@@ -142,12 +209,21 @@ def test_loops_that_can_outrun_the_render_budget_are_warned_about(cli, tmp_path)
     (tmp_path / "spin" / "en.txt").write_text(
         "---\nsubject: Hi\n---\nHello\n{% for i in range(100000) %}\n"
         "{% for j in range(10) %}{{ j }}{% endfor %}{% endfor %}\n"
-        "{% for item in event.items %}{{ item }}{% endfor %}{% for n in range(3) %}{{ n }}{% endfor %}\n")
+        "{% for item in event.items %}{{ item }}{% endfor %}{% for n in range(3) %}{{ n }}{% endfor %}\n"
+    )
     run = cli("validate", tmp_path / "none.yaml", "--templates", tmp_path, "--format", "json")
     findings = [(f["severity"], f["line"], f["message"]) for f in json.loads(run.out) if f["file"].endswith("en.txt")]
     assert findings == [
-        ("warning", 5, "loop over range(100,000): loops this long run into the render budget, and the message "
-                       "fails; loop over the data itself"),
-        ("warning", 6, "loop inside the loop of line 5: nested loops multiply, can run into the render budget, "
-                       "and the message fails"),
+        (
+            "warning",
+            5,
+            "loop over range(100,000): loops this long run into the render budget, and the message "
+            "fails; loop over the data itself",
+        ),
+        (
+            "warning",
+            6,
+            "loop inside the loop of line 5: nested loops multiply, can run into the render budget, "
+            "and the message fails",
+        ),
     ]

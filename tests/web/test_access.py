@@ -62,8 +62,13 @@ async def test_a_key_created_while_running_closes_the_api(client, runtime):
 
 async def test_missing_or_wrong_keys_get_401(client, runtime):
     key = await make_key(runtime, "admin")
-    for headers in ({}, bearer("orch_wrong"), {"X-API-Key": "orch_wrong"}, {"Authorization": f"Basic {key}"},
-                    bearer(key + "x")):
+    for headers in (
+        {},
+        bearer("orch_wrong"),
+        {"X-API-Key": "orch_wrong"},
+        {"Authorization": f"Basic {key}"},
+        bearer(key + "x"),
+    ):
         response = await client.get("/v1/messages", headers=headers)
         assert response.status_code == 401, headers
     assert (await client.post("/v1/track", json=TRACK)).status_code == 401
@@ -164,9 +169,12 @@ async def test_every_v1_route_and_metrics_has_an_access_policy(client):
     """A router added without `dependencies=requires(...)` would be open to anyone: fail here."""
     unguarded = []
     for route in app_of(client).routes:
-        if (isinstance(route, APIRoute) and (route.path.startswith("/v1") or route.path == "/metrics")
-                and not any(isinstance(dependency.dependency, AccessPolicy) for dependency in route.dependencies)):
-                unguarded.append(f"{sorted(route.methods)} {route.path}")
+        if (
+            isinstance(route, APIRoute)
+            and (route.path.startswith("/v1") or route.path == "/metrics")
+            and not any(isinstance(dependency.dependency, AccessPolicy) for dependency in route.dependencies)
+        ):
+            unguarded.append(f"{sorted(route.methods)} {route.path}")
     assert unguarded == []
 
 

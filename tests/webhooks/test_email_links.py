@@ -35,7 +35,7 @@ def path_of(url: str) -> str:
 
 def tampered(url: str) -> str:
     at = url.rindex(".") - 3  # inside the signature
-    return url[:at] + ("A" if url[at] != "A" else "B") + url[at + 1:]
+    return url[:at] + ("A" if url[at] != "A" else "B") + url[at + 1 :]
 
 
 async def history(runtime, message_id: int) -> list[MessageStatusEvent]:
@@ -44,9 +44,12 @@ async def history(runtime, message_id: int) -> list[MessageStatusEvent]:
 
 # --- open pixel and click redirect --------------------------------------------------------
 
+
 async def test_the_open_pixel_records_an_open_and_answers_a_gif(client, drain, runtime):
     message = await welcome_email(client, drain, runtime)
-    response = await client.get(path_of(open_pixel_url(runtime.settings, message.id)), headers={"user-agent": "Mail/1.0"})
+    response = await client.get(
+        path_of(open_pixel_url(runtime.settings, message.id)), headers={"user-agent": "Mail/1.0"}
+    )
     assert response.status_code == 200 and response.headers["content-type"] == "image/gif"
     assert response.content.startswith(b"GIF89a") and "no-store" in response.headers["cache-control"]
     message = await message_of(runtime, "ann")
@@ -58,8 +61,11 @@ async def test_the_open_pixel_records_an_open_and_answers_a_gif(client, drain, r
 async def test_a_bad_pixel_token_still_answers_a_gif_and_records_nothing(client, drain, runtime):
     message = await welcome_email(client, drain, runtime)
     unsubscribe_token = unsubscribe_url(runtime.settings, customer_id=message.customer_id).rsplit("/", 1)[1]
-    for path in (path_of(tampered(open_pixel_url(runtime.settings, message.id))), "/t/o/garbage.gif",
-                 f"/t/o/{unsubscribe_token}.gif"):  # a genuine token, but not for opens
+    for path in (
+        path_of(tampered(open_pixel_url(runtime.settings, message.id))),
+        "/t/o/garbage.gif",
+        f"/t/o/{unsubscribe_token}.gif",
+    ):  # a genuine token, but not for opens
         response = await client.get(path)
         assert response.status_code == 200 and response.content.startswith(b"GIF89a"), path
     assert await history(runtime, message.id) == []
@@ -80,14 +86,18 @@ async def test_a_click_records_and_redirects_to_the_signed_url(client, drain, ru
 async def test_a_bad_click_token_is_404_never_a_redirect(client, drain, runtime):
     message = await welcome_email(client, drain, runtime)
     good = click_url(runtime.settings, message.id, "https://shop.example/")
-    for path in (path_of(tampered(good)), "/t/c/garbage",
-                 path_of(open_pixel_url(runtime.settings, message.id)).replace("/t/o/", "/t/c/").removesuffix(".gif")):
+    for path in (
+        path_of(tampered(good)),
+        "/t/c/garbage",
+        path_of(open_pixel_url(runtime.settings, message.id)).replace("/t/o/", "/t/c/").removesuffix(".gif"),
+    ):
         response = await client.get(path)
         assert response.status_code == 404 and "location" not in response.headers, path
     assert await history(runtime, message.id) == []
 
 
 # --- unsubscribe --------------------------------------------------------------------------
+
 
 async def consents(runtime) -> list[Consent]:
     return await rows(runtime, Consent, Consent.channel == "email")
@@ -108,7 +118,11 @@ async def test_post_from_the_page_unsubscribes_and_confirms(client, drain, runti
     page = await client.post(path_of(url), data={}, headers={"user-agent": "Firefox"})
     assert page.status_code == 200 and "You are unsubscribed" in page.text
     [consent] = await consents(runtime)
-    assert (consent.status, consent.source, consent.customer_id) == ("opted_out", "unsubscribe_link", message.customer_id)
+    assert (consent.status, consent.source, consent.customer_id) == (
+        "opted_out",
+        "unsubscribe_link",
+        message.customer_id,
+    )
     assert consent.evidence == {"message_id": message.id, "method": "form", "user_agent": "Firefox", "ip": "127.0.0.1"}
     later = await post_purchase_email(client, runtime)
     assert (later.status, later.status_reason) == ("skipped", "email opted out")
@@ -129,12 +143,15 @@ async def test_bad_unsubscribe_tokens_change_nothing(client, drain, runtime):
     good = unsubscribe_url(runtime.settings, customer_id=message.customer_id, message_id=message.id)
     for url in (tampered(good), unsubscribe_url(runtime.settings, customer_id=999_999)):
         assert (await client.get(path_of(url))).status_code == 404
-        assert (await client.post(path_of(url), content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)).status_code == 404
+        assert (
+            await client.post(path_of(url), content=b"List-Unsubscribe=One-Click", headers=ONE_CLICK)
+        ).status_code == 404
     assert await consents(runtime) == []
 
 
-@pytest.mark.parametrize("locale, words", [("fr-CA", "Me désabonner"), ("es", "Darme de baja"),
-                                           ("zh-TW", "取消訂閱"), ("de", "Unsubscribe")])
+@pytest.mark.parametrize(
+    "locale, words", [("fr-CA", "Me désabonner"), ("es", "Darme de baja"), ("zh-TW", "取消訂閱"), ("de", "Unsubscribe")]
+)
 async def test_the_page_speaks_the_customers_language(client, runtime, locale, words):
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
@@ -148,13 +165,19 @@ async def test_the_page_speaks_the_customers_language(client, runtime, locale, w
 
 # --- what really goes out -----------------------------------------------------------------
 
+
 @pytest.fixture
 async def app_on_smtp(database_url):
     """The app on a real SMTP server, with link tracking on."""
     with smtp_server() as (inbox, port):
         await _reset(database_url)
-        settings = make_settings(database_url, email_provider="smtp", smtp_port=port,
-                                 public_base_url="https://mail.shop.example", secret_key="test-secret")
+        settings = make_settings(
+            database_url,
+            email_provider="smtp",
+            smtp_port=port,
+            public_base_url="https://mail.shop.example",
+            secret_key="test-secret",
+        )
         runtime = await build_runtime(settings, clock=SimulatedClock(START))
         app = create_app(settings, run_worker=False, runtime=runtime)
         app.state.runtime, app.state.worker_loop = runtime, WorkerLoop(runtime)
@@ -168,7 +191,9 @@ async def test_welcome_over_smtp_carries_one_click_unsubscribe_and_tracking(app_
     await welcome_email(client, WorkerLoop(runtime).drain, runtime)
     [mail] = inbox.messages
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    unsubscribe = re.fullmatch(r"<(https://mail\.shop\.example/unsubscribe/[\w.-]+)>", mail["List-Unsubscribe"]).group(1)
+    unsubscribe = re.fullmatch(r"<(https://mail\.shop\.example/unsubscribe/[\w.-]+)>", mail["List-Unsubscribe"]).group(
+        1
+    )
     html = mail.get_body(("html",)).get_content()
     pixel = re.search(r'<img src="(https://mail\.shop\.example/t/o/[\w.-]+\.gif)"', html).group(1)
     assert "/t/o/" not in mail.get_body(("plain",)).get_content()
@@ -181,13 +206,25 @@ async def test_welcome_over_smtp_carries_one_click_unsubscribe_and_tracking(app_
     assert message.first_opened_at is not None
     async with runtime.sessions() as session:
         [consent] = (await session.exec(select(Consent).order_by(col(Consent.id)))).all()
-    assert (consent.status, consent.source, consent.evidence["message_id"]) == ("opted_out", "unsubscribe_link", message.id)
+    assert (consent.status, consent.source, consent.evidence["message_id"]) == (
+        "opted_out",
+        "unsubscribe_link",
+        message.id,
+    )
 
 
 def test_transactional_mail_has_no_unsubscribe_header():
     settings = make_settings("sqlite://", email_provider="smtp")
-    row = Message(id=5, send_key="k", customer_id=1, channel="email", status="queued", to_address="a@b.c",
-                  html='<a href="https://shop.example/reset?t=1">Reset</a>', marketing=False)
+    row = Message(
+        id=5,
+        send_key="k",
+        customer_id=1,
+        channel="email",
+        status="queued",
+        to_address="a@b.c",
+        html='<a href="https://shop.example/reset?t=1">Reset</a>',
+        marketing=False,
+    )
     sent = outbound(row, settings)
     assert sent.unsubscribe_url is None and sent.html == row.html  # reset links never pass through a redirect
 

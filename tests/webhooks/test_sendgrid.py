@@ -31,8 +31,13 @@ async def welcome_email(client, drain, runtime, user_id="ann", email="ann@exampl
 
 async def message_of(runtime, user_id: str, step: str = "welcome-email") -> Message:
     async with runtime.sessions() as session:
-        return (await session.exec(select(Message).join(Customer, col(Customer.id) == Message.customer_id)
-                                   .where(Customer.user_id == user_id, Message.step_id == step))).one()
+        return (
+            await session.exec(
+                select(Message)
+                .join(Customer, col(Customer.id) == Message.customer_id)
+                .where(Customer.user_id == user_id, Message.step_id == step)
+            )
+        ).one()
 
 
 async def rows(runtime, model, *where) -> list:
@@ -42,19 +47,28 @@ async def rows(runtime, model, *where) -> list:
 
 def event(message: Message, kind: str, event_id: str, minute: int = 0, **fields) -> dict:
     """An event as SendGrid posts it: custom args at the top level, sg_message_id suffixed."""
-    return {"email": message.to_address, "timestamp": int(START.timestamp()) + 60 * minute, "event": kind,
-            "sg_event_id": event_id, "sg_message_id": f"{message.provider_message_id}.filterdrecv-5645d9c87f-6r2ch-1",
-            "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>", "send_key": message.send_key, **fields}
+    return {
+        "email": message.to_address,
+        "timestamp": int(START.timestamp()) + 60 * minute,
+        "event": kind,
+        "sg_event_id": event_id,
+        "sg_message_id": f"{message.provider_message_id}.filterdrecv-5645d9c87f-6r2ch-1",
+        "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
+        "send_key": message.send_key,
+        **fields,
+    }
 
 
 async def post(client, events, headers=None):
     """Signed as SendGrid signs, unless the test passes its own headers."""
     body = json.dumps(events).encode()
-    return await client.post(EVENTS_URL, content=body,
-                             headers=headers if headers is not None else signed(client.sendgrid_signing_key, body))
+    return await client.post(
+        EVENTS_URL, content=body, headers=headers if headers is not None else signed(client.sendgrid_signing_key, body)
+    )
 
 
 # --- signatures ---------------------------------------------------------------------------
+
 
 @pytest.fixture(autouse=True)
 def signing_key(runtime, client):
@@ -64,7 +78,9 @@ def signing_key(runtime, client):
     from cryptography.hazmat.primitives.asymmetric import ec
 
     private_key = ec.generate_private_key(ec.SECP256R1())
-    der = private_key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     runtime.settings.sendgrid_webhook_public_key = base64.b64encode(der).decode()
     client.sendgrid_signing_key = private_key
     yield private_key
@@ -145,12 +161,15 @@ async def test_only_an_explicit_setting_turns_the_check_off(client, drain, runti
 
 # --- idempotency and order ----------------------------------------------------------------
 
+
 async def test_replayed_and_shuffled_events_end_in_one_state_counted_once(client, drain, runtime):
     message = await welcome_email(client, drain, runtime)
     events = [
-        event(message, "processed", "ev-p", 0), event(message, "deferred", "ev-d", 1, response="421 try later"),
+        event(message, "processed", "ev-p", 0),
+        event(message, "deferred", "ev-d", 1, response="421 try later"),
         event(message, "delivered", "ev-dl", 5, response="250 OK"),
-        event(message, "open", "ev-o1", 9, sg_machine_open=False), event(message, "open", "ev-o2", 30),
+        event(message, "open", "ev-o1", 9, sg_machine_open=False),
+        event(message, "open", "ev-o2", 30),
         event(message, "click", "ev-c", 10, url="https://shop.example/"),
     ]
     shuffled = random.Random(7).sample(events, len(events))
@@ -188,10 +207,13 @@ async def test_unknown_messages_and_junk_do_not_fail_the_batch(client, drain, ru
 
 @pytest.mark.parametrize("body", [b"not json", b'{"event": "delivered"}'])
 async def test_a_body_that_is_not_an_array_of_events_is_refused(client, body):
-    assert (await client.post(EVENTS_URL, content=body, headers=signed(client.sendgrid_signing_key, body))).status_code == 400
+    assert (
+        await client.post(EVENTS_URL, content=body, headers=signed(client.sendgrid_signing_key, body))
+    ).status_code == 400
 
 
 # --- what events do to later sends -------------------------------------------------------
+
 
 async def post_purchase_email(client, runtime, user_id="ann") -> Message:
     """The post-purchase journey e-mails three days after an order (no WhatsApp opt-in)."""
@@ -202,8 +224,14 @@ async def post_purchase_email(client, runtime, user_id="ann") -> Message:
 
 async def test_a_hard_bounce_fails_the_message_and_suppresses_the_address(client, drain, runtime):
     message = await welcome_email(client, drain, runtime)
-    bounce = event(message, "bounce", "ev-b", type="bounce", status="5.1.1",
-                   reason="550 5.1.1 The email account that you tried to reach does not exist.")
+    bounce = event(
+        message,
+        "bounce",
+        "ev-b",
+        type="bounce",
+        status="5.1.1",
+        reason="550 5.1.1 The email account that you tried to reach does not exist.",
+    )
     await post(client, [bounce])
     message = await message_of(runtime, "ann")
     assert (message.status, message.error_code) == ("failed", "5.1.1")

@@ -37,8 +37,15 @@ def path_of(url: str) -> str:
 
 async def history(runtime, message_id: int) -> list[MessageStatusEvent]:
     async with runtime.sessions() as session:
-        return list((await session.exec(select(MessageStatusEvent).where(
-            MessageStatusEvent.message_id == message_id, MessageStatusEvent.source == "short_link"))).all())
+        return list(
+            (
+                await session.exec(
+                    select(MessageStatusEvent).where(
+                        MessageStatusEvent.message_id == message_id, MessageStatusEvent.source == "short_link"
+                    )
+                )
+            ).all()
+        )
 
 
 async def reload(runtime, message_id: int) -> Message:
@@ -53,8 +60,11 @@ async def test_the_sent_sms_carries_a_short_signed_link_into_the_app(client, dra
     assert sent.body == message.body and "shop.example" not in sent.body and "\ue000" not in sent.body
     assert message.tracked_links == 1 and message.segments == 1
     [stored] = message.template_metadata["links"]
-    assert stored == {"index": 0, "url": "https://shop.example/second-code?code=AGAIN10-LEA&size=38",
-                      "app": "shop://second-code?code=AGAIN10-LEA&size=38&after=boots-12"}
+    assert stored == {
+        "index": 0,
+        "url": "https://shop.example/second-code?code=AGAIN10-LEA&size=38",
+        "app": "shop://second-code?code=AGAIN10-LEA&size=38&after=boots-12",
+    }
 
 
 async def test_a_click_opens_the_app_page_and_counts_once(client, drain, runtime):
@@ -78,20 +88,28 @@ async def test_a_click_opens_the_app_page_and_counts_once(client, drain, runtime
     assert (sms["clickable"], sms["clicked"], sms["click_rate"]) == (1, 1, 100.0)
 
 
-@pytest.mark.parametrize("method,headers,signal", [
-    ("GET", {"user-agent": "WhatsApp/2.23.20.0 A"}, "user-agent: whatsapp"),
-    ("GET", {"user-agent": "facebookexternalhit/1.1 Facebot Twitterbot/1.0"}, "user-agent: facebookexternalhit"),
-    ("GET", {"user-agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}, "user-agent: slackbot"),
-    ("GET", {"user-agent": ""}, "no user-agent"),
-    ("HEAD", {"user-agent": PHONE_BROWSER}, "head"),
-    ("GET", {"user-agent": PHONE_BROWSER, "sec-purpose": "prefetch;prerender"}, "sec-purpose: prefetch;prerender"),
-    ("GET", {"user-agent": PHONE_BROWSER, "purpose": "prefetch"}, "purpose: prefetch"),
-])
+@pytest.mark.parametrize(
+    "method,headers,signal",
+    [
+        ("GET", {"user-agent": "WhatsApp/2.23.20.0 A"}, "user-agent: whatsapp"),
+        ("GET", {"user-agent": "facebookexternalhit/1.1 Facebot Twitterbot/1.0"}, "user-agent: facebookexternalhit"),
+        ("GET", {"user-agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}, "user-agent: slackbot"),
+        ("GET", {"user-agent": ""}, "no user-agent"),
+        ("HEAD", {"user-agent": PHONE_BROWSER}, "head"),
+        ("GET", {"user-agent": PHONE_BROWSER, "sec-purpose": "prefetch;prerender"}, "sec-purpose: prefetch;prerender"),
+        ("GET", {"user-agent": PHONE_BROWSER, "purpose": "prefetch"}, "purpose: prefetch"),
+    ],
+)
 async def test_a_preview_or_scan_is_recorded_but_counts_nothing(client, drain, runtime, method, headers, signal):
     message = await second_code_sms(client, drain, runtime)
     async with runtime.sessions() as session, session.begin():  # the carrier's receipt: it counts as clickable
-        await record_status(session, await session.get(Message, message.id), source="twilio", status="delivered",
-                            now=runtime.clock.now())
+        await record_status(
+            session,
+            await session.get(Message, message.id),
+            source="twilio",
+            status="delivered",
+            now=runtime.clock.now(),
+        )
     [link] = SHORT.findall(message.body)
     response = await client.request(method, path_of(link), headers=headers)
     assert response.status_code == 302  # the preview card shows the real web page
@@ -107,18 +125,26 @@ async def test_a_preview_or_scan_is_recorded_but_counts_nothing(client, drain, r
 
 
 def tampered(token: str, at: int) -> str:
-    return token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1:]
+    return token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1 :]
 
 
 async def test_a_tampered_or_forged_token_is_404_and_never_a_redirect(client, drain, runtime):
     message = await second_code_sms(client, drain, runtime)
     [link] = SHORT.findall(message.body)
     token = link.rsplit("/", 1)[1]
-    forged_target = short_url(runtime.settings.model_copy(update={"secret_key": "not-ours"}), message.enrollment_id,
-                              message.send_key, ShortLink(0, "https://evil.example/"))
-    for path in (f"/s/{tampered(token, len(token) - 3)}",  # the signature
-                 f"/s/{tampered(token, 0)}",  # the enrollment id
-                 path_of(forged_target), "/s/garbage", "/s/" + "x" * 200):
+    forged_target = short_url(
+        runtime.settings.model_copy(update={"secret_key": "not-ours"}),
+        message.enrollment_id,
+        message.send_key,
+        ShortLink(0, "https://evil.example/"),
+    )
+    for path in (
+        f"/s/{tampered(token, len(token) - 3)}",  # the signature
+        f"/s/{tampered(token, 0)}",  # the enrollment id
+        path_of(forged_target),
+        "/s/garbage",
+        "/s/" + "x" * 200,
+    ):
         response = await client.get(path, headers={"user-agent": PHONE_BROWSER})
         assert response.status_code == 404 and "location" not in response.headers, path
     assert await history(runtime, message.id) == []

@@ -35,9 +35,16 @@ async def test_lost_status_callbacks_leave_no_message_stuck_at_sent(database_url
     port = free_port()
     with fake_twilio(drop_status_callbacks_every=3) as twilio:
         settings = make_settings(
-            database_url, sms_provider="twilio", twilio_api_base_url=twilio.url, fake_twilio_auth_token=twilio.auth_token,
-            public_base_url=f"http://127.0.0.1:{port}", sms_rate_per_second=10_000,
-            reconcile_status_after_seconds=600, reconcile_lookups_per_second=1000, reconcile_batch_size=BURST)
+            database_url,
+            sms_provider="twilio",
+            twilio_api_base_url=twilio.url,
+            fake_twilio_auth_token=twilio.auth_token,
+            public_base_url=f"http://127.0.0.1:{port}",
+            sms_rate_per_second=10_000,
+            reconcile_status_after_seconds=600,
+            reconcile_lookups_per_second=1000,
+            reconcile_batch_size=BURST,
+        )
         webhook_app = create_app(settings, run_worker=False)
         runtime = await build_runtime(settings, clock=SimulatedClock(datetime.now(timezone.utc)))
         try:
@@ -48,9 +55,20 @@ async def test_lost_status_callbacks_leave_no_message_stuck_at_sent(database_url
                         customer = Customer(user_id=f"c{i}", phone=f"+1415{i:07d}", created_at=now, updated_at=now)
                         session.add(customer)
                         await session.flush()
-                        session.add(Message(send_key=f"burst:{i}", customer_id=customer.id, channel="sms",
-                                            provider="twilio", status="queued", to_address=customer.phone,
-                                            body=f"Flash sale {i}", created_at=now, updated_at=now, next_attempt_at=now))
+                        session.add(
+                            Message(
+                                send_key=f"burst:{i}",
+                                customer_id=customer.id,
+                                channel="sms",
+                                provider="twilio",
+                                status="queued",
+                                to_address=customer.phone,
+                                body=f"Flash sale {i}",
+                                created_at=now,
+                                updated_at=now,
+                                next_attempt_at=now,
+                            )
+                        )
                 while await dispatch_queued_messages(runtime):
                     pass
                 # Until every callback the fake meant to post has been posted or lost.

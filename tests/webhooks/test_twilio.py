@@ -45,8 +45,15 @@ async def as_if_sent_by_twilio(runtime, message: dict) -> dict:
 
 
 def status_form(message: dict, status: str, **extra) -> dict:
-    return {"MessageSid": message["provider_message_id"], "MessageStatus": status, "SmsStatus": status,
-            "AccountSid": "AC" + "0" * 32, "To": message["to_address"], "From": "+15005550006", **extra}
+    return {
+        "MessageSid": message["provider_message_id"],
+        "MessageStatus": status,
+        "SmsStatus": status,
+        "AccountSid": "AC" + "0" * 32,
+        "To": message["to_address"],
+        "From": "+15005550006",
+        **extra,
+    }
 
 
 async def test_unsigned_and_forged_requests_are_refused(client, runtime, drain):
@@ -56,8 +63,9 @@ async def test_unsigned_and_forged_requests_are_refused(client, runtime, drain):
     assert (await post_signed(client, runtime, STATUS_PATH, form, token="not-the-token")).status_code == 403
     tampered = await post_signed(client, runtime, STATUS_PATH, form, signature="bm9wZQ==")
     assert tampered.status_code == 403
-    assert (await post_signed(client, runtime, INBOUND_PATH, inbound_form("SMx", "+14155550100", "STOP"),
-                              token="forged")).status_code == 403
+    assert (
+        await post_signed(client, runtime, INBOUND_PATH, inbound_form("SMx", "+14155550100", "STOP"), token="forged")
+    ).status_code == 403
     [message] = await messages_of(client, "sam")
     assert message["status"] == "sent"  # nothing changed
 
@@ -68,6 +76,7 @@ async def test_a_callback_before_the_provider_id_is_stored_is_refused_for_a_retr
     assert (await post_signed(client, runtime, STATUS_PATH, early)).status_code == 503
     async with runtime.sessions() as session, session.begin():
         from orchestrator.storage.models import Message
+
         stored = await session.get(Message, message["id"])
         stored.provider_message_id = "SM" + "e" * 32  # the worker's commit lands
     assert (await post_signed(client, runtime, STATUS_PATH, early)).status_code == 204  # the retry counts
@@ -85,8 +94,9 @@ async def test_duplicated_and_shuffled_callbacks_end_delivered_without_double_co
     [message] = await messages_of(client, "sam")
     assert message["status"] == "delivered"
     async with runtime.sessions() as session:
-        history = (await session.exec(select(MessageStatusEvent.status).where(
-            MessageStatusEvent.message_id == message["id"]))).all()
+        history = (
+            await session.exec(select(MessageStatusEvent.status).where(MessageStatusEvent.message_id == message["id"]))
+        ).all()
     assert sorted(history) == ["delivered", "queued", "sent"]  # each status once, replays ignored
 
 
@@ -138,10 +148,12 @@ async def write_without_waiting(runtime, message_id: int) -> None:
             if engine.dialect.name == "sqlite":
                 await connection.exec_driver_sql("PRAGMA busy_timeout=0")
             else:
-                await connection.execute(sa.text("SELECT id FROM messages WHERE id = :id FOR UPDATE NOWAIT"),
-                                         {"id": message_id})
-            await connection.execute(sa.text("UPDATE messages SET status_reason = 'touched' WHERE id = :id"),
-                                     {"id": message_id})
+                await connection.execute(
+                    sa.text("SELECT id FROM messages WHERE id = :id FOR UPDATE NOWAIT"), {"id": message_id}
+                )
+            await connection.execute(
+                sa.text("UPDATE messages SET status_reason = 'touched' WHERE id = :id"), {"id": message_id}
+            )
     finally:
         await engine.dispose()
 
@@ -171,7 +183,11 @@ async def test_the_price_is_fetched_after_the_status_commits(client, runtime, dr
 async def test_stop_then_start_controls_journey_sends(client, runtime, drain):
     await identify(client, "pat", phone="+14155550122", sms_opt_in=True)
     stop = await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM1", "+14155550122", "  stop "))
-    assert stop.status_code == 200 and "unsubscribed" in stop.text and stop.headers["content-type"].startswith("application/xml")
+    assert (
+        stop.status_code == 200
+        and "unsubscribed" in stop.text
+        and stop.headers["content-type"].startswith("application/xml")
+    )
     consents = (await client.get("/v1/customers/pat/consents")).json()
     assert consents["channels"]["sms"]["status"] == "opted_out"
     assert consents["history"][-1]["source"] == "sms_keyword"
@@ -232,6 +248,7 @@ async def test_replayed_inbound_is_handled_once(client, runtime):
 
 # --- forms Twilio never sends (the signature concatenates keys and values) ------------------
 
+
 def moved_across_boundaries(form: dict) -> dict:
     """`NumMedia=0` folded into the end of the MessageSid: keys and values concatenated in key
     order read the same, so Twilio's signature still holds, but the message has a new SID."""
@@ -246,8 +263,9 @@ async def test_a_captured_start_replayed_after_a_later_stop_does_not_revert_it(c
     await identify(client, "uma", phone="+14155550166", sms_opt_in=False)
     start = inbound_form("SM-start", "+14155550166", "START")
     assert (await post_signed(client, runtime, INBOUND_PATH, start)).status_code == 200
-    assert (await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM-stop", "+14155550166", "STOP"))
-            ).status_code == 200
+    assert (
+        await post_signed(client, runtime, INBOUND_PATH, inbound_form("SM-stop", "+14155550166", "STOP"))
+    ).status_code == 200
     # The attacker replays the captured START with its captured signature, as is and reshaped.
     url = runtime.settings.public_base_url + INBOUND_PATH
     captured_signature = RequestValidator(twilio_auth_token(runtime.settings)).compute_signature(url, start)
@@ -260,16 +278,19 @@ async def test_a_captured_start_replayed_after_a_later_stop_does_not_revert_it(c
     assert consents["channels"]["sms"]["status"] == "opted_out"
 
 
-@pytest.mark.parametrize("change", [
-    {"MessageSid": "SM1"},  # too short
-    {"MessageSid": "SM" + "G" * 32},  # not lower-case hex
-    {"NumMedia": "zero"},
-    {"NumMediaX": "0"},  # a key Twilio never sends
-    {"Bod": "ySTOP"},
-    {"MediaUrl0x": "https://example.com/a.jpg"},
-    {"AccountSid": "AC" + "0" * 31},
-    {"From": "+1415555016Body"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"MessageSid": "SM1"},  # too short
+        {"MessageSid": "SM" + "G" * 32},  # not lower-case hex
+        {"NumMedia": "zero"},
+        {"NumMediaX": "0"},  # a key Twilio never sends
+        {"Bod": "ySTOP"},
+        {"MediaUrl0x": "https://example.com/a.jpg"},
+        {"AccountSid": "AC" + "0" * 31},
+        {"From": "+1415555016Body"},
+    ],
+)
 async def test_forms_without_twilios_shape_are_refused_though_signed(client, runtime, change):
     form = {**inbound_form("SM-shape", "+14155550177", "STOP"), **change}
     response = await post_signed(client, runtime, INBOUND_PATH, form)
@@ -278,7 +299,16 @@ async def test_forms_without_twilios_shape_are_refused_though_signed(client, run
 
 
 async def test_media_keys_of_a_real_mms_are_accepted(client, runtime):
-    form = {**inbound_form("SM-mms", "+14155550188", "look"), "NumMedia": "2", "MediaUrl0": "https://api.twilio.com/a",
-            "MediaContentType0": "image/jpeg", "MediaUrl1": "https://api.twilio.com/b", "MediaContentType1": "image/png",
-            "FromCountry": "US", "NumSegments": "1", "ApiVersion": "2010-04-01", "SmsStatus": "received"}
+    form = {
+        **inbound_form("SM-mms", "+14155550188", "look"),
+        "NumMedia": "2",
+        "MediaUrl0": "https://api.twilio.com/a",
+        "MediaContentType0": "image/jpeg",
+        "MediaUrl1": "https://api.twilio.com/b",
+        "MediaContentType1": "image/png",
+        "FromCountry": "US",
+        "NumSegments": "1",
+        "ApiVersion": "2010-04-01",
+        "SmsStatus": "received",
+    }
     assert (await post_signed(client, runtime, INBOUND_PATH, form)).status_code == 200

@@ -9,7 +9,9 @@ from twilio.request_validator import RequestValidator
 from orchestrator.channels.configure import twilio_auth_token
 
 
-async def post_signed(client, runtime, path: str, form: dict, *, token: str | None = None, signature: str | None = None):
+async def post_signed(
+    client, runtime, path: str, form: dict, *, token: str | None = None, signature: str | None = None
+):
     url = runtime.settings.public_base_url + path
     token = token or twilio_auth_token(runtime.settings)
     headers = {}
@@ -25,5 +27,12 @@ def twilio_sid(label: str) -> str:
 
 def inbound_form(sid: str, sender: str, body: str, to: str = "+15005550006") -> dict:
     sid = twilio_sid(sid)
-    return {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC" + "0" * 32, "From": sender, "To": to,
-            "Body": body, "NumMedia": "0"}
+    return {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": sender,
+        "To": to,
+        "Body": body,
+        "NumMedia": "0",
+    }

@@ -36,7 +36,9 @@ def alembic_config(
     config.set_main_option("script_location", _escape(MIGRATIONS_DIR))
     config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     config.set_main_option("path_separator", "os")
-    config.set_main_option("version_locations", os.pathsep.join(_escape(d) for d in (VERSIONS_DIR, *extra_version_dirs)))
+    config.set_main_option(
+        "version_locations", os.pathsep.join(_escape(d) for d in (VERSIONS_DIR, *extra_version_dirs))
+    )
     config.attributes["connection"] = connection
     config.attributes["target_metadata"] = target_metadata if target_metadata is not None else SQLModel.metadata
     return config

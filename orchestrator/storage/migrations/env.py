@@ -7,7 +7,9 @@ from orchestrator.storage.migrations import migration_options
 config = context.config
 connection = config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations with `orchestrator migrate` (this env.py needs a connection; offline mode is not supported)")
+    raise RuntimeError(
+        "run migrations with `orchestrator migrate` (this env.py needs a connection; offline mode is not supported)"
+    )
 
 context.configure(
     connection=connection,

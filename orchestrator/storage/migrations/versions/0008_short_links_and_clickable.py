@@ -11,8 +11,8 @@ from typing import Union
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0008'
-down_revision: str | Sequence[str] | None = '0007'
+revision: str = "0008"
+down_revision: str | Sequence[str] | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -23,18 +23,16 @@ def upgrade() -> None:
     op.execute("DELETE FROM kpi_daily")
     op.execute("DELETE FROM kpi_daily_skips")
     op.execute("DELETE FROM kpi_rollup_state WHERE name = 'kpis'")
-    with op.batch_alter_table('kpi_daily', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('clickable', sa.Integer(), nullable=False))
+    with op.batch_alter_table("kpi_daily", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("clickable", sa.Integer(), nullable=False))
 
-    with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('tracked_links', sa.Integer(), nullable=True))
-
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("tracked_links", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.drop_column('tracked_links')
+    with op.batch_alter_table("messages", schema=None) as batch_op:
+        batch_op.drop_column("tracked_links")
 
-    with op.batch_alter_table('kpi_daily', schema=None) as batch_op:
-        batch_op.drop_column('clickable')
-
+    with op.batch_alter_table("kpi_daily", schema=None) as batch_op:
+        batch_op.drop_column("clickable")

@@ -19,67 +19,76 @@ from typing import Union
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0009'
-down_revision: str | Sequence[str] | None = '0008'
+revision: str = "0009"
+down_revision: str | Sequence[str] | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # Written out here, not imported: a migration must not change when the code does.
 TRIGGERS = {
     "postgresql": [
-        'CREATE OR REPLACE FUNCTION count_enrollments_inserted() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments)\n    SELECT journey_id, journey_version, status, sum(n) FROM (SELECT journey_id, journey_version, status, 1 AS n FROM added) AS changes\n    GROUP BY journey_id, journey_version, status HAVING sum(n) <> 0;\n    RETURN NULL;\nEND $$',
-        'CREATE TRIGGER count_enrollments_inserted AFTER INSERT ON enrollments REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION count_enrollments_inserted()',
-        'CREATE OR REPLACE FUNCTION count_enrollments_updated() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments)\n    SELECT journey_id, journey_version, status, sum(n) FROM (SELECT journey_id, journey_version, status, 1 AS n FROM added UNION ALL SELECT journey_id, journey_version, status, -1 AS n FROM removed) AS changes\n    GROUP BY journey_id, journey_version, status HAVING sum(n) <> 0;\n    RETURN NULL;\nEND $$',
-        'CREATE TRIGGER count_enrollments_updated AFTER UPDATE ON enrollments REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION count_enrollments_updated()',
-        'CREATE OR REPLACE FUNCTION count_enrollments_deleted() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments)\n    SELECT journey_id, journey_version, status, sum(n) FROM (SELECT journey_id, journey_version, status, -1 AS n FROM removed) AS changes\n    GROUP BY journey_id, journey_version, status HAVING sum(n) <> 0;\n    RETURN NULL;\nEND $$',
-        'CREATE TRIGGER count_enrollments_deleted AFTER DELETE ON enrollments REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION count_enrollments_deleted()',
+        "CREATE OR REPLACE FUNCTION count_enrollments_inserted() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments)\n    SELECT journey_id, journey_version, status, sum(n) FROM (SELECT journey_id, journey_version, status, 1 AS n FROM added) AS changes\n    GROUP BY journey_id, journey_version, status HAVING sum(n) <> 0;\n    RETURN NULL;\nEND $$",
+        "CREATE TRIGGER count_enrollments_inserted AFTER INSERT ON enrollments REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION count_enrollments_inserted()",
+        "CREATE OR REPLACE FUNCTION count_enrollments_updated() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments)\n    SELECT journey_id, journey_version, status, sum(n) FROM (SELECT journey_id, journey_version, status, 1 AS n FROM added UNION ALL SELECT journey_id, journey_version, status, -1 AS n FROM removed) AS changes\n    GROUP BY journey_id, journey_version, status HAVING sum(n) <> 0;\n    RETURN NULL;\nEND $$",
+        "CREATE TRIGGER count_enrollments_updated AFTER UPDATE ON enrollments REFERENCING OLD TABLE AS removed NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION count_enrollments_updated()",
+        "CREATE OR REPLACE FUNCTION count_enrollments_deleted() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n    INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments)\n    SELECT journey_id, journey_version, status, sum(n) FROM (SELECT journey_id, journey_version, status, -1 AS n FROM removed) AS changes\n    GROUP BY journey_id, journey_version, status HAVING sum(n) <> 0;\n    RETURN NULL;\nEND $$",
+        "CREATE TRIGGER count_enrollments_deleted AFTER DELETE ON enrollments REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION count_enrollments_deleted()",
     ],
     "sqlite": [
-        'CREATE TRIGGER count_enrollments_inserted AFTER INSERT ON enrollments BEGIN INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments) VALUES (NEW.journey_id, NEW.journey_version, NEW.status, 1); END',
-        'CREATE TRIGGER count_enrollments_updated AFTER UPDATE OF journey_id, journey_version, status ON enrollments WHEN OLD.status IS NOT NEW.status OR OLD.journey_id IS NOT NEW.journey_id OR OLD.journey_version IS NOT NEW.journey_version BEGIN INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments) VALUES (OLD.journey_id, OLD.journey_version, OLD.status, -1); INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments) VALUES (NEW.journey_id, NEW.journey_version, NEW.status, 1); END',
-        'CREATE TRIGGER count_enrollments_deleted AFTER DELETE ON enrollments BEGIN INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments) VALUES (OLD.journey_id, OLD.journey_version, OLD.status, -1); END',
+        "CREATE TRIGGER count_enrollments_inserted AFTER INSERT ON enrollments BEGIN INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments) VALUES (NEW.journey_id, NEW.journey_version, NEW.status, 1); END",
+        "CREATE TRIGGER count_enrollments_updated AFTER UPDATE OF journey_id, journey_version, status ON enrollments WHEN OLD.status IS NOT NEW.status OR OLD.journey_id IS NOT NEW.journey_id OR OLD.journey_version IS NOT NEW.journey_version BEGIN INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments) VALUES (OLD.journey_id, OLD.journey_version, OLD.status, -1); INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments) VALUES (NEW.journey_id, NEW.journey_version, NEW.status, 1); END",
+        "CREATE TRIGGER count_enrollments_deleted AFTER DELETE ON enrollments BEGIN INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments) VALUES (OLD.journey_id, OLD.journey_version, OLD.status, -1); END",
     ],
 }
 DROP_TRIGGERS = {
     "postgresql": [
-        'DROP FUNCTION IF EXISTS count_enrollments_inserted() CASCADE',
-        'DROP FUNCTION IF EXISTS count_enrollments_updated() CASCADE',
-        'DROP FUNCTION IF EXISTS count_enrollments_deleted() CASCADE',
+        "DROP FUNCTION IF EXISTS count_enrollments_inserted() CASCADE",
+        "DROP FUNCTION IF EXISTS count_enrollments_updated() CASCADE",
+        "DROP FUNCTION IF EXISTS count_enrollments_deleted() CASCADE",
     ],
     "sqlite": [
-        'DROP TRIGGER IF EXISTS count_enrollments_inserted',
-        'DROP TRIGGER IF EXISTS count_enrollments_updated',
-        'DROP TRIGGER IF EXISTS count_enrollments_deleted',
+        "DROP TRIGGER IF EXISTS count_enrollments_inserted",
+        "DROP TRIGGER IF EXISTS count_enrollments_updated",
+        "DROP TRIGGER IF EXISTS count_enrollments_deleted",
     ],
 }
 COUNT_EVERY_ENROLLMENT = (
     "INSERT INTO journey_enrollment_counts (journey_id, journey_version, status, enrollments) "
-    "SELECT journey_id, journey_version, status, count(*) FROM enrollments GROUP BY journey_id, journey_version, status")
+    "SELECT journey_id, journey_version, status, count(*) FROM enrollments GROUP BY journey_id, journey_version, status"
+)
 
 
 def upgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    op.create_table('customer_orders',
-    sa.Column('order_key', sa.Text(), nullable=False),
-    sa.Column('customer_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('ordered_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('revenue', sa.Numeric(), nullable=True),
-    sa.PrimaryKeyConstraint('order_key')
+    op.create_table(
+        "customer_orders",
+        sa.Column("order_key", sa.Text(), nullable=False),
+        sa.Column("customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("ordered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revenue", sa.Numeric(), nullable=True),
+        sa.PrimaryKeyConstraint("order_key"),
     )
-    with op.batch_alter_table('customer_orders', schema=None) as batch_op:
-        batch_op.create_index('ix_customer_orders_customer', ['customer_id', 'ordered_at'], unique=False)
-        batch_op.create_index('ix_customer_orders_ordered', ['ordered_at'], unique=False)
+    with op.batch_alter_table("customer_orders", schema=None) as batch_op:
+        batch_op.create_index("ix_customer_orders_customer", ["customer_id", "ordered_at"], unique=False)
+        batch_op.create_index("ix_customer_orders_ordered", ["ordered_at"], unique=False)
 
-    op.create_table('journey_enrollment_counts',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('journey_id', sa.String(length=100), nullable=False),
-    sa.Column('journey_version', sa.String(length=32), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('enrollments', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('id')
+    op.create_table(
+        "journey_enrollment_counts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("journey_id", sa.String(length=100), nullable=False),
+        sa.Column("journey_version", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("enrollments", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index('ix_events_orders_received', ['received_at'], unique=False, postgresql_where=sa.text("type = 'track' AND name = 'Order Completed'"), sqlite_where=sa.text("type = 'track' AND name = 'Order Completed'"))
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_events_orders_received",
+            ["received_at"],
+            unique=False,
+            postgresql_where=sa.text("type = 'track' AND name = 'Order Completed'"),
+            sqlite_where=sa.text("type = 'track' AND name = 'Order Completed'"),
+        )
 
     # ### end Alembic commands ###
     dialect = op.get_bind().dialect.name
@@ -92,13 +101,17 @@ def downgrade() -> None:
     for statement in DROP_TRIGGERS[op.get_bind().dialect.name]:
         op.execute(statement)
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index('ix_events_orders_received', postgresql_where=sa.text("type = 'track' AND name = 'Order Completed'"), sqlite_where=sa.text("type = 'track' AND name = 'Order Completed'"))
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_events_orders_received",
+            postgresql_where=sa.text("type = 'track' AND name = 'Order Completed'"),
+            sqlite_where=sa.text("type = 'track' AND name = 'Order Completed'"),
+        )
 
-    op.drop_table('journey_enrollment_counts')
-    with op.batch_alter_table('customer_orders', schema=None) as batch_op:
-        batch_op.drop_index('ix_customer_orders_ordered')
-        batch_op.drop_index('ix_customer_orders_customer')
+    op.drop_table("journey_enrollment_counts")
+    with op.batch_alter_table("customer_orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_customer_orders_ordered")
+        batch_op.drop_index("ix_customer_orders_customer")
 
-    op.drop_table('customer_orders')
+    op.drop_table("customer_orders")
     # ### end Alembic commands ###
