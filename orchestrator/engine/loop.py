@@ -96,41 +96,23 @@ class WorkerLoop:
         # restart after a crash) would otherwise sit idle for its first interval, and the
         # KPIs would show figures as old as the last worker's final refresh.
         started = datetime.now(timezone.utc)
-        self._scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=self.runtime.settings.worker_poll_seconds,
-            max_instances=1,
-            coalesce=True,
-            id="drain-due-work",
-            next_run_time=started,
-        )
-        self._scheduler.add_job(
-            self.rollup_tick,
-            "interval",
-            seconds=self.runtime.settings.kpi_rollup_refresh_seconds,
-            max_instances=1,
-            coalesce=True,
-            id="refresh-kpi-rollups",
-            next_run_time=started,
-        )
-        self._scheduler.add_job(
-            self.send_reports,
-            "interval",
-            seconds=self.runtime.settings.report_poll_seconds,
-            max_instances=1,
-            coalesce=True,
-            id="send-due-reports",
-            next_run_time=started,
-        )
-        self._scheduler.add_job(
-            self.reconcile,
-            "interval",
-            seconds=self.runtime.settings.reconcile_interval_seconds,
-            max_instances=1,
-            coalesce=True,
-            id="reconcile-sends",
-        )
+        settings = self.runtime.settings
+        jobs = [  # (job, interval setting, id, run at start)
+            (self.tick, settings.worker_poll_seconds, "drain-due-work", True),
+            (self.rollup_tick, settings.kpi_rollup_refresh_seconds, "refresh-kpi-rollups", True),
+            (self.send_reports, settings.report_poll_seconds, "send-due-reports", True),
+            (self.reconcile, settings.reconcile_interval_seconds, "reconcile-sends", False),
+        ]
+        for job, seconds, job_id, at_start in jobs:
+            self._scheduler.add_job(
+                job,
+                "interval",
+                seconds=seconds,
+                max_instances=1,
+                coalesce=True,
+                id=job_id,
+                **({"next_run_time": started} if at_start else {}),
+            )
         self._scheduler.start()
 
     async def stop(self) -> None:

@@ -32,9 +32,13 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.kpis.cells import MEASURES
 from orchestrator.kpis.formulas import money, percent, ratio
 from orchestrator.kpis.queries import all_keys, message_totals, skip_reasons
 from orchestrator.kpis.scope import KpiScope, without_jit
+
+# The measures that are counts; cost and revenue are sums of money, read as floats below.
+COUNTED_MEASURES = tuple(name for name in MEASURES if name not in ("cost", "revenue"))
 
 
 def _number(value) -> int:
@@ -42,28 +46,7 @@ def _number(value) -> int:
 
 
 def kpi_row(group: dict[str, Any], totals: dict[str, Any], reasons: dict[str, int]) -> dict[str, Any]:
-    n = {
-        name: _number(totals.get(name))
-        for name in (
-            "messages",
-            "sent",
-            "delivered",
-            "failed",
-            "skipped",
-            "recipients",
-            "email_sent",
-            "email_delivered",
-            "opened",
-            "clickable",
-            "clicked",
-            "bounced",
-            "replied",
-            "opted_out",
-            "priced",
-            "conversions",
-            "orders_with_revenue",
-        )
-    }
+    n = {name: _number(totals.get(name)) for name in COUNTED_MEASURES}
     revenue = float(totals.get("revenue") or 0)
     cost = float(totals.get("cost") or 0) if n["priced"] else None
     return {
