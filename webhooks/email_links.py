@@ -29,6 +29,7 @@ from orchestrator.delivery.statuses import record_status
 from orchestrator.delivery.tracking import CLICK, OPEN, UNSUBSCRIBE, LinkClaims, verify
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Message
+from orchestrator.templating.render import page_words
 from orchestrator.web.dependencies import RuntimeDep
 
 log = logging.getLogger("orchestrator.email_links")
@@ -145,24 +146,10 @@ async def _customer(runtime: Runtime, claims: LinkClaims | None) -> Customer | N
 
 
 def _text(runtime: Runtime, customer: Customer | None) -> dict[str, str]:
-    """The page's words in the customer's language, by the same fallback as message templates."""
-    template = runtime.templates.get(PAGE_TEMPLATE)
-    variant = (
-        template.variant_for(customer.locale if customer else None, runtime.settings.default_locale)
-        if template
-        else None
+    locale = customer.locale if customer else None
+    return page_words(
+        runtime.templates, PAGE_TEMPLATE, locale, _FALLBACK_TEXT, "question", runtime.settings.default_locale
     )
-    if variant is None:
-        return dict(_FALLBACK_TEXT)
-    words = {key: str(value) for key, value in variant.metadata.items()}
-    title = variant.subject.render() if variant.subject else _FALLBACK_TEXT["title"]
-    return {
-        **_FALLBACK_TEXT,
-        **words,
-        "title": title,
-        "question": variant.body.render().strip(),
-        "lang": variant.locale,
-    }
 
 
 def _page(text: dict[str, str], message_key: str, *, extra: str = "", status_code: int = 200) -> HTMLResponse:

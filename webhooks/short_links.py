@@ -27,6 +27,7 @@ from orchestrator.delivery.short_links import SHORT_PATH, ShortLink, find_link, 
 from orchestrator.delivery.statuses import CLICK, record_status
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Customer, Message
+from orchestrator.templating.render import page_words
 from orchestrator.vocabulary import PHONE_CHANNELS
 from orchestrator.web.dependencies import RuntimeDep
 
@@ -131,14 +132,5 @@ async def _text(runtime: Runtime, customer_id: int) -> dict[str, str]:
     """The page's words in the customer's language, by the same fallback as message templates."""
     async with runtime.sessions() as session:
         customer = await session.get(Customer, customer_id)
-    template = runtime.templates.get(PAGE_TEMPLATE)
-    variant = (
-        template.variant_for(customer.locale if customer else None, runtime.settings.default_locale)
-        if template
-        else None
-    )
-    if variant is None:
-        return dict(_FALLBACK_TEXT)
-    words = {key: str(value) for key, value in variant.metadata.items()}
-    title = variant.subject.render() if variant.subject else _FALLBACK_TEXT["title"]
-    return {**_FALLBACK_TEXT, **words, "title": title, "hint": variant.body.render().strip(), "lang": variant.locale}
+    locale = customer.locale if customer else None
+    return page_words(runtime.templates, PAGE_TEMPLATE, locale, _FALLBACK_TEXT, "hint", runtime.settings.default_locale)

@@ -74,3 +74,18 @@ def render_message(store: TemplateStore, name: str, locale: str | None, context:
     except Exception as error:
         detail = describe_error(error)
         raise RenderError(f"template '{name}' ({variant.locale}): {detail}", detail) from None
+
+
+def page_words(
+    store: TemplateStore, name: str, locale: str | None, fallback: dict[str, str], body_key: str, default_locale: str
+) -> dict[str, str]:
+    """A web page's words from a template, like every customer-facing text: the subject is the
+    title, the body goes under `body_key`, the front matter gives the rest. `fallback` (plain
+    English) keeps the page working if the template was deleted."""
+    template = store.get(name)
+    variant = template.variant_for(locale, default_locale) if template else None
+    if variant is None:
+        return dict(fallback)
+    words = {key: str(value) for key, value in variant.metadata.items()}
+    title = variant.subject.render() if variant.subject else fallback["title"]
+    return {**fallback, **words, "title": title, body_key: variant.body.render().strip(), "lang": variant.locale}
