@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
 from orchestrator.console.api_client import ApiRefused
@@ -39,31 +41,47 @@ CSV_COLUMNS = (
 )
 
 
-def _filters(channel, status, journey, customer) -> dict:
-    return {"channel": channel, "status": status, "journey": journey, "customer": customer}
+@dataclass(frozen=True)
+class MessageFilters:
+    """What both the page and its CSV take from the query string: the same filters, the same page."""
+
+    channel: str | None = None
+    status: str | None = None
+    journey: str | None = None
+    customer: str | None = None
+    offset: int = 0
+
+    def chosen(self) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in (
+                ("channel", self.channel),
+                ("status", self.status),
+                ("journey", self.journey),
+                ("customer", self.customer),
+            )
+            if v
+        }
+
+    async def page(self, console_) -> dict:
+        return await console_.api.get("/v1/messages", {**self.chosen(), "limit": PAGE, "offset": max(self.offset, 0)})
+
+
+FiltersDep = Annotated[MessageFilters, Depends()]
 
 
 @router.get("/messages")
-async def messages(
-    console_: ConsoleDep,
-    channel: str | None = None,
-    status: str | None = None,
-    journey: str | None = None,
-    customer: str | None = None,
-    offset: int = 0,
-) -> Response:
-    filters = _filters(channel, status, journey, customer)
+async def messages(console_: ConsoleDep, filters: FiltersDep) -> Response:
     try:
-        page = await console_.api.get("/v1/messages", {**filters, "limit": PAGE, "offset": max(offset, 0)})
+        page = await filters.page(console_)
         journeys = await console_.api.get("/v1/journeys")
     except ApiRefused as error:
         return refusal_page(console_, error)
-    query = urlencode({k: v for k, v in filters.items() if v})
     return console_.render(
         "messages.html",
         page=page,
         filters=filters,
-        query=query,
+        query=urlencode(filters.chosen()),
         channels=CHANNELS,
         statuses=[s.value for s in MessageStatus],
         journeys=[j["id"] for j in journeys],
@@ -74,19 +92,10 @@ async def messages(
 
 
 @router.get("/messages.csv")
-async def messages_csv(
-    console_: ConsoleDep,
-    channel: str | None = None,
-    status: str | None = None,
-    journey: str | None = None,
-    customer: str | None = None,
-    offset: int = 0,
-) -> Response:
+async def messages_csv(console_: ConsoleDep, filters: FiltersDep) -> Response:
     """The page on screen, as CSV (the same filters and offset)."""
     try:
-        page = await console_.api.get(
-            "/v1/messages", {**_filters(channel, status, journey, customer), "limit": PAGE, "offset": max(offset, 0)}
-        )
+        page = await filters.page(console_)
     except ApiRefused as error:
         return refusal_page(console_, error)
     out = io.StringIO()
