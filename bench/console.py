@@ -21,16 +21,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import time
-import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import httpx
-import psycopg
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -38,7 +35,8 @@ for path in (str(REPO), str(BENCH_DIR)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from kpis import ADMIN_URL, END, NOW, generate, percentile  # noqa: E402  (the same data as the KPI benchmark)
+from harness import append_results, scratch_database  # noqa: E402
+from kpis import END, NOW, generate, percentile  # noqa: E402  (the same data as the KPI benchmark)
 
 SINCE = END.date().toordinal() - 13
 
@@ -172,36 +170,15 @@ def main() -> int:
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
 
-    name = f"orchestrator_bench_console_{uuid.uuid4().hex[:8]}"
-    database_url = f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        print(f"generating {args.messages} messages in {name}", flush=True)
+    with scratch_database("console", keep=args.keep) as database_url:
+        print(f"generating {args.messages} messages", flush=True)
         generate(database_url, args.messages, args.conversions)
         print(f"console pages, {args.repeat} timed requests each (server time, in-process)", flush=True)
         results = asyncio.run(time_pages(database_url, args.repeat))
-    finally:
-        if args.keep:
-            print(f"kept {database_url}")
-        else:
-            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     worst = max(r["console"]["p95_ms"] for r in results.values())
     print(f"worst page p95 {worst} ms (target {args.target_ms:g} ms)")
     if not args.no_save:
-        path = BENCH_DIR / "results" / f"console-{datetime.now(timezone.utc).date().isoformat()}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        runs = json.loads(path.read_text()) if path.exists() else []
-        runs.append(
-            {
-                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "messages": args.messages,
-                "repeat": args.repeat,
-                "pages": results,
-            }
-        )
-        path.write_text(json.dumps(runs, indent=2) + "\n")
+        path = append_results("console", {"messages": args.messages, "repeat": args.repeat, "pages": results})
         print(f"results appended to {path.relative_to(REPO)}")
     return 0 if worst < args.target_ms else 1
 
