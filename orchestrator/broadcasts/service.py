@@ -18,7 +18,7 @@ from orchestrator.broadcasts.loader import LoadedBroadcast, definition_of, save_
 from orchestrator.broadcasts.states import USER_ACTIONS, Moved, move
 from orchestrator.customers.consent import load_permissions
 from orchestrator.delivery.conversions import in_holdout
-from orchestrator.engine.messages import choose_channel
+from orchestrator.engine.messages import address_for, choose_channel
 from orchestrator.storage.broadcast_models import Broadcast, BroadcastRecipient
 from orchestrator.storage.models import Customer, Message
 
@@ -101,7 +101,7 @@ async def preview(session: AsyncSession, broadcast: Broadcast) -> Preview:
             if refusal is None:
                 result.would_send += 1
                 channels[channel.value] += 1
-            elif refusal.startswith("no "):
+            elif address_for(customer, channel) is None:
                 result.no_address += 1
             else:
                 result.no_consent += 1
