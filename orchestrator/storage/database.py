@@ -16,6 +16,7 @@ from orchestrator.storage import (  # noqa: F401  (registers the tables)
     kpi_models,
     models,
     report_models,
+    segment_models,
 )
 
 
