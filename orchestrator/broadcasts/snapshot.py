@@ -36,10 +36,12 @@ async def take_snapshot(session: AsyncSession, broadcast_id: str, definition: Br
         ]
         fallback = sa.literal(due_in_zone(schedule, None), Instant)
         due = sa.case(*whens, else_=fallback) if whens else fallback
-    inserted = await session.exec(
+    await session.exec(
         sa.insert(recipients).from_select(
             ["broadcast_id", "customer_id", "due_at"],
             sa.select(sa.literal(broadcast_id, sa.String), customers.c.id, due).select_from(audience),
         )
     )
-    return inserted.rowcount
+    # Counted, not the statement's rowcount: SQLite's driver does not report it for INSERT … SELECT.
+    count = sa.select(sa.func.count()).where(recipients.c.broadcast_id == broadcast_id)
+    return (await session.exec(count)).scalar_one()
