@@ -1,4 +1,4 @@
-"""`orchestrator validate`: check journeys and templates without starting anything.
+"""`orchestrator validate`: check journeys, templates and broadcasts without starting anything.
 
 Paths may be journey files, directories of journeys, or a templates directory; with none,
 the configured journeys and templates directories are checked. Templates are always
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from orchestrator.journeys.loader import JourneyLoadError
 from orchestrator.templating.store import TemplateStore
+from orchestrator.tooling.checks_broadcasts import broadcast_files, check_broadcast_file
 from orchestrator.tooling.checks_flow import check_flow
 from orchestrator.tooling.checks_templates import check_sends, check_store
 from orchestrator.tooling.findings import ERROR, WARNING, Finding, sort_findings
@@ -33,13 +34,15 @@ class ValidationReport:
     journeys: int
     templates: int
     unusable_input: bool = False  # a path that does not exist, a file that cannot be read or parsed
+    broadcasts: int = 0
 
     @property
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.journeys} journey file{'s' if self.journeys != 1 else ''}, "
             f"{self.templates} template{'s' if self.templates != 1 else ''}"
         )
+        return text + (f", {self.broadcasts} broadcast{'s' if self.broadcasts != 1 else ''}" if self.broadcasts else "")
 
 
 def is_templates_dir(path: Path) -> bool:
@@ -66,8 +69,14 @@ def classify(paths: list[Path]) -> Targets:
 
 
 def validate(
-    paths: list[Path], journeys_dir: Path, templates_dir: Path, default_locale: str = "en"
+    paths: list[Path],
+    journeys_dir: Path,
+    templates_dir: Path,
+    default_locale: str = "en",
+    broadcasts_dir: Path | None = None,
 ) -> ValidationReport:
+    """With no paths, the journeys, the templates and the broadcasts (`broadcasts_dir`)."""
+    broadcasts = [] if paths or broadcasts_dir is None else broadcast_files(broadcasts_dir)
     if paths:
         targets = classify(paths)
         targets.templates_dir = targets.templates_dir or templates_dir
@@ -105,11 +114,18 @@ def validate(
             continue
         seen[journey.id] = path
         findings += check_journey(journey, store)
+    seen_broadcasts: dict[str, Path] = {}
+    for path in broadcasts:
+        findings += check_broadcast_file(path, store, seen_broadcasts)
     template_count = (
         sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
     )
     return ValidationReport(
-        sort_findings(findings), len(dict.fromkeys(targets.journey_files)), template_count, unusable_input=unusable
+        sort_findings(findings),
+        len(dict.fromkeys(targets.journey_files)),
+        template_count,
+        unusable_input=unusable,
+        broadcasts=len(broadcasts),
     )
 
 
