@@ -43,11 +43,11 @@ class BroadcastSummary(BaseModel):
     snapshot_at: UtcDatetime | None
     recipients: int | None = Field(description="Customers in the snapshot; null before it")
     source_path: str | None = Field(description="The file it was loaded from; null when created through the API")
+    progress: dict[str, int] = Field(description="Recipients made into messages (`materialized`), messages by status")
 
 
 class BroadcastDetail(BroadcastSummary):
     definition: dict[str, Any]
-    progress: dict[str, int] = Field(description="Recipients made into messages (`materialized`), messages by status")
     kpis: KpiRow | None = Field(description="The broadcast's messages, as `GET /v1/kpis?broadcast=<id>` counts them")
     lift: HoldoutLift | None
 
@@ -92,7 +92,7 @@ async def _found(session, broadcast_id: str) -> Broadcast:
 
 @router.get("", response_model=list[BroadcastSummary])
 async def list_all(session: SessionDep) -> list[dict[str, Any]]:
-    return [summary(row) for row in await list_broadcasts(session)]
+    return [dict(summary(row), progress=await progress(session, row.id)) for row in await list_broadcasts(session)]
 
 
 @router.post("", response_model=BroadcastSummary, status_code=201, responses=CONFLICT)
@@ -107,7 +107,7 @@ async def create(definition: BroadcastFile, session: SessionDep, runtime: Runtim
             raise HTTPException(409, f"broadcast '{row.id}' is {row.state}: only a draft can be changed")
     if existed:
         response.status_code = 200
-    return summary(await _found(session, loaded.definition.id))
+    return dict(summary(await _found(session, loaded.definition.id)), progress={"materialized": 0})
 
 
 @router.get("/{broadcast_id}", response_model=BroadcastDetail, responses=NOT_FOUND)
