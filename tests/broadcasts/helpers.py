@@ -30,7 +30,7 @@ async def add_customers(runtime, count: int, prefix: str = "c", **traits: Any) -
 def body(broadcast_id: str = "spring-sale", user_ids: list[str] | None = None, **fields: Any) -> dict[str, Any]:
     return {
         "id": broadcast_id,
-        "audience": {"user_ids": user_ids or ["c0"]},
+        "audience": fields.pop("audience", None) or {"user_ids": user_ids or ["c0"]},
         "channel": "sms",
         "template": "black-friday-sms",
         "vars": {"discount_code": "SPRING15"},

@@ -14,6 +14,7 @@ from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall
 from orchestrator.storage.broadcast_models import BroadcastRecipient
 from orchestrator.storage.models import Customer, Message
+from orchestrator.storage.segment_models import SegmentMember
 from orchestrator.vocabulary import MessageStatus
 from tests.broadcasts.helpers import add_customers, broadcast_messages, recipient_count, scheduled, state_of
 from tests.conftest import START
@@ -144,3 +145,16 @@ async def test_holdout_recipients_get_a_skipped_message_and_the_same_group_as_th
         u for u, status, reason, holdout in rows if status == MessageStatus.skipped and reason == "holdout group"
     } == held
     assert {u for u, *_, holdout in rows if holdout} == held
+
+
+async def test_a_segment_audience_is_its_members_when_the_schedule_arrives(runtime):
+    await add_customers(runtime, 4)
+    async with runtime.sessions() as session, session.begin():
+        ids = dict((await session.exec(sa.select(Customer.user_id, Customer.id))).all())
+        session.add_all(
+            SegmentMember(segment_id="french-buyers", customer_id=ids[u], entered_at=START) for u in ("c1", "c3")
+        )
+    broadcast_id = await scheduled(runtime, audience={"segment": "french-buyers"})
+    await advance_broadcasts(runtime)
+    messages = await broadcast_messages(runtime, broadcast_id)
+    assert sorted(m.customer_id for m in messages) == sorted([ids["c1"], ids["c3"]])
