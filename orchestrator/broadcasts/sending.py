@@ -41,6 +41,9 @@ log = logging.getLogger("orchestrator.broadcasts")
 
 broadcasts, recipients, messages = Broadcast.__table__, BroadcastRecipient.__table__, Message.__table__
 RATE_WINDOW = timedelta(minutes=1)
+# Batches per broadcast per round: enough to keep dispatch fed between rounds, bounded so one
+# huge broadcast never keeps a worker from the others (or from stopping) for long.
+MAX_BATCHES_PER_ROUND = 10
 SETTLED_OK = (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read)
 SETTLED_FAILED = (MessageStatus.failed, MessageStatus.undelivered)
 UNSETTLED = (MessageStatus.queued, MessageStatus.sending)
@@ -63,10 +66,13 @@ async def advance_broadcasts(runtime: Runtime) -> BroadcastRound:
             (await session.exec(sa.select(broadcasts.c.id).where(broadcasts.c.state == "sending"))).scalars().all()
         )
     for broadcast_id in sending:
-        outcome = await feed_broadcast(runtime, broadcast_id)
-        result.materialized += outcome if isinstance(outcome, int) else 0
-        result.paused += outcome == "paused"
-        result.finished += outcome == "done"
+        for _ in range(MAX_BATCHES_PER_ROUND):
+            outcome = await feed_broadcast(runtime, broadcast_id)
+            result.paused += outcome == "paused"
+            result.finished += outcome == "done"
+            if not isinstance(outcome, int) or outcome == 0:
+                break
+            result.materialized += outcome
     return result
 
 
