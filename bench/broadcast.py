@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -181,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--ceiling-messages", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--snapshot-only", action="store_true", help="set up and take the snapshot, send nothing (for a large N)"
+    )
     args = parser.parse_args(argv)
     ceiling_messages = min(args.ceiling_messages, args.customers)
     processes = Processes()
@@ -203,6 +205,16 @@ def main(argv: list[str] | None = None) -> int:
             ORCHESTRATOR_REPORTS_DIR=str(workdir / "no-reports"),
             ORCHESTRATOR_BROADCASTS_DIR=str(workdir / "no-broadcast-files"),
         )
+        if args.snapshot_only:
+            twilio.stop()
+            snapshot_seconds, recipients = asyncio.run(schedule_and_snapshot(url))
+            print(f"snapshot: {recipients:,} recipients in {snapshot_seconds:.2f} s")
+            path = append_results(
+                "broadcast",
+                {"customers": args.customers, "snapshot_seconds": round(snapshot_seconds, 2), "recipients": recipients},
+            )
+            print(f"results appended to {path.relative_to(BENCH_DIR.parent)}")
+            return 0
         try:
             queue_plain_messages(url, ceiling_messages)
             ceiling = run_workers(processes, env, args.workers, twilio, ceiling_messages, workdir, "ceiling")
@@ -232,7 +244,6 @@ def main(argv: list[str] | None = None) -> int:
     path = append_results(
         "broadcast",
         {
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "customers": args.customers,
             "workers": args.workers,
             "snapshot_seconds": round(snapshot_seconds, 2),

@@ -44,6 +44,10 @@ RATE_WINDOW = timedelta(minutes=1)
 # Batches per broadcast per round: enough to keep dispatch fed between rounds, bounded so one
 # huge broadcast never keeps a worker from the others (or from stopping) for long.
 MAX_BATCHES_PER_ROUND = 10
+# The failure rate is that of the messages made in this window: it tells what the provider does
+# now (an outage is not diluted by an hour of good sends), and counting it stays cheap on a
+# million-recipient broadcast (an index range on (journey_id, created_at)).
+FAILURE_WINDOW = timedelta(minutes=5)
 SETTLED_OK = (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read)
 SETTLED_FAILED = (MessageStatus.failed, MessageStatus.undelivered)
 UNSETTLED = (MessageStatus.queued, MessageStatus.sending)
@@ -66,8 +70,8 @@ async def advance_broadcasts(runtime: Runtime) -> BroadcastRound:
             (await session.exec(sa.select(broadcasts.c.id).where(broadcasts.c.state == "sending"))).scalars().all()
         )
     for broadcast_id in sending:
-        for _ in range(MAX_BATCHES_PER_ROUND):
-            outcome = await feed_broadcast(runtime, broadcast_id)
+        for batch in range(MAX_BATCHES_PER_ROUND):
+            outcome = await feed_broadcast(runtime, broadcast_id, check_failures=batch == 0)
             result.paused += outcome == "paused"
             result.finished += outcome == "done"
             if not isinstance(outcome, int) or outcome == 0:
@@ -106,23 +110,24 @@ async def start_due_broadcasts(runtime: Runtime) -> int:
             started += 1
 
 
-async def failure_rate(session: AsyncSession, broadcast_id: str) -> tuple[int, int]:
-    """(failed, settled) among the broadcast's messages that reached a verdict."""
+async def failure_rate(session: AsyncSession, broadcast_id: str, now: datetime) -> tuple[int, int]:
+    """(failed, settled) among the broadcast's messages made in the last FAILURE_WINDOW that
+    reached a verdict."""
     m = messages.c
     row = (
         await session.exec(
             sa.select(
                 sa.func.count().filter(m.status.in_(SETTLED_FAILED)),
                 sa.func.count().filter(m.status.in_(SETTLED_OK + SETTLED_FAILED)),
-            ).where(m.journey_id == broadcast_journey_id(broadcast_id))
+            ).where(m.journey_id == broadcast_journey_id(broadcast_id), m.created_at > now - FAILURE_WINDOW)
         )
     ).one()
     return int(row[0]), int(row[1])
 
 
-async def feed_broadcast(runtime: Runtime, broadcast_id: str) -> int | str | None:
+async def feed_broadcast(runtime: Runtime, broadcast_id: str, check_failures: bool = True) -> int | str | None:
     """One batch of due recipients into messages; "paused" or "done" when it moved the
-    broadcast instead; None when another worker holds it."""
+    broadcast instead; None when another worker holds it (or it is no longer sending)."""
     now = runtime.clock.now()
     settings = runtime.settings
     async with runtime.sessions() as session, session.begin():
@@ -137,8 +142,8 @@ async def feed_broadcast(runtime: Runtime, broadcast_id: str) -> int | str | Non
         definition = BroadcastFile.model_validate(row.source)
         journey_id = broadcast_journey_id(broadcast_id)
         threshold = definition.pause_when_failure_rate_above
-        if threshold is not None:
-            failed, settled = await failure_rate(session, broadcast_id)
+        if threshold is not None and check_failures:
+            failed, settled = await failure_rate(session, broadcast_id, now)
             if settled >= definition.failure_rate_min_sends and failed / settled > threshold:
                 reason = f"failure rate {failed}/{settled} above {threshold:g}"
                 await move(session, broadcast_id, "pause", now, reason=reason)
