@@ -158,3 +158,23 @@ async def test_a_segment_audience_is_its_members_when_the_schedule_arrives(runti
     await advance_broadcasts(runtime)
     messages = await broadcast_messages(runtime, broadcast_id)
     assert sorted(m.customer_id for m in messages) == sorted([ids["c1"], ids["c3"]])
+
+
+async def test_a_customer_the_channel_cannot_reach_gets_the_fallback_channel(runtime):
+    async with runtime.sessions() as session, session.begin():
+        await ingest(
+            session,
+            runtime,
+            [
+                IdentifyCall(userId="texter", traits={"phone": "+33612340001", "sms_opt_in": True}),
+                IdentifyCall(userId="mailer", traits={"email": "mailer@example.com"}),  # no phone
+            ],
+        )
+    broadcast_id = await scheduled(runtime, user_ids=["texter", "mailer"], fallback="email")
+    await advance_broadcasts(runtime)
+    await WorkerLoop(runtime).drain()
+    messages = {m.to_address: m for m in await broadcast_messages(runtime, broadcast_id)}
+    assert {address: (m.channel, m.status) for address, m in messages.items()} == {
+        "+33612340001": ("sms", MessageStatus.sent),
+        "mailer@example.com": ("email", MessageStatus.sent),
+    }

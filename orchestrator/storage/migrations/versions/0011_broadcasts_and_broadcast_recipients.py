@@ -1,5 +1,8 @@
 """broadcasts and broadcast recipients
 
+`broadcasts` (the lifecycle as a CHECK on `state`) and `broadcast_recipients` (the audience
+snapshot; no foreign keys on purpose, see orchestrator/storage/broadcast_models.py).
+
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-02 02:32:56.699368
@@ -49,14 +52,6 @@ def upgrade() -> None:
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("holdout", sa.Boolean(), nullable=True),
         sa.Column("materialized_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["broadcast_id"],
-            ["broadcasts.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["customer_id"],
-            ["customers.id"],
-        ),
         sa.PrimaryKeyConstraint("broadcast_id", "customer_id"),
     )
     with op.batch_alter_table("broadcast_recipients", schema=None) as batch_op:
