@@ -1,7 +1,8 @@
-"""`orchestrator validate`: check journeys and templates without starting anything.
+"""`orchestrator validate`: check journeys, segments and templates without starting anything.
 
-Paths may be journey files, directories of journeys, or a templates directory; with none,
-the configured journeys and templates directories are checked. Templates are always
+Paths may be journey files, directories of journeys, a templates directory, or segment files
+and directories (a directory holding `segment.schema.json`, or named `segments`); with none,
+the configured journeys, segments and templates directories are checked. Templates are always
 checked too (the configured directory unless another is given), since journeys refer to
 them.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.declared import FileLoadError
 from orchestrator.journeys.loader import JourneyLoadError
+from orchestrator.segments.loader import parse_segment
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.checks_flow import check_flow
 from orchestrator.tooling.checks_templates import check_sends, check_store
@@ -23,6 +26,7 @@ from orchestrator.tooling.sources import JourneySource, journey_files, read_jour
 class Targets:
     journey_files: list[Path] = field(default_factory=list)
     templates_dir: Path | None = None
+    segment_files: list[Path] = field(default_factory=list)
     missing: list[Path] = field(default_factory=list)
     empty: list[Path] = field(default_factory=list)
 
@@ -33,13 +37,23 @@ class ValidationReport:
     journeys: int
     templates: int
     unusable_input: bool = False  # a path that does not exist, a file that cannot be read or parsed
+    segments: int = 0
 
     @property
     def summary(self) -> str:
+        segments = f", {self.segments} segment file{'s' if self.segments != 1 else ''}" if self.segments else ""
         return (
             f"{self.journeys} journey file{'s' if self.journeys != 1 else ''}, "
-            f"{self.templates} template{'s' if self.templates != 1 else ''}"
+            f"{self.templates} template{'s' if self.templates != 1 else ''}{segments}"
         )
+
+
+def is_segments_dir(path: Path) -> bool:
+    return path.is_dir() and (path.name == "segments" or (path / "segment.schema.json").is_file())
+
+
+def segment_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
 
 
 def is_templates_dir(path: Path) -> bool:
@@ -52,8 +66,12 @@ def classify(paths: list[Path]) -> Targets:
     other directory holds journeys (its *.yaml files)."""
     targets = Targets()
     for path in paths:
-        if path.is_file():
+        if path.is_file() and is_segments_dir(path.parent):
+            targets.segment_files.append(path)
+        elif path.is_file():
             targets.journey_files.append(path)
+        elif is_segments_dir(path):
+            targets.segment_files += segment_files(path)
         elif path.is_dir() and is_templates_dir(path):
             targets.templates_dir = path
         elif path.is_dir() and journey_files(path):
@@ -66,13 +84,18 @@ def classify(paths: list[Path]) -> Targets:
 
 
 def validate(
-    paths: list[Path], journeys_dir: Path, templates_dir: Path, default_locale: str = "en"
+    paths: list[Path],
+    journeys_dir: Path,
+    templates_dir: Path,
+    default_locale: str = "en",
+    segments_dir: Path | None = None,
 ) -> ValidationReport:
     if paths:
         targets = classify(paths)
         targets.templates_dir = targets.templates_dir or templates_dir
     else:
         targets = Targets(journey_files(journeys_dir), templates_dir)
+        targets.segment_files = segment_files(segments_dir) if segments_dir else []
     findings = [Finding(ERROR, str(p), None, "", "no such file or directory") for p in targets.missing]
     findings += [
         Finding(WARNING, str(p), None, "", "no journey files (*.yaml) nor template folders here") for p in targets.empty
@@ -105,12 +128,41 @@ def validate(
             continue
         seen[journey.id] = path
         findings += check_journey(journey, store)
+    segment_findings, segments_unusable = check_segments(targets.segment_files, named)
+    findings += segment_findings
+    unusable = unusable or segments_unusable
     template_count = (
         sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
     )
     return ValidationReport(
-        sort_findings(findings), len(dict.fromkeys(targets.journey_files)), template_count, unusable_input=unusable
+        sort_findings(findings),
+        len(dict.fromkeys(targets.journey_files)),
+        template_count,
+        unusable_input=unusable,
+        segments=len(dict.fromkeys(targets.segment_files)),
     )
+
+
+def check_segments(paths: list[Path], named: set[Path]) -> tuple[list[Finding], bool]:
+    """Each segment file's problems, with file:line, and whether a named file was unusable."""
+    findings, seen, unusable = [], {}, False
+    for path in dict.fromkeys(paths):
+        try:
+            segment = parse_segment(path.read_text(encoding="utf-8"), path)
+        except FileLoadError as error:
+            findings += [Finding(ERROR, e.file, e.line, e.key, e.message) for e in error.errors]
+            unusable = unusable or (error.unreadable and path in named)
+            continue
+        except OSError as error:
+            findings.append(Finding(ERROR, str(path), None, "", f"cannot read: {error.strerror}"))
+            unusable = unusable or path in named
+            continue
+        if segment.id in seen:
+            findings.append(
+                Finding(ERROR, str(path), None, "id", f"segment id '{segment.id}' is also used by {seen[segment.id]}")
+            )
+        seen.setdefault(segment.id, path)
+    return findings, unusable
 
 
 def check_journey(journey: JourneySource, store: TemplateStore) -> list[Finding]:
