@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.declared import FileLoadError
+from orchestrator.declared import FileLoadError, readable_key
 from orchestrator.journeys.loader import JourneyLoadError
 from orchestrator.segments.loader import parse_segment
 from orchestrator.templating.store import TemplateStore
@@ -20,6 +20,7 @@ from orchestrator.tooling.checks_flow import check_flow
 from orchestrator.tooling.checks_templates import check_sends, check_store
 from orchestrator.tooling.findings import ERROR, WARNING, Finding, sort_findings
 from orchestrator.tooling.sources import JourneySource, journey_files, read_journey
+from orchestrator.vocabulary import segment_left_event
 
 
 @dataclass
@@ -103,6 +104,7 @@ def validate(
     store = TemplateStore.load(targets.templates_dir, default_locale)
     findings += check_store(store)
     seen: dict[str, Path] = {}
+    journeys: list[JourneySource] = []
     # Exit code 2 (README) is for input that cannot be used at all: a path that does not exist,
     # or a file named on the command line that cannot be read or parsed. A broken file found
     # in a directory is one of its problems (1), reported with the others.
@@ -127,10 +129,13 @@ def validate(
             )
             continue
         seen[journey.id] = path
+        journeys.append(journey)
         findings += check_journey(journey, store)
-    segment_findings, segments_unusable = check_segments(targets.segment_files, named)
+    segment_findings, segments_unusable, segment_ids = check_segments(targets.segment_files, named)
     findings += segment_findings
     unusable = unusable or segments_unusable
+    if targets.segment_files:  # only when segments were checked: a lone journey file names none
+        findings += [f for journey in journeys for f in check_segment_references(journey, segment_ids)]
     template_count = (
         sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
     )
@@ -143,8 +148,9 @@ def validate(
     )
 
 
-def check_segments(paths: list[Path], named: set[Path]) -> tuple[list[Finding], bool]:
-    """Each segment file's problems, with file:line, and whether a named file was unusable."""
+def check_segments(paths: list[Path], named: set[Path]) -> tuple[list[Finding], bool, set[str]]:
+    """Each segment file's problems, with file:line, whether a named file was unusable, and
+    the ids of the segments that loaded."""
     findings, seen, unusable = [], {}, False
     for path in dict.fromkeys(paths):
         try:
@@ -162,7 +168,31 @@ def check_segments(paths: list[Path], named: set[Path]) -> tuple[list[Finding], 
                 Finding(ERROR, str(path), None, "id", f"segment id '{segment.id}' is also used by {seen[segment.id]}")
             )
         seen.setdefault(segment.id, path)
-    return findings, unusable
+    return findings, unusable, set(seen)
+
+
+def check_segment_references(journey: JourneySource, segment_ids: set[str]) -> list[Finding]:
+    """A `segment_entered` trigger or `segment_left` exit rule naming no declared segment
+    would never fire: a warning, as the segment may be declared elsewhere."""
+    definition = journey.loaded.definition
+    named = []
+    if definition.trigger.segment_entered:
+        named.append((("trigger", "segment_entered"), definition.trigger.segment_entered))
+    left = segment_left_event("")
+    named += [
+        (("exit_on", i), rule.removeprefix(left)) for i, rule in enumerate(definition.exit_on) if rule.startswith(left)
+    ]
+    return [
+        Finding(
+            WARNING,
+            str(journey.path),
+            journey.line(location),
+            readable_key(location),
+            f"no segment '{segment_id}' among the segments checked: this never fires",
+        )
+        for location, segment_id in named
+        if segment_id not in segment_ids
+    ]
 
 
 def check_journey(journey: JourneySource, store: TemplateStore) -> list[Finding]:
