@@ -1,6 +1,7 @@
 """`orchestrator validate` on broadcast files: the file itself (`file:line: key` errors, as
-the service loads it), then its template as a journey's send step's template is checked:
-the folder exists, and every name it reads is provided (customer, event, the vars)."""
+the service loads it), its audience's segment among the segment files, then its template as
+a journey's send step's template is checked: the folder exists, and every name it reads is
+provided (customer, event, the vars)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ def broadcast_files(directory: Path) -> list[Path]:
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
 
 
-def check_broadcast_file(path: Path, store: TemplateStore, seen: dict[str, Path]) -> list[Finding]:
+def check_broadcast_file(
+    path: Path, store: TemplateStore, seen: dict[str, Path], segment_ids: set[str] | None = None
+) -> list[Finding]:
+    """`segment_ids`: the segments that loaded, when segments were checked too (an audience
+    naming none of them is an error); None: not checked."""
     try:
         text = path.read_text(encoding="utf-8")
         loaded = parse_broadcast(text, path)
@@ -35,9 +40,22 @@ def check_broadcast_file(path: Path, store: TemplateStore, seen: dict[str, Path]
     if definition.id in seen:
         return [error("id", f"broadcast id '{definition.id}' is also used by {seen[definition.id]}")]
     seen[definition.id] = path
+    findings = []
+    segment = definition.audience.segment
+    if segment_ids is not None and segment is not None and segment not in segment_ids:
+        known = ", ".join(sorted(segment_ids)) or "none"
+        findings.append(
+            Finding(
+                ERROR,
+                str(path),
+                line_for(("audience", "segment"), lines),
+                "audience.segment",
+                f"no segment '{segment}' (segments: {known})",
+            )
+        )
     folder = store.directory / definition.template
     if not folder.is_dir():
-        return [error("template", f"template '{definition.template}' does not exist: no folder {folder}")]
+        return findings + [error("template", f"template '{definition.template}' does not exist: no folder {folder}")]
     allowed = set(RENDER_CONTEXT) | set(definition.vars)
     missing: dict[str, list[str]] = {}
     for piece in template_pieces(folder):
@@ -45,7 +63,7 @@ def check_broadcast_file(path: Path, store: TemplateStore, seen: dict[str, Path]
             if name not in allowed:
                 missing.setdefault(name, []).append(f"{piece.file}:{line + piece.line_offset}")
     provided = ", ".join(sorted(definition.vars)) or "none"
-    return [
+    return findings + [
         error(
             "template",
             f"template '{definition.template}' uses '{name}' ({', '.join(dict.fromkeys(places))}), which this "

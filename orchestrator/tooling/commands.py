@@ -46,8 +46,14 @@ def run_validate(args: argparse.Namespace) -> int:
     from orchestrator.tooling.validate import validate
 
     journeys, templates, locale = _directories(args)
+    segments = _shown(get_settings().segments_dir)
     report = validate(
-        [Path(p) for p in args.paths], journeys, templates, locale, broadcasts_dir=_shown(get_settings().broadcasts_dir)
+        [Path(p) for p in args.paths],
+        journeys,
+        templates,
+        locale,
+        segments,
+        broadcasts_dir=_shown(get_settings().broadcasts_dir),
     )
     output = format_json(report.findings) if args.format == "json" else format_human(report.findings, report.summary)
     sys.stdout.write(output)

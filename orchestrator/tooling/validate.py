@@ -1,7 +1,8 @@
-"""`orchestrator validate`: check journeys, templates and broadcasts without starting anything.
+"""`orchestrator validate`: check journeys, segments, templates and broadcasts without starting anything.
 
-Paths may be journey files, directories of journeys, or a templates directory; with none,
-the configured journeys and templates directories are checked. Templates are always
+Paths may be journey files, directories of journeys, a templates directory, or segment files
+and directories (a directory holding `segment.schema.json`, or named `segments`); with none,
+the configured journeys, segments and templates directories are checked. Templates are always
 checked too (the configured directory unless another is given), since journeys refer to
 them.
 """
@@ -11,19 +12,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.declared import FileLoadError, readable_key
 from orchestrator.journeys.loader import JourneyLoadError
+from orchestrator.segments.loader import parse_segment
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.checks_broadcasts import broadcast_files, check_broadcast_file
 from orchestrator.tooling.checks_flow import check_flow
 from orchestrator.tooling.checks_templates import check_sends, check_store
 from orchestrator.tooling.findings import ERROR, WARNING, Finding, sort_findings
 from orchestrator.tooling.sources import JourneySource, journey_files, read_journey
+from orchestrator.vocabulary import segment_left_event
 
 
 @dataclass
 class Targets:
     journey_files: list[Path] = field(default_factory=list)
     templates_dir: Path | None = None
+    segment_files: list[Path] = field(default_factory=list)
     missing: list[Path] = field(default_factory=list)
     empty: list[Path] = field(default_factory=list)
 
@@ -34,15 +39,25 @@ class ValidationReport:
     journeys: int
     templates: int
     unusable_input: bool = False  # a path that does not exist, a file that cannot be read or parsed
+    segments: int = 0
     broadcasts: int = 0
 
     @property
     def summary(self) -> str:
+        segments = f", {self.segments} segment file{'s' if self.segments != 1 else ''}" if self.segments else ""
         text = (
             f"{self.journeys} journey file{'s' if self.journeys != 1 else ''}, "
-            f"{self.templates} template{'s' if self.templates != 1 else ''}"
+            f"{self.templates} template{'s' if self.templates != 1 else ''}{segments}"
         )
         return text + (f", {self.broadcasts} broadcast{'s' if self.broadcasts != 1 else ''}" if self.broadcasts else "")
+
+
+def is_segments_dir(path: Path) -> bool:
+    return path.is_dir() and (path.name == "segments" or (path / "segment.schema.json").is_file())
+
+
+def segment_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
 
 
 def is_templates_dir(path: Path) -> bool:
@@ -55,8 +70,12 @@ def classify(paths: list[Path]) -> Targets:
     other directory holds journeys (its *.yaml files)."""
     targets = Targets()
     for path in paths:
-        if path.is_file():
+        if path.is_file() and is_segments_dir(path.parent):
+            targets.segment_files.append(path)
+        elif path.is_file():
             targets.journey_files.append(path)
+        elif is_segments_dir(path):
+            targets.segment_files += segment_files(path)
         elif path.is_dir() and is_templates_dir(path):
             targets.templates_dir = path
         elif path.is_dir() and journey_files(path):
@@ -73,6 +92,7 @@ def validate(
     journeys_dir: Path,
     templates_dir: Path,
     default_locale: str = "en",
+    segments_dir: Path | None = None,
     broadcasts_dir: Path | None = None,
 ) -> ValidationReport:
     """With no paths, the journeys, the templates and the broadcasts (`broadcasts_dir`)."""
@@ -82,6 +102,7 @@ def validate(
         targets.templates_dir = targets.templates_dir or templates_dir
     else:
         targets = Targets(journey_files(journeys_dir), templates_dir)
+        targets.segment_files = segment_files(segments_dir) if segments_dir else []
     findings = [Finding(ERROR, str(p), None, "", "no such file or directory") for p in targets.missing]
     findings += [
         Finding(WARNING, str(p), None, "", "no journey files (*.yaml) nor template folders here") for p in targets.empty
@@ -89,6 +110,7 @@ def validate(
     store = TemplateStore.load(targets.templates_dir, default_locale)
     findings += check_store(store)
     seen: dict[str, Path] = {}
+    journeys: list[JourneySource] = []
     # Exit code 2 (README) is for input that cannot be used at all: a path that does not exist,
     # or a file named on the command line that cannot be read or parsed. A broken file found
     # in a directory is one of its problems (1), reported with the others.
@@ -113,10 +135,17 @@ def validate(
             )
             continue
         seen[journey.id] = path
+        journeys.append(journey)
         findings += check_journey(journey, store)
+    segment_findings, segments_unusable, segment_ids = check_segments(targets.segment_files, named)
+    findings += segment_findings
+    unusable = unusable or segments_unusable
+    if targets.segment_files:  # only when segments were checked: a lone journey file names none
+        findings += [f for journey in journeys for f in check_segment_references(journey, segment_ids)]
     seen_broadcasts: dict[str, Path] = {}
+    known_segments = segment_ids if targets.segment_files else None
     for path in broadcasts:
-        findings += check_broadcast_file(path, store, seen_broadcasts)
+        findings += check_broadcast_file(path, store, seen_broadcasts, known_segments)
     template_count = (
         sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
     )
@@ -125,8 +154,56 @@ def validate(
         len(dict.fromkeys(targets.journey_files)),
         template_count,
         unusable_input=unusable,
+        segments=len(dict.fromkeys(targets.segment_files)),
         broadcasts=len(broadcasts),
     )
+
+
+def check_segments(paths: list[Path], named: set[Path]) -> tuple[list[Finding], bool, set[str]]:
+    """Each segment file's problems, with file:line, whether a named file was unusable, and
+    the ids of the segments that loaded."""
+    findings, seen, unusable = [], {}, False
+    for path in dict.fromkeys(paths):
+        try:
+            segment = parse_segment(path.read_text(encoding="utf-8"), path)
+        except FileLoadError as error:
+            findings += [Finding(ERROR, e.file, e.line, e.key, e.message) for e in error.errors]
+            unusable = unusable or (error.unreadable and path in named)
+            continue
+        except OSError as error:
+            findings.append(Finding(ERROR, str(path), None, "", f"cannot read: {error.strerror}"))
+            unusable = unusable or path in named
+            continue
+        if segment.id in seen:
+            findings.append(
+                Finding(ERROR, str(path), None, "id", f"segment id '{segment.id}' is also used by {seen[segment.id]}")
+            )
+        seen.setdefault(segment.id, path)
+    return findings, unusable, set(seen)
+
+
+def check_segment_references(journey: JourneySource, segment_ids: set[str]) -> list[Finding]:
+    """A `segment_entered` trigger or `segment_left` exit rule naming no declared segment
+    would never fire: a warning, as the segment may be declared elsewhere."""
+    definition = journey.loaded.definition
+    named = []
+    if definition.trigger.segment_entered:
+        named.append((("trigger", "segment_entered"), definition.trigger.segment_entered))
+    left = segment_left_event("")
+    named += [
+        (("exit_on", i), rule.removeprefix(left)) for i, rule in enumerate(definition.exit_on) if rule.startswith(left)
+    ]
+    return [
+        Finding(
+            WARNING,
+            str(journey.path),
+            journey.line(location),
+            readable_key(location),
+            f"no segment '{segment_id}' among the segments checked: this never fires",
+        )
+        for location, segment_id in named
+        if segment_id not in segment_ids
+    ]
 
 
 def check_journey(journey: JourneySource, store: TemplateStore) -> list[Finding]:
