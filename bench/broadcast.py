@@ -204,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9",
             ORCHESTRATOR_REPORTS_DIR=str(workdir / "no-reports"),
             ORCHESTRATOR_BROADCASTS_DIR=str(workdir / "no-broadcast-files"),
+            # The audience is written by the set-up; no segment file may re-evaluate it.
+            ORCHESTRATOR_SEGMENTS_DIR=str(workdir / "no-segment-files"),
         )
         if args.snapshot_only:
             twilio.stop()
