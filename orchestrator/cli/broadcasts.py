@@ -18,7 +18,7 @@ from orchestrator.broadcasts.audience import AudienceError
 from orchestrator.broadcasts.loader import load_directory, publish_files
 from orchestrator.broadcasts.service import act, get_broadcast, list_broadcasts, preview, progress
 from orchestrator.broadcasts.states import TransitionRefused
-from orchestrator.cli.keys import _in_database
+from orchestrator.cli.keys import in_database
 from orchestrator.clock import Clock
 from orchestrator.config import get_settings
 
@@ -31,7 +31,7 @@ def _with_files(operation):
         await publish_files(session, report, Clock().now())
         return await operation(session)
 
-    return _in_database(run)
+    return in_database(run)
 
 
 def _list(args: argparse.Namespace) -> int:

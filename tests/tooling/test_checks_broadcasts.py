@@ -11,6 +11,7 @@ from orchestrator.tooling.validate import validate
 from tests.tooling.conftest import JOURNEYS, TEMPLATES
 
 BROADCASTS = PROJECT_ROOT / "broadcasts"
+SEGMENTS = PROJECT_ROOT / "segments"
 
 BROKEN = """\
 id: broken
@@ -57,8 +58,23 @@ def test_broken_broadcast_files_are_reported_with_file_line_and_key(tmp_path):
     assert any(f[:3] == ("vars.yaml", 3, "template") and "uses 'discount_code'" in f[3] for f in found)
 
 
+def test_an_audience_naming_no_segment_file_is_an_error(tmp_path):
+    folder = tmp_path / "broadcasts"
+    folder.mkdir()
+    (folder / "lost.yaml").write_text(
+        BROKEN.replace("channel: pigeon", "channel: sms").replace('"10h"', '"10:00"').replace("0.9", "0.1")
+    )
+    report = validate([], JOURNEYS, TEMPLATES, segments_dir=SEGMENTS, broadcasts_dir=folder)
+    finding = report.findings[0]  # and the template's discount_code, which BROKEN never provides
+    assert (finding.line, finding.key) == (2, "audience.segment")
+    assert (
+        finding.message.startswith("no segment 'someone' (segments: ")
+        and "french-opted-in-buyers-this-year" in finding.message
+    )
+
+
 def test_the_shipped_broadcasts_are_valid_and_name_the_committed_schema():
-    report = validate([], JOURNEYS, TEMPLATES, broadcasts_dir=BROADCASTS)
+    report = validate([], JOURNEYS, TEMPLATES, segments_dir=SEGMENTS, broadcasts_dir=BROADCASTS)
     assert report.findings == [] and report.broadcasts >= 1
     assert (BROADCASTS / "broadcast.schema.json").read_text(encoding="utf-8") == broadcast_schema_text(), (
         "run: .venv/bin/orchestrator broadcasts schema -o broadcasts/broadcast.schema.json"
