@@ -37,7 +37,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR.parent) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR.parent))
 
-from bench.end_to_end import FakeTwilio  # noqa: E402
+from bench.end_to_end import RECONCILE_AFTER_SECONDS, RECONCILE_RESEND_AFTER_SECONDS, FakeTwilio  # noqa: E402
 from bench.harness import (  # noqa: E402
     Processes,
     append_results,
@@ -202,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
             ORCHESTRATOR_WHATSAPP_PROVIDER="local",
             ORCHESTRATOR_EMAIL_PROVIDER="local",
             ORCHESTRATOR_PUBLIC_BASE_URL="http://127.0.0.1:9",
+            # As bench/end_to_end.py: a send whose answer the loaded fake dropped is settled within
+            # the run (asked about after 15 s, resent after 30 s if the fake never got it).
+            ORCHESTRATOR_RECONCILE_AFTER_SECONDS=str(RECONCILE_AFTER_SECONDS),
+            ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS=str(RECONCILE_RESEND_AFTER_SECONDS),
             ORCHESTRATOR_REPORTS_DIR=str(workdir / "no-reports"),
             ORCHESTRATOR_BROADCASTS_DIR=str(workdir / "no-broadcast-files"),
             # The audience is written by the set-up; no segment file may re-evaluate it.
