@@ -33,11 +33,18 @@ def parse_report(text: str, path: Path) -> LoadedReport:
     return LoadedReport(validate_model(ReportFile, source, lines, path), path, content_version(source))
 
 
+def report_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
+
+
 def load_reports(directory: Path) -> ReportCatalog:
+    return load_report_files(report_files(directory))
+
+
+def load_report_files(paths: list[Path]) -> ReportCatalog:
+    """Every file's problems with file, line and key; the reports of the files that have none."""
     catalog = ReportCatalog()
-    if not directory.is_dir():
-        return catalog
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+    for path in dict.fromkeys(paths):
         try:
             report = parse_report(path.read_text(encoding="utf-8"), path)
         except FileLoadError as error:

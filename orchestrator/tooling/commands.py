@@ -46,7 +46,15 @@ def run_validate(args: argparse.Namespace) -> int:
     from orchestrator.tooling.validate import validate
 
     journeys, templates, locale = _directories(args)
-    report = validate([Path(p) for p in args.paths], journeys, templates, locale)
+    settings = get_settings()
+    report = validate(
+        [Path(p) for p in args.paths],
+        journeys,
+        templates,
+        locale,
+        reports_dir=_shown(settings.reports_dir),
+        link_settings=settings,
+    )
     output = format_json(report.findings) if args.format == "json" else format_human(report.findings, report.summary)
     sys.stdout.write(output)
     if report.unusable_input:  # the README's exit codes: 2 is input that cannot be used at all

@@ -1,9 +1,11 @@
-"""`orchestrator validate`: check journeys and templates without starting anything.
+"""`orchestrator validate`: check journeys, templates and reports without starting anything.
 
-Paths may be journey files, directories of journeys, or a templates directory; with none,
-the configured journeys and templates directories are checked. Templates are always
-checked too (the configured directory unless another is given), since journeys refer to
-them.
+Paths may be journey files, directories of journeys, a templates directory, or report files
+and directories (those in the configured reports directory or in any folder named
+`reports`); with none, the configured journeys, templates and reports directories are
+checked. Templates are always checked too (the configured directory unless another is
+given), since journeys refer to them. SMS lengths are measured with links at their short
+length under the configured base URL (`checks_sms`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.config import Settings
 from orchestrator.journeys.loader import JourneyLoadError
+from orchestrator.reports.loader import report_files
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.checks_flow import check_flow
+from orchestrator.tooling.checks_reports import check_reports
+from orchestrator.tooling.checks_sms import check_sms_lengths
 from orchestrator.tooling.checks_templates import check_sends, check_store
 from orchestrator.tooling.findings import ERROR, WARNING, Finding, sort_findings
 from orchestrator.tooling.sources import JourneySource, journey_files, read_journey
@@ -23,6 +29,7 @@ from orchestrator.tooling.sources import JourneySource, journey_files, read_jour
 class Targets:
     journey_files: list[Path] = field(default_factory=list)
     templates_dir: Path | None = None
+    report_files: list[Path] = field(default_factory=list)
     missing: list[Path] = field(default_factory=list)
     empty: list[Path] = field(default_factory=list)
 
@@ -32,14 +39,14 @@ class ValidationReport:
     findings: list[Finding]
     journeys: int
     templates: int
+    reports: int = 0
     unusable_input: bool = False  # a path that does not exist, a file that cannot be read or parsed
 
     @property
     def summary(self) -> str:
-        return (
-            f"{self.journeys} journey file{'s' if self.journeys != 1 else ''}, "
-            f"{self.templates} template{'s' if self.templates != 1 else ''}"
-        )
+        plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731
+        counts = [plural(self.journeys, "journey file"), plural(self.templates, "template")]
+        return ", ".join(counts + ([plural(self.reports, "report file")] if self.reports else []))
 
 
 def is_templates_dir(path: Path) -> bool:
@@ -47,12 +54,20 @@ def is_templates_dir(path: Path) -> bool:
     return any(folder.is_dir() and any(folder.glob("*.txt")) for folder in path.iterdir())
 
 
-def classify(paths: list[Path]) -> Targets:
-    """A file is a journey; a directory of template folders is the templates directory; any
-    other directory holds journeys (its *.yaml files)."""
+def is_report_path(path: Path, reports_dir: Path) -> bool:
+    folder = path if path.is_dir() else path.parent
+    return folder.name == "reports" or folder.resolve() == reports_dir.resolve()
+
+
+def classify(paths: list[Path], reports_dir: Path) -> Targets:
+    """A report file or folder is one in the reports directory (or named `reports`); another
+    file is a journey; a directory of template folders is the templates directory; any other
+    directory holds journeys (its *.yaml files)."""
     targets = Targets()
     for path in paths:
-        if path.is_file():
+        if path.exists() and is_report_path(path, reports_dir):
+            targets.report_files += report_files(path) if path.is_dir() else [path]
+        elif path.is_file():
             targets.journey_files.append(path)
         elif path.is_dir() and is_templates_dir(path):
             targets.templates_dir = path
@@ -66,13 +81,23 @@ def classify(paths: list[Path]) -> Targets:
 
 
 def validate(
-    paths: list[Path], journeys_dir: Path, templates_dir: Path, default_locale: str = "en"
+    paths: list[Path],
+    journeys_dir: Path,
+    templates_dir: Path,
+    default_locale: str = "en",
+    *,
+    reports_dir: Path | None = None,
+    link_settings: Settings | None = None,
 ) -> ValidationReport:
+    """`reports_dir` None: no reports are checked unless named. `link_settings` give the
+    short-link base SMS are measured with (default settings: `http://127.0.0.1:8000`)."""
+    link_settings = link_settings or Settings()
+    reports_dir = reports_dir or journeys_dir.parent / "reports"
     if paths:
-        targets = classify(paths)
+        targets = classify(paths, reports_dir)
         targets.templates_dir = targets.templates_dir or templates_dir
     else:
-        targets = Targets(journey_files(journeys_dir), templates_dir)
+        targets = Targets(journey_files(journeys_dir), templates_dir, report_files(reports_dir))
     findings = [Finding(ERROR, str(p), None, "", "no such file or directory") for p in targets.missing]
     findings += [
         Finding(WARNING, str(p), None, "", "no journey files (*.yaml) nor template folders here") for p in targets.empty
@@ -80,6 +105,7 @@ def validate(
     store = TemplateStore.load(targets.templates_dir, default_locale)
     findings += check_store(store)
     seen: dict[str, Path] = {}
+    broken: set[str] = set()
     # Exit code 2 (README) is for input that cannot be used at all: a path that does not exist,
     # or a file named on the command line that cannot be read or parsed. A broken file found
     # in a directory is one of its problems (1), reported with the others.
@@ -91,6 +117,7 @@ def validate(
         except JourneyLoadError as error:
             findings += [Finding(ERROR, e.file, e.line, e.key, e.message) for e in error.errors]
             unusable = unusable or (error.unreadable and path in named)
+            broken.add(path.stem)  # its id, most likely: reports naming it are not flagged too
             continue
         if journey.id in seen:
             findings.append(
@@ -104,14 +131,25 @@ def validate(
             )
             continue
         seen[journey.id] = path
-        findings += check_journey(journey, store)
+        findings += check_journey(journey, store, link_settings)
+    # Without journeys in this run, a report's journey cannot be checked against them.
+    journey_ids = set(seen) | broken if targets.journey_files else None
+    report_findings, report_count = check_reports(targets.report_files, journey_ids)
+    findings += report_findings
     template_count = (
         sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
     )
     return ValidationReport(
-        sort_findings(findings), len(dict.fromkeys(targets.journey_files)), template_count, unusable_input=unusable
+        sort_findings(findings),
+        len(dict.fromkeys(targets.journey_files)),
+        template_count,
+        report_count,
+        unusable_input=unusable,
     )
 
 
-def check_journey(journey: JourneySource, store: TemplateStore) -> list[Finding]:
-    return check_flow(journey) + check_sends(journey, store)
+def check_journey(journey: JourneySource, store: TemplateStore, link_settings: Settings | None = None) -> list[Finding]:
+    """Start-up and reload run these too (`service_checks`), without `link_settings`: a
+    segment budget is the marketer's cost check, not a reason to refuse a running journey."""
+    findings = check_flow(journey) + check_sends(journey, store)
+    return findings + (check_sms_lengths(journey, store, link_settings) if link_settings else [])
