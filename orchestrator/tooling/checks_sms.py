@@ -19,10 +19,10 @@ from orchestrator.channels.base import Channel
 from orchestrator.config import Settings
 from orchestrator.declared import readable_key
 from orchestrator.journeys.format import SendStep
+from orchestrator.templating.store import LocaleVariant, TemplateStore, split_front_matter
 from orchestrator.tooling.findings import ERROR, WARNING, Finding
 from orchestrator.tooling.preview import PreviewError, preview
 from orchestrator.tooling.sources import JourneySource
-from orchestrator.templating.store import LocaleVariant, TemplateStore, split_front_matter
 
 BUDGET_KEY = "max_segments"
 
@@ -48,12 +48,19 @@ def check_sms_lengths(journey: JourneySource, store: TemplateStore, link_setting
                 continue
             try:
                 shown = preview(
-                    store, send.template, locale=locale, channel=channel, send=(send, origin), link_settings=link_settings
+                    store,
+                    send.template,
+                    locale=locale,
+                    channel=channel,
+                    send=(send, origin),
+                    link_settings=link_settings,
                 )
             except PreviewError as error:
                 # Without a budget, other checks say why it fails (syntax, names never provided).
                 if budget is not None:
-                    message = f"step {ref.id}, locale {locale}: {BUDGET_KEY} not checked, no render with sample data: {error}"
+                    message = (
+                        f"step {ref.id}, locale {locale}: {BUDGET_KEY} not checked, no render with sample data: {error}"
+                    )
                     findings.append(Finding(WARNING, *where, message))
                 continue
             if shown.sms is None or budget is None:

@@ -39,8 +39,7 @@ def test_a_broken_report_is_reported_with_file_line_and_key(cli, tmp_path):
         f"{broken}:2: error: recipients: 'not-an-address' is not an e-mail address: An email address must have "
         f"an @-sign.",
         f"{broken}:5: error: schedule.at: a time of day as HH:MM, e.g. 08:00",
-        f"{broken}:6: error: schedule.timezone: unknown time zone 'Europe/Pariss' (an IANA name such as "
-        f"Europe/Paris)",
+        f"{broken}:6: error: schedule.timezone: unknown time zone 'Europe/Pariss' (an IANA name such as Europe/Paris)",
         f"{broken}:7: error: scope.chanel: unknown key",
         f"{broken}:8: error: kpis[1]: Input should be 'messages', 'sent', 'delivered', 'delivery_rate', 'failed', "
         "'skipped', 'recipients', 'open_rate', 'click_rate', 'bounce_rate', 'reply_rate', 'opt_out_rate', "
