@@ -21,7 +21,7 @@ from orchestrator.tooling.checks_flow import check_flow
 from orchestrator.tooling.checks_reports import check_reports
 from orchestrator.tooling.checks_sms import check_sms_lengths
 from orchestrator.tooling.checks_templates import check_sends, check_store
-from orchestrator.tooling.findings import ERROR, WARNING, Finding, sort_findings
+from orchestrator.tooling.findings import ERROR, WARNING, Finding, plural, sort_findings
 from orchestrator.tooling.sources import JourneySource, journey_files, read_journey
 
 
@@ -44,7 +44,6 @@ class ValidationReport:
 
     @property
     def summary(self) -> str:
-        plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731
         counts = [plural(self.journeys, "journey file"), plural(self.templates, "template")]
         return ", ".join(counts + ([plural(self.reports, "report file")] if self.reports else []))
 
@@ -89,8 +88,9 @@ def validate(
     reports_dir: Path | None = None,
     link_settings: Settings | None = None,
 ) -> ValidationReport:
-    """`reports_dir` None: no reports are checked unless named. `link_settings` give the
-    short-link base SMS are measured with (default settings: `http://127.0.0.1:8000`)."""
+    """`reports_dir` defaults to the `reports` folder beside the journeys directory.
+    `link_settings` give the short-link base SMS are measured with (default settings:
+    `http://127.0.0.1:8000`)."""
     link_settings = link_settings or Settings()
     reports_dir = reports_dir or journeys_dir.parent / "reports"
     if paths:
