@@ -25,6 +25,7 @@ class LoadedReport:
 class ReportCatalog:
     reports: dict[str, LoadedReport] = field(default_factory=dict)
     errors: list[FileError] = field(default_factory=list)
+    unreadable: set[Path] = field(default_factory=set)  # not a report file at all: unreadable, not YAML
 
 
 def parse_report(text: str, path: Path) -> LoadedReport:
@@ -49,9 +50,12 @@ def load_report_files(paths: list[Path]) -> ReportCatalog:
             report = parse_report(path.read_text(encoding="utf-8"), path)
         except FileLoadError as error:
             catalog.errors.extend(error.errors)
+            if error.unreadable:
+                catalog.unreadable.add(path)
             continue
         except OSError as error:
             catalog.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
+            catalog.unreadable.add(path)
             continue
         if report.id in catalog.reports:
             catalog.errors.append(

@@ -17,9 +17,10 @@ from orchestrator.reports.loader import load_report_files
 from orchestrator.tooling.findings import ERROR, Finding
 
 
-def check_reports(paths: list[Path], journey_ids: set[str] | None) -> tuple[list[Finding], int]:
-    """(findings, how many report files). `journey_ids` None: the journeys were not checked
-    this run, so neither is the journey a report is scoped to."""
+def check_reports(paths: list[Path], journey_ids: set[str] | None) -> tuple[list[Finding], set[Path]]:
+    """(findings, the files that are not report files at all: unreadable, not YAML).
+    `journey_ids` None: the journeys were not checked this run, so neither is the journey a
+    report is scoped to."""
     catalog = load_report_files(paths)
     findings = [Finding(ERROR, e.file, e.line, e.key, e.message) for e in catalog.errors]
     for report in catalog.reports.values():
@@ -37,4 +38,4 @@ def check_reports(paths: list[Path], journey_ids: set[str] | None) -> tuple[list
                 f"the report would always be empty",
             )
         )
-    return findings, len(dict.fromkeys(paths))
+    return findings, catalog.unreadable

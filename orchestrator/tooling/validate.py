@@ -134,8 +134,9 @@ def validate(
         findings += check_journey(journey, store, link_settings)
     # Without journeys in this run, a report's journey cannot be checked against them.
     journey_ids = set(seen) | broken if targets.journey_files else None
-    report_findings, report_count = check_reports(targets.report_files, journey_ids)
+    report_findings, unreadable_reports = check_reports(targets.report_files, journey_ids)
     findings += report_findings
+    unusable = unusable or bool(unreadable_reports & named)
     template_count = (
         sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
     )
@@ -143,7 +144,7 @@ def validate(
         sort_findings(findings),
         len(dict.fromkeys(targets.journey_files)),
         template_count,
-        report_count,
+        len(dict.fromkeys(targets.report_files)),
         unusable_input=unusable,
     )
 

@@ -69,3 +69,10 @@ def test_the_launch_reports_are_clean_and_counted(cli):
     run = cli("validate", PROJECT_ROOT / "reports")
     assert (run.code, run.out) == (0, "0 errors, 0 warnings (0 journey files, 15 templates, 2 report files)\n")
     assert validate([], JOURNEYS, TEMPLATES).reports == 2  # the reports beside the journeys by default
+
+
+def test_a_named_report_file_that_is_not_yaml_is_unusable_input(cli, tmp_path):
+    folder = _reports(tmp_path, garbled="recipients: [a@example.com\n", broken=BROKEN)
+    assert cli("validate", folder / "garbled.yaml").code == 2  # as for a journey file: input it cannot use
+    assert cli("validate", folder / "broken.yaml").code == 1  # a report file, with problems
+    assert cli("validate", folder).code == 1  # found in a directory: one of its problems
