@@ -19,8 +19,7 @@ from orchestrator.tooling.findings import ERROR, Finding
 
 def check_reports(paths: list[Path], journey_ids: set[str] | None) -> tuple[list[Finding], set[Path]]:
     """(findings, the files that are not report files at all: unreadable, not YAML).
-    `journey_ids` None: the journeys were not checked this run, so neither is the journey a
-    report is scoped to."""
+    `journey_ids` None: no journeys directory to check a report's journey against."""
     catalog = load_report_files(paths)
     findings = [Finding(ERROR, e.file, e.line, e.key, e.message) for e in catalog.errors]
     for report in catalog.reports.values():

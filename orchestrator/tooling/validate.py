@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.config import Settings
-from orchestrator.journeys.loader import JourneyLoadError
+from orchestrator.journeys.loader import JourneyLoadError, load_file
 from orchestrator.reports.loader import report_files
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.checks_flow import check_flow
@@ -132,8 +132,8 @@ def validate(
             continue
         seen[journey.id] = path
         findings += check_journey(journey, store, link_settings)
-    # Without journeys in this run, a report's journey cannot be checked against them.
-    journey_ids = set(seen) | broken if targets.journey_files else None
+    # Reports checked alone are checked against the configured journeys.
+    journey_ids = set(seen) | broken if targets.journey_files else journey_ids_in(journeys_dir)
     report_findings, unreadable_reports = check_reports(targets.report_files, journey_ids)
     findings += report_findings
     unusable = unusable or bool(unreadable_reports & named)
@@ -147,6 +147,20 @@ def validate(
         len(dict.fromkeys(targets.report_files)),
         unusable_input=unusable,
     )
+
+
+def journey_ids_in(directory: Path) -> set[str] | None:
+    """The ids of the journeys in `directory` (a file that does not load counts by its name);
+    None when there is no such directory."""
+    if not directory.is_dir():
+        return None
+    ids = set()
+    for path in journey_files(directory):
+        try:
+            ids.add(load_file(path).definition.id)
+        except JourneyLoadError:
+            ids.add(path.stem)
+    return ids
 
 
 def check_journey(journey: JourneySource, store: TemplateStore, link_settings: Settings | None = None) -> list[Finding]:

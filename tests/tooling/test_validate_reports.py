@@ -63,6 +63,9 @@ def test_a_report_on_a_journey_that_does_not_exist_and_a_file_that_is_not_yaml(t
         ),
     ]
     assert report.summary == "4 journey files, 15 templates, 2 report files"
+    # Named alone, the reports are checked against the configured journeys.
+    report = validate([folder / "lost.yaml"], JOURNEYS, TEMPLATES)
+    assert [(f.line, f.key) for f in report.findings] == [(4, "scope.journey")]
 
 
 def test_the_launch_reports_are_clean_and_counted(cli):
