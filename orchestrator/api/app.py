@@ -12,6 +12,7 @@ from orchestrator.api import (
     admin,
     consents,
     conversations,
+    customer_data,
     customers,
     events,
     health,
@@ -33,6 +34,7 @@ from orchestrator.fakes.mounting import configure_bundled_fakes, mount_bundled_f
 from orchestrator.runtime import Runtime
 from orchestrator.startup import build_runtime
 from orchestrator.web.access import (
+    CUSTOMER_IMPORT,
     EVENT_INGESTION,
     MARKETING,
     MONITORING,
@@ -84,6 +86,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     # Who may call what: the route → role table in orchestrator/web/access.py and docs/api.md.
     app.include_router(events.router, dependencies=requires(EVENT_INGESTION))
     app.include_router(customers.router, dependencies=requires(OPERATIONS))
+    app.include_router(customer_data.imports_router, dependencies=requires(CUSTOMER_IMPORT))
+    app.include_router(customer_data.privacy_router, dependencies=requires(OPERATIONS))
     app.include_router(timeline.router, dependencies=requires(OPERATIONS))
     app.include_router(admin.router, dependencies=requires(OPERATIONS))
     app.include_router(journeys.router, dependencies=requires(MARKETING))

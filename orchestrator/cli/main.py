@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from orchestrator.cli.customers import add_customer_commands
 from orchestrator.cli.keys import add_key_commands
 from orchestrator.config import get_settings
 from orchestrator.tooling.commands import add_tooling_commands
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tooling_commands(commands)
     add_key_commands(commands)
+    add_customer_commands(commands)
     return parser
 
 
