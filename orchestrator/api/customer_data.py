@@ -73,12 +73,18 @@ def _format_of(request: Request) -> Format:
 @imports_router.post(
     "/customers/import",
     response_model=ImportAnswer,
-    responses={413: error("Body over ORCHESTRATOR_MAX_IMPORT_BYTES"), 415: error("Not CSV or JSON Lines"),
-               422: error("The file cannot be read at all (no userId column, not UTF-8)")},  # fmt: skip
+    responses={
+        413: error("Body over ORCHESTRATOR_MAX_IMPORT_BYTES"),
+        415: error("Not CSV or JSON Lines"),
+        422: error("The file cannot be read at all (no userId column, not UTF-8)"),
+    },  # fmt: skip
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
         }
     },
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -62,7 +63,9 @@ class Progress:
         if self.tty:
             done = min(self.stream.tell() / self.total, 1.0)
             bar = "#" * int(done * 30)
-            self.out.write(f"\r[{bar:<30}] {done:6.1%} {report.lines:,} lines, {rate:,.0f}/s, {report.reject_count:,} rejects")
+            self.out.write(
+                f"\r[{bar:<30}] {done:6.1%} {report.lines:,} lines, {rate:,.0f}/s, {report.reject_count:,} rejects"
+            )
             self.out.flush()
         elif report.lines >= self.next_line:
             self.next_line = (report.lines // PROGRESS_EVERY + 1) * PROGRESS_EVERY
@@ -83,35 +86,35 @@ def _import(args: argparse.Namespace) -> int:
     except ImportFileError as problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    rejects_file = open(args.rejects, "w", newline="", encoding="utf-8") if args.rejects else None
-    rejects_csv = csv.writer(rejects_file) if rejects_file else None
-    if rejects_csv:
-        rejects_csv.writerow(["line", "column", "reason"])
+    with contextlib.ExitStack() as files:
+        rejects_csv = None
+        if args.rejects:
+            rejects_csv = csv.writer(files.enter_context(open(args.rejects, "w", newline="", encoding="utf-8")))
+            rejects_csv.writerow(["line", "column", "reason"])
 
-    async def run(sessions, settings: Settings):
-        with open(path, "rb") as stream:
-            progress = Progress(stream, os.fstat(stream.fileno()).st_size)
-            source = ImportSource(file=path.name, imported_at=Clock().now(), dry_run=args.dry_run)
-            try:
-                return await import_customers(
-                    sessions,
-                    stream,
-                    fmt,
-                    source,
-                    on_reject=(lambda r: rejects_csv.writerow([r.line, r.column or "", r.reason])) if rejects_csv else None,
-                    on_progress=progress,
-                )
-            finally:
-                progress.finish()
+        async def run(sessions, settings: Settings):
+            with open(path, "rb") as stream:
+                progress = Progress(stream, os.fstat(stream.fileno()).st_size)
+                source = ImportSource(file=path.name, imported_at=Clock().now(), dry_run=args.dry_run)
+                try:
+                    return await import_customers(
+                        sessions,
+                        stream,
+                        fmt,
+                        source,
+                        on_reject=(lambda r: rejects_csv.writerow([r.line, r.column or "", r.reason]))
+                        if rejects_csv
+                        else None,
+                        on_progress=progress,
+                    )
+                finally:
+                    progress.finish()
 
-    try:
-        report = _with_database(run)
-    except ImportFileError as problem:
-        print(f"error: {path.name}: {problem}", file=sys.stderr)
-        return 2
-    finally:
-        if rejects_file:
-            rejects_file.close()
+        try:
+            report = _with_database(run)
+        except ImportFileError as problem:
+            print(f"error: {path.name}: {problem}", file=sys.stderr)
+            return 2
     verb = "would be created" if report.dry_run else "created"
     print(
         f"{path.name}: {report.lines:,} lines: {report.created:,} customers {verb}, "

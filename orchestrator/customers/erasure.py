@@ -68,13 +68,21 @@ async def erase_customer(session: AsyncSession, customer: Customer, erasure_key:
     for enrollment in rows.enrollments:
         enrollment.context = {}
         if enrollment.status == EnrollmentStatus.active:
-            enrollment.status, enrollment.ended_at, enrollment.exit_reason = EnrollmentStatus.exited, now, "customer erased"
+            enrollment.status, enrollment.ended_at, enrollment.exit_reason = (
+                EnrollmentStatus.exited,
+                now,
+                "customer erased",
+            )
             enrollment.due_at = enrollment.waiting_for = None
         changed += 1
     for message in rows.messages:
         message.to_address = message.subject = message.body = message.html = None
         if message.status in NOT_SENT_YET:
-            message.status, message.status_reason, message.next_attempt_at = MessageStatus.skipped, "customer erased", None
+            message.status, message.status_reason, message.next_attempt_at = (
+                MessageStatus.skipped,
+                "customer erased",
+                None,
+            )
         message.updated_at = now
         changed += 1
     for status in rows.message_statuses:

@@ -190,7 +190,9 @@ def _profile_row(customer: Customer) -> dict[str, Any]:
 async def _latest_consents(session: AsyncSession, customer_ids: Iterable[int]) -> dict[tuple[int, str], Consent]:
     records = (
         await session.exec(
-            select(Consent).where(any_of(session, col(Consent.customer_id), set(customer_ids))).order_by(col(Consent.id))
+            select(Consent)
+            .where(any_of(session, col(Consent.customer_id), set(customer_ids)))
+            .order_by(col(Consent.id))
         )
     ).all()
     return {(record.customer_id, record.channel): record for record in records}  # later records override
@@ -245,4 +247,3 @@ def _consent_refusal(current: Consent | None, status: str, line: ImportLine) -> 
         f"the customer opted out on {opted_out_at.isoformat()} ({current.source}) and this line gives {said}: "
         "an import re-subscribes only with a consent_at later than the opt-out"
     )
-

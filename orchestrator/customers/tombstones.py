@@ -45,6 +45,8 @@ async def erased_addresses(
     if not wanted:
         return set()
     found = set(
-        (await session.exec(select(ErasedAddress.address_hash).where(col(ErasedAddress.address_hash).in_(wanted)))).all()
+        (
+            await session.exec(select(ErasedAddress.address_hash).where(col(ErasedAddress.address_hash).in_(wanted)))
+        ).all()
     )
     return {pair for pair, h in hashes.items() if h in found}
