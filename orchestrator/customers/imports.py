@@ -28,8 +28,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.clock import utc
 from orchestrator.customers.consent import OPTED_IN, OPTED_OUT
-from orchestrator.customers.identity import apply_traits
+from orchestrator.customers.identity import TYPED_TRAITS, apply_traits
 from orchestrator.customers.import_files import Format, ImportLine, Reject, read_lines
+from orchestrator.customers.timezones import TimezoneSource
 from orchestrator.storage.feedback_models import Consent
 from orchestrator.storage.models import Customer
 from orchestrator.storage.queries import any_of, insert_many_returning, is_postgresql, update_many
@@ -123,6 +124,10 @@ async def apply_batch(
     ids: dict[str, int] = {}
     for user_id, lines in by_user.items():
         row = existing.get(user_id)
+        if row is not None and all(_holds(row, line.traits) for line in lines):
+            ids[user_id] = row.id  # the common case of a re-run, without the time zone inference
+            report.unchanged += 1
+            continue
         customer = _customer(row, user_id, now)
         before = _profile(customer)
         for line in lines:
@@ -172,18 +177,40 @@ async def _existing(session: AsyncSession, user_ids: set[str]) -> dict[str, sa.R
     return {row.user_id: row for row in (await session.exec(query)).all()}
 
 
-def _customer(row: sa.Row | None, user_id: str, now: datetime) -> Customer:
-    """A detached Customer to apply traits to, as `identify` does."""
+class _Profile:
+    """What `identity.apply_traits` changes on a customer, without the cost of building a
+    table model per line (a third of the import's time when it was a `Customer`)."""
+
+    __slots__ = ("user_id", "updated_at", *PROFILE)
+
+    def __init__(self, user_id: str, values: dict[str, Any]) -> None:
+        self.user_id, self.updated_at = user_id, None
+        for name in PROFILE:
+            setattr(self, name, values.get(name))
+
+
+def _customer(row: sa.Row | None, user_id: str, now: datetime) -> _Profile:
+    """A detached customer to apply traits to, as `identify` does."""
     if row is None:
-        return Customer(user_id=user_id, traits={}, created_at=now, updated_at=now)
-    return Customer(user_id=user_id, **{name: getattr(row, name) for name in PROFILE})
+        return _Profile(user_id, {"traits": {}})
+    return _Profile(user_id, {name: getattr(row, name) for name in PROFILE})
 
 
-def _profile(customer: Customer) -> tuple:
+def _holds(row: sa.Row, traits: dict[str, Any]) -> bool:
+    """The customer already has every one of these traits, and the profile fields they set."""
+    stored = row.traits
+    if not all(name in stored and stored[name] == value for name, value in traits.items()):
+        return False
+    if "timezone" in traits and row.timezone_source != TimezoneSource.trait:
+        return False
+    return all(getattr(row, name) == traits[name] for name in TYPED_TRAITS if name in traits)
+
+
+def _profile(customer: _Profile) -> tuple:
     return tuple(getattr(customer, name) for name in PROFILE)
 
 
-def _profile_row(customer: Customer) -> dict[str, Any]:
+def _profile_row(customer: _Profile) -> dict[str, Any]:
     return {name: getattr(customer, name) for name in PROFILE}
 
 
