@@ -218,6 +218,14 @@ async def test_an_upload_larger_than_the_api_body_limit_is_streamed(client, runt
     assert body["created"] == 3000
 
 
+async def test_an_upload_over_the_import_limit_is_refused(client, runtime):
+    runtime.settings.max_import_bytes = 1000
+    text = "userId\n" + "".join(f"u{i:05d}\n" for i in range(500))
+    answer = await client.post("/v1/customers/import", content=text, headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 413 and "1000 bytes" in answer.json()["detail"]
+    assert await customers(runtime) == {}
+
+
 async def test_an_upload_names_what_is_wrong_with_it(client):
     wrong_type = await client.post("/v1/customers/import", content="{}", headers={"Content-Type": "application/json"})
     assert wrong_type.status_code == 415 and "text/csv" in wrong_type.json()["detail"]
@@ -276,6 +284,9 @@ def test_the_command_imports_and_writes_every_reject(database_url, tmp_path, mon
         assert "0 customers would be created" in capsys.readouterr().err
         assert main(["customers", "export", "ann"]) == 0
         assert json.loads(capsys.readouterr().out)["customer"]["email"] == "Ann@example.com"
+        assert main(["customers", "erase", "ann"]) == 0
+        assert "2 addresses kept only as hashes" in capsys.readouterr().err
+        assert main(["customers", "export", "ann"]) == 1
     finally:
         get_settings.cache_clear()
 
