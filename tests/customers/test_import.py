@@ -296,3 +296,23 @@ async def test_imported_rows_count(runtime):
     await run_import(runtime, PEOPLE_CSV)
     async with runtime.sessions() as session:
         assert (await session.exec(select(func.count()).select_from(Customer))).one() == 2
+
+
+async def test_a_customer_created_meanwhile_gets_the_lines_applied_over_it(runtime, monkeypatch):
+    """Between the batch's read and its INSERT an identify may create the same userId: the
+    INSERT skips it (ON CONFLICT), and its lines are applied to the row that is there."""
+    from orchestrator.customers import imports
+
+    await run_import(runtime, "userId,size\nann,M\n")
+    real_existing, calls = imports._existing, []
+
+    async def blind_first_time(session, user_ids):
+        calls.append(user_ids)
+        return {} if len(calls) == 1 else await real_existing(session, user_ids)
+
+    monkeypatch.setattr(imports, "_existing", blind_first_time)
+    report, rejects = await run_import(runtime, "userId,size,consent_sms\nann,L,opted_in\nbob,S,\n")
+    assert rejects == [] and (report.created, report.updated) == (1, 1) and len(calls) == 2
+    found = await customers(runtime)
+    assert found["ann"].traits["size"] == "L" and found["bob"].traits["size"] == "S"
+    assert [(c.customer_id, c.status) for c in await consents(runtime)] == [(found["ann"].id, "opted_in")]
