@@ -231,7 +231,10 @@ class Message(SQLModel, table=True):
     # Tracked short links in the body (SMS/WhatsApp, docs/links.md): the CTR denominator
     # counts only messages that had something to click.
     tracked_links: int | None = None
-    attempts: int = 0
+    attempts: int = 0  # provider calls that count against the retry budget (engine/retry.py)
+    # Times the reconciler queued it again because the provider proved it never got it; such
+    # an attempt is not counted in `attempts` (engine/reconcile.py).
+    requeues: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     next_attempt_at: datetime | None = _timestamp(nullable=True)
     created_at: datetime = _timestamp()
     sending_at: datetime | None = _timestamp(nullable=True)
