@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
             yield
         finally:
             await events.close_intake(app.state)
+            await twilio_webhooks.close_status_intake(app.state)
             if app.state.worker_loop:
                 await app.state.worker_loop.stop()
             if own_runtime:
