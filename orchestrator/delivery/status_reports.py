@@ -10,8 +10,9 @@ retries a timed-out callback once; a 5xx not at all under its default policy, so
 load with 503 would lose the callback instead (docs/send-safety.md).
 
 So a callback, once its signature is checked, joins a group (`GroupCommit`, as single
-events do): the group's messages are found and locked in one statement (in id order, so two
-groups never wait on each other in a cycle), its inbox rows claimed in another, and each
+events do): the group's messages are found and locked in one statement (in id order, as
+the dispatcher records its answers, so neither two groups nor a group and a dispatch batch
+wait on each other in a cycle), its inbox rows claimed in another, and each
 report applied by `record_status` as before. Each caller answers after the commit that holds
 its report, so "2xx only after commit" holds; a group that fails is retried one report at a
 time, so one bad callback fails only itself.
