@@ -496,7 +496,7 @@ async def test_a_pooled_connection_the_server_closed_is_never_written_to() -> No
         adapter = adapter_for(TwilioSmsAdapter, url)
         try:
             first = await adapter.send(sms(body="first"))
-            time.sleep(1.0)  # a busy loop, not an await: the server's close waits unread in the kernel
+            time.sleep(1.5)  # a busy loop, not an await: the server's close waits unread in the kernel
             second = await adapter.send(sms(body="second"))
             connector = adapter._twilio().http_client.session.connector
         finally:
@@ -515,7 +515,7 @@ async def test_without_the_check_that_send_would_have_been_unknown(monkeypatch) 
         adapter = adapter_for(TwilioSmsAdapter, url)
         try:
             await adapter.send(sms(body="first"))
-            time.sleep(1.0)
+            time.sleep(1.5)
             second = await adapter.send(sms(body="second"))
         finally:
             await adapter.aclose()
