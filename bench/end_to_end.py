@@ -2,7 +2,7 @@
 check for an order, SMS), ours against the Celery program a user would otherwise write.
 
     .venv/bin/python bench/end_to_end.py [--customers 20000] [--chaos-customers 10000]
-        [--systems ours,celery,celery-acks-late] [--kills 6] [--kill-interval 3]
+        [--systems ours,ours-no-reconcile,celery,celery-acks-late] [--kills 6] [--kill-interval 3]
         [--celery-concurrency 4] [--order-every 10]
 
 Both systems run on the same PostgreSQL, with 2 worker processes each, against the same
@@ -25,6 +25,11 @@ with `quiet_hours: off` (the Celery program has no quiet hours either).
   after `ORCHESTRATOR_RECONCILE_AFTER_SECONDS=15`, resent if the fake never got them after
   `ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS=30` (docs/send-safety.md). The reconcile job
   runs at its default interval, so the clean run pays what a deployment pays for it.
+  In the chaos run the reconciler also fetches the status of every SMS still `sent`
+  `ORCHESTRATOR_RECONCILE_STATUS_AFTER_SECONDS=20` after it left (the fake posts no status
+  callbacks, so that is the only way any SMS leaves `sent`), and the run waits for it.
+- ours-no-reconcile (clean run only): the same, with the reconcile job never running, so
+  the clean runs of the two show what the reconciler costs in throughput.
 - celery: bench/celery_baseline.py, RabbitMQ broker; for every `Cart Abandoned` event the
   "web app" called `apply_async(..., countdown=3600)` when the cart was abandoned, i.e. two
   hours ago: the task's ETA passed an hour ago, as the journey's wait did. The tasks are
@@ -46,7 +51,9 @@ Two runs per system, each on fresh data:
    customer who ordered and was texted anyway), and for ours the `unknown` messages left
    once the reconcile window has passed (cut off between the claim and the provider's
    answer, and not settled by asking the fake: expected 0), split into those the fake did
-   and did not receive, and how many sends the reconciler found at the fake.
+   and did not receive, the SMS still `sent` (no status: expected 0), how many sends the
+   reconciler found at the fake and how many it queued again (`messages.requeues`). For
+   Celery these are n/a: it has neither state.
 
 Every process is started in its own process group and stopped in a `finally`; the
 databases are dropped and the RabbitMQ queues deleted. Results: a table on stdout, appended
@@ -97,6 +104,13 @@ SETTLE_SECONDS = 5.0  # nothing new at the fake for this long, and nothing left 
 CHAOS_SETTLE_SECONDS = 15.0  # after kills, give restarted workers time to come up and redo work
 RECONCILE_AFTER_SECONDS = 15
 RECONCILE_RESEND_AFTER_SECONDS = 30
+# Chaos runs: the fake posts no status callbacks, so every SMS is `sent` until the
+# reconciler fetches its status; shortened (and sped up) so that happens within the run.
+RECONCILE_STATUS_AFTER_SECONDS = 20
+RECONCILE_LOOKUPS_PER_SECOND = 500
+RECONCILE_BATCH_SIZE = 500
+NO_RECONCILE_INTERVAL_SECONDS = 86_400  # `ours-no-reconcile`: the first round would come after a day
+SYSTEMS = ("ours", "ours-no-reconcile", "celery", "celery-acks-late")
 PHONE_BASE = 14155000000  # +1 415 5xx xxxx: plain numbers, outside the fake's magic +1500555xxxx range
 
 
@@ -355,11 +369,31 @@ def rabbitmq_pids() -> list[int]:
 
 
 class Ours:
-    name = "ours"
+    """`ours`, or `ours-no-reconcile` (`reconcile=False`: the reconcile job never runs, for
+    the clean run's throughput without it). In a chaos run (`chaos=True`) the reconciler
+    also fetches the status of every `sent` SMS after RECONCILE_STATUS_AFTER_SECONDS, and the
+    run waits for it: no status callback ever comes, so what is still `sent` at the end is
+    stuck there."""
 
-    def __init__(self, database_url: str, journeys: str, twilio: FakeTwilio, workdir: Path) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        journeys: str,
+        twilio: FakeTwilio,
+        workdir: Path,
+        *,
+        reconcile: bool = True,
+        chaos: bool = False,
+    ) -> None:
+        self.name = "ours" if reconcile else "ours-no-reconcile"
         self.database_url = database_url
         self.workdir = workdir
+        self.chaos = chaos
+        status_fetch = dict(
+            ORCHESTRATOR_RECONCILE_STATUS_AFTER_SECONDS=str(RECONCILE_STATUS_AFTER_SECONDS),
+            ORCHESTRATOR_RECONCILE_LOOKUPS_PER_SECOND=str(RECONCILE_LOOKUPS_PER_SECOND),
+            ORCHESTRATOR_RECONCILE_BATCH_SIZE=str(RECONCILE_BATCH_SIZE),
+        )
         self.env = python_env(
             DATABASE_URL=database_url,
             ORCHESTRATOR_AUTO_MIGRATE="false",
@@ -373,6 +407,8 @@ class Ours:
             ORCHESTRATOR_RECONCILE_AFTER_SECONDS=str(RECONCILE_AFTER_SECONDS),
             ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS=str(RECONCILE_RESEND_AFTER_SECONDS),
             ORCHESTRATOR_RECONCILE_RETRY_SECONDS="5",
+            **(status_fetch if chaos else {}),
+            **({} if reconcile else {"ORCHESTRATOR_RECONCILE_INTERVAL_SECONDS": str(NO_RECONCILE_INTERVAL_SECONDS)}),
         )
 
     def prepare(self) -> None:
@@ -387,13 +423,15 @@ class Ours:
 
     def remaining(self) -> int:
         """Enrollments still active plus messages not yet final: `unknown` SMS too, which the
-        reconciler settles by asking the fake once the reconcile window has passed."""
+        reconciler settles by asking the fake once the reconcile window has passed, and in a
+        chaos run `sent` ones, whose status it fetches."""
         import psycopg
 
+        unsettled = ("queued", "sending", "unknown", *(("sent",) if self.chaos else ()))
         with psycopg.connect(self.database_url, autocommit=True) as connection:
             active = connection.execute("SELECT count(*) FROM enrollments WHERE status = 'active'").fetchone()[0]
             pending = connection.execute(
-                "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending', 'unknown')"
+                "SELECT count(*) FROM messages WHERE status = ANY(%s)", (list(unsettled),)
             ).fetchone()[0]
         return active + pending
 
@@ -414,11 +452,15 @@ class Ours:
             found = connection.execute(
                 "SELECT count(*) FROM messages WHERE status_reason LIKE '%found by the reconciler%'"
             ).fetchone()[0]
+            requeued = connection.execute("SELECT coalesce(sum(requeues), 0) FROM messages").fetchone()[0]
         return {
             "message_statuses": statuses,
             "enrollments": enrollments,
             "unknown_phones": unknown,
             "found_by_reconciler": found,
+            "requeued_by_reconciler": int(requeued),
+            # Only a chaos run fetches statuses; in a clean one every SMS stays `sent` by design.
+            "stuck_at_sent": statuses.get("sent", 0) if self.chaos else None,
         }
 
     def cleanup(self) -> None:
@@ -553,7 +595,7 @@ def run_system(
         "workers": [p for w in workers for p in descendants(w.pid)],  # noqa: E731
         "fake Twilio": [twilio.process.pid],
         "PostgreSQL backends": postgres_backends(system.database_url),
-        **({"RabbitMQ": rabbitmq_pids()} if system.name != "ours" else {}),
+        **({"RabbitMQ": rabbitmq_pids()} if not isinstance(system, Ours) else {}),
     }
     spy = None
     settle = CHAOS_SETTLE_SECONDS if kills else SETTLE_SECONDS
@@ -688,8 +730,15 @@ def one_run(system_name: str, args, workdir: Path, customers: int, kills: int) -
         twilio = FakeTwilio(workdir, tag)
         system = None
         try:
-            if system_name == "ours":
-                system = Ours(database_url, expected["journeys"], twilio, workdir / tag)
+            if system_name.startswith("ours"):
+                system = Ours(
+                    database_url,
+                    expected["journeys"],
+                    twilio,
+                    workdir / tag,
+                    reconcile=system_name == "ours",
+                    chaos=bool(kills),
+                )
             else:
                 system = CeleryBaseline(
                     database_url,
@@ -723,9 +772,9 @@ def one_run(system_name: str, args, workdir: Path, customers: int, kills: int) -
         customers=customers,
         expected_sms=expected["expected_sms"],
         ingest_seconds=expected["ingest_seconds"],
-        publish_seconds=round(prepare_seconds, 1) if system_name != "ours" else None,
+        publish_seconds=round(prepare_seconds, 1) if not system_name.startswith("ours") else None,
         kill_interval=args.kill_interval if kills else None,
-        celery_concurrency=args.celery_concurrency if system_name != "ours" else None,
+        celery_concurrency=args.celery_concurrency if not system_name.startswith("ours") else None,
     )
     return result
 
@@ -780,14 +829,21 @@ def print_profile(name: str, profile: dict) -> None:
 
 
 def print_row(r: dict) -> None:
-    v = r["verdict"]
+    v, final = r["verdict"], r.get("final_state", {})
     rss = " ".join(f"{label}:{'/'.join(str(x) for x in values)}" for label, values in r["rss_mib"].items())
+    # Celery has no `unknown` and no status at all: n/a, not 0.
+    settled = (
+        f"unknown {v['unknown']} (received {v['unknown_received_by_fake']})  "
+        f"stuck at sent {'n/a' if final['stuck_at_sent'] is None else final['stuck_at_sent']}  "
+        f"found by reconciler {final['found_by_reconciler']}  requeued {final['requeued_by_reconciler']}"
+        if "stuck_at_sent" in final
+        else "unknown n/a  stuck at sent n/a"
+    )
     print(
         f"{r['system']:<17} {r['run']:<5} {r['customers']:>7,} customers  {r['customers_per_second']:>8,.1f} cust/s "
         f"({r['sms_per_second']:,.1f} SMS/s, {r['elapsed_seconds']:.1f} s)  kills {r['kills']}  "
         f"dup {v['duplicates']}  lost {v['losses']}  wrong {v['wrong_sends_to_customers_who_ordered']}  "
-        f"unknown {v['unknown']} (received {v['unknown_received_by_fake']})"
-        f"{'  found by reconciler ' + str(r['final_state']['found_by_reconciler']) if 'found_by_reconciler' in r.get('final_state', {}) else ''}  "
+        f"{settled}  "
         f"RSS MiB per worker {rss} peak {'/'.join(str(x) for x in r['rss_peak_mib'])}",
         flush=True,
     )
@@ -818,6 +874,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
+    if unknown_systems := set(systems) - set(SYSTEMS):
+        parser.error(f"unknown systems {sorted(unknown_systems)}; choose from {', '.join(SYSTEMS)}")
     runs = [r for r in args.runs.split(",") if r]
     results = []
     started = time.monotonic()
@@ -830,6 +888,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not customers:
                     continue
                 for system_name in systems:
+                    if system_name == "ours-no-reconcile" and kills:
+                        continue  # without the reconciler a kill leaves `sending` rows for good: nothing to wait for
                     (workdir / f"{system_name}-{run}").mkdir()
                     result = one_run(system_name, args, workdir, customers, kills)
                     print_row(result)
@@ -840,7 +900,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
     ours = {r["run"]: r for r in results if r["system"] == "ours"}
     for r in results:
-        if r["system"] != "ours" and r["run"] in ours:
+        if r["system"] == "ours-no-reconcile" and "clean" in ours:
+            cost = 1 - ours["clean"]["customers_per_second"] / r["customers_per_second"]
+            r["reconciler_throughput_cost"] = round(cost, 3)
+            print(f"the reconciler's throughput cost (clean, ours vs ours-no-reconcile): {100 * cost:.1f}%")
+        elif r["system"] != "ours" and r["run"] in ours:
             r["ours_vs_this_throughput"] = round(ours[r["run"]]["customers_per_second"] / r["customers_per_second"], 2)
             print(f"ours / {r['system']} ({r['run']}): {r['ours_vs_this_throughput']}x")
     print(f"total {time.monotonic() - started:.0f} s")

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     # Signs tracking, click and unsubscribe links (HMAC-SHA256). Unset (the default), a random
     # one is generated on first start and kept in the database, shared by every process.
     secret_key: str | None = None
+    # Keys the hashes of erased customers' addresses (docs/customers.md, "Erase"). Generated
+    # and kept in the database like `secret_key`; unlike it, never rotate it: a new key
+    # forgets every erased address.
+    erasure_key: str | None = None
     # The bundled fakes' credentials: generated and kept in the database like `secret_key`
     # unless set here (a standalone fake then needs the same value: `--auth-token`).
     fake_twilio_auth_token: str | None = None
@@ -187,10 +191,12 @@ class Settings(BaseSettings):
     max_batch_bytes: int = 1024 * 1024  # /v1/batch
     max_body_bytes: int = 64 * 1024  # every other /v1/ route with a body (consents, replies, clock)
     max_request_bytes: int = 4 * 1024 * 1024  # provider webhooks
+    # POST /v1/customers/import, streamed to a temporary file (never held in memory).
+    max_import_bytes: int = 1024 * 1024 * 1024
 
     @model_validator(mode="after")
     def _empty_secrets_are_unset(self) -> Settings:
-        for name in ("secret_key", "fake_twilio_auth_token", "fake_sendgrid_signing_key"):
+        for name in ("secret_key", "erasure_key", "fake_twilio_auth_token", "fake_sendgrid_signing_key"):
             if not getattr(self, name):  # `VAR=` (as compose's ${VAR:-} gives): generate one, never sign with ""
                 setattr(self, name, None)
         return self

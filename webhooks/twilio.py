@@ -13,6 +13,8 @@ same MessageSid is applied once, and a form reshaped to carry a new one is refus
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, HTTPException, Request, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 from twilio.request_validator import RequestValidator
@@ -21,13 +23,9 @@ from twilio.twiml.messaging_response import MessagingResponse
 from orchestrator.channels.configure import twilio_auth_token
 from orchestrator.channels.twilio import SEND_KEY_PARAMETER
 from orchestrator.conversations.inbound import Inbound, receive_inbound
-from orchestrator.delivery.statuses import (
-    find_message_by_provider_id,
-    find_message_by_send_key,
-    first_receipt,
-    record_price,
-    record_status,
-)
+from orchestrator.delivery.status_reports import ReportOutcome, StatusReport, apply_status_reports
+from orchestrator.delivery.statuses import record_price
+from orchestrator.events.group_commit import GroupCommit
 from orchestrator.runtime import Runtime
 from orchestrator.vocabulary import MessageStatus, bare_number, channel_of_address
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
@@ -59,37 +57,45 @@ async def status_callback(request: Request, session: SessionDep, runtime: Runtim
     sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
     if not sid or not status:
         raise HTTPException(422, "MessageSid and MessageStatus are required")
-    now = runtime.clock.now()
-    async with session.begin():
-        message = await find_message_by_provider_id(session, sid)
-        send_key = request.query_params.get(SEND_KEY_PARAMETER)
-        if message is None and send_key:  # a crash kept us from storing the SID: the key names it
-            message = await find_message_by_send_key(session, send_key)
-        if message is None:
-            # Not known yet, as a rule: the provider answered the send, and its first callbacks
-            # came before the worker stored the provider's id. Answer "try again" (nothing is
-            # recorded), so a retrying sender brings it back instead of it being lost.
-            return Response(status_code=503, headers={"Retry-After": "1"})
-        # The same status for the same message twice is a replay: Twilio retries on timeouts.
-        if not await first_receipt(session, "twilio-status", f"{sid}:{status}", now):
-            return Response(status_code=204)
-        await record_status(
-            session,
-            message,
-            source="twilio",
-            status=status,
-            now=now,
-            provider_message_id=sid,
-            error_code=form.get("ErrorCode") or None,
-            detail=form,
-            reason=f"Twilio error {form['ErrorCode']}" if form.get("ErrorCode") else None,
-        )
-        wants_price = message.cost is None and status in PRICED_STATUSES
-    if wants_price:
+    error_code = form.get("ErrorCode") or None
+    report = StatusReport(
+        provider_message_id=sid,
+        status=status,
+        send_key=request.query_params.get(SEND_KEY_PARAMETER),
+        error_code=error_code,
+        reason=f"Twilio error {error_code}" if error_code else None,
+        detail=form,
+    )
+    # Applied together with the callbacks that arrive meanwhile (delivery/status_reports.py);
+    # a replay of the same status for the same message (Twilio retries on timeouts) is not.
+    outcome = await status_intake(request).submit(report)
+    if outcome.message_id is None:
+        # Not known yet, as a rule: the provider answered the send, and its first callbacks
+        # came before the worker stored the provider's id. Answer "try again" (nothing is
+        # recorded), so a retrying sender brings it back instead of it being lost.
+        return Response(status_code=503, headers={"Retry-After": "1"})
+    if outcome.applied and not outcome.priced and status in PRICED_STATUSES:
         # Only now, committed: asking Twilio takes a network round trip, and the status
         # transaction locked the message row (on SQLite, the database's only write lock).
-        await _store_price(runtime, session, message.id, message.channel, sid)
+        await _store_price(runtime, session, outcome.message_id, outcome.channel, sid)
     return Response(status_code=204)
+
+
+def status_intake(request: Request) -> GroupCommit[StatusReport, ReportOutcome]:
+    """The app's group commit for status callbacks, made on first use (`close_status_intake`
+    ends it)."""
+    state = request.app.state
+    if getattr(state, "status_intake", None) is None:
+        state.status_intake = GroupCommit(
+            partial(apply_status_reports, state.runtime, source="twilio", inbox="twilio-status")
+        )
+    return state.status_intake
+
+
+async def close_status_intake(state) -> None:
+    intake = getattr(state, "status_intake", None)
+    if intake is not None:
+        await intake.aclose()
 
 
 PRICED_STATUSES = {MessageStatus.sent, MessageStatus.delivered, MessageStatus.undelivered, MessageStatus.read}

@@ -13,6 +13,7 @@ from orchestrator.api import (
     broadcasts,
     consents,
     conversations,
+    customer_data,
     customers,
     events,
     health,
@@ -35,6 +36,7 @@ from orchestrator.fakes.mounting import configure_bundled_fakes, mount_bundled_f
 from orchestrator.runtime import Runtime
 from orchestrator.startup import build_runtime
 from orchestrator.web.access import (
+    CUSTOMER_IMPORT,
     EVENT_INGESTION,
     MARKETING,
     MONITORING,
@@ -72,6 +74,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
             yield
         finally:
             await events.close_intake(app.state)
+            await twilio_webhooks.close_status_intake(app.state)
             if app.state.worker_loop:
                 await app.state.worker_loop.stop()
             if own_runtime:
@@ -86,6 +89,8 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     # Who may call what: the route → role table in orchestrator/web/access.py and docs/api.md.
     app.include_router(events.router, dependencies=requires(EVENT_INGESTION))
     app.include_router(customers.router, dependencies=requires(OPERATIONS))
+    app.include_router(customer_data.imports_router, dependencies=requires(CUSTOMER_IMPORT))
+    app.include_router(customer_data.privacy_router, dependencies=requires(OPERATIONS))
     app.include_router(timeline.router, dependencies=requires(OPERATIONS))
     app.include_router(admin.router, dependencies=requires(OPERATIONS))
     app.include_router(journeys.router, dependencies=requires(MARKETING))

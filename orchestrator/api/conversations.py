@@ -118,7 +118,7 @@ async def reply(conversation_id: RowId, body: AgentReply, session: SessionDep, r
     """Queue an agent's reply; the worker sends it (SMS any time, WhatsApp inside the window)."""
     async with session.begin():
         conversation, customer = await _load(session, conversation_id)
-        permissions = (await load_permissions(session, [customer]))[customer.id]
+        permissions = (await load_permissions(session, [customer], runtime.settings.erasure_key))[customer.id]
         try:
             message = agent_reply(conversation, customer, permissions, body.body, body.agent, runtime.clock.now())
         except ReplyRefused as refusal:

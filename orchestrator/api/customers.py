@@ -49,6 +49,7 @@ class MessagePublic(BaseModel):
     encoding: str | None
     segments: int | None
     attempts: int
+    requeues: int
     created_at: UtcDatetime
     sent_at: UtcDatetime | None
     updated_at: UtcDatetime
@@ -260,5 +261,5 @@ async def retry_message(message_id: RowId, session: SessionDep, runtime: Runtime
             f"retried by hand after {message.status}",
             None,
         )
-        message.next_attempt_at, message.updated_at, message.attempts = now, now, 0
+        message.next_attempt_at, message.updated_at, message.attempts, message.requeues = now, now, 0, 0
     return MessagePublic.model_validate(message)

@@ -27,6 +27,9 @@ from orchestrator.config import Settings
 # One Segment call per request; each item of a batch is held to the same limit (api/events.py).
 SINGLE_CALL_PATHS = frozenset({"/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias"})
 METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Routes that stream their own body, under their own limit: a customer import is a file of
+# any size, spooled to disk as it arrives (api/customer_data.py, `max_import_bytes`).
+STREAMED_PATHS = frozenset({"/v1/customers/import"})
 
 
 class BodyRefused(Exception):
@@ -94,7 +97,7 @@ class BodyLimits:
         self.app, self.settings, self.limit = app, settings, limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in METHODS_WITH_BODIES:
+        if scope["type"] != "http" or scope["method"] not in METHODS_WITH_BODIES or scope["path"] in STREAMED_PATHS:
             await self.app(scope, receive, send)
             return
         try:

@@ -25,6 +25,7 @@ from orchestrator.storage.auth_models import ServiceSecret
 from orchestrator.storage.queries import insert_ignoring_conflict
 
 SECRET_KEY = "secret_key"
+ERASURE_KEY = "erasure_key"
 FAKE_TWILIO_AUTH_TOKEN = "fake_twilio_auth_token"
 FAKE_SENDGRID_SIGNING_KEY = "fake_sendgrid_signing_key"
 
@@ -55,6 +56,7 @@ def public_key_of(private_key_pem: str) -> str:
 
 GENERATORS: dict[str, Callable[[], str]] = {
     SECRET_KEY: lambda: secrets.token_urlsafe(48),
+    ERASURE_KEY: lambda: secrets.token_urlsafe(48),
     FAKE_TWILIO_AUTH_TOKEN: lambda: secrets.token_hex(16),  # the shape of a real auth token
     FAKE_SENDGRID_SIGNING_KEY: new_ecdsa_p256_private_key,
 }

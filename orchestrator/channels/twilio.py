@@ -28,14 +28,11 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from orchestrator.channels.base import Channel, ChannelAdapter, Found, Lookup, OutboundMessage, SendResult
+from orchestrator.channels.keepalive import LiveConnectionsConnector
 from orchestrator.channels.twilio_lookup import fetch_message, find_message
 from orchestrator.vocabulary import whatsapp_address
 
 SEND_KEY_PARAMETER = "sk"  # the send key in the StatusCallback URL's query
-# Pooled connections are closed after this many idle seconds: sooner than servers close
-# theirs (uvicorn 5 s, load balancers 60 s), so a send rarely goes out on a connection the
-# server is closing at that very moment.
-KEEPALIVE_SECONDS = 4.0
 TWILIO_ORIGIN = re.compile(r"^https://[A-Za-z0-9.-]+\.twilio\.com")
 
 # Twilio error codes whose meaning does not depend on the HTTP status they arrive with.
@@ -69,12 +66,13 @@ class RedirectableAsyncHttpClient(AsyncTwilioHttpClient):
     - Basic auth travels as an Authorization header: aiohttp deprecates its `auth=`
       parameter (removed in aiohttp 4), which the SDK still uses.
     - Idle pooled connections are dropped after `KEEPALIVE_SECONDS` (aiohttp keeps them
-      15 s, longer than many servers do).
+      15 s, longer than many servers do), and one the server has closed meanwhile is never
+      written to (`LiveConnectionsConnector`).
     """
 
     def __init__(self, api_base_url: str | None = None, timeout_seconds: float = 10.0) -> None:
         super().__init__(pool_connections=False, timeout=timeout_seconds)
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS))
+        self.session = aiohttp.ClientSession(connector=LiveConnectionsConnector())
         self.api_base_url = api_base_url.rstrip("/") if api_base_url else None
 
     async def request(
@@ -115,11 +113,12 @@ def never_sent(error: BaseException) -> bool:
     was made (refused, DNS failure, TLS handshake failure, connect timeout: aiohttp's
     `ClientConnectorError` family and `ConnectionTimeoutError`).
 
-    A pooled keep-alive connection the server closed just as we wrote to it is not among
-    them: aiohttp reports it as `ServerDisconnectedError`, exactly as it reports a server
-    that read the request and died before answering, which may have acted on it. Those
-    stay `unknown` until the reconciler has asked Twilio (engine/reconcile.py); keeping
-    idle connections shorter than servers do (`KEEPALIVE_SECONDS`) makes them rare.
+    An error on a pooled keep-alive connection is not among them, whatever it is
+    (`ServerDisconnectedError`, `ClientOSError` ECONNRESET or EPIPE): once a byte of the
+    request was written, the server (or a proxy in front of it) may have read it and acted
+    before the connection died. A pooled connection the server had already closed is
+    never written to (`LiveConnectionsConnector`); the rest stay `unknown` until the
+    reconciler has asked Twilio (engine/reconcile.py).
     """
     return isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
 

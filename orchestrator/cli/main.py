@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.cli.broadcasts import add_broadcast_commands
+from orchestrator.cli.customers import add_customer_commands
 from orchestrator.cli.keys import add_key_commands
 from orchestrator.cli.segments import add_segment_commands
 from orchestrator.config import get_settings
@@ -193,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_key_commands(commands)
     add_broadcast_commands(commands)
     add_segment_commands(commands)
+    add_customer_commands(commands)
     return parser
 
 

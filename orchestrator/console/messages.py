@@ -38,6 +38,7 @@ CSV_COLUMNS = (
     "cost_currency",
     "segments",
     "attempts",
+    "requeues",
 )
 
 

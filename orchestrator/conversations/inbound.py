@@ -203,7 +203,7 @@ async def _answer(
     rule = runtime.auto_replies.match(inbound.body, customer.locale, runtime.settings.default_locale)
     if rule is None:
         return None, None
-    permissions = (await load_permissions(session, [customer]))[customer.id]
+    permissions = (await load_permissions(session, [customer], runtime.settings.erasure_key))[customer.id]
     if conversational_reply_refusal(Channel(inbound.channel), permissions, now):
         return None, None  # the same rule as for agents: after STOP, not even an automatic answer
     try:

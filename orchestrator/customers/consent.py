@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.customers.tombstones import erased_addresses
 from orchestrator.storage.feedback_models import Consent, Suppression
 from orchestrator.storage.queries import any_of
 from orchestrator.vocabulary import CHANNELS, PHONE_CHANNELS, Channel
@@ -38,6 +39,7 @@ SOURCES = (
     "spam_report",
     "hard_bounce",
     "provider_opt_out",
+    "import",
 )
 
 
@@ -62,6 +64,7 @@ class SendPermissions:
 
     consents: dict[str, str] = field(default_factory=dict)  # channel → opted_in | opted_out
     suppressed: set[tuple[str, str]] = field(default_factory=set)  # (channel, address)
+    erased: set[tuple[str, str]] = field(default_factory=set)  # (channel, address) of an erased customer
     whatsapp_window_until: datetime | None = None
 
     @classmethod
@@ -180,17 +183,28 @@ async def suppress(session: AsyncSession, channel: str, address: str, reason: st
     )
 
 
-async def load_permissions(session: AsyncSession, customers) -> dict[int, SendPermissions]:
-    """Send permissions for many customers in three queries."""
+def _channel_addresses(customer) -> set[tuple[str, str]]:
+    pairs = {(Channel.email.value, customer.email)} if customer.email else set()
+    for number in (customer.phone, customer.whatsapp):
+        if number:
+            pairs |= {(channel.value, number) for channel in PHONE_CHANNELS}
+    return pairs
+
+
+async def load_permissions(session: AsyncSession, customers, erasure_key: str | None) -> dict[int, SendPermissions]:
+    """Send permissions for many customers in four queries. `erasure_key` is the runtime's
+    `settings.erasure_key`: it finds the tombstones of erased addresses (`tombstones.py`)."""
     customers = list(customers)
     states = await current_consents(session, {c.id for c in customers})
     addresses = {a for c in customers for a in (c.email, c.phone, c.whatsapp) if a}
     suppressed = await suppressed_addresses(session, addresses)
+    erased = await erased_addresses(session, erasure_key, {p for c in customers for p in _channel_addresses(c)})
     return {
         c.id: SendPermissions(
             consents=states.get(c.id, {}),
             whatsapp_window_until=c.whatsapp_window_until,
             suppressed={s for s in suppressed if s[1] in (c.email, c.phone, c.whatsapp)},
+            erased=erased & _channel_addresses(c),
         )
         for c in customers
     }

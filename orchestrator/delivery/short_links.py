@@ -100,13 +100,11 @@ def preview_url(settings: Settings) -> str:
 def shortens(settings: Settings | None, channel: str, marketing: bool, enrollment_id: int | None) -> bool:
     """Only marketing SMS and WhatsApp of a journey: transactional links (a password reset)
     must not pass through a redirect that logs them, as for e-mail."""
-    return (
-        settings is not None
-        and settings.short_links
-        and channel in PHONE_CHANNELS
-        and marketing
-        and enrollment_id is not None
-    )
+    return enrollment_id is not None and _shortens_sends(settings, channel, marketing)
+
+
+def _shortens_sends(settings: Settings | None, channel: str, marketing: bool) -> bool:
+    return settings is not None and settings.short_links and channel in PHONE_CHANNELS and marketing
 
 
 def web_urls_only(text: str | None) -> str | None:
@@ -159,8 +157,12 @@ def apply_links(
     return "".join(body), links
 
 
-def preview_links(text: str, settings: Settings) -> str:
-    """The body as it will be measured: every link at its longest short length."""
+def measured_body(text: str, settings: Settings | None, *, channel: str, marketing: bool) -> str:
+    """The body of a journey's send as preview and validate measure it before any enrollment
+    exists: where `apply_links` will shorten, every link at its longest short length (so a
+    measured segment count never grows when sent); elsewhere the body as it goes out."""
+    if not _shortens_sends(settings, channel, marketing):
+        return web_urls_only(text) or ""
     stand_in = preview_url(settings)
     text = _APP_MARKER.sub(stand_in, text)
     return _PLAIN_URL.sub(lambda match: stand_in + _split_trailing(match.group(0))[1], text)

@@ -58,7 +58,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.clock import utc
@@ -113,18 +113,6 @@ async def first_receipt(session: AsyncSession, source: str, external_id: str, no
         ["source", "external_id"],
     )
     return new_id is not None
-
-
-async def find_message_by_provider_id(session: AsyncSession, provider_message_id: str) -> Message | None:
-    return (
-        await session.exec(
-            select(Message).where(Message.provider_message_id == provider_message_id).order_by(col(Message.id)).limit(1)
-        )
-    ).first()
-
-
-async def find_message_by_send_key(session: AsyncSession, send_key: str) -> Message | None:
-    return (await session.exec(select(Message).where(Message.send_key == send_key))).first()
 
 
 async def record_status(

@@ -256,7 +256,9 @@ async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
     followed_up = {channel.value: runtime.channels.for_channel(channel).can_look_up_sends for channel in Channel}
     rows = [result_values(m, r, now, followed_up[m.channel]) for m, r in zip(messages, results)]
     async with runtime.sessions() as session, session.begin():
-        await (await session.connection()).execute(_RECORD_RESULT, rows)
+        # In id order, the order status callbacks lock messages in (delivery/status_reports.py):
+        # a callback group and this batch then never wait on each other in a cycle.
+        await (await session.connection()).execute(_RECORD_RESULT, sorted(rows, key=lambda row: row["message_id"]))
         failed_for_good = [
             m for m, row in zip(messages, rows) if row["status"] == MessageStatus.failed and m.fallback_channel
         ]

@@ -28,7 +28,7 @@ async def queue_fallbacks(session: AsyncSession, runtime, failed: list[Message],
             await session.exec(select(Customer).where(col(Customer.id).in_({m.customer_id for m in failed})))
         ).all()
     }
-    permissions = await load_permissions(session, customers.values())
+    permissions = await load_permissions(session, customers.values(), runtime.settings.erasure_key)
     rows = []
     for message in failed:
         enrollment = enrollments.get(message.enrollment_id)

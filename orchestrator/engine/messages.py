@@ -53,6 +53,8 @@ def refusal_reason(
         return f"no {channel.value} address"
     if (channel.value, address) in permissions.suppressed:
         return f"address suppressed ({channel.value})"
+    if (channel.value, address) in permissions.erased:  # even transactional: the person asked to be forgotten
+        return f"address erased on request ({channel.value})"
     if transactional:
         return None
     return marketing_refusal(channel.value, permissions.consents.get(channel.value))

@@ -9,7 +9,10 @@ sending again blindly could text the customer twice. Where the adapter can ask i
 
 - found: adopt the provider's id and status. Never sent again.
 - not found, and the attempt is older than `reconcile_resend_after_seconds` (requests still
-  in flight, the provider's own lag): queued again under the same send key.
+  in flight, the provider's own lag): queued again under the same send key, due at once.
+  The cut-off attempt is given back (`attempts` - 1) and counted in `requeues` instead:
+  a crash must not use up the retry budget meant for the provider's refusals. Past
+  `MAX_REQUEUES` the message fails for a person instead (and its fallback channel is tried).
 - unreachable, or not found too early: asked again `reconcile_retry_seconds` later.
 
 Where it cannot (SMTP), a `sending` row past the age becomes `unknown` for a person to
@@ -40,7 +43,9 @@ import sqlalchemy as sa
 from orchestrator.channels.base import Channel, ChannelAdapter, Found, Lookup, OutboundMessage, ProviderRecord
 from orchestrator.clock import utc
 from orchestrator.delivery.statuses import record_status
+from orchestrator.engine.fallback import queue_fallbacks
 from orchestrator.engine.reconcile_status import refresh_stale_statuses
+from orchestrator.engine.retry import MAX_REQUEUES
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message
 from orchestrator.storage.queries import supports_skip_locked
@@ -56,6 +61,9 @@ UNKNOWN_REASON = (
 )
 FOUND_REASON = "the provider had it (found by the reconciler after an interrupted send)"
 RESENT_REASON = "the provider had no record of it: sent again under the same send key"
+GAVE_UP_REASON = (
+    "the provider never received it: cut off {requeues} times before it got there; not sent again automatically"
+)
 
 
 @dataclass
@@ -63,6 +71,7 @@ class RoundReport:
     marked_unknown: int = 0
     adopted: int = 0
     requeued: int = 0
+    gave_up: int = 0  # never received, and already requeued `MAX_REQUEUES` times: failed
     undecided: int = 0  # unreachable, or not found before the provider's lag was over
     statuses_fetched: int = 0
     statuses_changed: int = 0
@@ -143,6 +152,9 @@ _AMBIGUOUS_COLUMNS = (
     "marketing",
     "status",
     "sending_at",
+    "attempts",
+    "requeues",
+    "fallback_channel",
 )
 
 
@@ -210,12 +222,11 @@ async def settle_ambiguous_sends(
         now = runtime.clock.now()
         if lookup.outcome == Found.found and await adopt(runtime, row, lookup.records, adapter.provider):
             report.adopted += 1
-        elif (
-            lookup.outcome == Found.not_found
-            and now - utc(row.sending_at) >= resend_age
-            and await requeue(runtime, row)
-        ):
-            report.requeued += 1
+        elif lookup.outcome == Found.not_found and now - utc(row.sending_at) >= resend_age:
+            if row.requeues >= MAX_REQUEUES:
+                report.gave_up += await give_up(runtime, row)
+            else:
+                report.requeued += await requeue(runtime, row)
         else:
             report.undecided += 1
             log.info("send %s still undecided: %s %s", row.send_key, lookup.outcome.value, lookup.detail or "")
@@ -275,6 +286,7 @@ async def adopt(runtime: Runtime, row: Any, records: tuple[ProviderRecord, ...],
 
 
 async def requeue(runtime: Runtime, row: Any) -> bool:
+    """Queue a send the provider never got again, giving back the attempt it cut off."""
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
         changed = await (await session.connection()).execute(
@@ -286,6 +298,30 @@ async def requeue(runtime: Runtime, row: Any) -> bool:
                 updated_at=now,
                 error_code=None,
                 status_reason=RESENT_REASON,
+                attempts=max(row.attempts - 1, 0),
+                requeues=row.requeues + 1,
             )
         )
         return changed.rowcount == 1
+
+
+async def give_up(runtime: Runtime, row: Any) -> bool:
+    """`failed` (and its fallback queued), as a send out of retries would be."""
+    now = runtime.clock.now()
+    async with runtime.sessions() as session, session.begin():
+        changed = await (await session.connection()).execute(
+            sa.update(_MESSAGES)
+            .where(_unchanged(row))
+            .values(
+                status=MessageStatus.failed,
+                next_attempt_at=None,
+                updated_at=now,
+                error_code=None,
+                status_reason=GAVE_UP_REASON.format(requeues=row.requeues + 1),
+            )
+        )
+        if changed.rowcount != 1:
+            return False
+        if row.fallback_channel:
+            await queue_fallbacks(session, runtime, [await session.get(Message, row.id)], now)
+        return True

@@ -12,6 +12,11 @@ from datetime import timedelta
 BASE_SECONDS = 2.0
 CAP_SECONDS = 600.0
 MAX_ATTEMPTS = 8
+# A send the provider proved it never got (engine/reconcile.py) is queued again without
+# using an attempt: the budget is for the provider's refusals, not for our crashes. A
+# message whose sends keep being cut off (one that kills its worker, say) still ends, after
+# this many such requeues, as `failed` for a person.
+MAX_REQUEUES = 5
 
 
 def backoff_delay(attempt: int, retry_after: float | None = None, rng: random.Random | None = None) -> timedelta:

@@ -131,7 +131,7 @@ async def advance_due_enrollments(
                 await load_missing_version(runtime, journey_id, version)
         customers = await _customers(session, {e.customer_id for e in enrollments})
         history = await _events_since_entry(session, enrollments)
-        permissions = await load_permissions(session, customers.values())
+        permissions = await load_permissions(session, customers.values(), runtime.settings.erasure_key)
         messages: list[dict] = []
         last_yield = time.perf_counter()
         for enrollment in enrollments:

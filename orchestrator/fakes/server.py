@@ -23,10 +23,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app, port: int | None = None, host: str = "127.0.0.1") -> Iterator[str]:
+def serve_in_thread(app, port: int | None = None, host: str = "127.0.0.1", **uvicorn_options) -> Iterator[str]:
     """Serve `app` until the block exits; yields its base URL (no trailing slash)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", **uvicorn_options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

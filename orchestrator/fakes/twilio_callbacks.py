@@ -23,9 +23,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("orchestrator.fakes.twilio")
 
 
-async def post_status_callback(
-    client: httpx.AsyncClient, url: str, resource: dict[str, Any], settings: FakeTwilioSettings
-) -> None:
+def status_callback_params(resource: dict[str, Any]) -> dict[str, str]:
+    """The form Twilio posts to a StatusCallback URL for one Message resource."""
     params = {
         "AccountSid": resource["account_sid"],
         "ApiVersion": API_VERSION,
@@ -40,6 +39,13 @@ async def post_status_callback(
         params["MessagingServiceSid"] = resource["messaging_service_sid"]
     if resource["status"] in ("undelivered", "failed") and resource["error_code"]:
         params["ErrorCode"] = str(resource["error_code"])
+    return params
+
+
+async def post_status_callback(
+    client: httpx.AsyncClient, url: str, resource: dict[str, Any], settings: FakeTwilioSettings
+) -> None:
+    params = status_callback_params(resource)
     url, fragment = urldefrag(url)  # connection overrides: read by Twilio, never sent
     retries, policy = retry_overrides(fragment)
     signature = RequestValidator(settings.auth_token).compute_signature(url, params)

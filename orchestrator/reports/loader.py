@@ -25,6 +25,7 @@ class LoadedReport:
 class ReportCatalog:
     reports: dict[str, LoadedReport] = field(default_factory=dict)
     errors: list[FileError] = field(default_factory=list)
+    unreadable: set[Path] = field(default_factory=set)  # not a report file at all: unreadable, not YAML
 
 
 def parse_report(text: str, path: Path) -> LoadedReport:
@@ -33,18 +34,28 @@ def parse_report(text: str, path: Path) -> LoadedReport:
     return LoadedReport(validate_model(ReportFile, source, lines, path), path, content_version(source))
 
 
+def report_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
+
+
 def load_reports(directory: Path) -> ReportCatalog:
+    return load_report_files(report_files(directory))
+
+
+def load_report_files(paths: list[Path]) -> ReportCatalog:
+    """Every file's problems with file, line and key; the reports of the files that have none."""
     catalog = ReportCatalog()
-    if not directory.is_dir():
-        return catalog
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+    for path in dict.fromkeys(paths):
         try:
             report = parse_report(path.read_text(encoding="utf-8"), path)
         except FileLoadError as error:
             catalog.errors.extend(error.errors)
+            if error.unreadable:
+                catalog.unreadable.add(path)
             continue
         except OSError as error:
             catalog.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
+            catalog.unreadable.add(path)
             continue
         if report.id in catalog.reports:
             catalog.errors.append(

@@ -37,6 +37,12 @@ class Customer(SQLModel, table=True):
         sa.Index("ix_customers_user_id_prefix", "user_id", postgresql_ops={"user_id": "text_pattern_ops"}),
         sa.Index("ix_customers_email", "email"),
         sa.Index("ix_customers_phone", "phone"),
+        # An erased customer (customers/erasure.py) keeps its row for the aggregates that
+        # reference it, never an address.
+        sa.CheckConstraint(
+            "erased_at IS NULL OR (email IS NULL AND phone IS NULL AND whatsapp IS NULL)",
+            name="ck_customers_erased_holds_no_address",
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
@@ -52,6 +58,19 @@ class Customer(SQLModel, table=True):
     whatsapp_window_until: datetime | None = _timestamp(nullable=True)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
+    erased_at: datetime | None = _timestamp(nullable=True)  # personal data erased on request
+
+
+class ErasedAddress(SQLModel, table=True):
+    """The tombstone of an erased customer's address: a keyed hash (HMAC-SHA256 under the
+    service's `erasure_key`) of the normalised e-mail address or phone number, never the
+    address itself, so nothing is sent to it again whoever it comes back on."""
+
+    __tablename__ = "erased_addresses"
+    __table_args__ = (sa.CheckConstraint("length(address_hash) = 64", name="ck_erased_addresses_hash"),)
+
+    address_hash: str = Field(primary_key=True, max_length=64)  # hex
+    erased_at: datetime = _timestamp()
 
 
 class Event(SQLModel, table=True):
@@ -212,7 +231,10 @@ class Message(SQLModel, table=True):
     # Tracked short links in the body (SMS/WhatsApp, docs/links.md): the CTR denominator
     # counts only messages that had something to click.
     tracked_links: int | None = None
-    attempts: int = 0
+    attempts: int = 0  # provider calls that count against the retry budget (engine/retry.py)
+    # Times the reconciler queued it again because the provider proved it never got it; such
+    # an attempt is not counted in `attempts` (engine/reconcile.py).
+    requeues: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     next_attempt_at: datetime | None = _timestamp(nullable=True)
     created_at: datetime = _timestamp()
     sending_at: datetime | None = _timestamp(nullable=True)

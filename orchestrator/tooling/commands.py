@@ -46,14 +46,16 @@ def run_validate(args: argparse.Namespace) -> int:
     from orchestrator.tooling.validate import validate
 
     journeys, templates, locale = _directories(args)
-    segments = _shown(get_settings().segments_dir)
+    settings = get_settings()
     report = validate(
         [Path(p) for p in args.paths],
         journeys,
         templates,
         locale,
-        segments,
-        broadcasts_dir=_shown(get_settings().broadcasts_dir),
+        reports_dir=_shown(settings.reports_dir),
+        link_settings=settings,
+        segments_dir=_shown(settings.segments_dir),
+        broadcasts_dir=_shown(settings.broadcasts_dir),
     )
     output = format_json(report.findings) if args.format == "json" else format_human(report.findings, report.summary)
     sys.stdout.write(output)
@@ -74,7 +76,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from orchestrator.journeys.loader import JourneyLoadError
     from orchestrator.templating.store import TemplateStore
     from orchestrator.tooling.inputs import DEFAULT_START, InputError, parse_customer, parse_events, read_document
-    from orchestrator.tooling.simulate import simulate
+    from orchestrator.tooling.simulate import simulate, simulation_link_settings
     from orchestrator.tooling.sources import find_journey
     from orchestrator.tooling.transcript import format_json, format_timeline
 
@@ -92,7 +94,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _fail(f"error: {error}")
     store = TemplateStore.load(templates, locale)
-    result = simulate(journey, store, customer, events, start, horizon)
+    result = simulate(journey, store, customer, events, start, horizon, simulation_link_settings(get_settings()))
     sys.stdout.write(format_json(result) if args.format == "json" else format_timeline(result))
     return OK
 
@@ -100,13 +102,14 @@ def run_simulate(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     from orchestrator.templating.store import TemplateStore
     from orchestrator.tooling.scenarios import ScenarioRunner, scenario_files
+    from orchestrator.tooling.simulate import simulation_link_settings
     from orchestrator.tooling.transcript import format_timeline, timeline_json
 
     journeys, templates, locale = _directories(args)
     files = scenario_files([Path(p) for p in args.paths] or [journeys / "scenarios"])
     if not files:
         return _fail("no scenario files found")
-    runner = ScenarioRunner(journeys, TemplateStore.load(templates, locale))
+    runner = ScenarioRunner(journeys, TemplateStore.load(templates, locale), simulation_link_settings(get_settings()))
     results = [runner.run(path) for path in files]
     failed = [r for r in results if not r.passed]
     if args.format == "json":

@@ -32,11 +32,14 @@ def has_errors(findings: list[Finding]) -> bool:
     return any(f.severity == ERROR for f in findings)
 
 
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def format_human(findings: list[Finding], checked: str) -> str:
     errors = sum(f.severity == ERROR for f in findings)
     warnings = len(findings) - errors
     lines = [str(f) for f in findings]
-    plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731
     lines.append(f"{plural(errors, 'error')}, {plural(warnings, 'warning')} ({checked})")
     return "\n".join(lines) + "\n"
 

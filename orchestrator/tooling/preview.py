@@ -16,10 +16,10 @@ from jinja2 import TemplateError
 
 from orchestrator.channels.base import Channel
 from orchestrator.config import Settings, get_settings
-from orchestrator.delivery.short_links import preview_links, web_urls_only
+from orchestrator.delivery.short_links import measured_body, web_urls_only
 from orchestrator.engine.facts import customer_view
 from orchestrator.engine.messages import render_variables
-from orchestrator.journeys.format import SendStep
+from orchestrator.journeys.format import Send, SendStep
 from orchestrator.journeys.loader import JourneyLoadError
 from orchestrator.storage.models import Customer
 from orchestrator.templating.render import RenderError, render_message
@@ -27,7 +27,6 @@ from orchestrator.templating.sms import GSM7_EXTENSION_CHARACTERS, is_gsm7, meas
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.inputs import InputError, override_locale, parse_customer, read_document
 from orchestrator.tooling.sources import journey_files, read_journey
-from orchestrator.vocabulary import PHONE_CHANNELS
 
 SAMPLE_USER_ID = "sample-customer"
 MAX_SMS_CHARACTERS = 1600  # Twilio refuses longer bodies; most carriers cap concatenation near 10 parts
@@ -99,7 +98,10 @@ def preview(
     channel: Channel | None = None,
     journeys_dir: Path | None = None,
     link_settings: Settings | None = None,
+    send: tuple[Send, str] | None = None,
 ) -> Preview:
+    """`send` is the journey step to preview the template for, with where it is; without it,
+    the first step in `journeys_dir` that sends the template gives the channel and `vars`."""
     if store.get(name) is None:
         problems = [str(p) for p in store.problems if Path(p.file).parts[-2:-1] == (name,) or Path(p.file).name == name]
         detail = "; ".join(problems) if problems else f"no folder {store.directory / name}"
@@ -107,11 +109,13 @@ def preview(
     customer, event, variables = load_sample(vars_file)
     if locale:
         override_locale(customer, locale)
-    used = journey_send(journeys_dir, name) if journeys_dir else None
+    if send is None and journeys_dir:
+        found = journey_send(journeys_dir, name)
+        send = (found[0].send, found[1]) if found else None
     origin = None
-    if variables is None and used:
-        variables, origin = dict(used[0].send.vars), used[1]
-    channel = channel or (used[0].send.channel if used else None)
+    if variables is None and send:
+        variables, origin = dict(send[0].vars), send[1]
+    channel = channel or (send[0].channel if send else None)
     context = {"customer": customer_view(customer), "event": event}
     try:
         rendered_vars = render_variables(variables or {}, context)
@@ -123,11 +127,9 @@ def preview(
     if isinstance(metadata.get("content_variables"), dict):  # as engine.messages.prepare_message renders them
         metadata["content_variables"] = render_variables(metadata["content_variables"], {**context, **rendered_vars})
     # Measured as it will be sent: URLs of marketing SMS/WhatsApp at their short-link length.
-    transactional = bool(used and used[0].send.transactional)
-    body = (
-        preview_links(rendered.body, link_settings or get_settings())
-        if channel in PHONE_CHANNELS and not transactional
-        else web_urls_only(rendered.body)
+    marketing = not (send and send[0].transactional)
+    body = measured_body(
+        rendered.body, link_settings or get_settings(), channel=channel.value if channel else "", marketing=marketing
     )
     result = Preview(
         name,

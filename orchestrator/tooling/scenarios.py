@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from orchestrator.channels.base import Channel
+from orchestrator.config import Settings
 from orchestrator.journeys.durations import parse_duration
 from orchestrator.journeys.loader import JourneyLoadError
 from orchestrator.templating.store import TemplateStore
@@ -58,6 +59,8 @@ class ExpectedSend(Strict):
     segments: int | None = None
     subject_contains: Text | None = None
     body_contains: Text | None = None
+    # A shortened link's token says nothing; where it leads is what a scenario can expect.
+    links_to: Text | None = Field(default=None, description="Text each found in a link's web or app target")
 
     _at = field_validator("at")(lambda cls, v: _check_at(v))
 
@@ -117,8 +120,9 @@ def scenario_files(paths: list[Path]) -> list[Path]:
 
 
 class ScenarioRunner:
-    def __init__(self, journeys_dir: Path, templates: TemplateStore) -> None:
-        self.journeys_dir, self.templates = journeys_dir, templates
+    def __init__(self, journeys_dir: Path, templates: TemplateStore, link_settings: Settings | None = None) -> None:
+        """`link_settings`: shorten links as the worker does (`simulate.simulation_link_settings`)."""
+        self.journeys_dir, self.templates, self.link_settings = journeys_dir, templates, link_settings
 
     def run(self, path: Path) -> ScenarioResult:
         result = ScenarioResult(path)
@@ -143,7 +147,7 @@ class ScenarioRunner:
         except JourneyLoadError as error:
             result.error = "\n".join(str(e) for e in error.errors)
             return result
-        result.simulation = simulate(journey, self.templates, customer, events, start, horizon)
+        result.simulation = simulate(journey, self.templates, customer, events, start, horizon, self.link_settings)
         expected, actual = expected_view(spec.expect, start), actual_view(spec.expect, result.simulation)
         result.passed = expected == actual
         if not result.passed:
@@ -224,6 +228,13 @@ def _project(message: dict[str, Any], wanted: dict[str, Any] | None, start: date
     for key, value in wanted.items():
         if key == "at":
             shown[key] = format_offset(message["at"], start)
+        elif key == "links_to":
+            targets = [target for link in message["links"] for target in (link["url"], link.get("app")) if target]
+            needles = value if isinstance(value, list) else [value]
+            if all(any(needle in target for target in targets) for needle in needles):
+                shown[key] = value
+            else:
+                shown["links"] = targets
         elif key in ("body_contains", "subject_contains"):
             field_name = key.removesuffix("_contains")
             text = message[field_name] or ""

@@ -18,6 +18,11 @@ mirrored here is only the part the engine does around database queries
   `on_timeout` branch; `has_event()` sees the track events since entry, trigger excluded
   (an inbound `reply` is not a track event).
 
+Messages are prepared exactly as the worker prepares them, links included: given the
+service's settings, URLs of marketing SMS and WhatsApp become tracked short links of the
+configured base, so a simulated body has the length and segments of the one sent. Their
+token names a simulated enrollment, so it leads nowhere.
+
 Time only moves when something happens: the next event or the next due step, whichever
 comes first (an event at the very moment a step is due is applied first). The run ends when
 nothing is due and no events are left, or at the horizon (default: 30 days after the last
@@ -32,6 +37,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from orchestrator.channels.base import Channel
+from orchestrator.config import Settings
 from orchestrator.customers.consent import SendPermissions
 from orchestrator.customers.identity import apply_traits
 from orchestrator.engine.facts import customer_view, facts_for
@@ -57,6 +63,13 @@ INBOUND_EVENTS = {"reply"}
 
 def simulated_provider(channel: Channel) -> str:
     return "simulated"
+
+
+def simulation_link_settings(settings: Settings) -> Settings:
+    """The service's settings for shortening links as it does. Its generated secret lives in
+    its database, which the tools never open; without one configured a stand-in signs the
+    links, which lead nowhere anyway (the enrollment is simulated)."""
+    return settings if settings.secret_key else settings.model_copy(update={"secret_key": "simulated"})
 
 
 @dataclass
@@ -98,8 +111,10 @@ class Simulator:
         events: list[TimedEvent],
         start: datetime,
         horizon: timedelta = DEFAULT_HORIZON,
+        link_settings: Settings | None = None,
     ) -> None:
         self.journey, self.templates, self.customer = journey, templates, customer
+        self.link_settings = link_settings
         self.compiled, self.definition = journey.compiled, journey.loaded.definition
         self.events = sorted(events, key=lambda e: (e.at, e.position))
         last = self.events[-1].at if self.events else start
@@ -313,7 +328,9 @@ class Simulator:
             self._log(now, trace.kind, trace.detail, node.id, enrollment)
 
     def _message(self, enrollment: Enrollment, node, now: datetime) -> dict[str, Any]:
-        row: Message = prepare_message(self.templates, simulated_provider, enrollment, self.customer, node, now)
+        row: Message = prepare_message(
+            self.templates, simulated_provider, enrollment, self.customer, node, now, link_settings=self.link_settings
+        )
         message = {
             "at": now,
             "enrollment": enrollment.id,
@@ -331,7 +348,9 @@ class Simulator:
             "segments": row.segments,
             "send_key": row.send_key,
             "fallback_from": None,
-            "metadata": {k: v for k, v in (row.template_metadata or {}).items() if k != "variables"},
+            # Where each short link of the body leads: {index, url, app?}, in the body's order.
+            "links": (row.template_metadata or {}).get("links", []),
+            "metadata": {k: v for k, v in (row.template_metadata or {}).items() if k not in ("variables", "links")},
         }
         primary = node.send.channel
         if row.channel != primary.value:
@@ -371,5 +390,8 @@ def simulate(
     events: list[TimedEvent],
     start: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
+    link_settings: Settings | None = None,
 ) -> SimulationResult:
-    return Simulator(journey, templates, customer, events, start, horizon).run()
+    """`link_settings` shorten links as the worker does (`engine.messages.prepare_message`);
+    without them, links stay as written."""
+    return Simulator(journey, templates, customer, events, start, horizon, link_settings).run()

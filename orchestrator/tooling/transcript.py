@@ -50,6 +50,9 @@ def _message_lines(message: dict[str, Any]) -> list[str]:
     for paragraph in (message["body"] or "").splitlines() or [""]:
         wrapped = textwrap.wrap(paragraph, 88) or [""]
         lines += [f"{pad}| {part}" for part in wrapped]
+    for link in message.get("links", []):
+        app = f" (app first: {link['app']})" if link.get("app") else ""
+        lines.append(f"{pad}link {link['index'] + 1} leads to {link['url']}{app}")
     if message["html"]:
         lines.append(f"{pad}html: {len(message['html'])} characters")
     return lines

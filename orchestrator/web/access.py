@@ -192,4 +192,5 @@ def requires(policy: AccessPolicy) -> list[DependsParam]:
 EVENT_INGESTION = AccessPolicy("event ingestion", read=("admin",), write=("admin", "ingest"))
 OPERATIONS = AccessPolicy("customer and message", read=READERS, write=("admin",))
 MARKETING = AccessPolicy("journey, template and KPI", read=READERS, write=("admin", "marketer"))
+CUSTOMER_IMPORT = AccessPolicy("customer import", read=READERS, write=("admin", "marketer"))
 MONITORING = AccessPolicy("monitoring", read=("admin", "ops"), write=())

@@ -445,7 +445,8 @@ async def test_an_unreachable_twilio_is_never_taken_for_not_found() -> None:
 def test_idle_connections_are_dropped_before_servers_drop_them() -> None:
     """A send on a connection the server is closing at that moment cannot tell whether the
     request arrived; keeping idle connections shorter than uvicorn's 5 s makes it rare."""
-    from orchestrator.channels.twilio import KEEPALIVE_SECONDS, RedirectableAsyncHttpClient
+    from orchestrator.channels.keepalive import KEEPALIVE_SECONDS
+    from orchestrator.channels.twilio import RedirectableAsyncHttpClient
 
     async def keepalive() -> float:
         client = RedirectableAsyncHttpClient()
@@ -484,3 +485,40 @@ async def test_refused_connections_and_dns_failures_are_retried() -> None:
         await refused.aclose()
         await no_such_host.aclose()
     assert [r.outcome for r in results] == [Outcome.transient_failure] * 2
+
+
+async def test_a_pooled_connection_the_server_closed_is_never_written_to() -> None:
+    """The server closes an idle keep-alive connection while our event loop is busy, so
+    aiohttp has not read the close yet. The next send must not go out on it (that fails
+    after the request was written: `unknown`), but on a new connection, once."""
+    app = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN))
+    with serve_in_thread(app, timeout_keep_alive=0.2) as url:
+        adapter = adapter_for(TwilioSmsAdapter, url)
+        try:
+            first = await adapter.send(sms(body="first"))
+            time.sleep(1.5)  # a busy loop, not an await: the server's close waits unread in the kernel
+            second = await adapter.send(sms(body="second"))
+            connector = adapter._twilio().http_client.session.connector
+        finally:
+            await adapter.aclose()
+        received = HTTP.get(f"{url}/_admin/messages").json()
+    assert [first.outcome, second.outcome] == [Outcome.accepted, Outcome.accepted]
+    assert [m["body"] for m in received] == ["first", "second"]
+    assert connector.discarded == 1
+
+
+async def test_without_the_check_that_send_would_have_been_unknown(monkeypatch) -> None:
+    """The same scene with the check switched off: what the check saves us from."""
+    monkeypatch.setattr("orchestrator.channels.keepalive.closed_by_peer", lambda protocol: False)
+    app = create_fake_twilio_app(FakeTwilioSettings(auth_token=AUTH_TOKEN))
+    with serve_in_thread(app, timeout_keep_alive=0.2) as url:
+        adapter = adapter_for(TwilioSmsAdapter, url)
+        try:
+            await adapter.send(sms(body="first"))
+            time.sleep(1.5)
+            second = await adapter.send(sms(body="second"))
+        finally:
+            await adapter.aclose()
+        received = HTTP.get(f"{url}/_admin/messages").json()
+    assert second.outcome is Outcome.unknown
+    assert [m["body"] for m in received] == ["first"]  # it had not arrived, yet nothing could prove it

@@ -55,7 +55,7 @@ def _free_port() -> int:
 class Service:
     """`orchestrator serve` in a thread: uvicorn, the app, its worker loop and fakes."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, **settings: object) -> None:
         from orchestrator.api.app import create_app
 
         self.port = _free_port()
@@ -70,6 +70,7 @@ class Service:
             worker_poll_seconds=0.2,
             kpi_rollup_refresh_seconds=0.5,
             api_key_cache_seconds=0,
+            **settings,
         )
         self.app = create_app(self.settings, run_worker=True)
         self.server = uvicorn.Server(

@@ -12,7 +12,6 @@ from sqlmodel import col, select
 
 from orchestrator.clock import utc
 from orchestrator.delivery.statuses import (
-    find_message_by_provider_id,
     first_receipt,
     next_status,
     record_price,
@@ -183,13 +182,6 @@ async def test_receipts_say_whether_a_callback_is_new(runtime):
         assert await first_receipt(session, "twilio-status", "SM1:delivered", now) is True
         assert await first_receipt(session, "twilio-status", "SM1:delivered", now) is False
         assert await first_receipt(session, "sendgrid", "SM1:delivered", now) is True  # per source
-
-
-async def test_find_message_by_provider_id(runtime):
-    message_id = await make_message(runtime, provider_message_id="SM-find")
-    async with runtime.sessions() as session:
-        assert (await find_message_by_provider_id(session, "SM-find")).id == message_id
-        assert await find_message_by_provider_id(session, "SM-nope") is None
 
 
 async def test_concurrent_callbacks_for_one_message_queue_on_its_row(runtime):

@@ -209,3 +209,49 @@ async def test_a_permanent_failure_falls_back_to_the_steps_fallback_channel(
     assert (sms.channel, sms.status, sms.error_code) == ("sms", "failed", "21211")
     assert (email.channel, email.status, email.send_key) == ("email", "sent", sms.send_key + ":fallback")
     assert [m["To"] for m in smtp[0].messages] == ["val@example.com"]
+
+
+async def test_a_send_cut_off_too_often_fails_and_falls_back(runtime_on_providers, twilio, smtp, tmp_path):
+    """The reconciler's give-up (past `MAX_REQUEUES` sends the provider never got) ends a
+    message as a failure does: `failed`, and its fallback channel tried."""
+    import sqlalchemy as sa
+
+    from orchestrator.engine.reconcile import reconcile_round
+    from orchestrator.engine.retry import MAX_REQUEUES
+    from orchestrator.journeys.loader import parse_journey
+
+    runtime = runtime_on_providers
+    journey = parse_journey(
+        "id: notice\ntrigger: {event: Shipped}\nsteps:\n  - id: tell\n    send:\n"
+        "      channel: sms\n      template: nps-question\n      fallback: email\n"
+        "      transactional: true\n",
+        tmp_path / "notice.yaml",
+    )
+    runtime.catalog.add_current(journey)
+    await send_events(
+        runtime,
+        IdentifyCall(userId="val", traits={"phone": "+14155550199", "email": "val@example.com"}),
+        TrackCall(userId="val", event="Shipped"),
+    )
+    await WorkerLoop(runtime).drain()
+    # As if every send so far had been cut off before Twilio got it, the last one just now.
+    twilio.clear()
+    now = runtime.clock.now()
+    async with runtime.sessions() as session, session.begin():
+        await session.exec(
+            sa.update(Message)
+            .where(Message.channel == "sms")
+            .values(
+                status="sending", provider_message_id=None, sending_at=now, next_attempt_at=now, requeues=MAX_REQUEUES
+            )
+        )
+    runtime.clock.advance(timedelta(hours=1))
+
+    report = await reconcile_round(runtime)
+    await WorkerLoop(runtime).drain()
+
+    sms, email = sorted(await messages(runtime), key=lambda m: m.id)
+    assert report.gave_up == 1
+    assert (sms.status, sms.requeues) == ("failed", MAX_REQUEUES) and "cut off" in sms.status_reason
+    assert (email.channel, email.status, email.send_key) == ("email", "sent", sms.send_key + ":fallback")
+    assert twilio.witnessed() == [] and [m["To"] for m in smtp[0].messages] == ["val@example.com"]

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.channels.base import Channel, OutboundMessage
-from orchestrator.clock import SimulatedClock
+from orchestrator.clock import SimulatedClock, utc
 from orchestrator.engine.dispatch import dispatch_queued_messages
 from orchestrator.engine.reconcile import reconcile_round
 from orchestrator.startup import build_runtime
@@ -77,9 +77,8 @@ async def make_message(
             updated_at=now,
             next_attempt_at=now,
             sending_at=now,
-            attempts=1,
             sent_at=now if status == "sent" else None,
-            **values,
+            **({"attempts": 1} | values),
         )
         session.add(message)
         await session.flush()
@@ -254,3 +253,34 @@ def test_a_status_that_stays_sent_is_fetched_again_at_doubling_ages_then_given_u
     assert due_at(3600) == now + timedelta(seconds=3600)  # at 1 h, next at 2 h
     assert due_at(10) == now + timedelta(seconds=60)  # never sooner than the retry interval
     assert next_fetch_mark(timedelta(days=1), now, settings) is None  # given up: out of the range
+
+
+async def test_a_requeue_gives_back_the_attempt_the_crash_cut_off(runtime, twilio):
+    """A worker killed mid-send used none of the retry budget: the provider never saw it."""
+    message_id = await make_message(runtime, "e1:cart", "sending", attempts=3)
+    runtime.clock.advance(timedelta(seconds=AFTER + RESEND_AFTER))
+
+    report = await reconcile_round(runtime)
+
+    queued = await load(runtime, message_id)
+    assert report.requeued == 1
+    assert (queued.status, queued.attempts, queued.requeues) == ("queued", 2, 1)
+    assert utc(queued.next_attempt_at) == runtime.clock.now()  # due at once: no backoff for a crash
+    await dispatch_queued_messages(runtime)
+    sent = await load(runtime, message_id)
+    assert (sent.status, sent.attempts, sent.requeues) == ("sent", 3, 1)
+
+
+async def test_a_send_cut_off_again_and_again_fails_for_a_person(runtime, twilio):
+    from orchestrator.engine.retry import MAX_REQUEUES
+
+    message_id = await make_message(runtime, "e1:cart", "sending", requeues=MAX_REQUEUES)
+    runtime.clock.advance(timedelta(seconds=AFTER + RESEND_AFTER))
+
+    report = await reconcile_round(runtime)
+    await dispatch_queued_messages(runtime)
+
+    message = await load(runtime, message_id)
+    assert (report.requeued, report.gave_up) == (0, 1)
+    assert message.status == "failed" and f"cut off {MAX_REQUEUES + 1} times" in message.status_reason
+    assert twilio.witnessed() == []

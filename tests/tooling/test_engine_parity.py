@@ -6,13 +6,15 @@ on SQLite (clock stepped to every moment something happens; the worker's enrollm
 not the provider dispatch, which the simulator does not model) and compares the messages
 and enrollments the two produce. Replies go in as track events named `reply`, which wake a
 `wait_for` exactly as the inbound webhook's do. If the engine's rules change, this is where the simulator is
-told. One runtime serves all scenarios: each gets its own 100-day stretch of time.
+told. Both prepare messages with the runtime's settings, so links of marketing SMS and
+WhatsApp are shortened alike and the bodies are compared as sent, byte for byte: a short
+link names its enrollment, so each scenario gets a database of its own and the engine's
+enrollment ids count from 1, as the simulator's do.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import timedelta
+import shutil
 
 import pytest
 from sqlmodel import col, select
@@ -32,24 +34,16 @@ from tests.tooling.conftest import JOURNEYS, TEMPLATES
 
 pytestmark = pytest.mark.integration  # the engine half runs on a real SQLite file
 
-STRETCH = timedelta(days=100)
 
-
-# The engine turns links in marketing SMS and WhatsApp into tracked short links, which need a
-# stored message to point at; the simulator shows where they lead (docs/links.md). Both are
-# compared with every link masked.
-LINK = re.compile(r"https?://\S+")
-
-
-def _message_view(channel, step, status, reason, body, subject, locale, encoding, segments, at) -> tuple:
+def _message_view(channel, step, status, reason, body, links, subject, locale, encoding, segments, at) -> tuple:
     outcome = status if status in ("skipped", "failed") else "sent"  # queued, sending, sent, delivered
-    has_link = channel != "email" and body is not None and LINK.search(body) is not None
     return (
         step,
         channel,
         outcome,
         reason if outcome != "sent" else None,
-        LINK.sub("<link>", body) if has_link else body,
+        body,
+        links,
         subject,
         locale,
         encoding,
@@ -61,17 +55,20 @@ def _message_view(channel, step, status, reason, body, subject, locale, encoding
 async def test_simulator_matches_the_engine_on_every_scenario(tmp_path):
     scenarios = sorted((JOURNEYS / "scenarios").glob("*.yaml"))
     templates = TemplateStore.load(TEMPLATES)
-    clock = SimulatedClock(DEFAULT_START)
-    runtime = await build_runtime(make_settings(f"sqlite:///{tmp_path / 'parity.db'}"), clock=clock)
-    compared = 0
-    try:
-        for index, path in enumerate(scenarios):
-            start = DEFAULT_START + index * STRETCH
+    compared = shortened = 0
+    empty = tmp_path / "empty.db"  # migrated once, copied for every scenario
+    await (await build_runtime(make_settings(f"sqlite:///{empty}"))).aclose()
+    for path in scenarios:
+        start = DEFAULT_START
+        clock = SimulatedClock(start)
+        shutil.copy(empty, tmp_path / f"{path.stem}.db")
+        runtime = await build_runtime(make_settings(f"sqlite:///{tmp_path / path.stem}.db"), clock=clock)
+        try:
             document = read_document(path)
             journey = find_journey(document.data["journey"], JOURNEYS)
             customer = parse_customer(document, ("customer",), document.data.get("locale"))
             events = parse_events(document, start, ("events",))
-            simulated = simulate(journey, templates, customer, events, start)
+            simulated = simulate(journey, templates, customer, events, start, link_settings=runtime.settings)
 
             moments = sorted({e.at for e in events} | {e.at for e in simulated.timeline})
             traits = document.data["customer"].get("traits", {})
@@ -119,6 +116,7 @@ async def test_simulator_matches_the_engine_on_every_scenario(tmp_path):
                     m.status,
                     m.status_reason,
                     m.body,
+                    (m.template_metadata or {}).get("links", []),
                     m.subject,
                     m.locale,
                     m.encoding,
@@ -134,6 +132,7 @@ async def test_simulator_matches_the_engine_on_every_scenario(tmp_path):
                     m["status"],
                     m["reason"],
                     m["body"],
+                    m["links"],
                     m["subject"],
                     m["locale"],
                     m["encoding"],
@@ -144,11 +143,13 @@ async def test_simulator_matches_the_engine_on_every_scenario(tmp_path):
             ]
             assert simulated_messages == engine_messages, path.name
             compared += len(engine_messages)
+            shortened += sum(bool(m[5]) for m in engine_messages)
             engine_enrollments = [(e.status, e.exit_reason, e.converted_at is not None) for e in enrollments]
             simulated_enrollments = [
                 (e.status, e.exit_reason, e.converted_at is not None) for e in simulated.enrollments
             ]
             assert simulated_enrollments == engine_enrollments, path.name
-    finally:
-        await runtime.aclose()
+        finally:
+            await runtime.aclose()
     assert compared >= len(scenarios)  # every scenario produces at least one message
+    assert shortened >= 1  # the second-code SMS: a short link, compared as sent

@@ -125,3 +125,25 @@ def test_missing_variables_say_how_to_give_them(cli, tmp_path):
 def test_unknown_template(cli):
     run = preview(cli, "nope")
     assert run.code == 1 and run.err.startswith("error: template 'nope' cannot be loaded: no folder")
+
+
+def test_links_count_at_their_short_length_only_where_the_engine_shortens_them():
+    from orchestrator.config import Settings
+    from orchestrator.delivery.short_links import preview_url
+    from orchestrator.templating.sms import measure_sms
+    from orchestrator.templating.store import TemplateStore
+    from orchestrator.tooling.preview import preview as render_preview
+
+    store = TemplateStore.load(TEMPLATES)
+    shortening = Settings(short_link_base_url="https://g.sh")
+    shown = render_preview(store, "post-purchase-second-code", journeys_dir=JOURNEYS, link_settings=shortening)
+    assert preview_url(shortening) in shown.body and "shop.example" not in shown.body
+    assert shown.sms["characters"] == len(shown.body) and shown.sms["segments"] == 1
+    # Short links switched off: sent as written, so measured as written (two segments here).
+    plain = Settings(short_links=False)
+    shown = render_preview(store, "post-purchase-second-code", journeys_dir=JOURNEYS, link_settings=plain)
+    assert "https://shop.example/second-code?code=AGAIN10-SAMPLE-CUSTOMER&size=" in shown.body
+    assert shown.sms["segments"] == measure_sms(shown.body).segments == 2
+    # A transactional send is never shortened either (the NPS thanks carry their review link).
+    shown = render_preview(store, "nps-thanks-promoter", journeys_dir=JOURNEYS, link_settings=shortening)
+    assert "https://example.com/review" in shown.body

@@ -120,3 +120,13 @@ def test_a_journey_given_by_path_relative_to_the_scenario(cli, tmp_path):
     )
     run = cli("test", tmp_path / "scenarios", "--templates", TEMPLATES)
     assert (run.code, run.out) == (0, "PASS hello\n1 passed, 0 failed\n")
+
+
+def test_links_to_names_where_the_short_links_lead_and_shows_them_when_wrong(cli, tmp_path):
+    scenario = (JOURNEYS / "scenarios" / "post-purchase-second-code-sms.yaml").read_text()
+    (tmp_path / "links.yaml").write_text(scenario.replace("size=38", "size=39"))
+    run = cli("test", tmp_path / "links.yaml", "--journeys", JOURNEYS, "--templates", TEMPLATES)
+    assert run.code == 1
+    assert "    -  links_to:" in run.out.splitlines()
+    assert "    +  links:" in run.out.splitlines()
+    assert "    +  - https://shop.example/second-code?code=AGAIN10-INES&size=38" in run.out.splitlines()

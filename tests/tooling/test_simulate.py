@@ -320,3 +320,32 @@ def test_unknown_journey(cli, tmp_path):
         "simulate", "nope", "--customer", tmp_path / "c.yaml", "--events", tmp_path / "e.yaml", "--journeys", JOURNEYS
     )
     assert run.code == 2 and "no journey with id 'nope'" in run.err
+
+
+# --- links ---------------------------------------------------------------------------------
+
+
+def test_links_of_a_marketing_sms_are_shortened_as_the_engine_shortens_them(simulate):
+    from orchestrator.config import get_settings
+    from orchestrator.delivery.short_links import SHORT_PATH, short_base_url
+    from orchestrator.templating.sms import measure_sms
+
+    customer = {"userId": "ines", "traits": {"phone": "+34600000002", "sms_opt_in": True, "locale": "es", "size": "38"}}
+    order = [{"at": "0s", "event": "Order Completed", "properties": {"order_id": "B-9", "product_id": "boots-12"}}]
+    out = simulate("post-purchase", customer, order)
+    [sms] = [m for m in out["messages"] if m["channel"] == "sms"]
+    short = short_base_url(get_settings()) + SHORT_PATH + "1"  # enrollment 1, then its signature
+    assert short in sms["body"] and "shop.example" not in sms["body"]
+    assert sms["segments"] == measure_sms(sms["body"]).segments
+    assert sms["links"] == [
+        {
+            "index": 0,
+            "url": "https://shop.example/second-code?code=AGAIN10-INES&size=38",
+            "app": "shop://second-code?code=AGAIN10-INES&size=38&after=boots-12",
+        }
+    ]
+    timeline = simulate("post-purchase", customer, order, "--human")
+    assert (
+        "link 1 leads to https://shop.example/second-code?code=AGAIN10-INES&size=38 "
+        "(app first: shop://second-code?code=AGAIN10-INES&size=38&after=boots-12)" in timeline
+    )

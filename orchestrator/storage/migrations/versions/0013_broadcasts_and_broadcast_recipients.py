@@ -3,8 +3,8 @@
 `broadcasts` (the lifecycle as a CHECK on `state`) and `broadcast_recipients` (the audience
 snapshot; no foreign keys on purpose, see orchestrator/storage/broadcast_models.py).
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-02 02:32:56.699368
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0010"
+revision: str = "0013"
+down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
