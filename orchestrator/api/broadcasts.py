@@ -128,11 +128,11 @@ async def read(broadcast_id: str, session: SessionDep) -> dict:
 
 
 @router.get("/{broadcast_id}/preview", response_model=PreviewAnswer, responses={**NOT_FOUND, **CONFLICT})
-async def preview_audience(broadcast_id: str, session: SessionDep) -> dict:
+async def preview_audience(broadcast_id: str, session: SessionDep, runtime: RuntimeDep) -> dict:
     """Who would get it if the snapshot were taken now (the snapshot itself is taken when the schedule arrives)."""
     row = await _found(session, broadcast_id)
     try:
-        return (await preview(session, row)).as_dict()
+        return (await preview(session, row, runtime.settings.erasure_key)).as_dict()
     except AudienceError as error:
         raise HTTPException(409, str(error)) from None
 

@@ -189,7 +189,7 @@ async def _materialize(session, runtime, journey, definition, broadcast_id, cust
     customers = {
         c.id: c for c in (await session.exec(select(Customer).where(col(Customer.id).in_(customer_ids)))).all()
     }
-    permissions = await load_permissions(session, customers.values())
+    permissions = await load_permissions(session, customers.values(), runtime.settings.erasure_key)
     percent = journey.definition.holdout
     goal = definition.goal
     held = {cid: in_holdout(journey.id, customers[cid].user_id, percent) for cid in customers}

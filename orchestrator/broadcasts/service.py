@@ -78,9 +78,10 @@ class Preview:
         return self.__dict__.copy()
 
 
-async def preview(session: AsyncSession, broadcast: Broadcast) -> Preview:
+async def preview(session: AsyncSession, broadcast: Broadcast, erasure_key: str | None) -> Preview:
     """Who would get it if the snapshot were taken now: the audience, a sample of it, and
-    how many the holdout, missing consent or a missing address would leave out."""
+    how many the holdout, missing consent or a missing address would leave out.
+    `erasure_key`: the runtime's `settings.erasure_key` (see `load_permissions`)."""
     definition = definition_of(broadcast)
     journey = as_journey(definition, broadcast.version)
     node = journey.nodes[SEND_STEP]
@@ -90,7 +91,7 @@ async def preview(session: AsyncSession, broadcast: Broadcast) -> Preview:
     for start in range(0, len(ids), PREVIEW_CHUNK):
         chunk = ids[start : start + PREVIEW_CHUNK]
         customers = (await session.exec(select(Customer).where(col(Customer.id).in_(chunk)))).all()
-        permissions = await load_permissions(session, customers)
+        permissions = await load_permissions(session, customers, erasure_key)
         for customer in customers:
             if len(result.sample) < PREVIEW_SAMPLE:
                 result.sample.append(customer.user_id)
