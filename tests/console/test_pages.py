@@ -150,6 +150,37 @@ async def test_customers_are_found_by_user_id_prefix_email_or_phone(client, drai
     assert "no customer whose userId starts with" in missing.text
 
 
+async def test_the_overview_chart_by_hour_or_day_of_a_chosen_zone(client, runtime):
+    import json
+
+    from tests.conftest import refresh_kpis_as_the_worker_does
+    from tests.kpis.test_series import add_messages, at
+
+    runtime.clock.set(at("2026-03-05T12:00:00+00:00"))
+    await add_messages(
+        runtime,
+        ("2026-03-02T22:30:00+00:00", "sms", "delivered"),  # 23:30 in Paris, 2 March
+        ("2026-03-02T23:10:00+00:00", "sms", "sent"),  # 00:10 in Paris, 3 March
+    )
+    await refresh_kpis_as_the_worker_does(client)  # UTC days come from the rollups
+
+    def chart(page) -> dict:
+        assert page.status_code == 200, page.text
+        return json.loads(re.search(r'id="chart-data">(.*?)</script>', page.text).group(1))
+
+    window = {"since": "2026-03-02", "until": "2026-03-03"}
+    paris = chart(await client.get("/", params={**window, "zone": "Europe/Paris"}))
+    assert paris["labels"] == ["2026-03-02", "2026-03-03"] and paris["channels"]["sms"]["sent"] == [1, 1]
+    utc = chart(await client.get("/", params=window))
+    assert utc["channels"]["sms"]["sent"] == [2, 0]
+    hours = chart(await client.get("/", params={**window, "zone": "Europe/Paris", "granularity": "hour"}))
+    assert len(hours["labels"]) == 48 and hours["labels"][23:25] == ["03-02 23:00", "03-03 00:00"]
+    assert hours["channels"]["sms"]["sent"][23:25] == [1, 1] and sum(hours["channels"]["sms"]["sent"]) == 2
+
+    refused = await client.get("/", params={**window, "zone": "Europe/Atlantis"})
+    assert refused.status_code == 422 and "zone" in refused.text and "IANA" in refused.text
+
+
 async def test_a_session_cookie_cannot_be_forged_or_read(client, runtime):
     from orchestrator.console.session import seal, unseal
 
