@@ -1,5 +1,5 @@
 """Keep the daily KPI rollups current: `kpi_daily` and `kpi_daily_skips` (messages, by
-day of creation), `kpi_enrollments_daily`, `kpi_funnel_steps` and `kpi_funnel_skips`
+day of creation), `kpi_hourly` (the overview's chart, by hour of creation), `kpi_enrollments_daily`, `kpi_funnel_steps` and `kpi_funnel_skips`
 (enrollments and their sends, by day of entry: `orchestrator.kpis.funnel_cells`); with them,
 `customer_orders` (order events folded per order, `orchestrator.kpis.orders`) and the
 enrollment count deltas the database's triggers write (`orchestrator.kpis.enrollment_counts`).
@@ -53,6 +53,8 @@ from orchestrator.kpis.enrollment_counts import deltas_to_fold, fold_deltas, reb
 from orchestrator.kpis.funnel_cells import STEP_KEY, STEP_MEASURES, step_cells, step_skip_cells
 from orchestrator.kpis.orders import fold_orders, orders_received_since
 from orchestrator.kpis.scope import calendar_day, day_text, messages, plus_days, without_jit
+from orchestrator.kpis.series import MEASURES as SERIES_MEASURES
+from orchestrator.kpis.series import hourly_cells
 from orchestrator.runtime import Runtime
 from orchestrator.storage.kpi_models import (
     KpiDailyCell,
@@ -60,6 +62,7 @@ from orchestrator.storage.kpi_models import (
     KpiEnrollmentCell,
     KpiFunnelSkip,
     KpiFunnelStep,
+    KpiHourlyCell,
     KpiRollupState,
 )
 from orchestrator.storage.queries import is_postgresql
@@ -70,6 +73,7 @@ POSTGRES_ROLLUP_LOCK = 0x6B70692D726F6C6C  # "kpi-roll": any fixed number no oth
 cells_table, skips_table = KpiDailyCell.__table__, KpiDailySkip.__table__
 enrollment_table, state_table = KpiEnrollmentCell.__table__, KpiRollupState.__table__
 funnel_steps_table, funnel_skips_table = KpiFunnelStep.__table__, KpiFunnelSkip.__table__
+hourly_table = KpiHourlyCell.__table__
 _process_locks: WeakKeyDictionary = WeakKeyDictionary()
 Days = set[date] | None  # None: every day
 
@@ -226,6 +230,14 @@ async def _recount_messages(session: AsyncSession, days: Days) -> None:
     )
     await session.exec(
         sa.insert(skips_table).from_select([*KEY_COLUMNS, "reason", "count"], skip_cells(dialect, conditions))
+    )
+    await session.exec(
+        sa.delete(hourly_table) if days is None else sa.delete(hourly_table).where(_within(hourly_table.c.hour, days))
+    )
+    await session.exec(
+        sa.insert(hourly_table).from_select(
+            ["hour", "journey_id", "channel", *SERIES_MEASURES], hourly_cells(dialect, conditions)
+        )
     )
 
 

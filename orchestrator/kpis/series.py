@@ -7,12 +7,15 @@ undelivered. Buckets are computed here, in Python, as UTC instants (a day in Eur
 starts at 23:00 or 22:00 UTC, a spring-forward day has 23 hours, an autumn one 25, and its
 repeated hour is two buckets), so both databases count the same ranges:
 
-- UTC days over whole UTC days are summed from the `kpi_daily` rollup;
-- any other bucket is counted from the messages, one index range per bucket.
+- when every bucket starts on a UTC hour (any zone whose offset is whole hours), the counts
+  come from `kpi_hourly`, the hourly rollup the worker keeps with the daily ones;
+- otherwise (Asia/Kolkata, Australia/Adelaide, a range starting mid-hour) they are counted
+  from the messages by quarter hour.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from typing import Literal
@@ -21,15 +24,16 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.clock import utc
 from orchestrator.kpis.cells import FAILED_STATUSES
-from orchestrator.kpis.scope import counting, day_text, messages, start_of_day, without_jit
-from orchestrator.storage.kpi_models import KpiDailyCell
+from orchestrator.kpis.scope import counting, messages, quarter_hour, utc_hour, without_jit
+from orchestrator.storage.kpi_models import KpiHourlyCell
 
 Granularity = Literal["hour", "day"]
 MEASURES = ("sent", "delivered", "failed")
 MAX_SPAN = {"hour": timedelta(days=62), "day": timedelta(days=3 * 366)}  # a few thousand buckets at most
 _STEP = timedelta(minutes=15)  # every zone's offset is a whole number of quarter hours
-cells_table = KpiDailyCell.__table__
+hourly_table = KpiHourlyCell.__table__
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,32 @@ def buckets(since: datetime, until: datetime, granularity: Granularity, zone: Zo
     return [Bucket(s, e, s.astimezone(zone)) for s, e in zip(starts, ends) if s < e]
 
 
-def _is_midnight(moment: datetime) -> bool:
-    return moment == start_of_day(moment)
+def hourly_cells(dialect: str, conditions: list) -> sa.Select:
+    """The `kpi_hourly` rows of the messages matching `conditions`."""
+    return _counted(utc_hour(messages.c.created_at, dialect), conditions)
+
+
+def _counted(moment, conditions: list) -> sa.Select:
+    m = messages.c
+    moment = moment.label("moment")
+    return (
+        sa.select(
+            moment,
+            m.journey_id,
+            m.channel,
+            counting(m.sent_at.is_not(None)).label("sent"),
+            counting(m.delivered_at.is_not(None)).label("delivered"),
+            counting(m.status.in_(FAILED_STATUSES)).label("failed"),
+        )
+        .where(m.journey_id.is_not(None), *conditions)
+        .group_by(moment, m.journey_id, m.channel)
+    )
+
+
+def _on_whole_hours(spans: list[Bucket]) -> bool:
+    return all(span.start.minute == span.start.second == span.start.microsecond == 0 for span in spans) and (
+        not spans or spans[-1].end == spans[-1].end.replace(minute=0, second=0, microsecond=0)
+    )
 
 
 async def message_series(
@@ -75,42 +103,31 @@ async def message_series(
     zone: ZoneInfo,
     journey: str | None = None,
 ) -> tuple[list[Bucket], dict[str, dict[str, list[int]]]]:
-    """(buckets, channel → measure → one count per bucket)."""
+    """(buckets, channel → measure → one count per bucket). Each row read is one UTC hour
+    (from `kpi_hourly`, when every bucket starts on a UTC hour) or one quarter hour (counted
+    from the messages: zones such as Asia/Kolkata, ranges that start mid-hour), put in its
+    bucket here."""
     spans = buckets(since, until, granularity, zone)
-    if granularity == "day" and zone.key == "UTC" and _is_midnight(since) and _is_midnight(until):
-        c = cells_table.c
-        query = (
-            sa.select(c.day, c.channel, *(sa.func.sum(c[name]).label(name) for name in MEASURES))
-            .where(c.day >= since.date(), c.day < until.date(), *([c.journey_id == journey] if journey else []))
-            .group_by(c.day, c.channel)
+    if _on_whole_hours(spans):
+        c = hourly_table.c
+        query = sa.select(c.hour.label("moment"), c.channel, *(c[name] for name in MEASURES)).where(
+            c.hour >= since, c.hour < until, *([c.journey_id == journey] if journey else [])
         )
-        index = {span.start.date().isoformat(): n for n, span in enumerate(spans)}
-        rows = [(index[day_text(row.day)], row) for row in (await session.exec(query)).all()]
     else:
         await without_jit(session)
         m = messages.c
-        columns = [
-            sa.column("bucket", sa.Integer),
-            sa.column("start", m.created_at.type),
-            sa.column("end", m.created_at.type),
-        ]
-        bounds = sa.values(*columns, name="buckets").data([(n, s.start, s.end) for n, s in enumerate(spans)]).cte()
-        query = (
-            sa.select(
-                bounds.c.bucket,
-                m.channel,
-                counting(m.sent_at.is_not(None)).label("sent"),
-                counting(m.delivered_at.is_not(None)).label("delivered"),
-                counting(m.status.in_(FAILED_STATUSES)).label("failed"),
-            )
-            .select_from(messages.join(bounds, sa.and_(m.created_at >= bounds.c.start, m.created_at < bounds.c.end)))
-            .where(m.journey_id.is_not(None), *([m.journey_id == journey] if journey else []))
-            .group_by(bounds.c.bucket, m.channel)
+        dialect = session.get_bind().dialect.name
+        query = _counted(
+            quarter_hour(m.created_at, dialect),
+            [m.created_at >= since, m.created_at < until, *([m.journey_id == journey] if journey else [])],
         )
-        rows = [(row.bucket, row) for row in (await session.exec(query)).all()] if spans else []
+    starts = [span.start for span in spans]
     channels: dict[str, dict[str, list[int]]] = {}
-    for n, row in rows:
+    for row in (await session.exec(query)).all():
+        # A quarter hour truncated to before `since` still holds only messages from `since`
+        # on: the first bucket's.
+        n = max(bisect_right(starts, utc(row.moment)) - 1, 0)
         figures = channels.setdefault(row.channel, {name: [0] * len(spans) for name in MEASURES})
         for name in MEASURES:
-            figures[name][n] = int(getattr(row, name) or 0)
+            figures[name][n] += int(getattr(row, name) or 0)
     return spans, dict(sorted(channels.items()))

@@ -51,6 +51,20 @@ class KpiDailyCell(SQLModel, table=True):
     revenue: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(16, 2), nullable=True))
 
 
+class KpiHourlyCell(SQLModel, table=True):
+    """Messages sent, delivered and failed per UTC hour of creation, journey and channel: the
+    overview's chart in any zone whose offset is whole hours (`orchestrator.kpis.series`)."""
+
+    __tablename__ = "kpi_hourly"
+
+    hour: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), primary_key=True))
+    journey_id: str = Field(primary_key=True, max_length=100)
+    channel: str = Field(primary_key=True, max_length=16)
+    sent: int = _count()
+    delivered: int = _count()
+    failed: int = _count()
+
+
 class KpiDailySkip(SQLModel, table=True):
     __tablename__ = "kpi_daily_skips"
 

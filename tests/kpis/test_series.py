@@ -1,5 +1,6 @@
 """`GET /v1/kpis/series`: messages per channel and hour or day of a chosen time zone, on
-both databases, with exact bucket counts around a zone's midnight and a DST change."""
+both databases, with exact bucket counts around a zone's midnight and a DST change; from
+the hourly rollup (zones whose offset is whole hours) and counted live (the others)."""
 
 from __future__ import annotations
 
@@ -69,14 +70,26 @@ async def test_days_and_hours_around_paris_midnight(client, runtime):
         "email": {"sent": [0, 2], "delivered": [0, 2], "failed": [0, 0]},
         "sms": {"sent": [1, 2], "delivered": [1, 0], "failed": [0, 1]},
     }
-    utc_days = await series(client, **{"from": "2026-03-02", "to": "2026-03-04"})  # from the rollup
+    utc_days = await series(client, **{"from": "2026-03-02", "to": "2026-03-04"})
     assert utc_days["buckets"] == ["2026-03-02T00:00:00Z", "2026-03-03T00:00:00Z"]
     assert utc_days["channels"] == {
         "email": {"sent": [1, 1], "delivered": [1, 1], "failed": [0, 0]},
         "sms": {"sent": [3, 0], "delivered": [1, 0], "failed": [1, 0]},
     }
-    counted_live = await series(client, **{"from": "2026-03-02", "to": "2026-03-04", "zone": "Etc/UTC"})
-    assert counted_live["channels"] == utc_days["channels"]
+    # Counted from the messages: a zone half an hour off UTC, and a range starting mid-hour.
+    kolkata = await series(
+        client, **{"from": "2026-03-02T00:00:00+05:30", "to": "2026-03-04T00:00:00+05:30", "zone": "Asia/Kolkata"}
+    )
+    assert kolkata["buckets"] == ["2026-03-02T00:00:00+05:30", "2026-03-03T00:00:00+05:30"]
+    assert kolkata["channels"] == {
+        "email": {"sent": [0, 2], "delivered": [0, 2], "failed": [0, 0]},
+        "sms": {"sent": [0, 3], "delivered": [0, 1], "failed": [0, 1]},
+    }
+    mid_hour = await series(
+        client, **{"from": "2026-03-02T22:07:00+00:00", "to": "2026-03-02T23:55:00+00:00", "granularity": "hour"}
+    )
+    assert mid_hour["buckets"] == ["2026-03-02T22:07:00Z", "2026-03-02T23:00:00Z"]
+    assert mid_hour["channels"] == {"sms": {"sent": [1, 2], "delivered": [1, 0], "failed": [0, 1]}}
 
     hours = await series(
         client,
@@ -101,6 +114,7 @@ async def test_the_repeated_hour_of_a_dst_change_is_two_buckets(client, runtime)
         ("2026-10-25T01:30:00+00:00", "sms", "sent"),  # 02:30 CET, an hour later
         ("2026-10-25T22:59:00+00:00", "sms", "sent"),  # 23:59 CET, still the 25th
     )
+    await refresh_kpis_as_the_worker_does(client)
     day = {"from": "2026-10-25T00:00:00+02:00", "to": "2026-10-26T00:00:00+01:00", "zone": PARIS}
     hours = await series(client, **day, granularity="hour")
     assert len(hours["buckets"]) == 25

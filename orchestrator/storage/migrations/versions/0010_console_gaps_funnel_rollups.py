@@ -1,12 +1,13 @@
-"""console gaps: a journey's funnel from rollups by day of entry; messages by template
+"""console gaps: a journey's funnel from rollups by day of entry; hourly message counts; messages by template
 
 `kpi_funnel_steps` and `kpi_funnel_skips` (a journey's send steps per day of entry, see
-orchestrator/kpis/funnel_cells.py); `kpi_enrollments_daily` keyed by status and exit reason
+orchestrator/kpis/funnel_cells.py); `kpi_hourly` (the overview chart by hour or day of any
+zone, orchestrator/kpis/series.py); `kpi_enrollments_daily` keyed by status and exit reason
 too (the funnel's exits); `ix_enrollments_ended` (the refresh finds enrollments that ended
 since); `ix_messages_template` (`GET /v1/messages?template=`).
 
 The rollups are a cache: `kpi_enrollments_daily` is created again empty and the watermark
-dropped, so the next refresh counts every day, funnel included (docs/kpis.md).
+dropped, so the next refresh counts every day, funnel and hours included (docs/kpis.md).
 
 Indexes are created outside batch mode: on SQLite a batch that recreates `enrollments`
 would drop the triggers of 0009.
@@ -71,6 +72,16 @@ def upgrade() -> None:
         sa.Column("revenue", sa.Numeric(precision=16, scale=2), nullable=True),
         sa.PrimaryKeyConstraint("day", "journey_id", "step_id"),
     )
+    op.create_table(
+        "kpi_hourly",
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("journey_id", sa.String(length=100), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("sent", sa.Integer(), nullable=False),
+        sa.Column("delivered", sa.Integer(), nullable=False),
+        sa.Column("failed", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("hour", "journey_id", "channel"),
+    )
     op.create_index("ix_enrollments_ended", "enrollments", ["ended_at"], unique=False)
     op.create_index("ix_messages_template", "messages", ["template", "created_at", "id"], unique=False)
 
@@ -78,6 +89,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_messages_template", table_name="messages")
     op.drop_index("ix_enrollments_ended", table_name="enrollments")
+    op.drop_table("kpi_hourly")
     op.drop_table("kpi_funnel_steps")
     op.drop_table("kpi_funnel_skips")
     op.execute("DELETE FROM kpi_rollup_state WHERE name = 'kpis'")
