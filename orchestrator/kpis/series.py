@@ -110,24 +110,28 @@ async def message_series(
     spans = buckets(since, until, granularity, zone)
     if _on_whole_hours(spans):
         c = hourly_table.c
-        query = sa.select(c.hour.label("moment"), c.channel, *(c[name] for name in MEASURES)).where(
-            c.hour >= since, c.hour < until, *([c.journey_id == journey] if journey else [])
+        cells = (
+            sa.select(c.hour.label("moment"), c.channel, *(c[name] for name in MEASURES))
+            .where(c.hour >= since, c.hour < until, *([c.journey_id == journey] if journey else []))
+            .subquery()
         )
     else:
         await without_jit(session)
         m = messages.c
         dialect = session.get_bind().dialect.name
-        query = _counted(
+        cells = _counted(
             quarter_hour(m.created_at, dialect),
             [m.created_at >= since, m.created_at < until, *([m.journey_id == journey] if journey else [])],
-        )
-    starts = [span.start for span in spans]
+        ).subquery()
+    key = [cells.c.moment, cells.c.channel]
+    query = sa.select(*key, *(sa.func.sum(cells.c[name]) for name in MEASURES)).group_by(*key)
+    starts = [span.start.timestamp() for span in spans]  # numbers: comparing aware datetimes is slow
     channels: dict[str, dict[str, list[int]]] = {}
-    for row in (await session.exec(query)).all():
+    for moment, channel, *counts in (await session.exec(query)).all():
         # A quarter hour truncated to before `since` still holds only messages from `since`
         # on: the first bucket's.
-        n = max(bisect_right(starts, utc(row.moment)) - 1, 0)
-        figures = channels.setdefault(row.channel, {name: [0] * len(spans) for name in MEASURES})
-        for name in MEASURES:
-            figures[name][n] += int(getattr(row, name) or 0)
+        n = max(bisect_right(starts, utc(moment).timestamp()) - 1, 0)
+        figures = channels.setdefault(channel, {name: [0] * len(spans) for name in MEASURES})
+        for name, count in zip(MEASURES, counts):
+            figures[name][n] += int(count or 0)
     return spans, dict(sorted(channels.items()))
