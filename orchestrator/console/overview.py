@@ -64,14 +64,20 @@ async def overview(
     except ValueError:
         start, end = period(console_, None, None, tz)
     bounds = {"from": _midnight(start, tz), "to": _midnight(end + timedelta(days=1), tz), "journey": journey}
-    try:  # concurrently: the page waits for the slowest call, not for their sum
-        series, totals, journeys = await asyncio.gather(
-            console_.api.get("/v1/kpis/series", {**bounds, "granularity": granularity, "zone": zone}),
-            console_.api.get("/v1/kpis", [*bounds.items(), ("include", "customers")]),
-            console_.api.get("/v1/journeys"),
-        )
-    except ApiRefused as error:
-        return refusal_page(console_, error)
+    # Concurrently: the page waits for the slowest call, not for their sum. Every call is
+    # let finish (return_exceptions) so none is left running when the page answers a refusal.
+    answers = await asyncio.gather(
+        console_.api.get("/v1/kpis/series", {**bounds, "granularity": granularity, "zone": zone}),
+        console_.api.get("/v1/kpis", [*bounds.items(), ("include", "customers")]),
+        console_.api.get("/v1/journeys"),
+        return_exceptions=True,
+    )
+    for answer in answers:
+        if isinstance(answer, ApiRefused):
+            return refusal_page(console_, answer)
+        if isinstance(answer, BaseException):
+            raise answer
+    series, totals, journeys = answers
     chart = {"labels": _labels(series["buckets"], series["granularity"]), "channels": series["channels"]}
     total = totals["rows"][0] if totals["rows"] else None
     return console_.render(
