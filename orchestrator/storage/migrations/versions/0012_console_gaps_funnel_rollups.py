@@ -12,8 +12,8 @@ dropped, so the next refresh counts every day, funnel and hours included (docs/k
 Indexes are created outside batch mode: on SQLite a batch that recreates `enrollments`
 would drop the triggers of 0009.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-02 02:33:27.409162
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0010"
+revision: str = "0012"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
