@@ -113,14 +113,17 @@ def _makemigration(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from orchestrator.tooling.schema import journey_schema_text, schema_is_current
+    from orchestrator.tooling.schema import schema_is_current, schema_text
 
     if args.check:
-        if schema_is_current(Path(args.check)):
+        if schema_is_current(Path(args.check), args.kind):
             return 0
-        print(f"{args.check} is not the current schema: run `orchestrator schema -o {args.check}`", file=sys.stderr)
+        print(
+            f"{args.check} is not the current schema: run `orchestrator schema --kind {args.kind} -o {args.check}`",
+            file=sys.stderr,
+        )
         return 1
-    text = journey_schema_text()
+    text = schema_text(args.kind)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -177,7 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     makemigration.set_defaults(handler=_makemigration)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
+    schema = commands.add_parser("schema", help="print the JSON Schema of journey (or segment) files")
+    schema.add_argument(
+        "--kind", choices=("journey", "segment"), default="journey", help="which files' schema (default: journey)"
+    )
     schema.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
     schema.add_argument("--check", metavar="FILE", default=None, help="exit 1 if FILE is not the current schema")
     schema.set_defaults(handler=_schema)

@@ -31,6 +31,7 @@ CONDITION_KINDS = (
 )
 CALENDAR_STARTS = ("start_of_year", "start_of_month", "start_of_week", "start_of_day")
 SINCE_PATTERN = r"^(start_of_(year|month|week|day)|\d{4}-\d{2}-\d{2})$"
+SEGMENT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 # Names read inside JSON columns: plain words, so no name can reach into the JSON path syntax.
 KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -229,7 +230,7 @@ Condition = Annotated[
 
 class SegmentFile(Strict):
     schema_: str | None = Field(default=None, alias="$schema")
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Defaults to the file name")
+    id: str = Field(pattern=SEGMENT_ID_PATTERN, description="Defaults to the file name")
     name: str | None = None
     description: str | None = None
     where: Condition = Field(description="Who is in the segment")

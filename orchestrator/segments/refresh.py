@@ -46,19 +46,12 @@ from orchestrator.storage.queries import (
     supports_skip_locked,
 )
 from orchestrator.storage.segment_models import SegmentMembershipChange, SegmentSizeSample, SegmentState
+from orchestrator.vocabulary import segment_entered_event, segment_left_event
 
 log = logging.getLogger("orchestrator.segments")
 
 ENTERED, LEFT = "entered", "left"
 events, consents = Event.__table__, Consent.__table__
-
-
-def entered_event(segment_id: str) -> str:
-    return f"Segment Entered: {segment_id}"
-
-
-def left_event(segment_id: str) -> str:
-    return f"Segment Left: {segment_id}"
 
 
 @dataclass(frozen=True)
@@ -179,7 +172,7 @@ async def _tell_journeys(
 ) -> None:
     """Entries and exits as Track events, when some journey reacts to them."""
     await refresh_catalog(runtime)
-    names = {ENTERED: entered_event(segment_id), LEFT: left_event(segment_id)}
+    names = {ENTERED: segment_entered_event(segment_id), LEFT: segment_left_event(segment_id)}
     wanted = [
         (log_id, customer, change)
         for log_id, customer, change in changed

@@ -62,7 +62,10 @@ CASES = [
     ("event: {name: Order Completed, within: 90d, count: {at_least: 2}}", ["ann"]),
     ("event: {name: Order Completed, since: start_of_year}", ["ann", "cho"]),
     ("event: {name: Order Completed, since: 2026-02-10}", ["ann"]),
-    ("event: {name: Order Completed, since: start_of_year, sum: {property: revenue, compare: {greater_than: 200}}}", ["ann"]),
+    (
+        "event: {name: Order Completed, since: start_of_year, sum: {property: revenue, compare: {greater_than: 200}}}",
+        ["ann"],
+    ),
     ("event: {name: Order Completed, sum: {property: revenue, compare: {greater_than: 200}}}", ["ann", "bob"]),
     ("event: {name: Order Completed, count: {equals: 0}}", ["dee"]),
     # last seen
@@ -80,7 +83,10 @@ CASES = [
     ("converted: {}", ["cho"]),  # conversions credited to a journey, not enrollments
     ("converted: {journey: post-purchase, since: start_of_year}", ["cho"]),
     # nesting
-    ("all: [{locale: {prefix: fr}}, {consent: {channel: sms}}, {event: {name: Order Completed, since: start_of_year}}]", ["ann"]),
+    (
+        "all: [{locale: {prefix: fr}}, {consent: {channel: sms}}, {event: {name: Order Completed, since: start_of_year}}]",
+        ["ann"],
+    ),
     ("any: [{trait: {name: plan, equals: basic}}, {locale: {prefix: en}}]", ["bob", "dee"]),
     ("not: {locale: {prefix: fr}}", ["cho", "dee"]),
 ]
