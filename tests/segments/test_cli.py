@@ -12,7 +12,6 @@ from orchestrator.storage.database import create_engine, session_factory
 from orchestrator.storage.feedback_models import Consent
 from orchestrator.storage.migrate import upgrade_to_head
 from orchestrator.storage.models import Customer, Event
-from tests.tooling.conftest import cli  # noqa: F401  (the fixture)
 
 NOW = datetime.now(timezone.utc)  # the CLI previews on the real clock
 
