@@ -81,3 +81,46 @@ def test_validate_reports_segment_errors_with_file_and_line(cli, tmp_path):
     assert run.code == 1
     assert f"{segments / 'bad.yaml'}:2: error: where.last_seen: give exactly one of: within, not_within" in run.out
     assert cli("validate", PROJECT_ROOT / "segments").code == 0
+
+
+JOURNEY = """\
+id: repeat-buyer-thanks
+trigger: {segment_entered: repeat-buyers-90d}
+exit_on: [{segment_left: repeat-buyers-90d}]
+steps:
+  - wait: 2d
+  - send: {channel: email, template: welcome-email}
+"""
+SCENARIO = """\
+journey: repeat-buyer-thanks
+description: {description}
+customer:
+  userId: ann
+  traits: {{email: ann@example.com}}
+events:
+  - {{at: 0s, segment_entered: repeat-buyers-90d}}
+  - {{at: {left_at}, segment_left: repeat-buyers-90d}}
+expect:
+  sends: {sends}
+  status: {status}
+"""
+
+
+def test_scenarios_enter_and_leave_segments(cli, tmp_path):
+    journeys = tmp_path / "journeys"
+    (journeys / "scenarios").mkdir(parents=True)
+    (journeys / "repeat-buyer-thanks.yaml").write_text(JOURNEY)
+    (journeys / "scenarios" / "stays.yaml").write_text(
+        SCENARIO.format(
+            description="still a member after two days, thanked",
+            left_at="3d",
+            sends="[{step: '2', channel: email, at: 2d}]",
+            status="completed",
+        )
+    )
+    (journeys / "scenarios" / "leaves.yaml").write_text(
+        SCENARIO.format(description="left the segment first, not thanked", left_at="1d", sends="[]", status="exited")
+    )
+    run = cli("test", "--journeys", journeys, journeys / "scenarios")
+    assert run.code == 0, run.out + run.err
+    assert run.out.count("PASS") == 2
