@@ -124,3 +124,19 @@ def test_scenarios_enter_and_leave_segments(cli, tmp_path):
     run = cli("test", "--journeys", journeys, journeys / "scenarios")
     assert run.code == 0, run.out + run.err
     assert run.out.count("PASS") == 2
+
+
+def test_validate_warns_about_a_journey_naming_an_unknown_segment(cli, tmp_path):
+    journeys, segments = tmp_path / "journeys", tmp_path / "segments"
+    journeys.mkdir()
+    segments.mkdir()
+    (segments / "vip.yaml").write_text("where: {trait: {name: plan, equals: vip}}\n")
+    (journeys / "j.yaml").write_text(
+        "trigger: {segment_entered: vip}\nexit_on:\n  - Unsubscribed\n  - segment_left: gone\nsteps: [{exit: true}]\n"
+    )
+    run = cli("validate", journeys, segments)
+    assert run.code == 0, run.out
+    warnings = [line for line in run.out.splitlines() if ": warning: " in line]
+    assert warnings == [
+        f"{journeys / 'j.yaml'}:4: warning: exit_on[1]: no segment 'gone' among the segments checked: this never fires"
+    ]
