@@ -35,6 +35,7 @@ class WorkerLoop:
         self.runtime = runtime
         self._lock = asyncio.Lock()
         self._refreshing = asyncio.Lock()
+        self._segments = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self._pacer = Pacer(runtime.settings.reconcile_lookups_per_second)
 
@@ -91,7 +92,8 @@ class WorkerLoop:
         if not self.runtime.segments.segments:
             return
         try:
-            await refresh_segments(self.runtime)
+            async with self._segments:  # the scheduled job and a clock advance, one at a time
+                await refresh_segments(self.runtime)
         except Exception:  # the next round starts from the same watermarks
             log.exception("refreshing segments failed")
 
@@ -131,5 +133,5 @@ class WorkerLoop:
         if self._scheduler:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        async with self._lock, self._refreshing:  # let a running tick or refresh finish its transaction
+        async with self._lock, self._refreshing, self._segments:  # let a running tick or refresh finish
             pass

@@ -66,6 +66,9 @@ async def refresh_segments(runtime: Runtime, sweep: bool = False) -> list[Segmen
     """One round over every segment; `sweep` evaluates each one whole, due or not."""
     rounds = []
     for segment in list(runtime.segments.segments.values()):
+        # Before the transaction: on SQLite a round may hold the write lock, and reading the
+        # journeys then would need a second connection while every other writer waits on it.
+        await refresh_catalog(runtime)
         async with runtime.sessions() as session, session.begin():
             done = await refresh_segment(session, runtime, segment, sweep)
         if done is not None:
@@ -76,10 +79,16 @@ async def refresh_segments(runtime: Runtime, sweep: bool = False) -> list[Segmen
 
 
 async def _claim_state(session: AsyncSession, segment_id: str) -> SegmentState | None:
-    await insert_ignoring_conflict(session, SegmentState, dict(segment_id=segment_id), ["segment_id"])
+    """The segment's state row, locked; None when another worker holds it. Read first and
+    written only when missing, so a round with nothing to do writes nothing (on SQLite a
+    write takes the database's one write lock)."""
     claim = select(SegmentState).where(SegmentState.segment_id == segment_id)
     claim = claim.with_for_update(skip_locked=True) if supports_skip_locked(session) else claim
-    return (await session.exec(claim)).one_or_none()
+    state = (await session.exec(claim)).one_or_none()
+    if state is None:
+        await insert_ignoring_conflict(session, SegmentState, dict(segment_id=segment_id), ["segment_id"])
+        state = (await session.exec(claim)).one_or_none()
+    return state
 
 
 async def _high_water(session: AsyncSession, table: sa.Table) -> int:
@@ -171,7 +180,6 @@ async def _tell_journeys(
     session: AsyncSession, runtime: Runtime, segment_id: str, changed: list[tuple[int, int, str]]
 ) -> None:
     """Entries and exits as Track events, when some journey reacts to them."""
-    await refresh_catalog(runtime)
     names = {ENTERED: segment_entered_event(segment_id), LEFT: segment_left_event(segment_id)}
     wanted = [
         (log_id, customer, change)
