@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     journeys_dir: Path = PROJECT_ROOT / "journeys"
     templates_dir: Path = PROJECT_ROOT / "templates"
     reports_dir: Path = PROJECT_ROOT / "reports"  # scheduled KPI reports (docs/reports.md)
+    segments_dir: Path = PROJECT_ROOT / "segments"  # segments (docs/segments.md)
     default_locale: str = "en"
 
     host: str = "127.0.0.1"
@@ -175,6 +176,10 @@ class Settings(BaseSettings):
     # How often each worker brings the daily KPI rollups up to date (also once at start).
     # `GET /v1/kpis` only reads them, so whole days in a report are at most this old.
     kpi_rollup_refresh_seconds: float = Field(default=30.0, gt=0)
+    # Segments (docs/segments.md): how often a worker re-evaluates the customers whose events
+    # arrived since the last round, and how often a whole segment is swept (time windows).
+    segment_refresh_seconds: float = Field(default=10.0, gt=0)
+    segment_sweep_seconds: float = Field(default=3600.0, gt=0)
     worker_batch_size: int = 200
     max_batch_events: int = 1000
     # Body size limits (docs/api.md, "Limits"), checked while the body is read and on the

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from orchestrator.conversations.auto_replies import AutoReplies
     from orchestrator.journeys.catalog import JourneyCatalog
     from orchestrator.reports.loader import ReportCatalog
+    from orchestrator.segments.loader import SegmentCatalog
     from orchestrator.templating.store import TemplateStore
 
 
@@ -35,6 +36,7 @@ class Runtime:
     rate_limiter: SendRateLimiter
     auto_replies: AutoReplies
     reports: ReportCatalog
+    segments: SegmentCatalog
 
     async def aclose(self) -> None:
         await self.channels.aclose()

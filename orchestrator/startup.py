@@ -19,6 +19,7 @@ from orchestrator.journeys.catalog import JourneyCatalog
 from orchestrator.journeys.live import ReloadResult, apply_reload, publish, refresh_catalog
 from orchestrator.reports.loader import load_reports
 from orchestrator.runtime import Runtime
+from orchestrator.segments.loader import load_segments
 from orchestrator.storage.database import create_engine, session_factory
 from orchestrator.storage.migrate import ensure_schema_current, upgrade_to_head
 from orchestrator.storage.models import JourneyVersion
@@ -97,11 +98,14 @@ async def build_runtime(
         rate_limiter=SendRateLimiter(configured_rates(settings, channels), settings.rate_limit_storage),
         auto_replies=AutoReplies.load(settings.auto_replies_file),
         reports=load_reports(settings.reports_dir),
+        segments=load_segments(settings.segments_dir),
     )
     await resume_simulated_time(runtime)
     runtime.catalog = await load_journeys(runtime)
     for problem in runtime.reports.errors:
         log.error("report not loaded: %s", problem)
+    for problem in runtime.segments.errors:
+        log.error("segment not loaded: %s", problem)
     return runtime
 
 

@@ -91,3 +91,13 @@ class SendKey:
     @staticmethod
     def auto_reply(inbound_provider_id: str) -> str:
         return f"auto-reply:{inbound_provider_id}"
+
+
+def segment_entered_event(segment_id: str) -> str:
+    """The Track event a customer's entry into a segment becomes (journey trigger `segment_entered`)."""
+    return f"Segment Entered: {segment_id}"
+
+
+def segment_left_event(segment_id: str) -> str:
+    """The Track event a customer's exit from a segment becomes (journey exit rule `segment_left`)."""
+    return f"Segment Left: {segment_id}"

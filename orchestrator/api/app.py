@@ -19,6 +19,7 @@ from orchestrator.api import (
     journeys,
     kpis,
     reports,
+    segments,
     timeline,
 )
 from orchestrator.api import conversions as conversion_routes
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(journeys.router, dependencies=requires(MARKETING))
     app.include_router(kpis.router, dependencies=requires(MARKETING))
     app.include_router(reports.router, dependencies=requires(MARKETING))
+    app.include_router(segments.router, dependencies=requires(MARKETING))
     app.include_router(conversion_routes.router, dependencies=requires(MARKETING))
     app.include_router(consents.router, dependencies=requires(OPERATIONS))
     app.include_router(conversations.router, dependencies=requires(OPERATIONS))

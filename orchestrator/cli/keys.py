@@ -23,7 +23,7 @@ from orchestrator.config import get_settings
 T = TypeVar("T")
 
 
-def _in_database(operation: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def in_database(operation: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from orchestrator.storage.database import create_engine, session_factory
     from orchestrator.storage.migrate import ensure_schema_current, upgrade_to_head
 
@@ -44,7 +44,7 @@ def _in_database(operation: Callable[[AsyncSession], Awaitable[T]]) -> T:
 def _create(args: argparse.Namespace) -> int:
     # Key times are real time, even when the service runs on a simulated clock.
     try:
-        new = _in_database(lambda session: create_key(session, args.name, args.role, Clock().now()))
+        new = in_database(lambda session: create_key(session, args.name, args.role, Clock().now()))
     except ApiKeyRefused as refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 1
@@ -57,7 +57,7 @@ def _list(args: argparse.Namespace) -> int:
     async def keys_and_history(session: AsyncSession):
         return await list_keys(session, include_revoked=args.all), await any_key_ever_created(session)
 
-    keys, ever_created = _in_database(keys_and_history)
+    keys, ever_created = in_database(keys_and_history)
     if not keys:
         print(
             "no active API keys: "
@@ -80,7 +80,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     try:
-        _in_database(lambda session: revoke_key(session, args.name, Clock().now()))
+        in_database(lambda session: revoke_key(session, args.name, Clock().now()))
     except ApiKeyRefused as refusal:
         print(f"error: {refusal}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from orchestrator.cli.customers import add_customer_commands
 from orchestrator.cli.keys import add_key_commands
+from orchestrator.cli.segments import add_segment_commands
 from orchestrator.config import get_settings
 from orchestrator.tooling.commands import add_tooling_commands
 
@@ -113,14 +114,17 @@ def _makemigration(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from orchestrator.tooling.schema import journey_schema_text, schema_is_current
+    from orchestrator.tooling.schema import schema_is_current, schema_text
 
     if args.check:
-        if schema_is_current(Path(args.check)):
+        if schema_is_current(Path(args.check), args.kind):
             return 0
-        print(f"{args.check} is not the current schema: run `orchestrator schema -o {args.check}`", file=sys.stderr)
+        print(
+            f"{args.check} is not the current schema: run `orchestrator schema --kind {args.kind} -o {args.check}`",
+            file=sys.stderr,
+        )
         return 1
-    text = journey_schema_text()
+    text = schema_text(args.kind)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -177,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     makemigration.set_defaults(handler=_makemigration)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of journey files")
+    schema = commands.add_parser("schema", help="print the JSON Schema of journey (or segment) files")
+    schema.add_argument(
+        "--kind", choices=("journey", "segment"), default="journey", help="which files' schema (default: journey)"
+    )
     schema.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
     schema.add_argument("--check", metavar="FILE", default=None, help="exit 1 if FILE is not the current schema")
     schema.set_defaults(handler=_schema)
@@ -185,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tooling_commands(commands)
     add_key_commands(commands)
     add_customer_commands(commands)
+    add_segment_commands(commands)
     return parser
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -79,6 +80,25 @@ class SendPermissions:
         if channel not in CHANNELS:  # `consented('fax')` is a typo, not a permission
             return False
         return marketing_refusal(channel, self.consents.get(channel)) is None
+
+
+def current_status_sql(customer_id: sa.ColumnElement, channel: str) -> sa.ScalarSelect:
+    """`current_consents` as SQL, for queries over many customers (segments): the status of
+    the customer's latest record on the channel, NULL when there is none."""
+    ledger = Consent.__table__.c
+    return (
+        sa.select(ledger.status)
+        .where(ledger.customer_id == customer_id, ledger.channel == channel)
+        .order_by(ledger.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def marketing_allowed_sql(customer_id: sa.ColumnElement, channel: str) -> sa.ColumnElement[bool]:
+    """`marketing_refusal(...) is None` as SQL: opted in on a phone channel, not opted out on e-mail."""
+    status = sa.func.coalesce(current_status_sql(customer_id, channel), "")  # never NULL, so NOT works
+    return status == OPTED_IN if channel in OPT_IN_CHANNELS else status != OPTED_OUT
 
 
 async def current_consents(session: AsyncSession, customer_ids: set[int]) -> dict[int, dict[str, str]]:

@@ -1,5 +1,5 @@
-"""The worker loop: APScheduler interval jobs that drain due work, reconcile sends and keep
-the KPI rollups current.
+"""The worker loop: APScheduler interval jobs that drain due work, reconcile sends, keep
+the KPI rollups and segment memberships current.
 
 APScheduler only paces the polling; all journey state lives in the database, so any number
 of these loops (one per worker process) can run against one PostgreSQL. Reconciling
@@ -23,6 +23,7 @@ from orchestrator.engine.worker import advance_due_enrollments
 from orchestrator.kpis.rollup import refresh_rollups
 from orchestrator.reports.delivery import send_due_reports
 from orchestrator.runtime import Runtime
+from orchestrator.segments.refresh import refresh_segments
 
 log = logging.getLogger("orchestrator.loop")
 
@@ -34,6 +35,7 @@ class WorkerLoop:
         self.runtime = runtime
         self._lock = asyncio.Lock()
         self._refreshing = asyncio.Lock()
+        self._segments = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self._pacer = Pacer(runtime.settings.reconcile_lookups_per_second)
 
@@ -84,6 +86,17 @@ class WorkerLoop:
         except Exception:  # the next run retries; journeys never wait on reports
             log.exception("sending scheduled reports failed")
 
+    async def refresh_segments(self) -> None:
+        """Segment membership: customers with new events, and whole segments when a sweep is due
+        (orchestrator/segments/refresh.py); each segment is locked by one worker at a time."""
+        if not self.runtime.segments.segments:
+            return
+        try:
+            async with self._segments:  # the scheduled job and a clock advance, one at a time
+                await refresh_segments(self.runtime)
+        except Exception:  # the next round starts from the same watermarks
+            log.exception("refreshing segments failed")
+
     async def rollup_tick(self) -> None:
         try:
             await self.refresh_kpi_rollups()
@@ -101,6 +114,7 @@ class WorkerLoop:
             (self.tick, settings.worker_poll_seconds, "drain-due-work", True),
             (self.rollup_tick, settings.kpi_rollup_refresh_seconds, "refresh-kpi-rollups", True),
             (self.send_reports, settings.report_poll_seconds, "send-due-reports", True),
+            (self.refresh_segments, settings.segment_refresh_seconds, "refresh-segments", True),
             (self.reconcile, settings.reconcile_interval_seconds, "reconcile-sends", False),
         ]
         for job, seconds, job_id, at_start in jobs:
@@ -119,5 +133,5 @@ class WorkerLoop:
         if self._scheduler:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        async with self._lock, self._refreshing:  # let a running tick or refresh finish its transaction
+        async with self._lock, self._refreshing, self._segments:  # let a running tick or refresh finish
             pass

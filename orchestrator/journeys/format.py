@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from orchestrator.channels.base import Channel
 from orchestrator.journeys.durations import Duration
 from orchestrator.journeys.expressions import check_expression
 from orchestrator.journeys.quiet_hours import QuietHours
+from orchestrator.segments.format import SEGMENT_ID_PATTERN
+from orchestrator.vocabulary import segment_entered_event, segment_left_event
 
 STEP_KINDS = ("wait", "wait_for", "if", "send", "exit")
 
@@ -27,10 +39,57 @@ Expression = Annotated[str, Field(min_length=1, description="A sandboxed Jinja2 
 
 
 class Trigger(Strict):
-    event: str = Field(min_length=1, description="The Track event that enrolls a customer")
+    event: str | None = Field(default=None, min_length=1, description="The Track event that enrolls a customer")
+    segment_entered: str | None = Field(
+        default=None,
+        pattern=SEGMENT_ID_PATTERN,
+        description="Enroll a customer when they enter this segment (segments/<id>.yaml) instead",
+    )
     condition: Expression | None = None
 
     _check = field_validator("condition")(lambda cls, v: check_expression(v))
+
+    @model_validator(mode="after")
+    def _event_or_segment(self) -> Trigger:
+        # An entry into a segment arrives as its own Track event, so the engine, the catalog
+        # and the simulator all read `event`, whichever way the trigger was written.
+        if self.segment_entered is not None:
+            entered = segment_entered_event(self.segment_entered)
+            if self.event not in (None, entered):
+                raise ValueError("give event or segment_entered, not both")
+            self.event = entered
+        elif self.event is None:
+            raise ValueError("a trigger needs event (a Track event) or segment_entered (a segment id)")
+        return self
+
+
+def _exit_rule(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) != {"segment_left"} or not isinstance(value["segment_left"], str):
+            raise ValueError("an exit rule is an event name, or {segment_left: <segment id>}")
+        return segment_left_event(value["segment_left"])
+    return value
+
+
+# An event name, or `{segment_left: id}`: leaving the segment arrives as its own Track event.
+ExitRule = Annotated[
+    str,
+    BeforeValidator(_exit_rule),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "minLength": 1, "description": "A Track event that ends an enrollment"},
+                {
+                    "type": "object",
+                    "properties": {"segment_left": {"type": "string", "pattern": SEGMENT_ID_PATTERN}},
+                    "required": ["segment_left"],
+                    "additionalProperties": False,
+                    "description": "Leaving this segment ends an enrollment",
+                },
+            ]
+        }
+    ),
+]
 
 
 class Goal(Strict):
@@ -142,7 +201,9 @@ class JourneyFile(Strict):
     description: str | None = None
     trigger: Trigger
     steps: list[Step] = Field(min_length=1)
-    exit_on: list[str] = Field(default_factory=list, description="Events that end an enrollment")
+    exit_on: list[ExitRule] = Field(
+        default_factory=list, description="Events that end an enrollment, or {segment_left: <segment id>}"
+    )
     goal: Goal | None = None
     reentry: Reentry = Field(default_factory=Reentry)
     holdout: float = Field(

@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from orchestrator.storage import auth_models, feedback_models, kpi_models, models, report_models  # noqa: F401  (registers the tables)
+from orchestrator.storage import (  # noqa: F401  (registers the tables)
+    auth_models,
+    feedback_models,
+    kpi_models,
+    models,
+    report_models,
+    segment_models,
+)
 
 
 def async_url(url: str) -> str:

@@ -53,6 +53,7 @@ def run_validate(args: argparse.Namespace) -> int:
         templates,
         locale,
         reports_dir=_shown(settings.reports_dir),
+        segments_dir=_shown(settings.segments_dir),
         link_settings=settings,
     )
     output = format_json(report.findings) if args.format == "json" else format_human(report.findings, report.summary)

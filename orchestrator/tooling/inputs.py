@@ -23,6 +23,7 @@ from orchestrator.events.ingest import apply_traits
 from orchestrator.events.schemas import IdentifyCall, check_locale
 from orchestrator.journeys.durations import _UNIT_SECONDS
 from orchestrator.storage.models import Customer
+from orchestrator.vocabulary import segment_entered_event, segment_left_event
 
 # A Monday, 09:00 in California and 18:00 in Europe: daytime for the sample customers, whose
 # quiet hours follow the time zone of their phone numbers. Fixed so runs repeat.
@@ -131,11 +132,27 @@ class EventSpec(BaseModel):
     event: str | None = Field(default=None, min_length=1)
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] | None = None  # an identify call instead of a track call
+    # The simulator does not evaluate segments: a scenario says when the customer entered or
+    # left one, and that arrives as the Track event the segment worker would ingest.
+    segment_entered: str | None = Field(default=None, min_length=1)
+    segment_left: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_kind(self) -> EventSpec:
+        segment = [
+            (k, v) for k, v in (("segment_entered", self.segment_entered), ("segment_left", self.segment_left)) if v
+        ]
+        if segment:
+            if len(segment) > 1 or self.event is not None or self.traits is not None:
+                raise ValueError("segment_entered or segment_left stands alone (with at)")
+            kind, segment_id = segment[0]
+            name = segment_entered_event if kind == "segment_entered" else segment_left_event
+            self.event, self.properties = name(segment_id), {"segment": segment_id, **self.properties}
         if (self.event is None) == (self.traits is None):
-            raise ValueError("an entry is either a track call (event, properties) or an identify call (traits)")
+            raise ValueError(
+                "an entry is either a track call (event, properties), an identify call (traits), "
+                "or segment_entered / segment_left"
+            )
         if self.traits is not None and self.properties:
             raise ValueError("properties belong to events; an identify call has traits")
         return self

@@ -1,7 +1,8 @@
-"""The JSON Schema of journey files, generated from the pydantic models (journeys.format).
+"""The JSON Schemas of declared files, generated from their pydantic models.
 
-`journeys/journey.schema.json` is committed so editors find it through the modeline every
-journey file starts with; a test and `orchestrator schema --check` keep it from drifting.
+`journeys/journey.schema.json` and `segments/segment.schema.json` are committed so editors
+find them through the modeline every file starts with; tests and `orchestrator schema
+--check` keep them from drifting.
 """
 
 from __future__ import annotations
@@ -10,16 +11,30 @@ import json
 from pathlib import Path
 
 MODELINE = "# yaml-language-server: $schema=./journey.schema.json"
+SEGMENT_MODELINE = "# yaml-language-server: $schema=./segment.schema.json"
+KINDS = ("journey", "segment")
 
 
-def journey_schema_text() -> str:
+def _model(kind: str):
+    if kind == "segment":
+        from orchestrator.segments.format import SegmentFile
+
+        return SegmentFile
     from orchestrator.journeys.format import JourneyFile
 
-    schema = JourneyFile.model_json_schema(by_alias=True)
+    return JourneyFile
+
+
+def schema_text(kind: str = "journey") -> str:
+    schema = _model(kind).model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "orchestrator journey"
+    schema["title"] = f"orchestrator {kind}"
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
-def schema_is_current(path: Path) -> bool:
-    return path.is_file() and path.read_text(encoding="utf-8") == journey_schema_text()
+def journey_schema_text() -> str:
+    return schema_text("journey")
+
+
+def schema_is_current(path: Path, kind: str = "journey") -> bool:
+    return path.is_file() and path.read_text(encoding="utf-8") == schema_text(kind)

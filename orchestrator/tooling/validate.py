@@ -1,9 +1,9 @@
-"""`orchestrator validate`: check journeys, templates and reports without starting anything.
+"""`orchestrator validate`: check journeys, templates, reports and segments without starting anything.
 
-Paths may be journey files, directories of journeys, a templates directory, or report files
-and directories (those in the configured reports directory or in any folder named
-`reports`); with none, the configured journeys, templates and reports directories are
-checked. Templates are always checked too (the configured directory unless another is
+Paths may be journey files, directories of journeys, a templates directory, or report and
+segment files and directories (those in the configured reports or segments directory, or in
+any folder named `reports` or `segments`); with none, the configured journeys, templates,
+reports and segments directories are checked. Templates are always checked too (the configured directory unless another is
 given), since journeys refer to them. SMS lengths are measured with links at their short
 length under the configured base URL (`checks_sms`).
 """
@@ -16,9 +16,11 @@ from pathlib import Path
 from orchestrator.config import Settings
 from orchestrator.journeys.loader import JourneyLoadError, load_file
 from orchestrator.reports.loader import report_files
+from orchestrator.segments.loader import segment_files
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.checks_flow import check_flow
 from orchestrator.tooling.checks_reports import check_reports
+from orchestrator.tooling.checks_segments import check_segment_references, check_segments
 from orchestrator.tooling.checks_sms import check_sms_lengths
 from orchestrator.tooling.checks_templates import check_sends, check_store
 from orchestrator.tooling.findings import ERROR, WARNING, Finding, plural, sort_findings
@@ -30,6 +32,7 @@ class Targets:
     journey_files: list[Path] = field(default_factory=list)
     templates_dir: Path | None = None
     report_files: list[Path] = field(default_factory=list)
+    segment_files: list[Path] = field(default_factory=list)
     missing: list[Path] = field(default_factory=list)
     empty: list[Path] = field(default_factory=list)
 
@@ -40,12 +43,14 @@ class ValidationReport:
     journeys: int
     templates: int
     reports: int = 0
-    unusable_input: bool = False  # a path that does not exist, a file that cannot be read or parsed
+    unusable_input: bool = False
+    segments: int = 0  # a path that does not exist, a file that cannot be read or parsed
 
     @property
     def summary(self) -> str:
         counts = [plural(self.journeys, "journey file"), plural(self.templates, "template")]
-        return ", ".join(counts + ([plural(self.reports, "report file")] if self.reports else []))
+        counts += [plural(self.reports, "report file")] if self.reports else []
+        return ", ".join(counts + ([plural(self.segments, "segment file")] if self.segments else []))
 
 
 def is_templates_dir(path: Path) -> bool:
@@ -53,19 +58,22 @@ def is_templates_dir(path: Path) -> bool:
     return any(folder.is_dir() and any(folder.glob("*.txt")) for folder in path.iterdir())
 
 
-def is_report_path(path: Path, reports_dir: Path) -> bool:
+def is_in_folder(path: Path, directory: Path, name: str) -> bool:
+    """Whether `path` is `directory` or in it, or a folder called `name` (or in one)."""
     folder = path if path.is_dir() else path.parent
-    return folder.name == "reports" or folder.resolve() == reports_dir.resolve()
+    return folder.name == name or folder.resolve() == directory.resolve()
 
 
-def classify(paths: list[Path], reports_dir: Path) -> Targets:
-    """A report file or folder is one in the reports directory (or named `reports`); another
-    file is a journey; a directory of template folders is the templates directory; any other
-    directory holds journeys (its *.yaml files)."""
+def classify(paths: list[Path], reports_dir: Path, segments_dir: Path) -> Targets:
+    """A report (segment) file or folder is one in the reports (segments) directory or in a
+    folder named `reports` (`segments`); another file is a journey; a directory of template
+    folders is the templates directory; any other directory holds journeys (its *.yaml files)."""
     targets = Targets()
     for path in paths:
-        if path.exists() and is_report_path(path, reports_dir):
+        if path.exists() and is_in_folder(path, reports_dir, "reports"):
             targets.report_files += report_files(path) if path.is_dir() else [path]
+        elif path.exists() and is_in_folder(path, segments_dir, "segments"):
+            targets.segment_files += segment_files(path) if path.is_dir() else [path]
         elif path.is_file():
             targets.journey_files.append(path)
         elif path.is_dir() and is_templates_dir(path):
@@ -86,18 +94,23 @@ def validate(
     default_locale: str = "en",
     *,
     reports_dir: Path | None = None,
+    segments_dir: Path | None = None,
     link_settings: Settings | None = None,
 ) -> ValidationReport:
-    """`reports_dir` defaults to the `reports` folder beside the journeys directory.
+    """`reports_dir` and `segments_dir` default to the `reports` and `segments` folders beside
+    the journeys directory.
     `link_settings` give the short-link base SMS are measured with (default settings:
     `http://127.0.0.1:8000`)."""
     link_settings = link_settings or Settings()
     reports_dir = reports_dir or journeys_dir.parent / "reports"
+    segments_dir = segments_dir or journeys_dir.parent / "segments"
     if paths:
-        targets = classify(paths, reports_dir)
+        targets = classify(paths, reports_dir, segments_dir)
         targets.templates_dir = targets.templates_dir or templates_dir
     else:
-        targets = Targets(journey_files(journeys_dir), templates_dir, report_files(reports_dir))
+        targets = Targets(
+            journey_files(journeys_dir), templates_dir, report_files(reports_dir), segment_files(segments_dir)
+        )
     findings = [Finding(ERROR, str(p), None, "", "no such file or directory") for p in targets.missing]
     findings += [
         Finding(WARNING, str(p), None, "", "no journey files (*.yaml) nor template folders here") for p in targets.empty
@@ -105,6 +118,7 @@ def validate(
     store = TemplateStore.load(targets.templates_dir, default_locale)
     findings += check_store(store)
     seen: dict[str, Path] = {}
+    journeys: list[JourneySource] = []
     broken: set[str] = set()
     # Exit code 2 (README) is for input that cannot be used at all: a path that does not exist,
     # or a file named on the command line that cannot be read or parsed. A broken file found
@@ -131,12 +145,18 @@ def validate(
             )
             continue
         seen[journey.id] = path
+        journeys.append(journey)
         findings += check_journey(journey, store, link_settings)
     # Reports checked alone are checked against the configured journeys.
     journey_ids = set(seen) | broken if targets.journey_files else journey_ids_in(journeys_dir)
     report_findings, unreadable_reports = check_reports(targets.report_files, journey_ids)
     findings += report_findings
     unusable = unusable or bool(unreadable_reports & named)
+    segment_findings, unreadable_segments, segment_ids = check_segments(targets.segment_files)
+    findings += segment_findings
+    unusable = unusable or bool(unreadable_segments & named)
+    if targets.segment_files:  # only when segments were checked: a lone journey file names none
+        findings += [f for journey in journeys for f in check_segment_references(journey, segment_ids)]
     template_count = (
         sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
     )
@@ -146,6 +166,7 @@ def validate(
         template_count,
         len(dict.fromkeys(targets.report_files)),
         unusable_input=unusable,
+        segments=len(dict.fromkeys(targets.segment_files)),
     )
 
 

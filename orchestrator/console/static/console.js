@@ -22,6 +22,19 @@
     document.body.dataset.chartsReady = "true";
   }
 
+  function drawSizeChart() {
+    const source = document.getElementById("size-data");
+    const canvas = document.querySelector("canvas[data-size-chart]");
+    if (!source || !canvas || typeof Chart === "undefined") return;
+    const data = JSON.parse(source.textContent);
+    canvas.chart = new Chart(canvas, {
+      type: "line",
+      data: { labels: data.labels, datasets: [{ label: "members", data: data.members, borderColor: "#2563eb", stepped: true }] },
+      options: { animation: false, responsive: true, scales: { y: { beginAtZero: true } } },
+    });
+    document.body.dataset.chartsReady = "true";
+  }
+
   function liveInbox() {
     const inbox = document.getElementById("inbox");
     if (!inbox || !window.EventSource) return;
@@ -38,5 +51,5 @@
     stream.onerror = function () { if (state) { state.textContent = "reconnecting…"; state.classList.remove("on"); } };
   }
 
-  document.addEventListener("DOMContentLoaded", function () { drawCharts(); liveInbox(); });
+  document.addEventListener("DOMContentLoaded", function () { drawCharts(); drawSizeChart(); liveInbox(); });
 })();

@@ -1,0 +1,1 @@
+"""Segments: customers who match conditions declared in `segments/*.yaml`, kept current."""
