@@ -24,7 +24,7 @@ import asyncio
 import statistics
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -45,13 +45,15 @@ def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
     """name → (console path, params, the /v1 calls that page makes)."""
     since = datetime.fromordinal(SINCE).date().isoformat()
     until = END.date().isoformat()
-    window = {"from": since, "to": END.isoformat()}
+    after = (END + timedelta(days=1)).date().isoformat()  # the page's range ends after its last day
+    window = {"from": f"{since}T00:00:00+00:00", "to": f"{after}T00:00:00+00:00"}
+    paris = {"from": f"{since}T00:00:00+01:00", "to": f"{after}T00:00:00+01:00"}
     return {
         "overview, 14 days": (
             "/",
             {"since": since, "until": until},
             [
-                ("/v1/kpis", {**window, "group_by": ["channel", "day"]}),
+                ("/v1/kpis/series", {**window, "granularity": "day", "zone": "UTC"}),
                 ("/v1/kpis", {**window, "include": "customers"}),
                 ("/v1/journeys", {}),
             ],
@@ -60,8 +62,17 @@ def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
             "/",
             {"since": since, "until": until, "journey": "abandoned-cart"},
             [
-                ("/v1/kpis", {**window, "journey": "abandoned-cart", "group_by": ["channel", "day"]}),
+                ("/v1/kpis/series", {**window, "journey": "abandoned-cart", "granularity": "day", "zone": "UTC"}),
                 ("/v1/kpis", {**window, "journey": "abandoned-cart", "include": "customers"}),
+                ("/v1/journeys", {}),
+            ],
+        ),
+        "overview, 14 days by hour, Paris": (
+            "/",
+            {"since": since, "until": until, "granularity": "hour", "zone": "Europe/Paris"},
+            [
+                ("/v1/kpis/series", {**paris, "granularity": "hour", "zone": "Europe/Paris"}),
+                ("/v1/kpis", {**paris, "include": "customers"}),
                 ("/v1/journeys", {}),
             ],
         ),
@@ -72,12 +83,22 @@ def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
             [("/v1/journeys/abandoned-cart/stats", {}), ("/v1/kpis", {"journey": "abandoned-cart"})],
         ),
         "messages, first page": ("/messages", {}, [("/v1/messages", {"limit": 100}), ("/v1/journeys", {})]),
+        "messages, one template": (
+            "/messages",
+            {"template": "abandoned-cart-email"},
+            [("/v1/messages", {"template": "abandoned-cart-email", "limit": 100}), ("/v1/journeys", {})],
+        ),
         "messages, failed sms": (
             "/messages",
             {"status": "failed", "channel": "sms"},
             [("/v1/messages", {"status": "failed", "channel": "sms", "limit": 100}), ("/v1/journeys", {})],
         ),
         "conversations": ("/conversations", {}, [("/v1/conversations", {"limit": 100})]),
+        "customers, search by e-mail": (
+            "/customers",
+            {"q": "user42@example.com"},
+            [("/v1/customers", {"q": "user42@example.com", "limit": 50})],
+        ),
         "customer profile": (
             "/customers/user-42",
             {},

@@ -189,6 +189,7 @@ async def list_messages(
     journey: str | None = None,
     channel: str | None = None,
     status: str | None = None,
+    template: str | None = None,
     customer: Annotated[str | None, Query(description="userId")] = None,
     since: Annotated[
         Moment | None, Query(alias="from", description="Created at or after (ISO-8601, UTC if no offset)")
@@ -204,8 +205,8 @@ async def list_messages(
     """Messages in creation order (oldest first unless `sort=-created_at`), paged by `cursor`.
 
     Served by an index ending in (created_at, id): `ix_messages_created` for the whole list,
-    `ix_messages_journey`, `ix_messages_customer` or `ix_messages_status_created` when
-    filtered by journey, customer or status. `total` is counted on a first page only."""
+    `ix_messages_journey`, `ix_messages_customer`, `ix_messages_status_created` or
+    `ix_messages_template` when filtered by journey, customer, status or template. `total` is counted on a first page only."""
     direction = "desc" if sort.startswith("-") else "asc"
     query = select(Message)
     if journey:
@@ -214,6 +215,8 @@ async def list_messages(
         query = query.where(Message.channel == channel)
     if status:
         query = query.where(Message.status == status)
+    if template:
+        query = query.where(Message.template == template)
     if customer:
         query = query.join(Customer, col(Customer.id) == col(Message.customer_id)).where(Customer.user_id == customer)
     if since:

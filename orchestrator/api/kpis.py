@@ -1,5 +1,5 @@
-"""KPIs over HTTP: `GET /v1/kpis`, `GET /v1/journeys/{journey_id}/stats`, and
-`POST /v1/kpis/rebuild`.
+"""KPIs over HTTP: `GET /v1/kpis`, `GET /v1/kpis/series`, `GET /v1/journeys/{journey_id}/stats`,
+and `POST /v1/kpis/rebuild`.
 
 Thin: parse the query, let `orchestrator.kpis` count in the database, answer. Reads only
 read: the worker keeps the daily rollups current (`WorkerLoop.refresh_kpi_rollups`, every
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
-from orchestrator.api.parameters import Moment
+from orchestrator.api.parameters import Moment, Zone
 from orchestrator.broadcasts.as_journey import broadcast_journey_id
 from orchestrator.clock import UtcDatetime, utc
 from orchestrator.kpis.customers import DEFAULT_ACTIVE_DAYS, DEFAULT_LIFESPAN_YEARS, customer_kpis
@@ -26,6 +27,7 @@ from orchestrator.kpis.report import message_kpis
 from orchestrator.kpis.rollup import rebuild_rollups
 from orchestrator.kpis.schemas import CustomerKpis, HoldoutLift, JourneyStats, KpiRow
 from orchestrator.kpis.scope import KpiScope
+from orchestrator.kpis.series import MAX_SPAN, Granularity, message_series
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.web.responses import NOT_FOUND
 
@@ -46,19 +48,14 @@ class Rebuilt(BaseModel):
     rebuilt: bool = True
 
 
+def _refuse(field: str, value: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": ("query", field), "input": value, "msg": message}])
+
+
 def _period(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
     since, until = (utc(since) if since else None), (utc(until) if until else None)
     if since and until and since >= until:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("query", "to"),
-                    "input": until.isoformat(),
-                    "msg": "`from` must be before `to`",
-                }
-            ]
-        )
+        raise _refuse("to", until.isoformat(), "`from` must be before `to`")
     return since, until
 
 
@@ -137,6 +134,45 @@ async def get_kpis(
         )
     lift = await holdout_lift(session, journey, since, until) if journey else None
     return KpiReport(group_by=list(scope.group_by), since=since, until=until, rows=rows, customers=customers, lift=lift)
+
+
+class KpiSeries(BaseModel):
+    granularity: Granularity
+    zone: str
+    since: UtcDatetime
+    until: UtcDatetime
+    buckets: list[datetime] = Field(description="Each bucket's start, as the zone's clock reads it (with its offset)")
+    channels: dict[str, dict[str, list[int]]] = Field(
+        description="channel → sent, delivered, failed → one count per bucket"
+    )
+
+
+@router.get("/kpis/series", response_model=KpiSeries)
+async def get_kpi_series(
+    session: SessionDep,
+    since: Annotated[Moment, Query(alias="from", description="Inclusive start (ISO-8601, UTC if no offset)")],
+    until: Annotated[Moment, Query(alias="to", description="Exclusive end (ISO-8601, UTC if no offset)")],
+    granularity: Granularity = "day",
+    zone: Annotated[Zone, Query(description="IANA time zone whose hours or days the buckets are")] = "UTC",
+    journey: str | None = None,
+) -> KpiSeries:
+    """Sent, delivered and failed journey messages per channel and hour or day of `zone`,
+    by creation time in [`from`, `to`). UTC days over whole UTC days come from the rollups
+    (as fresh as the worker's last refresh); other buckets are counted from the messages."""
+    since, until = _period(since, until)
+    if until - since > MAX_SPAN[granularity]:
+        raise _refuse(
+            "to", until.isoformat(), f"at most {MAX_SPAN[granularity].days} days of {granularity}s per series"
+        )
+    spans, channels = await message_series(session, since, until, granularity, ZoneInfo(zone), journey)
+    return KpiSeries(
+        granularity=granularity,
+        zone=zone,
+        since=since,
+        until=until,
+        buckets=[span.label for span in spans],
+        channels=channels,
+    )
 
 
 @router.post("/kpis/rebuild", response_model=Rebuilt)

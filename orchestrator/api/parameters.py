@@ -14,6 +14,7 @@ from fastapi import Path, Query
 from pydantic import AfterValidator
 
 from orchestrator.clock import utc
+from orchestrator.events.schemas import check_timezone
 
 MAX_ROW_ID = 2**63 - 1  # BIGINT (PostgreSQL) and INTEGER (SQLite) both stop here
 MAX_OFFSET = 1_000_000  # beyond this, page with the cursor (docs/api.md, "Pagination")
@@ -30,5 +31,6 @@ def within_supported_years(value: datetime | None) -> datetime | None:
 
 
 Moment = Annotated[datetime, AfterValidator(within_supported_years)]
+Zone = Annotated[str, AfterValidator(check_timezone)]  # an IANA name; anything else is a 422 naming the parameter
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description=f"At most {MAX_OFFSET}; page further with `cursor`")]

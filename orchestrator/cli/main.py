@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_broadcast_commands(commands)
     add_segment_commands(commands)
     add_customer_commands(commands)
+    add_segment_commands(commands)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Customers: find one, and see their profile, consents with evidence, journeys and timeline."""
+"""Customers: find them by userId, e-mail or phone, and see their profile, consents with evidence, journeys and timeline."""
 
 from __future__ import annotations
 
@@ -9,19 +9,23 @@ from orchestrator.console.api_client import ApiRefused
 from orchestrator.console.context import ConsoleDep, refusal_page
 
 router = APIRouter()
+SHOWN = 50
 
 
 @router.get("/customers")
 async def customers(console_: ConsoleDep, q: str | None = None) -> Response:
-    found, error = [], None
+    """Found by `GET /v1/customers?q=`: a userId prefix, an e-mail address or a phone number."""
+    q, found, error, more = (q or "").strip(), [], None, False
     if q:
-        try:  # a userId first: support usually has it from the ticket
-            found = [await console_.api.get(f"/v1/customers/{q.strip()}")]
+        try:
+            page = await console_.api.get("/v1/customers", {"q": q, "limit": SHOWN})
         except ApiRefused as refused:
-            if refused.status != 404:
-                return refusal_page(console_, refused)
-            error = f"no customer with userId '{q.strip()}'"
-    return console_.render("customers.html", q=q or "", found=found, error=error)
+            return refusal_page(console_, refused)
+        found = page["items"]
+        if not found:
+            error = f"no customer whose userId starts with '{q}' or whose e-mail or phone is '{q}'"
+        more = page["next_cursor"] is not None
+    return console_.render("customers.html", q=q, found=found, error=error, more=more)
 
 
 @router.get("/customers/{user_id}")

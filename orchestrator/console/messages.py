@@ -1,4 +1,4 @@
-"""Messages: filter, read failure reasons and provider codes, retry `unknown` and `failed`,
+"""Messages: filter (channel, status, journey, template, customer), read failure reasons and provider codes, retry `unknown` and `failed`,
 export what is shown as CSV."""
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class MessageFilters:
     channel: str | None = None
     status: str | None = None
     journey: str | None = None
+    template: str | None = None
     customer: str | None = None
     offset: int = 0
 
@@ -59,6 +60,7 @@ class MessageFilters:
                 ("channel", self.channel),
                 ("status", self.status),
                 ("journey", self.journey),
+                ("template", self.template),
                 ("customer", self.customer),
             )
             if v

@@ -21,7 +21,7 @@ Per cell:
 - conversions, orders_with_revenue, revenue: orders credited to the cell's messages.
 
 `enrollment_cells` does the same for `kpi_enrollments_daily`: enrollments and goals reached
-per (UTC day of entry, journey, holdout group).
+per (UTC day of entry, journey, holdout group, status, exit reason).
 """
 
 from __future__ import annotations
@@ -195,18 +195,22 @@ def skip_cells(dialect: str, conditions: list) -> sa.Select:
     )
 
 
+ENROLLMENT_KEY = ("day", "journey_id", "holdout", "status", "exit_reason")
+
+
 def enrollment_cells(dialect: str, conditions: list) -> sa.Select:
-    """Enrollments and goals reached per (UTC day of entry, journey, holdout group)."""
+    """Enrollments and goals reached per (UTC day of entry, journey, holdout group, status,
+    exit reason or '')."""
     e = enrollments.c
-    day = calendar_day(e.entered_at, dialect).label("day")
+    keys = [
+        calendar_day(e.entered_at, dialect).label("day"),
+        e.journey_id.label("journey_id"),
+        e.holdout.label("holdout"),
+        e.status.label("status"),
+        sa.func.coalesce(e.exit_reason, "").label("exit_reason"),
+    ]
     return (
-        sa.select(
-            day,
-            e.journey_id,
-            e.holdout,
-            sa.func.count().label("enrollments"),
-            sa.func.count(e.converted_at).label("converted"),
-        )
+        sa.select(*keys, sa.func.count().label("enrollments"), sa.func.count(e.converted_at).label("converted"))
         .where(*conditions)
-        .group_by(day, e.journey_id, e.holdout)
+        .group_by(*keys)
     )

@@ -9,6 +9,12 @@ these enrollments. What "reached" means depends on what the engine records:
 - an exit step: enrollments that left with its reason;
 - wait, wait_for and if steps leave no trace once passed, so their `reached` is None;
   `waiting` (active enrollments whose cursor is on the step) is known for every step.
+
+Everything but `waiting` is read from cells per day of entry (`funnel_cells`): whole days
+from the rollups the worker refreshes, parts of days at either end of the range counted live
+with the same queries, so the figures are those of a live count as of the last refresh.
+`waiting` is counted live from the active enrollments (a cursor moves without a timestamp
+the refresh could watch).
 """
 
 from __future__ import annotations
@@ -20,14 +26,16 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.journeys.compiler import CompiledJourney, _default_id
-from orchestrator.kpis.cells import FAILED_STATUSES, conversions
+from orchestrator.kpis.cells import enrollment_cells, enrollments
 from orchestrator.kpis.formulas import money, percent
+from orchestrator.kpis.funnel_cells import STEP_MEASURES, entered_cells, step_cells, step_skip_cells
 from orchestrator.kpis.lift import lift_report
-from orchestrator.kpis.scope import counting, messages, without_jit
-from orchestrator.storage.models import Enrollment
-from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
+from orchestrator.kpis.scope import without_jit
+from orchestrator.storage.kpi_models import KpiEnrollmentCell, KpiFunnelSkip, KpiFunnelStep
+from orchestrator.vocabulary import EnrollmentStatus
 
-enrollments = Enrollment.__table__
+outcomes_table, steps_table = KpiEnrollmentCell.__table__, KpiFunnelStep.__table__
+skips_table = KpiFunnelSkip.__table__
 _BRANCHES = {"if": (("then", "then_"), ("else", "else_"))}
 
 
@@ -52,108 +60,83 @@ def steps_in_order(journey: CompiledJourney) -> list[dict[str, Any]]:
     return ordered
 
 
-def _send_figures(node, send, reasons: dict[str, int], credit) -> dict[str, Any]:
-    sent, delivered = (send["sent"], send["delivered"]) if send else (0, 0)
+def _send_figures(node, send, reasons: dict[str, int]) -> dict[str, Any]:
+    def figure(name: str) -> int:
+        return int(send[name] or 0) if send else 0
+
+    sent, delivered = figure("sent"), figure("delivered")
     return dict(
         channel=node.send.channel.value,
         template=node.send.template,
-        reached=send["reached"] if send else 0,
-        messages=send["messages"] if send else 0,
+        reached=figure("reached"),
+        messages=figure("messages"),
         sent=sent,
         delivered=delivered,
         delivery_rate=percent(delivered, sent),
-        failed=send["failed"] if send else 0,
-        skipped=send["skipped"] if send else 0,
+        failed=figure("failed"),
+        skipped=figure("skipped"),
         skipped_by_reason=dict(sorted(reasons.items())),
-        conversions=credit.conversions if credit else 0,
-        revenue=money((credit.revenue if credit else None) or 0),
+        conversions=figure("conversions"),
+        revenue=money((send["revenue"] if send else None) or 0),
     )
 
 
-def _entered_between(since: datetime | None, until: datetime | None) -> list:
-    conditions = []
-    if since is not None:
-        conditions.append(enrollments.c.entered_at >= since)
-    if until is not None:
-        conditions.append(enrollments.c.entered_at < until)
-    return conditions
+async def _summed(session: AsyncSession, cells: sa.Subquery, keys: list[str], measures: list[str]):
+    key = [cells.c[name] for name in keys]
+    query = sa.select(*key, *(sa.func.sum(cells.c[name]).label(name) for name in measures)).group_by(*key)
+    return (await session.exec(query)).mappings().all()
 
 
 async def journey_funnel(
     session: AsyncSession, journey: CompiledJourney, since: datetime | None = None, until: datetime | None = None
 ) -> dict[str, Any]:
     await without_jit(session)
-    e, m, c = enrollments.c, messages.c, conversions.c
-    entered = [e.journey_id == journey.id, *_entered_between(since, until)]
-    outcome_rows = (
-        (
-            await session.exec(
-                sa.select(
-                    e.status,
-                    e.exit_reason,
-                    e.holdout,
-                    sa.func.count().label("n"),
-                    sa.func.count(e.converted_at).label("converted"),
-                )
-                .where(*entered)
-                .group_by(e.status, e.exit_reason, e.holdout)
-            )
+    dialect = session.get_bind().dialect.name
+    e = enrollments.c
+
+    def entered(table, columns, count):
+        return entered_cells(table, columns, journey.id, since, until, lambda where: count(dialect, where))
+
+    outcome_rows = [
+        {
+            "status": row["status"],
+            "exit_reason": row["exit_reason"] or None,  # '' in the rollup's key
+            "holdout": row["holdout"],
+            "n": int(row["enrollments"] or 0),
+            "converted": int(row["converted"] or 0),
+        }
+        for row in await _summed(
+            session,
+            entered(outcomes_table, ["status", "exit_reason", "holdout", "enrollments", "converted"], enrollment_cells),
+            ["status", "exit_reason", "holdout"],
+            ["enrollments", "converted"],
         )
-        .mappings()
-        .all()
-    )
+    ]
     waiting = dict(
         (
             await session.exec(
                 sa.select(e.cursor, sa.func.count())
-                .where(*entered, e.status == EnrollmentStatus.active)
+                .where(
+                    e.journey_id == journey.id,
+                    e.status == EnrollmentStatus.active,
+                    *([e.entered_at >= since] if since else []),
+                    *([e.entered_at < until] if until else []),
+                )
                 .group_by(e.cursor)
             )
         ).all()
     )
-
-    of_entrants = messages.join(enrollments, e.id == m.enrollment_id)
-    send_rows = (
-        (
-            await session.exec(
-                sa.select(
-                    m.step_id,
-                    sa.func.count(sa.distinct(m.enrollment_id)).label("reached"),
-                    sa.func.count().label("messages"),
-                    counting(m.sent_at.is_not(None)).label("sent"),
-                    counting(m.delivered_at.is_not(None)).label("delivered"),
-                    counting(m.status.in_(FAILED_STATUSES)).label("failed"),
-                    counting(m.status == MessageStatus.skipped).label("skipped"),
-                )
-                .select_from(of_entrants)
-                .where(*entered)
-                .group_by(m.step_id)
-            )
+    sends = {
+        row["step_id"]: row
+        for row in await _summed(
+            session, entered(steps_table, ["step_id", *STEP_MEASURES], step_cells), ["step_id"], list(STEP_MEASURES)
         )
-        .mappings()
-        .all()
-    )
-    reasons: dict[str, dict[str, int]] = {}
-    for step_id, reason, n in (
-        await session.exec(
-            sa.select(m.step_id, m.status_reason, sa.func.count())
-            .select_from(of_entrants)
-            .where(*entered, m.status == MessageStatus.skipped)
-            .group_by(m.step_id, m.status_reason)
-        )
-    ).all():
-        reasons.setdefault(step_id, {})[reason or "unspecified"] = n
-    credited = {
-        row.step_id: row
-        for row in (
-            await session.exec(
-                sa.select(c.step_id, sa.func.count().label("conversions"), sa.func.sum(c.revenue).label("revenue"))
-                .select_from(conversions.join(enrollments, e.id == c.enrollment_id))
-                .where(*entered)
-                .group_by(c.step_id)
-            )
-        ).all()
     }
+    reasons: dict[str, dict[str, int]] = {}
+    for row in await _summed(
+        session, entered(skips_table, ["step_id", "reason", "count"], step_skip_cells), ["step_id", "reason"], ["count"]
+    ):
+        reasons.setdefault(row["step_id"], {})[row["reason"]] = int(row["count"])
 
     total = sum(r["n"] for r in outcome_rows)
     exits: dict[tuple[str, str | None], int] = {}
@@ -163,15 +146,12 @@ async def journey_funnel(
             exits[(row["status"], row["exit_reason"])] = exits.get((row["status"], row["exit_reason"]), 0) + row["n"]
         groups[bool(row["holdout"])][0] += row["n"]
         groups[bool(row["holdout"])][1] += row["converted"]
-    sends = {row["step_id"]: row for row in send_rows}
     steps = []
     for position, step in enumerate(steps_in_order(journey)):
         node = journey.nodes[step["id"]]
         figures: dict[str, Any] = {**step, "waiting": waiting.get(step["id"], 0), "reached": None}
         if node.kind == "send":
-            figures.update(
-                _send_figures(node, sends.get(step["id"]), reasons.get(step["id"], {}), credited.get(step["id"]))
-            )
+            figures.update(_send_figures(node, sends.get(step["id"]), reasons.get(step["id"], {})))
         elif node.kind == "exit":
             figures["reached"] = figures["exited"] = exits.get((EnrollmentStatus.exited, node.exit_reason), 0)
         if position == 0:
@@ -185,8 +165,8 @@ async def journey_funnel(
         "entered": total,
         "active": sum(r["n"] for r in outcome_rows if r["status"] == EnrollmentStatus.active),
         "goal_reached": groups[False][1] + groups[True][1],
-        "conversions": sum(row.conversions for row in credited.values()),
-        "revenue": money(sum(float(row.revenue or 0) for row in credited.values())),
+        "conversions": sum(int(row["conversions"] or 0) for row in sends.values()),
+        "revenue": money(sum(float(row["revenue"] or 0) for row in sends.values())),
         "steps": steps,
         "exits": [
             {"status": status, "reason": reason, "count": n}

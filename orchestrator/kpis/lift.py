@@ -22,12 +22,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.kpis.cells import enrollment_cells
 from orchestrator.kpis.formulas import difference_of_proportions, percent
-from orchestrator.kpis.scope import split_by_whole_days, without_jit
+from orchestrator.kpis.funnel_cells import entered_cells
+from orchestrator.kpis.scope import without_jit
 from orchestrator.storage.kpi_models import KpiEnrollmentCell
-from orchestrator.storage.models import Enrollment
 
-enrollments, rollup = Enrollment.__table__, KpiEnrollmentCell.__table__
+rollup = KpiEnrollmentCell.__table__
 
 
 async def enrollment_groups(
@@ -36,26 +37,15 @@ async def enrollment_groups(
     """holdout? → (enrollments, converted), from the daily rollup for whole days and from
     the enrollments themselves for the parts of days at either end of the range."""
     await without_jit(session)
-    whole_days, edges = split_by_whole_days(since, until)
-    parts = []
-    if whole_days is not None:
-        r = rollup.c
-        first, end = whole_days
-        parts.append(
-            sa.select(r.holdout, r.enrollments, r.converted).where(
-                r.journey_id == journey_id,
-                *([r.day >= first.date()] if first else []),
-                *([r.day < end.date()] if end else []),
-            )
-        )
-    e = enrollments.c
-    for start, end in edges:
-        parts.append(
-            sa.select(e.holdout, sa.func.count().label("enrollments"), sa.func.count(e.converted_at).label("converted"))
-            .where(e.journey_id == journey_id, e.entered_at >= start, e.entered_at < end)
-            .group_by(e.holdout)
-        )
-    cells = (sa.union_all(*parts) if len(parts) > 1 else parts[0]).subquery("cells")
+    dialect = session.get_bind().dialect.name
+    cells = entered_cells(
+        rollup,
+        ["holdout", "enrollments", "converted"],
+        journey_id,
+        since,
+        until,
+        lambda where: enrollment_cells(dialect, where),
+    )
     rows = (
         await session.exec(
             sa.select(cells.c.holdout, sa.func.sum(cells.c.enrollments), sa.func.sum(cells.c.converted)).group_by(

@@ -1,5 +1,6 @@
 """Keep the daily KPI rollups current: `kpi_daily` and `kpi_daily_skips` (messages, by
-day of creation) and `kpi_enrollments_daily` (enrollments, by day of entry); with them,
+day of creation), `kpi_hourly` (the overview's chart, by hour of creation), `kpi_enrollments_daily`, `kpi_funnel_steps` and `kpi_funnel_skips`
+(enrollments and their sends, by day of entry: `orchestrator.kpis.funnel_cells`); with them,
 `customer_orders` (order events folded per order, `orchestrator.kpis.orders`) and the
 enrollment count deltas the database's triggers write (`orchestrator.kpis.enrollment_counts`).
 
@@ -36,6 +37,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.clock import utc
 from orchestrator.kpis.cells import (
+    ENROLLMENT_KEY,
     KEY_COLUMNS,
     MEASURES,
     RESPONSE_WINDOW,
@@ -48,10 +50,21 @@ from orchestrator.kpis.cells import (
     skip_cells,
 )
 from orchestrator.kpis.enrollment_counts import deltas_to_fold, fold_deltas, rebuild_enrollment_counts
+from orchestrator.kpis.funnel_cells import STEP_KEY, STEP_MEASURES, step_cells, step_skip_cells
 from orchestrator.kpis.orders import fold_orders, orders_received_since
 from orchestrator.kpis.scope import calendar_day, day_text, messages, plus_days, without_jit
+from orchestrator.kpis.series import MEASURES as SERIES_MEASURES
+from orchestrator.kpis.series import hourly_cells
 from orchestrator.runtime import Runtime
-from orchestrator.storage.kpi_models import KpiDailyCell, KpiDailySkip, KpiEnrollmentCell, KpiRollupState
+from orchestrator.storage.kpi_models import (
+    KpiDailyCell,
+    KpiDailySkip,
+    KpiEnrollmentCell,
+    KpiFunnelSkip,
+    KpiFunnelStep,
+    KpiHourlyCell,
+    KpiRollupState,
+)
 from orchestrator.storage.queries import is_postgresql
 
 ROLLUP = "kpis"
@@ -59,6 +72,8 @@ LATE_COMMIT_MARGIN = timedelta(minutes=5)
 POSTGRES_ROLLUP_LOCK = 0x6B70692D726F6C6C  # "kpi-roll": any fixed number no other advisory lock uses
 cells_table, skips_table = KpiDailyCell.__table__, KpiDailySkip.__table__
 enrollment_table, state_table = KpiEnrollmentCell.__table__, KpiRollupState.__table__
+funnel_steps_table, funnel_skips_table = KpiFunnelStep.__table__, KpiFunnelSkip.__table__
+hourly_table = KpiHourlyCell.__table__
 _process_locks: WeakKeyDictionary = WeakKeyDictionary()
 Days = set[date] | None  # None: every day
 
@@ -164,10 +179,23 @@ async def changed_message_days(session: AsyncSession, since: datetime) -> set[da
 
 
 async def changed_enrollment_days(session: AsyncSession, since: datetime) -> set[date]:
-    e = enrollments.c
+    """Entry days of enrollments that entered, ended or reached their goal since, or whose
+    messages changed or earned an order since (the funnel counts them by entry day)."""
+    e, m, c = enrollments.c, messages.c, conversions.c
     day = calendar_day(e.entered_at, session.get_bind().dialect.name)
     return await _days(
-        session, [sa.select(day).where(e.entered_at >= since), sa.select(day).where(e.converted_at >= since)]
+        session,
+        [
+            sa.select(day).where(e.entered_at >= since),
+            sa.select(day).where(e.ended_at >= since),
+            sa.select(day).where(e.converted_at >= since),
+            sa.select(day)
+            .select_from(enrollments.join(messages, m.enrollment_id == e.id))
+            .where(m.updated_at >= since),
+            sa.select(day)
+            .select_from(enrollments.join(conversions, c.enrollment_id == e.id))
+            .where(c.converted_at >= since),
+        ],
     )
 
 
@@ -203,14 +231,23 @@ async def _recount_messages(session: AsyncSession, days: Days) -> None:
     await session.exec(
         sa.insert(skips_table).from_select([*KEY_COLUMNS, "reason", "count"], skip_cells(dialect, conditions))
     )
+    await session.exec(
+        sa.delete(hourly_table) if days is None else sa.delete(hourly_table).where(_within(hourly_table.c.hour, days))
+    )
+    await session.exec(
+        sa.insert(hourly_table).from_select(
+            ["hour", "journey_id", "channel", *SERIES_MEASURES], hourly_cells(dialect, conditions)
+        )
+    )
 
 
 async def _recount_enrollments(session: AsyncSession, days: Days) -> None:
-    await _clear(session, [enrollment_table], days)
+    dialect = session.get_bind().dialect.name
+    await _clear(session, [enrollment_table, funnel_steps_table, funnel_skips_table], days)
     conditions = [] if days is None else [_within(enrollments.c.entered_at, days)]
-    await session.exec(
-        sa.insert(enrollment_table).from_select(
-            ["day", "journey_id", "holdout", "enrollments", "converted"],
-            enrollment_cells(session.get_bind().dialect.name, conditions),
-        )
-    )
+    for table, columns, cells in (
+        (enrollment_table, [*ENROLLMENT_KEY, "enrollments", "converted"], enrollment_cells),
+        (funnel_steps_table, [*STEP_KEY, *STEP_MEASURES], step_cells),
+        (funnel_skips_table, [*STEP_KEY, "reason", "count"], step_skip_cells),
+    ):
+        await session.exec(sa.insert(table).from_select(columns, cells(dialect, conditions)))

@@ -63,6 +63,23 @@ def calendar_day(column, dialect: str):
     return sa.func.date(column)  # SQLite keeps UTC timestamps as text
 
 
+def utc_hour(column, dialect: str):
+    """A timestamp truncated to its UTC hour."""
+    if dialect == "postgresql":
+        return sa.func.date_trunc("hour", column, "UTC")
+    # The text layout SQLAlchemy stores and reads back as a datetime.
+    return sa.type_coerce(sa.func.strftime("%Y-%m-%d %H:00:00.000000", column), column.type)
+
+
+def quarter_hour(column, dialect: str):
+    """A timestamp truncated to its quarter hour (every zone's offset is whole quarter hours)."""
+    if dialect == "postgresql":
+        return sa.func.date_bin(sa.text("interval '15 minutes'"), column, sa.text("timestamptz '2000-01-01 00:00+00'"))
+    minute = sa.cast(sa.func.strftime("%M", column), sa.Integer) / 15 * 15
+    text = sa.func.printf("%s:%02d:00.000000", sa.func.strftime("%Y-%m-%d %H", column), minute)
+    return sa.type_coerce(text, column.type)
+
+
 def day_text(value) -> str | None:
     if value is None:
         return None

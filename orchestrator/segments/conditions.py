@@ -172,5 +172,6 @@ def _text(column, test, language_tag: bool) -> sa.ColumnElement[bool]:
 
 
 def segment_query(condition, now: datetime, dialect: str) -> sa.Select:
-    """`SELECT customers.id` of everyone matching `condition` now."""
-    return sa.select(customers.c.id).where(condition_sql(condition, now, dialect))
+    """`SELECT customers.id` of everyone matching `condition` now; an erased customer
+    (customers/erasure.py) matches no segment, whatever their kept orders say."""
+    return sa.select(customers.c.id).where(customers.c.erased_at.is_(None), condition_sql(condition, now, dialect))

@@ -29,6 +29,7 @@ class LoadedSegment:
 class SegmentCatalog:
     segments: dict[str, LoadedSegment] = field(default_factory=dict)
     errors: list[FileError] = field(default_factory=list)
+    unreadable: set[Path] = field(default_factory=set)  # not segment files at all: unreadable, not YAML
 
 
 def parse_segment(text: str, path: Path) -> LoadedSegment:
@@ -38,18 +39,28 @@ def parse_segment(text: str, path: Path) -> LoadedSegment:
     return LoadedSegment(definition, path, content_version(source))
 
 
+def segment_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
+
+
 def load_segments(directory: Path) -> SegmentCatalog:
+    return load_segment_files(segment_files(directory))
+
+
+def load_segment_files(paths: list[Path]) -> SegmentCatalog:
+    """Every file's problems with file, line and key; the segments of the files that have none."""
     catalog = SegmentCatalog()
-    if not directory.is_dir():
-        return catalog
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+    for path in dict.fromkeys(paths):
         try:
             segment = parse_segment(path.read_text(encoding="utf-8"), path)
         except FileLoadError as error:
             catalog.errors.extend(error.errors)
+            if error.unreadable:
+                catalog.unreadable.add(path)
             continue
         except OSError as error:
             catalog.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
+            catalog.unreadable.add(path)
             continue
         if segment.id in catalog.segments:
             catalog.errors.append(

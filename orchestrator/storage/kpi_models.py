@@ -51,6 +51,20 @@ class KpiDailyCell(SQLModel, table=True):
     revenue: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(16, 2), nullable=True))
 
 
+class KpiHourlyCell(SQLModel, table=True):
+    """Messages sent, delivered and failed per UTC hour of creation, journey and channel: the
+    overview's chart in any zone whose offset is whole hours (`orchestrator.kpis.series`)."""
+
+    __tablename__ = "kpi_hourly"
+
+    hour: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), primary_key=True))
+    journey_id: str = Field(primary_key=True, max_length=100)
+    channel: str = Field(primary_key=True, max_length=16)
+    sent: int = _count()
+    delivered: int = _count()
+    failed: int = _count()
+
+
 class KpiDailySkip(SQLModel, table=True):
     __tablename__ = "kpi_daily_skips"
 
@@ -74,16 +88,48 @@ class KpiRollupState(SQLModel, table=True):
 
 
 class KpiEnrollmentCell(SQLModel, table=True):
-    """Enrollments per UTC day of entry, journey and group, and how many reached the goal:
-    the two conversion rates holdout lift compares."""
+    """Enrollments per UTC day of entry, journey, group and outcome (status, exit reason or
+    ''), and how many reached the goal: the two conversion rates holdout lift compares, and
+    the entries, exits and goals of a journey's funnel."""
 
     __tablename__ = "kpi_enrollments_daily"
 
     day: date = Field(primary_key=True)
     journey_id: str = Field(primary_key=True, max_length=100)
     holdout: bool = Field(primary_key=True)
+    status: str = Field(primary_key=True, max_length=16)
+    exit_reason: str = Field(primary_key=True, max_length=255)
     enrollments: int = _count()
     converted: int = _count()
+
+
+class KpiFunnelStep(SQLModel, table=True):
+    """A journey's send steps per UTC day of entry of the enrollments that reached them
+    (`orchestrator.kpis.funnel`): the funnel counted by entry time, without reading messages."""
+
+    __tablename__ = "kpi_funnel_steps"
+
+    day: date = Field(primary_key=True)
+    journey_id: str = Field(primary_key=True, max_length=100)
+    step_id: str = Field(primary_key=True, max_length=255)
+    reached: int = _count()  # enrollments with a message for the step
+    messages: int = _count()
+    sent: int = _count()
+    delivered: int = _count()
+    failed: int = _count()
+    skipped: int = _count()
+    conversions: int = _count()  # orders credited to the step
+    revenue: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(16, 2), nullable=True))
+
+
+class KpiFunnelSkip(SQLModel, table=True):
+    __tablename__ = "kpi_funnel_skips"
+
+    day: date = Field(primary_key=True)
+    journey_id: str = Field(primary_key=True, max_length=100)
+    step_id: str = Field(primary_key=True, max_length=255)
+    reason: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    count: int = _count()
 
 
 class JourneyEnrollmentCount(SQLModel, table=True):

@@ -151,6 +151,7 @@ class Enrollment(SQLModel, table=True):
         # KPI rollup (holdout lift): enrollments that entered or converted since the last refresh
         sa.Index("ix_enrollments_entered", "entered_at"),
         sa.Index("ix_enrollments_converted", "converted_at"),
+        sa.Index("ix_enrollments_ended", "ended_at"),  # KPI rollup (funnel): enrollments that ended since
         sa.Index(
             "uq_enrollments_one_active",
             "journey_id",
@@ -192,6 +193,7 @@ class Message(SQLModel, table=True):
         sa.Index("ix_messages_customer", "customer_id", "created_at", "id"),
         sa.Index("ix_messages_journey", "journey_id", "created_at", "id"),
         sa.Index("ix_messages_status_created", "status", "created_at", "id"),
+        sa.Index("ix_messages_template", "template", "created_at", "id"),
         # KPI rollup: which days changed since the last refresh, and counting one day again
         sa.Index("ix_messages_updated", "updated_at"),
         sa.Index("ix_messages_created", "created_at", "id"),

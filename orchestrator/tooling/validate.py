@@ -1,11 +1,10 @@
 """`orchestrator validate`: check journeys, templates, reports, segments and broadcasts
-without starting anything.
+without starting anything (broadcasts: the configured directory, when no paths are given).
 
-Paths may be journey files, directories of journeys, a templates directory, report files
-and directories (those in the configured reports directory or in any folder named
-`reports`), or segment files and directories (a directory holding `segment.schema.json`, or
-named `segments`); with none, the configured journeys, templates, reports, segments and
-broadcasts directories are checked. Templates are always checked too (the configured directory unless another is
+Paths may be journey files, directories of journeys, a templates directory, or report and
+segment files and directories (those in the configured reports or segments directory, or in
+any folder named `reports` or `segments`); with none, the configured journeys, templates,
+reports and segments directories are checked. Templates are always checked too (the configured directory unless another is
 given), since journeys refer to them. SMS lengths are measured with links at their short
 length under the configured base URL (`checks_sms`).
 """
@@ -16,19 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.config import Settings
-from orchestrator.declared import FileLoadError, readable_key
 from orchestrator.journeys.loader import JourneyLoadError, load_file
 from orchestrator.reports.loader import report_files
-from orchestrator.segments.loader import parse_segment
+from orchestrator.segments.loader import segment_files
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.checks_broadcasts import broadcast_files, check_broadcast_file
 from orchestrator.tooling.checks_flow import check_flow
 from orchestrator.tooling.checks_reports import check_reports
+from orchestrator.tooling.checks_segments import check_segment_references, check_segments
 from orchestrator.tooling.checks_sms import check_sms_lengths
 from orchestrator.tooling.checks_templates import check_sends, check_store
 from orchestrator.tooling.findings import ERROR, WARNING, Finding, plural, sort_findings
 from orchestrator.tooling.sources import JourneySource, journey_files, read_journey
-from orchestrator.vocabulary import segment_left_event
 
 
 @dataclass
@@ -47,24 +45,16 @@ class ValidationReport:
     journeys: int
     templates: int
     reports: int = 0
-    unusable_input: bool = False  # a path that does not exist, a file that cannot be read or parsed
-    segments: int = 0
+    unusable_input: bool = False
+    segments: int = 0  # a path that does not exist, a file that cannot be read or parsed
     broadcasts: int = 0
 
     @property
     def summary(self) -> str:
         counts = [plural(self.journeys, "journey file"), plural(self.templates, "template")]
-        for n, what in ((self.reports, "report file"), (self.segments, "segment file"), (self.broadcasts, "broadcast")):
-            counts += [plural(n, what)] if n else []
-        return ", ".join(counts)
-
-
-def is_segments_dir(path: Path) -> bool:
-    return path.is_dir() and (path.name == "segments" or (path / "segment.schema.json").is_file())
-
-
-def segment_files(directory: Path) -> list[Path]:
-    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
+        counts += [plural(self.reports, "report file")] if self.reports else []
+        counts += [plural(self.segments, "segment file")] if self.segments else []
+        return ", ".join(counts + ([plural(self.broadcasts, "broadcast")] if self.broadcasts else []))
 
 
 def is_templates_dir(path: Path) -> bool:
@@ -72,23 +62,22 @@ def is_templates_dir(path: Path) -> bool:
     return any(folder.is_dir() and any(folder.glob("*.txt")) for folder in path.iterdir())
 
 
-def is_report_path(path: Path, reports_dir: Path) -> bool:
+def is_in_folder(path: Path, directory: Path, name: str) -> bool:
+    """Whether `path` is `directory` or in it, or a folder called `name` (or in one)."""
     folder = path if path.is_dir() else path.parent
-    return folder.name == "reports" or folder.resolve() == reports_dir.resolve()
+    return folder.name == name or folder.resolve() == directory.resolve()
 
 
-def classify(paths: list[Path], reports_dir: Path) -> Targets:
-    """A report file or folder is one in the reports directory (or named `reports`); another
-    file is a journey; a directory of template folders is the templates directory; any other
-    directory holds journeys (its *.yaml files)."""
+def classify(paths: list[Path], reports_dir: Path, segments_dir: Path) -> Targets:
+    """A report (segment) file or folder is one in the reports (segments) directory or in a
+    folder named `reports` (`segments`); another file is a journey; a directory of template
+    folders is the templates directory; any other directory holds journeys (its *.yaml files)."""
     targets = Targets()
     for path in paths:
-        if path.is_file() and is_segments_dir(path.parent):
-            targets.segment_files.append(path)
-        elif is_segments_dir(path):
-            targets.segment_files += segment_files(path)
-        elif path.exists() and is_report_path(path, reports_dir):
+        if path.exists() and is_in_folder(path, reports_dir, "reports"):
             targets.report_files += report_files(path) if path.is_dir() else [path]
+        elif path.exists() and is_in_folder(path, segments_dir, "segments"):
+            targets.segment_files += segment_files(path) if path.is_dir() else [path]
         elif path.is_file():
             targets.journey_files.append(path)
         elif path.is_dir() and is_templates_dir(path):
@@ -109,23 +98,26 @@ def validate(
     default_locale: str = "en",
     *,
     reports_dir: Path | None = None,
-    link_settings: Settings | None = None,
     segments_dir: Path | None = None,
+    link_settings: Settings | None = None,
     broadcasts_dir: Path | None = None,
 ) -> ValidationReport:
-    """`reports_dir` defaults to the `reports` folder beside the journeys directory.
+    """`reports_dir` and `segments_dir` default to the `reports` and `segments` folders beside
+    the journeys directory.
     `link_settings` give the short-link base SMS are measured with (default settings:
-    `http://127.0.0.1:8000`). Segments and broadcasts are checked, with no paths, when their
-    directories are given."""
+    `http://127.0.0.1:8000`). Broadcasts (`broadcasts_dir`) are checked when no paths are given.
+    """
     broadcasts = [] if paths or broadcasts_dir is None else broadcast_files(broadcasts_dir)
     link_settings = link_settings or Settings()
     reports_dir = reports_dir or journeys_dir.parent / "reports"
+    segments_dir = segments_dir or journeys_dir.parent / "segments"
     if paths:
-        targets = classify(paths, reports_dir)
+        targets = classify(paths, reports_dir, segments_dir)
         targets.templates_dir = targets.templates_dir or templates_dir
     else:
-        targets = Targets(journey_files(journeys_dir), templates_dir, report_files(reports_dir))
-        targets.segment_files = segment_files(segments_dir) if segments_dir else []
+        targets = Targets(
+            journey_files(journeys_dir), templates_dir, report_files(reports_dir), segment_files(segments_dir)
+        )
     findings = [Finding(ERROR, str(p), None, "", "no such file or directory") for p in targets.missing]
     findings += [
         Finding(WARNING, str(p), None, "", "no journey files (*.yaml) nor template folders here") for p in targets.empty
@@ -133,8 +125,8 @@ def validate(
     store = TemplateStore.load(targets.templates_dir, default_locale)
     findings += check_store(store)
     seen: dict[str, Path] = {}
-    broken: set[str] = set()
     journeys: list[JourneySource] = []
+    broken: set[str] = set()
     # Exit code 2 (README) is for input that cannot be used at all: a path that does not exist,
     # or a file named on the command line that cannot be read or parsed. A broken file found
     # in a directory is one of its problems (1), reported with the others.
@@ -167,9 +159,9 @@ def validate(
     report_findings, unreadable_reports = check_reports(targets.report_files, journey_ids)
     findings += report_findings
     unusable = unusable or bool(unreadable_reports & named)
-    segment_findings, segments_unusable, segment_ids = check_segments(targets.segment_files, named)
+    segment_findings, unreadable_segments, segment_ids = check_segments(targets.segment_files)
     findings += segment_findings
-    unusable = unusable or segments_unusable
+    unusable = unusable or bool(unreadable_segments & named)
     if targets.segment_files:  # only when segments were checked: a lone journey file names none
         findings += [f for journey in journeys for f in check_segment_references(journey, segment_ids)]
     seen_broadcasts: dict[str, Path] = {}
@@ -188,53 +180,6 @@ def validate(
         segments=len(dict.fromkeys(targets.segment_files)),
         broadcasts=len(broadcasts),
     )
-
-
-def check_segments(paths: list[Path], named: set[Path]) -> tuple[list[Finding], bool, set[str]]:
-    """Each segment file's problems, with file:line, whether a named file was unusable, and
-    the ids of the segments that loaded."""
-    findings, seen, unusable = [], {}, False
-    for path in dict.fromkeys(paths):
-        try:
-            segment = parse_segment(path.read_text(encoding="utf-8"), path)
-        except FileLoadError as error:
-            findings += [Finding(ERROR, e.file, e.line, e.key, e.message) for e in error.errors]
-            unusable = unusable or (error.unreadable and path in named)
-            continue
-        except OSError as error:
-            findings.append(Finding(ERROR, str(path), None, "", f"cannot read: {error.strerror}"))
-            unusable = unusable or path in named
-            continue
-        if segment.id in seen:
-            findings.append(
-                Finding(ERROR, str(path), None, "id", f"segment id '{segment.id}' is also used by {seen[segment.id]}")
-            )
-        seen.setdefault(segment.id, path)
-    return findings, unusable, set(seen)
-
-
-def check_segment_references(journey: JourneySource, segment_ids: set[str]) -> list[Finding]:
-    """A `segment_entered` trigger or `segment_left` exit rule naming no declared segment
-    would never fire: a warning, as the segment may be declared elsewhere."""
-    definition = journey.loaded.definition
-    named = []
-    if definition.trigger.segment_entered:
-        named.append((("trigger", "segment_entered"), definition.trigger.segment_entered))
-    left = segment_left_event("")
-    named += [
-        (("exit_on", i), rule.removeprefix(left)) for i, rule in enumerate(definition.exit_on) if rule.startswith(left)
-    ]
-    return [
-        Finding(
-            WARNING,
-            str(journey.path),
-            journey.line(location),
-            readable_key(location),
-            f"no segment '{segment_id}' among the segments checked: this never fires",
-        )
-        for location, segment_id in named
-        if segment_id not in segment_ids
-    ]
 
 
 def journey_ids_in(directory: Path) -> set[str] | None:

@@ -37,6 +37,7 @@ async def history(runtime):
                 customer_id=customers[0].id,
                 enrollment_id=enrollment.id,
                 journey_id="welcome" if n % 2 else "cart",
+                template="welcome-email" if n % 2 else "cart-email",
                 channel="email",
                 status="sent",
                 created_at=at,
@@ -88,6 +89,13 @@ async def test_messages_newest_first_and_within_dates(client, history):
     window = {"from": TIMES[2].isoformat(), "to": TIMES[6].isoformat(), "limit": 3}  # [minute 1, minute 3)
     assert sum(await walk(client, "/v1/messages", window), []) == history[2:6]
     assert sum(await walk(client, "/v1/messages", {**window, "journey": "welcome"}), []) == [history[3], history[5]]
+
+
+async def test_messages_by_template(client, history):
+    assert sum(await walk(client, "/v1/messages", {"limit": 2, "template": "welcome-email"}), []) == history[1::2]
+    first = (await client.get("/v1/messages", params={"template": "cart-email", "journey": "cart"})).json()
+    assert first["total"] == 5 and [m["template"] for m in first["items"]] == ["cart-email"] * 5
+    assert (await client.get("/v1/messages", params={"template": "no-such-template"})).json()["total"] == 0
 
 
 async def test_the_total_is_counted_on_the_first_page_only(client, history):
@@ -147,6 +155,7 @@ async def test_each_list_query_is_answered_by_an_index_without_sorting(client, r
             (({"limit": 2}), "ix_messages_created"),
             ({"limit": 2, "sort": "-created_at", "journey": "welcome"}, "ix_messages_journey"),
             ({"limit": 2, "status": "sent"}, "ix_messages_status_created"),
+            ({"limit": 2, "template": "cart-email"}, "ix_messages_template"),
         ):
             first = (await client.get("/v1/messages", params=params)).json()
             statements.clear()

@@ -192,6 +192,17 @@ def test_the_overview_chart_shows_the_seeded_run(page, service, admin_key):
     assert sent_in_chart == {r["channel"]: r["sent"] for r in rows}["email"] >= 6
     assert page.locator("[data-kpi='Delivery rate'] .value").inner_text() != ""
     _shot(page, "overview")
+    page.select_option("select[name=granularity]", "hour")
+    page.fill("input[name=zone]", "Europe/Paris")
+    page.click("form.filters button")
+    page.wait_for_selector("body[data-charts-ready=true]")
+    labels = page.evaluate("() => document.querySelector('canvas[data-chart=sent]').chart.data.labels")
+    assert len(labels) in (14 * 24 - 1, 14 * 24, 14 * 24 + 1) and labels[0].endswith(
+        " 00:00"
+    )  # a fortnight of Paris hours
+    hourly = page.evaluate("""() => document.querySelector('canvas[data-chart=sent]').chart.data.datasets
+        .filter(d => d.label === 'email').reduce((n, d) => n + d.data.reduce((a, b) => a + b, 0), 0)""")
+    assert hourly == sent_in_chart  # the seeded run is well inside the fortnight, whichever zone
 
 
 def test_a_journey_paused_from_the_page_is_paused_in_the_api(page, service, admin_key):
@@ -248,10 +259,16 @@ def test_messages_and_customers_pages_in_the_browser(page, service):
     page.click("form.filters button")
     assert page.locator("tr[data-message]").count() >= 6
     _shot(page, "messages")
-    page.click("nav >> text=Customers")
-    page.fill("input[name=q]", "shopper-1")
+    page.select_option("select[name=channel]", "")
+    page.fill("input[name=template]", "welcome-email")
     page.click("form.filters button")
-    page.click("text=shopper-1")
+    templates = page.locator("tr[data-message]").count()
+    assert templates >= 1 and page.locator("a[download]").get_attribute("href").count("template=welcome-email") == 1
+    page.click("nav >> text=Customers")
+    page.fill("input[name=q]", "shopper-1@example.com")  # by e-mail, not only by userId
+    page.click("form.filters button")
+    assert page.locator("table.found tbody tr").count() == 1
+    page.click('table.found a >> text="shopper-1"')
     page.wait_for_selector("h1 >> text=shopper-1")
     assert page.locator("tr[data-consent=sms]").inner_text().startswith("sms")
     assert page.locator(".timeline li").count() >= 2

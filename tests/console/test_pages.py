@@ -115,6 +115,72 @@ async def test_messages_filter_and_export_the_page_as_csv(client, drain):
     assert lines[0].startswith("id,created_at") and len(lines) == 2 and "ben@example.com" in lines[1]
 
 
+async def test_messages_filter_by_template_on_the_page_and_in_its_csv(client, drain):
+    await _signup(client, drain, "ana")
+    sent = (await client.get("/v1/messages")).json()["items"]
+    assert {m["template"] for m in sent} == {"welcome-email"}  # what the welcome journey sent so far
+    page = await client.get("/messages", params={"template": "welcome-email"})
+    assert page.status_code == 200 and "ana@example.com" in page.text
+    assert 'name="template" value="welcome-email"' in page.text
+    assert "template=welcome-email" in page.text  # the CSV link keeps the filter
+    none = await client.get("/messages", params={"template": "no-such-template"})
+    assert "No message matches." in none.text
+    exported = await client.get("/messages.csv", params={"template": "welcome-email"})
+    lines = exported.text.strip().splitlines()
+    assert len(lines) == 1 + len(sent) and all(",welcome-email," in line for line in lines[1:])
+    assert len((await client.get("/messages.csv", params={"template": "other"})).text.strip().splitlines()) == 1
+
+
+async def test_customers_are_found_by_user_id_prefix_email_or_phone(client, drain):
+    await _signup(client, drain, "ana")
+    await _signup(client, drain, "anabel")
+    await client.post(
+        "/v1/identify", json={"userId": "ben", "traits": {"email": "ben@example.com", "phone": "+14155550199"}}
+    )
+    for q, users in (
+        ("ana", ["anabel", "ana"]),  # a userId prefix, newest first
+        ("ben@example.com", ["ben"]),
+        ("+14155550199", ["ben"]),
+        ("+1 415 555 0199", ["ben"]),  # the same number as people type it
+    ):
+        page = await client.get("/customers", params={"q": q})
+        assert page.status_code == 200
+        assert re.findall(r'<a href="/customers/([^"]+)">', page.text) == users, q
+    missing = await client.get("/customers", params={"q": "nobody@example.com"})
+    assert "no customer whose userId starts with" in missing.text
+
+
+async def test_the_overview_chart_by_hour_or_day_of_a_chosen_zone(client, runtime):
+    import json
+
+    from tests.conftest import refresh_kpis_as_the_worker_does
+    from tests.kpis.test_series import add_messages, at
+
+    runtime.clock.set(at("2026-03-05T12:00:00+00:00"))
+    await add_messages(
+        runtime,
+        ("2026-03-02T22:30:00+00:00", "sms", "delivered"),  # 23:30 in Paris, 2 March
+        ("2026-03-02T23:10:00+00:00", "sms", "sent"),  # 00:10 in Paris, 3 March
+    )
+    await refresh_kpis_as_the_worker_does(client)  # UTC days come from the rollups
+
+    def chart(page) -> dict:
+        assert page.status_code == 200, page.text
+        return json.loads(re.search(r'id="chart-data">(.*?)</script>', page.text).group(1))
+
+    window = {"since": "2026-03-02", "until": "2026-03-03"}
+    paris = chart(await client.get("/", params={**window, "zone": "Europe/Paris"}))
+    assert paris["labels"] == ["2026-03-02", "2026-03-03"] and paris["channels"]["sms"]["sent"] == [1, 1]
+    utc = chart(await client.get("/", params=window))
+    assert utc["channels"]["sms"]["sent"] == [2, 0]
+    hours = chart(await client.get("/", params={**window, "zone": "Europe/Paris", "granularity": "hour"}))
+    assert len(hours["labels"]) == 48 and hours["labels"][23:25] == ["03-02 23:00", "03-03 00:00"]
+    assert hours["channels"]["sms"]["sent"][23:25] == [1, 1] and sum(hours["channels"]["sms"]["sent"]) == 2
+
+    refused = await client.get("/", params={**window, "zone": "Europe/Atlantis"})
+    assert refused.status_code == 422 and "zone" in refused.text and "IANA" in refused.text
+
+
 async def test_a_session_cookie_cannot_be_forged_or_read(client, runtime):
     from orchestrator.console.session import seal, unseal
 

@@ -97,3 +97,12 @@ async def test_condition(runtime, where, expected):
     async with runtime.sessions() as session, session.begin():
         await build_customers(session)
         assert await matching_user_ids(session, where) == expected
+
+
+async def test_an_erased_customer_matches_no_segment(runtime):
+    async with runtime.sessions() as session, session.begin():
+        await build_customers(session)
+        eve = await customer(session, "erased:5", erased_at=days_ago(1))
+        await event(session, eve, "Order Completed", at("2026-02-01"), revenue=500)  # orders stay counted
+        assert await matching_user_ids(session, "event: {name: Order Completed}") == ["ann", "bob", "cho"]
+        assert await matching_user_ids(session, "not: {locale: {prefix: fr}}") == ["cho", "dee"]

@@ -62,7 +62,9 @@ def test_a_report_on_a_journey_that_does_not_exist_and_a_file_that_is_not_yaml(t
             "the report would always be empty",
         ),
     ]
-    assert report.summary == "4 journey files, 16 templates, 2 report files"
+    assert (
+        report.summary == "4 journey files, 16 templates, 2 report files, 4 segment files"
+    )  # segments beside the journeys
     # Named alone, the reports are checked against the configured journeys.
     report = validate([folder / "lost.yaml"], JOURNEYS, TEMPLATES)
     assert [(f.line, f.key) for f in report.findings] == [(4, "scope.journey")]

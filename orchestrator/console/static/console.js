@@ -15,7 +15,7 @@
       });
       canvas.chart = new Chart(canvas, {
         type: "bar",
-        data: { labels: data.days, datasets: datasets },
+        data: { labels: data.labels, datasets: datasets },
         options: { animation: false, responsive: true, scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
       });
     });
