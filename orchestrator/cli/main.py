@@ -193,7 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_tooling_commands(commands)
     add_key_commands(commands)
     add_broadcast_commands(commands)
-    add_segment_commands(commands)
     add_customer_commands(commands)
     add_segment_commands(commands)
     return parser
