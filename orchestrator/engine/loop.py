@@ -21,6 +21,7 @@ from orchestrator.engine.dispatch import dispatch_queued_messages, handoff_budge
 from orchestrator.engine.reconcile import Pacer, reconcile_round
 from orchestrator.engine.worker import advance_due_enrollments
 from orchestrator.kpis.rollup import refresh_rollups
+from orchestrator.kpis.site_fold import refresh_visits
 from orchestrator.reports.delivery import send_due_reports
 from orchestrator.runtime import Runtime
 from orchestrator.segments.refresh import refresh_segments
@@ -66,10 +67,11 @@ class WorkerLoop:
             log.warning("%d interrupted sends marked unknown (their provider cannot be asked)", report.marked_unknown)
 
     async def refresh_kpi_rollups(self) -> None:
-        """Bring the daily KPI rollups up to date. `GET /v1/kpis` only reads them; this job
+        """Bring the daily KPI rollups and the visits up to date. `GET /v1/kpis` only reads them; this job
         (and the simulated clock's advance) is what moves them."""
         async with self._refreshing:
             await refresh_rollups(self.runtime)
+            await refresh_visits(self.runtime)  # page calls into visits, for the website KPIs
 
     async def tick(self) -> None:
         try:
