@@ -77,7 +77,7 @@ async def refresh_visits(runtime: Runtime, *, rebuild: bool = False) -> set[date
         for at in range(0, len(names), CHUNK):
             chunk = {name: starts[name] for name in names[at : at + CHUNK]}
             days |= await _fold(session, runtime, chunk, gap, window)
-        await _recount_days(session, None if watermark is None else days)
+        await recount_site_days(session, None if watermark is None else days)
         await save_watermark(session, now, SITE)
         return None if watermark is None else days
 
@@ -192,8 +192,8 @@ async def _fold(
         for draft in drafts:
             rows.append(visit_row(visitor, customer_id, draft, credits.get, runtime.settings.landing_utm_source))
             days.add(draft.started_at.date())
-    for at in range(0, len(rows), CHUNK):
-        await session.exec(sa.insert(visits).values(rows[at : at + CHUNK]))
+    if rows:  # executemany: compiled once (a many-row VALUES would be compiled for every chunk)
+        await (await session.connection()).execute(sa.insert(visits), rows)
     return days
 
 
@@ -235,7 +235,7 @@ async def _credits(session: AsyncSession, runtime: Runtime, views: dict[str, lis
     return {reference: found[i] for reference, i in ids.items() if i in found}
 
 
-async def _recount_days(session: AsyncSession, days: set[date] | None) -> None:
+async def recount_site_days(session: AsyncSession, days: set[date] | None) -> None:
     if days is not None and not days:
         return
     await clear_days(session, [daily], days)

@@ -24,6 +24,7 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -65,8 +66,10 @@ class View:
             return {}
         return {key: values[0] for key, values in parse_qs(urlsplit(self.url).query).items()}
 
-    @property
+    @cached_property
     def message_reference(self) -> str | None:
+        if f"{MESSAGE_PARAMETER}=" not in (self.url or ""):  # most views: no query to parse
+            return None
         return self.query().get(MESSAGE_PARAMETER)
 
     def utm(self) -> dict[str, str | None]:
