@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from contextlib import nullcontext
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -62,7 +63,10 @@ async def refresh_visits(runtime: Runtime, *, rebuild: bool = False) -> set[date
     settings = runtime.settings
     gap = timedelta(minutes=settings.visit_gap_minutes)
     window = timedelta(minutes=settings.visit_conversion_window_minutes)
-    async with process_lock(runtime), runtime.sessions() as session, session.begin():
+    # SQLite: one writer at a time in the process, with the rollups. PostgreSQL: the advisory
+    # lock alone, so a long fold never holds up this process's campaign rollups.
+    sqlite = runtime.engine.dialect.name == "sqlite"
+    async with process_lock(runtime) if sqlite else nullcontext(), runtime.sessions() as session, session.begin():
         if is_postgresql(session):
             await session.exec(sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=POSTGRES_SITE_LOCK))
         now = runtime.clock.now()
