@@ -12,7 +12,7 @@ how a send overrides them):
 The message reference is `<message id, base62><signature, 8 characters>`, e.g. `4c1Fa9_Kp-Q2`:
 the e-mail links' HMAC (`tracking._mac`, same secret, its own context string) over the
 message id, cut to 48 bits like the short links'. The site's page call carries it back in
-its url; the visits fold (`orchestrator.kpis.visit_sources`) verifies it and credits the
+its url; the visits fold (`orchestrator.kpis.visits`) verifies it and credits the
 visit to that message, so a reference cannot be forged to credit another journey. UTM
 values are plain text anyone can type; they only group visits the reference does not.
 """

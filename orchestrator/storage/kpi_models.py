@@ -199,7 +199,7 @@ class Visit(SQLModel, table=True):
     utm_campaign: str | None = Field(default=None, max_length=255)
     utm_content: str | None = Field(default=None, max_length=255)
     utm_term: str | None = Field(default=None, max_length=255)
-    # Where it came from (orchestrator.kpis.visit_sources): our message when its landing page
+    # Where it came from (orchestrator.kpis.visits): our message when its landing page
     # carries a message reference; '' when none, so they can key the daily cells.
     message_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     channel: str = Field(max_length=255)
