@@ -100,13 +100,15 @@ class VisitDraft:
 
 def sessionize(views: list[View], gap: timedelta) -> list[VisitDraft]:
     visits: list[VisitDraft] = []
-    for view in sorted(views, key=lambda v: v.at):
+    # At one instant, a view with a reference first: it is the landing, not a second visit.
+    for view in sorted(views, key=lambda v: (v.at, v.message_reference is None)):
         current = visits[-1] if visits else None
         reference = view.message_reference
         if (
             current is None
             or view.at - current.ended_at >= gap
-            or (reference is not None and reference != current.landing.message_reference)
+            # a new arrival, and strictly later: a visitor's visits never share a start
+            or (reference not in (None, current.landing.message_reference) and view.at > current.started_at)
         ):
             visits.append(VisitDraft())
         visits[-1].views.append(view)

@@ -52,6 +52,12 @@ def test_a_message_reference_mid_visit_starts_a_new_visit_but_a_reload_does_not(
     assert [len(v.views) for v in visits] == [1, 3] and visits[1].landing.url == landing
 
 
+def test_views_at_one_instant_are_one_visit_landing_on_the_referenced_one():
+    landing = "https://shop.example/?orc=1abcdefgh"
+    visits = sessionize([view(T), view(T, landing), view(T, "https://shop.example/?orc=2abcdefgh")], GAP)
+    assert len(visits) == 1 and visits[0].landing.url == landing and len(visits[0].views) == 3
+
+
 def test_an_order_converts_the_latest_visit_started_before_it_within_the_window():
     visits = sessionize([view(T), view(T + timedelta(hours=2)), view(T + timedelta(hours=5))], GAP)
     window = timedelta(hours=1)
