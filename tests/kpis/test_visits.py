@@ -156,3 +156,18 @@ async def test_a_late_view_joins_two_visits_and_refolding_changes_nothing(client
     await refresh_visits(runtime, rebuild=True)
     await refresh_visits(runtime)
     assert [(v.visitor, v.started_at, v.pages, v.seconds) for v in await stored_visits(runtime)] == before
+
+
+async def test_erasing_a_customer_keeps_their_visits_counted_but_not_where_they_went(client, runtime, now):
+    await page(client, now, "https://shop.example/?code=SECRET-ANN", user="ann", referrer="https://mail.example/ann")
+    await page(client, now + timedelta(minutes=1), user="ann")
+    await refresh_kpis_as_the_worker_does(client)
+    assert (await client.post("/v1/customers/ann/erase")).status_code == 200
+    [visit] = await stored_visits(runtime)
+    assert (visit.pages, visit.seconds, visit.landing_url, visit.referrer, visit.landing_path) == (
+        2,
+        60,
+        None,
+        None,
+        None,
+    )
