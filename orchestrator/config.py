@@ -183,6 +183,14 @@ class Settings(BaseSettings):
     # arrived since the last round, and how often a whole segment is swept (time windows).
     segment_refresh_seconds: float = Field(default=10.0, gt=0)
     segment_sweep_seconds: float = Field(default=3600.0, gt=0)
+    # Website KPIs (docs/website-kpis.md): views of one visitor this far apart (or more) are two visits;
+    # an order this long after a visit's last view still converts it.
+    visit_gap_minutes: float = Field(default=30.0, gt=0)
+    visit_conversion_window_minutes: float = Field(default=24 * 60.0, ge=0)
+    # Our link redirects add utm_source=<this>, utm_medium, utm_campaign, utm_content and a
+    # message reference to the landing URL (keys the link already has are kept); off: untouched.
+    landing_utm: bool = True
+    landing_utm_source: str = Field(default="orchestrator", min_length=1, max_length=255)
     worker_batch_size: int = 200
     max_batch_events: int = 1000
     # Body size limits (docs/api.md, "Limits"), checked while the body is read and on the

@@ -3,7 +3,8 @@
 - `GET /t/o/{token}.gif` records an open and always answers the 1x1 GIF: a broken image in
   someone's mail is worse than a lost statistic, so a bad token or a database hiccup is
   swallowed (and logged).
-- `GET /t/c/{token}` records a click and redirects to the URL inside the signed token. A
+- `GET /t/c/{token}` records a click and redirects to the URL inside the signed token (with
+  UTM parameters and a message reference, `orchestrator.delivery.landing`). A
   token that does not verify gets 404, never a redirect: the URL comes only from a
   signature we made, so this can never serve as an open redirect.
 - `GET /unsubscribe/{token}` only shows a confirmation form. Mail scanners and link
@@ -25,6 +26,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from orchestrator.customers.consent import OPTED_OUT, record_consent
+from orchestrator.delivery.landing import landing_url
 from orchestrator.delivery.statuses import record_status
 from orchestrator.delivery.tracking import CLICK, OPEN, UNSUBSCRIBE, LinkClaims, verify
 from orchestrator.runtime import Runtime
@@ -69,14 +71,18 @@ async def click_redirect(token: str, request: Request, runtime: RuntimeDep) -> R
     claims = verify(runtime.settings, token, CLICK)
     if claims is None or not (claims.url or "").startswith(("http://", "https://")):
         return Response("not found", status_code=404, media_type="text/plain", headers=_PRIVATE)
-    await _record_engagement(
+    message = await _record_engagement(
         runtime, claims, CLICK, {"url": claims.url, "user_agent": request.headers.get("user-agent")}
     )
-    return RedirectResponse(claims.url, status_code=302, headers=_PRIVATE)
+    # The landing page gets UTM parameters and the message reference that credit the visit
+    # (orchestrator.delivery.landing); as written when the message could not be read.
+    target = claims.url if message is None else landing_url(runtime.settings, claims.url, message)
+    return RedirectResponse(target, status_code=302, headers=_PRIVATE)
 
 
-async def _record_engagement(runtime: Runtime, claims: LinkClaims, status: str, detail: dict) -> None:
-    """Record an open or click; trouble is logged, never shown to the person clicking."""
+async def _record_engagement(runtime: Runtime, claims: LinkClaims, status: str, detail: dict) -> Message | None:
+    """Record an open or click, and return the message; trouble is logged, never shown to
+    the person clicking."""
     try:
         async with runtime.sessions() as session, session.begin():
             message = await session.get(Message, claims.message_id)
@@ -89,8 +95,10 @@ async def _record_engagement(runtime: Runtime, claims: LinkClaims, status: str, 
                     now=runtime.clock.now(),
                     detail={k: v for k, v in detail.items() if v},
                 )
+            return message
     except Exception:
         log.exception("could not record %s for message %s", status, claims.message_id)
+        return None
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)

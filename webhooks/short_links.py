@@ -9,6 +9,8 @@
 - A person's visit records a `click` (the message's `first_clicked_at` keeps the first, so
   a message counts once for the click rate) and goes to the web URL with a 302, or, for a
   link with an app target, to a small page that opens the app and falls back to the web.
+  The web URL gets UTM parameters and a message reference (`orchestrator.delivery.landing`)
+  so the visit it starts is credited; a preview gets the URL as written.
 Trouble recording is logged, never shown to the person clicking.
 """
 
@@ -17,11 +19,13 @@ from __future__ import annotations
 import html
 import json
 import logging
+from dataclasses import replace
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlmodel import col, select
 
+from orchestrator.delivery.landing import landing_url
 from orchestrator.delivery.link_visitors import preview_signal
 from orchestrator.delivery.short_links import SHORT_PATH, ShortLink, find_link, parse_token
 from orchestrator.delivery.statuses import CLICK, record_status
@@ -62,6 +66,9 @@ async def follow_short_link(token: str, request: Request, runtime: RuntimeDep) -
         await _record(runtime, message, LINK_PREVIEW, {**detail, "signal": signal})
         return RedirectResponse(link.url, status_code=302, headers=_PRIVATE)
     await _record(runtime, message, CLICK, detail)
+    # A person, not a preview: the page they land on carries the UTM parameters and the
+    # message reference that credit their visit (orchestrator.delivery.landing).
+    link = replace(link, url=landing_url(runtime.settings, link.url, message))
     if link.app:
         return await _app_page(runtime, message, link)
     return RedirectResponse(link.url, status_code=302, headers=_PRIVATE)

@@ -17,10 +17,19 @@ The FastAPI routes stay registered: they are what OpenAPI and /docs describe, an
 these paths when the middleware is not installed. One difference: the body is read as JSON
 whatever its Content-Type says (FastAPI would refuse a JSON body sent as `text/plain`,
 which some HTTP clients send by default).
+
+Browsers: analytics.js posts each call to `<apiHost>/<first letter of its type>` (`/v1/t`,
+`/v1/p`, `/v1/i`, ...) and batches to `/v1/b`, as `text/plain` (so no CORS preflight) with the
+write key in the body as `writeKey`, not in a header. Those paths are served here only:
+the same handlers, the body's `writeKey` presented as HTTP Basic when no header carries a
+key (the same access policy decides), and `Access-Control-Allow-Origin: *` on every answer
+so the page's script can read it (docs/website-kpis.md).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Awaitable, Callable
 
 from fastapi.exception_handlers import http_exception_handler
@@ -49,11 +58,35 @@ ROUTES: dict[str, tuple[TypeAdapter, Handler]] = {
 }
 
 
+# analytics.js's paths (with `apiHost: "<our host>/v1"`) → ours
+BROWSER_PATHS = {
+    "/v1/t": "/v1/track",
+    "/v1/i": "/v1/identify",
+    "/v1/p": "/v1/page",
+    "/v1/s": "/v1/screen",
+    "/v1/g": "/v1/group",
+    "/v1/a": "/v1/alias",
+    "/v1/b": "/v1/batch",
+}
+# No credentials ride along (the key is in the body), so any site may post; what it may
+# post is what the write key's role allows.
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+PREFLIGHT_HEADERS = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": "POST",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
+    "Access-Control-Max-Age": "86400",
+}
+
+
 class DirectIngestion:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in BROWSER_PATHS:
+            await _from_a_browser(scope, receive, send)
+            return
         route = ROUTES.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if route is None:
             await self.app(scope, receive, send)
@@ -64,6 +97,38 @@ class DirectIngestion:
         except ClientDisconnect:  # nothing was read, nothing stored: nobody to answer
             return
         await response(scope, receive, send)
+
+
+async def _from_a_browser(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["method"] == "OPTIONS":  # a preflight, for a site that sends JSON or a header of its own
+        await Response(status_code=204, headers=PREFLIGHT_HEADERS)(scope, receive, send)
+        return
+    if scope["method"] != "POST":
+        await Response("POST only", status_code=405, headers={**CORS_HEADERS, "Allow": "POST"})(scope, receive, send)
+        return
+    try:
+        body = await Request(scope, receive).body()
+    except ClientDisconnect:
+        return
+    headers = list(scope["headers"])
+    key = None if any(name in (b"authorization", b"x-api-key") for name, _ in headers) else _write_key(body)
+    if key:
+        headers.append((b"authorization", b"Basic " + base64.b64encode(f"{key}:".encode())))
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    response = await _handle(Request({**scope, "headers": headers}, replay), *ROUTES[BROWSER_PATHS[scope["path"]]])
+    response.headers.update(CORS_HEADERS)
+    await response(scope, receive, send)
+
+
+def _write_key(body: bytes) -> str | None:
+    try:
+        key = json.loads(body).get("writeKey")
+    except (ValueError, AttributeError):  # not JSON, or not an object: validation answers that
+        return None
+    return key if isinstance(key, str) else None
 
 
 async def _handle(request: Request, model: TypeAdapter, handler: Handler) -> Response:

@@ -1,5 +1,5 @@
-"""KPIs over HTTP: `GET /v1/kpis`, `GET /v1/kpis/series`, `GET /v1/journeys/{journey_id}/stats`,
-and `POST /v1/kpis/rebuild`.
+"""KPIs over HTTP: `GET /v1/kpis`, `GET /v1/kpis/series`, `GET /v1/kpis/site` (website visits),
+`GET /v1/journeys/{journey_id}/stats`, and `POST /v1/kpis/rebuild`.
 
 Thin: parse the query, let `orchestrator.kpis` count in the database, answer. Reads only
 read: the worker keeps the daily rollups current (`WorkerLoop.refresh_kpi_rollups`, every
@@ -25,14 +25,17 @@ from orchestrator.kpis.funnel import journey_funnel
 from orchestrator.kpis.lift import holdout_lift
 from orchestrator.kpis.report import message_kpis
 from orchestrator.kpis.rollup import rebuild_rollups
-from orchestrator.kpis.schemas import CustomerKpis, HoldoutLift, JourneyStats, KpiRow
+from orchestrator.kpis.schemas import CustomerKpis, HoldoutLift, JourneyStats, KpiRow, SiteKpiRow
 from orchestrator.kpis.scope import KpiScope
 from orchestrator.kpis.series import MAX_SPAN, Granularity, message_series
+from orchestrator.kpis.site import SiteScope, site_kpis
+from orchestrator.kpis.site_fold import rebuild_visits
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.web.responses import NOT_FOUND
 
 router = APIRouter(prefix="/v1", tags=["kpis"])
 Dimension = Literal["journey", "step", "channel", "template", "day"]
+SiteDimension = Literal["channel", "journey", "broadcast", "source", "day"]
 
 
 class KpiReport(BaseModel):
@@ -42,6 +45,13 @@ class KpiReport(BaseModel):
     rows: list[KpiRow]
     customers: CustomerKpis | None = Field(description="With `include=customers`: CLV, retention and NPS")
     lift: HoldoutLift | None = Field(description="Holdout lift of the selected journey; null without `journey`")
+
+
+class SiteKpiReport(BaseModel):
+    group_by: list[SiteDimension]
+    since: UtcDatetime | None = Field(description="`from`, inclusive; visits by start time")
+    until: UtcDatetime | None = Field(description="`to`, exclusive")
+    rows: list[SiteKpiRow]
 
 
 class Rebuilt(BaseModel):
@@ -175,11 +185,47 @@ async def get_kpi_series(
     )
 
 
+@router.get("/kpis/site", response_model=SiteKpiReport)
+async def get_site_kpis(
+    session: SessionDep,
+    journey: str | None = None,
+    channel: str | None = None,
+    broadcast: str | None = None,
+    source: str | None = None,
+    since: FromQuery = None,
+    until: ToQuery = None,
+    group_by: Annotated[
+        list[SiteDimension], Query(description="Repeatable: channel, journey, broadcast, source, day (UTC)")
+    ] = [],  # noqa: B006
+) -> SiteKpiReport:
+    """Website KPIs from page and screen calls (docs/website-kpis.md): visits, visitors, site
+    conversion rate, bounce rate, time on site and pages per visit, per group.
+
+    Visits are those that started in [`from`, `to`). A visit from one of our tracked links is
+    credited to its message's channel, journey and broadcast. The worker folds new page calls
+    into visits every `kpi_rollup_refresh_seconds` (30 s by default), so figures lag by that much.
+    """
+    since, until = _period(since, until)
+    scope = SiteScope(
+        channel=channel,
+        journey=journey,
+        broadcast=broadcast,
+        source=source,
+        since=since,
+        until=until,
+        group_by=tuple(dict.fromkeys(group_by)),
+    )
+    rows = await site_kpis(session, scope)
+    return SiteKpiReport(group_by=list(scope.group_by), since=since, until=until, rows=rows)
+
+
 @router.post("/kpis/rebuild", response_model=Rebuilt)
 async def rebuild_kpi_rollups(runtime: RuntimeDep) -> Rebuilt:
     """Count the daily rollups again from all messages. The worker keeps them current on its
-    own; this is for rows written with old timestamps (a backfill, a restored backup)."""
+    own; this is for rows written with old timestamps (a backfill, a restored backup). Visits
+    are folded again from every page and screen call too."""
     await rebuild_rollups(runtime)
+    await rebuild_visits(runtime)
     return Rebuilt()
 
 

@@ -25,7 +25,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from orchestrator.config import Settings
 
 # One Segment call per request; each item of a batch is held to the same limit (api/events.py).
-SINGLE_CALL_PATHS = frozenset({"/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias"})
+# With analytics.js's own paths for them (api/direct_ingestion.py, BROWSER_PATHS).
+SINGLE_CALL_PATHS = frozenset(
+    {"/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias"}
+    | {"/v1/t", "/v1/i", "/v1/p", "/v1/s", "/v1/g", "/v1/a"}
+)
 METHODS_WITH_BODIES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Routes that stream their own body, under their own limit: a customer import is a file of
 # any size, spooled to disk as it arrives (api/customer_data.py, `max_import_bytes`).
@@ -41,7 +45,7 @@ class BodyRefused(Exception):
 def limit_for(settings: Settings, path: str) -> int:
     if path in SINGLE_CALL_PATHS:
         return settings.max_call_bytes
-    if path == "/v1/batch":
+    if path in ("/v1/batch", "/v1/b"):
         return settings.max_batch_bytes
     if path.startswith("/v1/"):
         return settings.max_body_bytes

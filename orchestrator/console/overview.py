@@ -1,5 +1,6 @@
 """Overview: sends, deliveries and failures per channel and hour or day of a chosen time
-zone, and the seed KPIs, for a chosen range and journey."""
+zone, and the seed KPIs, for a chosen range and journey; the website KPIs beside them
+(visits, bounce rate, time on site, visits per channel)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,8 @@ async def overview(
         console_.api.get("/v1/kpis/series", {**bounds, "granularity": granularity, "zone": zone}),
         console_.api.get("/v1/kpis", [*bounds.items(), ("include", "customers")]),
         console_.api.get("/v1/journeys"),
+        console_.api.get("/v1/kpis/site", list(bounds.items())),
+        console_.api.get("/v1/kpis/site", [*bounds.items(), ("group_by", "channel")]),
         return_exceptions=True,
     )
     for answer in answers:
@@ -77,15 +80,20 @@ async def overview(
             return refusal_page(console_, answer)
         if isinstance(answer, BaseException):
             raise answer
-    series, totals, journeys = answers
+    series, totals, journeys, site_total, site_channels = answers
     chart = {"labels": _labels(series["buckets"], series["granularity"]), "channels": series["channels"]}
     total = totals["rows"][0] if totals["rows"] else None
+    channels = sorted(site_channels["rows"], key=lambda row: -row["visits"])
+    most = max((row["visits"] for row in channels), default=0)
+    visits_per_channel = [{**row, "share": 100 * row["visits"] / most if most else 0} for row in channels]
     return console_.render(
         "overview.html",
         chart=chart,
         total=total,
         customers=totals.get("customers"),
         lift=totals.get("lift"),
+        site=site_total["rows"][0],
+        visits_per_channel=visits_per_channel,
         start=start,
         end=end,
         journey=journey,

@@ -3,7 +3,8 @@
 What goes: the profile (addresses, locale, time zone, traits), the userId (replaced by
 `erased:<row id>`), event properties and context (orders keep their id and amounts),
 identity links, enrollment contexts, message addresses and texts, status details, inbound
-texts and addresses, plain-text suppressions of their addresses. What stays: the rows
+texts and addresses, plain-text suppressions of their addresses, their visits' landing
+pages, referrers and UTM parameters. What stays: the rows
 themselves with their statuses, channels, costs, times, journey and step, so every KPI,
 conversion and revenue figure still adds up. Active enrollments end (`exited`, "customer
 erased"); messages not sent yet are skipped.
@@ -18,11 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.customers.records import customer_rows
 from orchestrator.customers.tombstones import address_hash
 from orchestrator.delivery.conversions import REVENUE_PROPERTIES
+from orchestrator.storage.kpi_models import Visit
 from orchestrator.storage.models import Customer, ErasedAddress
 from orchestrator.storage.queries import insert_many_ignoring_conflict
 from orchestrator.vocabulary import Channel, EnrollmentStatus, MessageStatus
@@ -30,6 +33,12 @@ from orchestrator.vocabulary import Channel, EnrollmentStatus, MessageStatus
 KEPT_EVENT_PROPERTIES = frozenset({*REVENUE_PROPERTIES, "order_id", "currency"})  # order revenue stays counted
 ERASED = "erased"
 NOT_SENT_YET = (MessageStatus.queued,)
+VISITED_COLUMNS = (
+    "landing_url",
+    "landing_path",
+    "referrer",
+    *(f"utm_{k}" for k in ("source", "medium", "campaign", "content", "term")),
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,13 @@ async def erase_customer(session: AsyncSession, customer: Customer, erasure_key:
         inbound.body = ""
         inbound.from_address = inbound.to_address = ERASED
         changed += 1
+    # Visits keep their counts and times; what the person browsed goes (website KPIs).
+    scrubbed = await session.exec(
+        sa.update(Visit.__table__)
+        .where(Visit.__table__.c.customer_id == customer.id)
+        .values({column: None for column in VISITED_COLUMNS})
+    )
+    changed += scrubbed.rowcount
     customer.user_id = f"erased:{customer.id}"
     customer.email = customer.phone = customer.whatsapp = customer.locale = customer.timezone = None
     customer.timezone_source = None

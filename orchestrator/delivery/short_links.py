@@ -62,7 +62,7 @@ class ShortLink:
         return {"index": self.index, "url": self.url, **({"app": self.app} if self.app else {})}
 
 
-def _base62(number: int) -> str:
+def base62(number: int) -> str:
     digits = ""
     while True:
         number, digit = divmod(number, 62)
@@ -71,7 +71,7 @@ def _base62(number: int) -> str:
             return digits
 
 
-def _from_base62(text: str) -> int:
+def from_base62(text: str) -> int:
     number = 0
     for character in text:
         number = number * 62 + _BASE62.index(character)
@@ -89,7 +89,7 @@ def short_base_url(settings: Settings) -> str:
 
 
 def short_url(settings: Settings, enrollment_id: int, send_key: str, link: ShortLink) -> str:
-    return f"{short_base_url(settings)}{SHORT_PATH}{_base62(enrollment_id)}{signature(settings, send_key, link)}"
+    return f"{short_base_url(settings)}{SHORT_PATH}{base62(enrollment_id)}{signature(settings, send_key, link)}"
 
 
 def preview_url(settings: Settings) -> str:
@@ -171,7 +171,7 @@ def measured_body(text: str, settings: Settings | None, *, channel: str, marketi
 def parse_token(token: str) -> tuple[int, str] | None:
     """(enrollment id, signature) of a well-formed token; None for anything else."""
     match = _TOKEN.match(token)
-    return (_from_base62(match.group(1)), match.group(2)) if match else None
+    return (from_base62(match.group(1)), match.group(2)) if match else None
 
 
 def find_link(settings: Settings, signature_in_token: str, messages: list[Any]) -> tuple[Any, ShortLink] | None:

@@ -1,5 +1,5 @@
 """The worker loop: APScheduler interval jobs that drain due work, reconcile sends, keep
-the KPI rollups and segment memberships current.
+the KPI rollups, the visits and segment memberships current.
 
 APScheduler only paces the polling; all journey state lives in the database, so any number
 of these loops (one per worker process) can run against one PostgreSQL. Reconciling
@@ -22,6 +22,7 @@ from orchestrator.engine.dispatch import dispatch_queued_messages, handoff_budge
 from orchestrator.engine.reconcile import Pacer, reconcile_round
 from orchestrator.engine.worker import advance_due_enrollments
 from orchestrator.kpis.rollup import refresh_rollups
+from orchestrator.kpis.site_fold import refresh_visits
 from orchestrator.reports.delivery import send_due_reports
 from orchestrator.runtime import Runtime
 from orchestrator.segments.refresh import refresh_segments
@@ -37,6 +38,7 @@ class WorkerLoop:
         self._lock = asyncio.Lock()
         self._refreshing = asyncio.Lock()
         self._segments = asyncio.Lock()
+        self._folding = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
         self._pacer = Pacer(runtime.settings.reconcile_lookups_per_second)
 
@@ -67,10 +69,20 @@ class WorkerLoop:
             log.warning("%d interrupted sends marked unknown (their provider cannot be asked)", report.marked_unknown)
 
     async def refresh_kpi_rollups(self) -> None:
-        """Bring the daily KPI rollups up to date. `GET /v1/kpis` only reads them; this job
-        (and the simulated clock's advance) is what moves them."""
+        """Bring the daily KPI rollups and the visits up to date. `GET /v1/kpis` only reads them; these
+        jobs (and the simulated clock's advance) are what moves them."""
+        await self.refresh_campaign_rollups()
+        await self.fold_visits()
+
+    async def refresh_campaign_rollups(self) -> None:
         async with self._refreshing:
             await refresh_rollups(self.runtime)
+
+    async def fold_visits(self) -> None:
+        """Page calls into visits (website KPIs): a job of its own, so the first fold after an
+        upgrade (every page call already stored) never holds up the campaign rollups."""
+        async with self._folding:
+            await refresh_visits(self.runtime)
 
     async def tick(self) -> None:
         try:
@@ -108,9 +120,15 @@ class WorkerLoop:
 
     async def rollup_tick(self) -> None:
         try:
-            await self.refresh_kpi_rollups()
+            await self.refresh_campaign_rollups()
         except Exception:  # as for `tick`: the next interval tries again
             log.exception("KPI rollup refresh failed")
+
+    async def visits_tick(self) -> None:
+        try:
+            await self.fold_visits()
+        except Exception:  # as for `tick`: the next interval tries again
+            log.exception("visits fold failed")
 
     def start(self) -> None:
         self._scheduler = AsyncIOScheduler()
@@ -122,6 +140,7 @@ class WorkerLoop:
         jobs = [  # (job, interval setting, id, run at start)
             (self.tick, settings.worker_poll_seconds, "drain-due-work", True),
             (self.rollup_tick, settings.kpi_rollup_refresh_seconds, "refresh-kpi-rollups", True),
+            (self.visits_tick, settings.kpi_rollup_refresh_seconds, "fold-visits", True),
             (self.send_reports, settings.report_poll_seconds, "send-due-reports", True),
             (self.feed_broadcasts, settings.broadcast_poll_seconds, "feed-broadcasts", True),
             (self.refresh_segments, settings.segment_refresh_seconds, "refresh-segments", True),
@@ -143,5 +162,5 @@ class WorkerLoop:
         if self._scheduler:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        async with self._lock, self._refreshing, self._segments:  # let a running tick or refresh finish
+        async with self._lock, self._refreshing, self._segments, self._folding:  # let a running tick or refresh finish
             pass

@@ -78,7 +78,7 @@ _process_locks: WeakKeyDictionary = WeakKeyDictionary()
 Days = set[date] | None  # None: every day
 
 
-def _process_lock(runtime: Runtime) -> asyncio.Lock:
+def process_lock(runtime: Runtime) -> asyncio.Lock:
     return _process_locks.setdefault(runtime.engine.sync_engine, asyncio.Lock())
 
 
@@ -88,7 +88,7 @@ async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[D
     if not rebuild:
         async with runtime.sessions() as session:
             await without_jit(session)
-            watermark = await _watermark(session)
+            watermark = await read_watermark(session)
             if (
                 watermark is not None
                 and not any(await _changed(session, watermark))
@@ -96,11 +96,11 @@ async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[D
                 and not await deltas_to_fold(session)
             ):
                 return set(), set()
-    async with _process_lock(runtime), runtime.sessions() as session, session.begin():
+    async with process_lock(runtime), runtime.sessions() as session, session.begin():
         if is_postgresql(session):
             await session.exec(sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=POSTGRES_ROLLUP_LOCK))
         now = runtime.clock.now()  # before counting: what changes while we count is seen next time
-        watermark = None if rebuild else await _watermark(session)
+        watermark = None if rebuild else await read_watermark(session)
         message_days, enrollment_days = (None, None) if watermark is None else await _changed(session, watermark)
         if watermark is not None:
             await without_jit(session)  # counting a few days again: compiling would take longer than that
@@ -113,7 +113,7 @@ async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[D
             await rebuild_enrollment_counts(session)
         else:
             await fold_deltas(session)
-        await _save_watermark(session, now)
+        await save_watermark(session, now)
         return message_days, enrollment_days
 
 
@@ -121,17 +121,17 @@ async def rebuild_rollups(runtime: Runtime) -> None:
     await refresh_rollups(runtime, rebuild=True)
 
 
-async def _watermark(session: AsyncSession) -> datetime | None:
-    value = (await session.exec(sa.select(state_table.c.watermark).where(state_table.c.name == ROLLUP))).scalar()
+async def read_watermark(session: AsyncSession, name: str = ROLLUP) -> datetime | None:
+    value = (await session.exec(sa.select(state_table.c.watermark).where(state_table.c.name == name))).scalar()
     return None if value is None else utc(value)
 
 
-async def _save_watermark(session: AsyncSession, now: datetime) -> None:
+async def save_watermark(session: AsyncSession, now: datetime, name: str = ROLLUP) -> None:
     updated = await session.exec(
-        sa.update(state_table).where(state_table.c.name == ROLLUP).values(watermark=now, refreshed_at=now)
+        sa.update(state_table).where(state_table.c.name == name).values(watermark=now, refreshed_at=now)
     )
     if updated.rowcount == 0:
-        await session.exec(sa.insert(state_table).values(name=ROLLUP, watermark=now, refreshed_at=now))
+        await session.exec(sa.insert(state_table).values(name=name, watermark=now, refreshed_at=now))
 
 
 async def _changed(session: AsyncSession, watermark: datetime) -> tuple[set[date], set[date]]:
@@ -210,11 +210,11 @@ def _ranges(days: set[date]) -> list[tuple[datetime, datetime]]:
     return [(datetime.combine(a, time(), timezone.utc), datetime.combine(b, time(), timezone.utc)) for a, b in ranges]
 
 
-def _within(column, days: set[date]):
+def within_days(column, days: set[date]):
     return sa.or_(*(sa.and_(column >= start, column < end) for start, end in _ranges(days)))
 
 
-async def _clear(session: AsyncSession, tables: list[sa.Table], days: Days) -> None:
+async def clear_days(session: AsyncSession, tables: list[sa.Table], days: Days) -> None:
     for table in tables:
         await session.exec(sa.delete(table) if days is None else sa.delete(table).where(table.c.day.in_(days)))
 
@@ -222,8 +222,8 @@ async def _clear(session: AsyncSession, tables: list[sa.Table], days: Days) -> N
 async def _recount_messages(session: AsyncSession, days: Days) -> None:
     dialect = session.get_bind().dialect.name
     m = messages.c
-    await _clear(session, [cells_table, skips_table], days)
-    conditions = [m.journey_id.is_not(None)] + ([] if days is None else [_within(m.created_at, days)])
+    await clear_days(session, [cells_table, skips_table], days)
+    conditions = [m.journey_id.is_not(None)] + ([] if days is None else [within_days(m.created_at, days)])
     since = None if days is None else _ranges(days)[0][0]
     await session.exec(
         sa.insert(cells_table).from_select([*KEY_COLUMNS, *MEASURES], cell_totals(dialect, conditions, since))
@@ -232,7 +232,9 @@ async def _recount_messages(session: AsyncSession, days: Days) -> None:
         sa.insert(skips_table).from_select([*KEY_COLUMNS, "reason", "count"], skip_cells(dialect, conditions))
     )
     await session.exec(
-        sa.delete(hourly_table) if days is None else sa.delete(hourly_table).where(_within(hourly_table.c.hour, days))
+        sa.delete(hourly_table)
+        if days is None
+        else sa.delete(hourly_table).where(within_days(hourly_table.c.hour, days))
     )
     await session.exec(
         sa.insert(hourly_table).from_select(
@@ -243,8 +245,8 @@ async def _recount_messages(session: AsyncSession, days: Days) -> None:
 
 async def _recount_enrollments(session: AsyncSession, days: Days) -> None:
     dialect = session.get_bind().dialect.name
-    await _clear(session, [enrollment_table, funnel_steps_table, funnel_skips_table], days)
-    conditions = [] if days is None else [_within(enrollments.c.entered_at, days)]
+    await clear_days(session, [enrollment_table, funnel_steps_table, funnel_skips_table], days)
+    conditions = [] if days is None else [within_days(enrollments.c.entered_at, days)]
     for table, columns, cells in (
         (enrollment_table, [*ENROLLMENT_KEY, "enrollments", "converted"], enrollment_cells),
         (funnel_steps_table, [*STEP_KEY, *STEP_MEASURES], step_cells),

@@ -181,3 +181,49 @@ class JourneyStats(BaseModel):
     steps: list[FunnelStep]
     exits: list[ExitCount]
     lift: HoldoutLift
+
+
+class SiteKpiRow(BaseModel):
+    channel: str | None = Field(
+        default=None,
+        description=(
+            "Set when grouped by channel: our channel (sms, whatsapp, email) for visits from our links, else "
+            "utm_medium (else utm_source), `referral` for a referring site, `direct` for none"
+        ),
+    )
+    journey: str | None = Field(
+        default=None, description="Set when grouped by journey: the journey of the message credited; '' for none"
+    )
+    broadcast: str | None = Field(
+        default=None, description="Set when grouped by broadcast: the broadcast of the message credited; '' for none"
+    )
+    source: str | None = Field(
+        default=None,
+        description="Set when grouped by source: utm_source, else the referrer's host, else `direct`",
+    )
+    day: str | None = Field(default=None, description="UTC day the visits started (YYYY-MM-DD), when grouped by day")
+    visits: int = Field(
+        description="Visits (sessions): one visitor's page/screen views less than the inactivity gap apart"
+    )
+    visitors: int = Field(
+        description=(
+            "Distinct visitors (customer, else anonymousId) per UTC day and group cell, summed: a visitor "
+            "seen on two days counts twice"
+        )
+    )
+    bounces: int = Field(description="Visits of a single page or screen view")
+    pages: int = Field(description="Page and screen views in the visits")
+    seconds: int = Field(description="Total time on site: the sum of (last view − first view) over the visits")
+    converted: int = Field(
+        description=(
+            "Visits converted: an `Order Completed` by the visitor during the visit or within the conversion window "
+            "after its last view (each order converts at most one visit: the latest that started before it)"
+        )
+    )
+    conversion_rate: float | None = _rate("site conversion rate: converted visits / visits × 100")
+    bounce_rate: float | None = _rate("single-view visits / visits × 100")
+    average_time_on_site: float | None = Field(
+        default=None,
+        description=f"seconds / visits, in seconds; a single-view visit counts as 0 s.{NULL_IF_NO_DENOMINATOR}",
+    )
+    pages_per_visit: float | None = Field(default=None, description=f"pages / visits.{NULL_IF_NO_DENOMINATOR}")

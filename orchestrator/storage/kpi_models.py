@@ -166,3 +166,66 @@ class CustomerOrder(SQLModel, table=True):
     customer_id: int = Field(sa_column=sa.Column(BigId, nullable=False))
     ordered_at: datetime = _timestamp()
     revenue: Decimal | None = Field(default=None, sa_column=sa.Column(sa.Numeric(), nullable=True))
+
+
+class Visit(SQLModel, table=True):
+    """A visit (a web or app session): one visitor's page and screen views with less than
+    the inactivity gap between each. Derived, like the rollups: `orchestrator.kpis.site_fold`
+    folds the views into it off the ingest path; the events stay the truth.
+
+    `visitor` is "c:<customer id>", or "a:<anonymousId>" while the anonymousId is linked to
+    no customer (then its visits move to the customer once linked)."""
+
+    __tablename__ = "visits"
+    __table_args__ = (
+        # one visit per visitor and start: two folds of the same views can never both land
+        sa.UniqueConstraint("visitor", "started_at", name="uq_visits_visitor_start"),
+        sa.Index("ix_visits_visitor_ended", "visitor", "ended_at"),
+        sa.Index("ix_visits_started", "started_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    visitor: str = Field(sa_column=sa.Column(sa.String(260), nullable=False))
+    customer_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
+    started_at: datetime = _timestamp()
+    ended_at: datetime = _timestamp()  # the last view's time: a one-page visit lasts 0 s
+    seconds: int = _count()
+    pages: int = _count()
+    landing_url: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    landing_path: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    referrer: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    utm_source: str | None = Field(default=None, max_length=255)
+    utm_medium: str | None = Field(default=None, max_length=255)
+    utm_campaign: str | None = Field(default=None, max_length=255)
+    utm_content: str | None = Field(default=None, max_length=255)
+    utm_term: str | None = Field(default=None, max_length=255)
+    # Where it came from (orchestrator.kpis.visits): our message when its landing page
+    # carries a message reference; '' when none, so they can key the daily cells.
+    message_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
+    channel: str = Field(max_length=255)
+    journey_id: str = Field(default="", max_length=100)
+    broadcast_id: str = Field(default="", max_length=100)
+    source: str = Field(max_length=255)
+    converted_at: datetime | None = _timestamp(nullable=True)  # the order credited to this visit
+
+
+class SiteDailyCell(SQLModel, table=True):
+    """Visits summed per UTC day of start and (channel, journey, broadcast, source), so site
+    KPIs read a few hundred rows instead of millions of visits. All additive except
+    `visitors`, distinct within the cell only (see docs/website-kpis.md)."""
+
+    __tablename__ = "site_daily"
+
+    day: date = Field(primary_key=True)
+    channel: str = Field(primary_key=True, max_length=255)
+    journey_id: str = Field(primary_key=True, max_length=100)
+    broadcast_id: str = Field(primary_key=True, max_length=100)
+    source: str = Field(primary_key=True, max_length=255)
+    visits: int = _count()
+    visitors: int = _count()
+    bounces: int = _count()  # one-page visits
+    pages: int = _count()
+    seconds: int = Field(
+        default=0, sa_column=sa.Column(sa.BigInteger, nullable=False)
+    )  # a year of visits overflows 32 bits
+    converted: int = _count()

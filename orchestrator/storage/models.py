@@ -79,6 +79,13 @@ class Event(SQLModel, table=True):
         sa.Index("ix_events_customer_received", "customer_id", "received_at"),
         # web sessions (page and screen views) of visitors not identified yet
         sa.Index("ix_events_anonymous", "anonymous_id", "received_at"),
+        # the visits fold sessionizes the page and screen views received since its last run (kpis/site_fold.py)
+        sa.Index(
+            "ix_events_views_received",
+            "received_at",
+            postgresql_where=sa.text("type IN ('page', 'screen')"),
+            sqlite_where=sa.text("type IN ('page', 'screen')"),
+        ),
         # the rollup refresh folds the order events received since its last run (kpis/orders.py)
         sa.Index(
             "ix_events_orders_received",

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from orchestrator.api.app import create_app
 from orchestrator.clock import SimulatedClock, utc
+from orchestrator.delivery.landing import landing_url
 from orchestrator.delivery.tracking import click_url, open_pixel_url, unsubscribe_url
 from orchestrator.engine.dispatch import outbound
 from orchestrator.engine.loop import WorkerLoop
@@ -75,7 +76,10 @@ async def test_a_click_records_and_redirects_to_the_signed_url(client, drain, ru
     message = await welcome_email(client, drain, runtime)
     target = "https://shop.example/account?from=mail&x=%C3%A9"
     response = await client.get(path_of(click_url(runtime.settings, message.id, target)))
-    assert response.status_code == 302 and response.headers["location"] == target
+    assert response.status_code == 302 and response.headers["location"] == landing_url(
+        runtime.settings, target, message
+    )
+    assert response.headers["location"].startswith(target + "&utm_source=orchestrator&utm_medium=email&")
     assert response.headers["referrer-policy"] == "no-referrer"  # the token stays with us
     message = await message_of(runtime, "ann")
     assert utc(message.first_clicked_at) == START

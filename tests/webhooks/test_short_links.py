@@ -10,6 +10,7 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.clock import utc
+from orchestrator.delivery.landing import landing_url
 from orchestrator.delivery.short_links import ShortLink, short_url
 from orchestrator.delivery.statuses import record_status
 from orchestrator.storage.feedback_models import MessageStatusEvent
@@ -73,7 +74,9 @@ async def test_a_click_opens_the_app_page_and_counts_once(client, drain, runtime
     first = await client.get(path_of(link), headers={"user-agent": PHONE_BROWSER})
     assert first.status_code == 200 and first.headers["referrer-policy"] == "no-referrer"
     assert 'href="shop://second-code?code=AGAIN10-LEA&amp;size=38&amp;after=boots-12"' in first.text
-    assert 'href="https://shop.example/second-code?code=AGAIN10-LEA&amp;size=38"' in first.text
+    assert (
+        'href="https://shop.example/second-code?code=AGAIN10-LEA&amp;size=38&amp;utm_source=orchestrator' in first.text
+    )
     assert "Open the app" in first.text
     await advance(client, 3600)
     again = await client.get(path_of(link), headers={"user-agent": PHONE_BROWSER})
@@ -160,5 +163,7 @@ async def test_a_plain_url_redirects_to_where_the_message_said(client, drain, ru
         session.add(row)
     url = short_url(runtime.settings, message.enrollment_id, message.send_key, link)
     response = await client.get(path_of(url), headers={"user-agent": PHONE_BROWSER})
-    assert response.status_code == 302 and response.headers["location"] == link.url
+    # the page as the message said, with what credits the visit (tests/delivery/test_landing.py)
+    assert response.status_code == 302 and response.headers["location"] == landing_url(runtime.settings, link.url, row)
+    assert response.headers["location"].startswith(link.url + "&utm_source=orchestrator&utm_medium=sms&")
     assert (await reload(runtime, message.id)).first_clicked_at is not None

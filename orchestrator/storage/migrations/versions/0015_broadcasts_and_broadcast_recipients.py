@@ -3,8 +3,8 @@
 `broadcasts` (the lifecycle as a CHECK on `state`) and `broadcast_recipients` (the audience
 snapshot; no foreign keys on purpose, see orchestrator/storage/broadcast_models.py).
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-02 02:32:56.699368
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0014"
-down_revision: str | Sequence[str] | None = "0013"
+revision: str = "0015"
+down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

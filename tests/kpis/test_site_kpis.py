@@ -1,0 +1,132 @@
+"""Website KPIs through the API, exact figures on hand-built visits.
+
+After the launch post-purchase journey's second-code SMS (a tracked short link), at `now`:
+
+    lea      taps the SMS link, lands (url with our UTM + message reference) now, a product at
+             +2 min, orders at +5 min                  sms / post-purchase, 2 pages, 120 s, converted
+    walk-in  one page at +1 h, no referrer             direct, a bounce, 0 s
+    searcher 3 pages at +2 h, +2 h 5, +2 h 10 from Google   referral / www.google.com, 600 s
+
+Totals: 3 visits, 3 visitors, 6 pages (2.0 a visit), 1 bounce (33.33 %), 720 s (240.0 s a
+visit), 1 converted (33.33 %).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import timedelta
+
+from segment.analytics import Client
+
+from orchestrator.delivery.landing import message_reference
+from orchestrator.kpis.site_fold import refresh_visits
+from tests.api.test_segment_client import service  # noqa: F401 (a fixture)
+from tests.conftest import refresh_kpis_as_the_worker_does
+from tests.kpis.test_visits import page
+from tests.webhooks.test_short_links import PHONE_BROWSER, SHORT, path_of, second_code_sms
+
+MEASURES = ("visits", "visitors", "bounces", "pages", "seconds", "converted")
+RATES = ("conversion_rate", "bounce_rate", "average_time_on_site", "pages_per_visit")
+
+
+def figures(row: dict) -> tuple:
+    return tuple(row[name] for name in MEASURES + RATES)
+
+
+async def site(client, **params) -> dict:
+    response = await client.get("/v1/kpis/site", params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def three_visits(client, drain, runtime):
+    message = await second_code_sms(client, drain, runtime)
+    [link] = SHORT.findall(message.body)
+    app_page = await client.get(path_of(link), headers={"user-agent": PHONE_BROWSER})
+    landing = html.unescape(re.search(r'<a id="web" href="([^"]+)"', app_page.text).group(1))
+    assert landing == (
+        "https://shop.example/second-code?code=AGAIN10-LEA&size=38&utm_source=orchestrator&utm_medium=sms"
+        "&utm_campaign=post-purchase&utm_content=post-purchase-second-code"
+        f"&orc={message_reference(runtime.settings, message.id)}"
+    )
+    now = runtime.clock.now()
+    await page(client, now, landing, user="lea")
+    await page(client, now + timedelta(minutes=2), "https://shop.example/boots", user="lea")
+    order = {"userId": "lea", "event": "Order Completed", "properties": {"order_id": "A-2", "revenue": 80}}
+    response = await client.post("/v1/track", json={**order, "timestamp": (now + timedelta(minutes=5)).isoformat()})
+    assert response.status_code == 200
+    await page(client, now + timedelta(hours=1), anonymous="walk-in")
+    for minutes in (0, 5, 10):
+        at = now + timedelta(hours=2, minutes=minutes)
+        await page(
+            client, at, f"https://shop.example/{minutes}", anonymous="searcher", referrer="https://www.google.com/"
+        )
+    await refresh_kpis_as_the_worker_does(client)
+    return now
+
+
+async def test_a_visit_from_an_sms_link_converts_and_is_credited_to_its_journey(client, drain, runtime):
+    now = await three_visits(client, drain, runtime)
+    rows = {row["channel"]: row for row in (await site(client, group_by="channel"))["rows"]}
+    assert figures(rows["sms"]) == (1, 1, 0, 2, 120, 1, 100.0, 0.0, 120.0, 2.0)
+    assert figures(rows["direct"]) == (1, 1, 1, 1, 0, 0, 0.0, 100.0, 0.0, 1.0)
+    assert figures(rows["referral"]) == (1, 1, 0, 3, 600, 0, 0.0, 0.0, 600.0, 3.0)
+    [total] = (await site(client))["rows"]
+    assert figures(total) == (3, 3, 1, 6, 720, 1, 33.33, 33.33, 240.0, 2.0)
+
+    by_journey = (await site(client, group_by=["journey", "channel", "source"]))["rows"]
+    credited = [(r["journey"], r["channel"], r["source"], r["visits"], r["converted"]) for r in by_journey]
+    assert credited == [
+        ("", "direct", "direct", 1, 0),
+        ("", "referral", "www.google.com", 1, 0),
+        ("post-purchase", "sms", "orchestrator", 1, 1),
+    ]
+    [journey] = (await site(client, journey="post-purchase"))["rows"]
+    assert figures(journey) == figures(rows["sms"])
+
+    day = now.date().isoformat()
+    whole_day = await site(client, **{"from": day, "to": (now.date() + timedelta(days=1)).isoformat()}, group_by="day")
+    assert [(r["day"], r["visits"], r["seconds"]) for r in whole_day["rows"]] == [(day, 3, 720)]  # from site_daily
+    part = await site(
+        client, **{"from": (now - timedelta(minutes=1)).isoformat(), "to": (now + timedelta(minutes=90)).isoformat()}
+    )
+    assert [(r["visits"], r["bounces"], r["converted"]) for r in part["rows"]] == [(2, 1, 1)]  # from visits
+
+
+async def test_the_console_overview_shows_the_site_tiles_and_visits_per_channel(client, drain, runtime):
+    await three_visits(client, drain, runtime)
+    page_html = (await client.get("/")).text
+    tiles = dict(re.findall(r'data-kpi="([^"]+)"><div class="label">[^<]*</div><div class="value">([^<]*)<', page_html))
+    assert (tiles["Visits"], tiles["Site conversion rate"], tiles["Site bounce rate"]) == ("3", "33.3%", "33.3%")
+    assert (tiles["Time on site"], tiles["Pages per visit"]) == ("240.00", "2.00")
+    per_channel = page_html.split('id="visits-per-channel"')[1].split("</table>")[0]
+    assert re.findall(r'<td class="day">(\w+)</td>', per_channel) == ["direct", "referral", "sms"]
+
+
+async def test_page_calls_from_the_official_segment_sdk_make_a_visit(service, client, runtime):  # noqa: F811
+    now = runtime.clock.now()
+    errors = []
+    analytics = Client(
+        write_key="open", host=service, sync_mode=True, max_retries=0, on_error=lambda e, b: errors.append(e)
+    )
+    landing = "https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=spring"
+    analytics.page(anonymous_id="v-1", name="Home", properties={"url": landing, "path": "/"}, timestamp=now)
+    analytics.page(
+        anonymous_id="v-1",
+        name="Boots",
+        properties={"url": "https://shop.example/boots"},
+        timestamp=now + timedelta(minutes=3),
+    )
+    # sync_mode: each call was sent (and committed) before it returned
+    assert errors == []
+    await refresh_visits(runtime)
+    [row] = (await site(client, group_by=["channel", "source"]))["rows"]
+    assert (row["channel"], row["source"], row["visits"], row["pages"], row["seconds"], row["bounces"]) == (
+        "email",
+        "newsletter",
+        1,
+        2,
+        180,
+        0,
+    )
