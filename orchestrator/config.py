@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     journeys_dir: Path = PROJECT_ROOT / "journeys"
     templates_dir: Path = PROJECT_ROOT / "templates"
     reports_dir: Path = PROJECT_ROOT / "reports"  # scheduled KPI reports (docs/reports.md)
+    broadcasts_dir: Path = PROJECT_ROOT / "broadcasts"  # one-off sends to an audience (docs/broadcasts.md)
     segments_dir: Path = PROJECT_ROOT / "segments"  # segments (docs/segments.md)
     default_locale: str = "en"
 
@@ -173,6 +174,8 @@ class Settings(BaseSettings):
 
     worker_poll_seconds: float = 1.0
     report_poll_seconds: float = 60.0  # how often a worker looks for reports due to be e-mailed
+    broadcast_poll_seconds: float = Field(default=1.0, gt=0)  # how often a worker starts and feeds broadcasts
+    broadcast_batch_size: int = Field(default=1000, ge=1)  # recipients made into messages per transaction
     # How often each worker brings the daily KPI rollups up to date (also once at start).
     # `GET /v1/kpis` only reads them, so whole days in a report are at most this old.
     kpi_rollup_refresh_seconds: float = Field(default=30.0, gt=0)

@@ -8,6 +8,8 @@ from datetime import datetime
 from sqlmodel import select
 
 from orchestrator.auth.service_secrets import with_service_secrets
+from orchestrator.broadcasts.loader import load_directory as broadcast_files
+from orchestrator.broadcasts.loader import publish_files as publish_broadcast_files
 from orchestrator.channels.configure import build_registry, configured_rates
 from orchestrator.channels.ratelimit import SendRateLimiter
 from orchestrator.channels.registry import ChannelRegistry
@@ -59,6 +61,15 @@ async def load_journeys(runtime: Runtime) -> JourneyCatalog:
     return catalog
 
 
+async def load_broadcasts(runtime: Runtime) -> None:
+    """Broadcast files become (or update) drafts; a bad file is reported and skipped."""
+    report = broadcast_files(runtime.settings.broadcasts_dir)
+    async with runtime.sessions() as session, session.begin():
+        await publish_broadcast_files(session, report, runtime.clock.now())
+    for error in report.errors:
+        log.error("broadcast not loaded: %s", error)
+
+
 async def reload_journeys(runtime: Runtime) -> ReloadResult:
     """`POST /v1/journeys/reload` and SIGHUP: the files again, with the checks of start-up;
     any error refuses the whole reload."""
@@ -102,6 +113,7 @@ async def build_runtime(
     )
     await resume_simulated_time(runtime)
     runtime.catalog = await load_journeys(runtime)
+    await load_broadcasts(runtime)
     for problem in runtime.reports.errors:
         log.error("report not loaded: %s", problem)
     for problem in runtime.segments.errors:

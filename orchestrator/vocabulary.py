@@ -81,6 +81,10 @@ class SendKey:
         return f"{enrollment_id}:{step_id}"
 
     @staticmethod
+    def broadcast(broadcast_id: str, customer_id: int) -> str:
+        return f"broadcast:{broadcast_id}:{customer_id}"
+
+    @staticmethod
     def fallback(original_key: str) -> str:
         return f"{original_key}:fallback"
 

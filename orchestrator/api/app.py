@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 
 from orchestrator.api import (
     admin,
+    broadcasts,
     consents,
     conversations,
     customer_data,
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.include_router(timeline.router, dependencies=requires(OPERATIONS))
     app.include_router(admin.router, dependencies=requires(OPERATIONS))
     app.include_router(journeys.router, dependencies=requires(MARKETING))
+    app.include_router(broadcasts.router, dependencies=requires(MARKETING))
     app.include_router(kpis.router, dependencies=requires(MARKETING))
     app.include_router(reports.router, dependencies=requires(MARKETING))
     app.include_router(segments.router, dependencies=requires(MARKETING))

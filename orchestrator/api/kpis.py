@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from orchestrator.api.parameters import Moment, Zone
+from orchestrator.broadcasts.as_journey import broadcast_journey_id
 from orchestrator.clock import UtcDatetime, utc
 from orchestrator.kpis.customers import DEFAULT_ACTIVE_DAYS, DEFAULT_LIFESPAN_YEARS, customer_kpis
 from orchestrator.kpis.funnel import journey_funnel
@@ -77,6 +78,9 @@ async def get_kpis(
     session: SessionDep,
     runtime: RuntimeDep,
     journey: str | None = None,
+    broadcast: Annotated[
+        str | None, Query(description="A broadcast's messages: the same as `journey=broadcast:<id>`")
+    ] = None,
     step: str | None = None,
     channel: str | None = None,
     template: str | None = None,
@@ -110,6 +114,19 @@ async def get_kpis(
     (30 s by default), so they may lag by that much.
     """
     since, until = _period(since, until)
+    if broadcast is not None:
+        if journey is not None and journey != broadcast_journey_id(broadcast):
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "value_error",
+                        "loc": ("query", "broadcast"),
+                        "input": broadcast,
+                        "msg": "give journey or broadcast, not both",
+                    }
+                ]
+            )
+        journey = broadcast_journey_id(broadcast)
     scope = KpiScope(
         journey=journey,
         step=step,

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from orchestrator.cli.broadcasts import add_broadcast_commands
 from orchestrator.cli.customers import add_customer_commands
 from orchestrator.cli.keys import add_key_commands
 from orchestrator.cli.segments import add_segment_commands
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_tooling_commands(commands)
     add_key_commands(commands)
+    add_broadcast_commands(commands)
     add_customer_commands(commands)
     add_segment_commands(commands)
     return parser

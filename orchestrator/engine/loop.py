@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from orchestrator.broadcasts.sending import advance_broadcasts
 from orchestrator.engine.dispatch import dispatch_queued_messages, handoff_budget, send_claimed
 from orchestrator.engine.reconcile import Pacer, reconcile_round
 from orchestrator.engine.worker import advance_due_enrollments
@@ -98,6 +99,14 @@ class WorkerLoop:
         except Exception:  # the next run retries; journeys never wait on reports
             log.exception("sending scheduled reports failed")
 
+    async def feed_broadcasts(self) -> None:
+        """Start broadcasts whose time came and queue their due recipients' messages (the
+        drain sends them)."""
+        try:
+            await advance_broadcasts(self.runtime)
+        except Exception:  # as for `tick`: the next run retries; nothing half-done was committed
+            log.exception("broadcast round failed")
+
     async def refresh_segments(self) -> None:
         """Segment membership: customers with new events, and whole segments when a sweep is due
         (orchestrator/segments/refresh.py); each segment is locked by one worker at a time."""
@@ -133,6 +142,7 @@ class WorkerLoop:
             (self.rollup_tick, settings.kpi_rollup_refresh_seconds, "refresh-kpi-rollups", True),
             (self.visits_tick, settings.kpi_rollup_refresh_seconds, "fold-visits", True),
             (self.send_reports, settings.report_poll_seconds, "send-due-reports", True),
+            (self.feed_broadcasts, settings.broadcast_poll_seconds, "feed-broadcasts", True),
             (self.refresh_segments, settings.segment_refresh_seconds, "refresh-segments", True),
             (self.reconcile, settings.reconcile_interval_seconds, "reconcile-sends", False),
         ]

@@ -32,6 +32,10 @@ class JourneyCatalog:
             self._add(compile_journey(JourneyFile.model_validate(source), version))
         return self.versions[(journey_id, version)]
 
+    def add_compiled(self, journey: CompiledJourney) -> None:
+        """A version compiled elsewhere (a broadcast's one-step journey): known, never current."""
+        self._add(journey)
+
     def _add(self, journey: CompiledJourney) -> None:
         self.versions[(journey.id, journey.version)] = journey
         self.reacting_events = self.reacting_events | events_reacted_to(journey)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.broadcasts.as_journey import add_started_broadcasts
 from orchestrator.journeys.loader import JourneyError, LoadReport
 from orchestrator.storage.models import Enrollment, JourneyState, JourneyVersion
 from orchestrator.storage.queries import insert_ignoring_conflict, insert_many_ignoring_conflict
@@ -84,6 +85,7 @@ async def refresh_catalog(runtime, force: bool = False) -> None:
             ).first()
             if row is not None:
                 catalog.add_version(journey_id, version, row.source)
+        await add_started_broadcasts(session, catalog)
     for state in states:
         catalog.set_current(state.journey_id, state.current_version)
     catalog.paused = {s.journey_id for s in states if s.paused}

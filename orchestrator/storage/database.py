@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.storage import (  # noqa: F401  (registers the tables)
     auth_models,
+    broadcast_models,
     feedback_models,
     kpi_models,
     models,

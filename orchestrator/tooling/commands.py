@@ -55,6 +55,7 @@ def run_validate(args: argparse.Namespace) -> int:
         reports_dir=_shown(settings.reports_dir),
         segments_dir=_shown(settings.segments_dir),
         link_settings=settings,
+        broadcasts_dir=_shown(settings.broadcasts_dir),
     )
     output = format_json(report.findings) if args.format == "json" else format_human(report.findings, report.summary)
     sys.stdout.write(output)

@@ -1,4 +1,5 @@
-"""`orchestrator validate`: check journeys, templates, reports and segments without starting anything.
+"""`orchestrator validate`: check journeys, templates, reports, segments and broadcasts
+without starting anything (broadcasts: the configured directory, when no paths are given).
 
 Paths may be journey files, directories of journeys, a templates directory, or report and
 segment files and directories (those in the configured reports or segments directory, or in
@@ -18,6 +19,7 @@ from orchestrator.journeys.loader import JourneyLoadError, load_file
 from orchestrator.reports.loader import report_files
 from orchestrator.segments.loader import segment_files
 from orchestrator.templating.store import TemplateStore
+from orchestrator.tooling.checks_broadcasts import broadcast_files, check_broadcast_file
 from orchestrator.tooling.checks_flow import check_flow
 from orchestrator.tooling.checks_reports import check_reports
 from orchestrator.tooling.checks_segments import check_segment_references, check_segments
@@ -45,12 +47,14 @@ class ValidationReport:
     reports: int = 0
     unusable_input: bool = False
     segments: int = 0  # a path that does not exist, a file that cannot be read or parsed
+    broadcasts: int = 0
 
     @property
     def summary(self) -> str:
         counts = [plural(self.journeys, "journey file"), plural(self.templates, "template")]
         counts += [plural(self.reports, "report file")] if self.reports else []
-        return ", ".join(counts + ([plural(self.segments, "segment file")] if self.segments else []))
+        counts += [plural(self.segments, "segment file")] if self.segments else []
+        return ", ".join(counts + ([plural(self.broadcasts, "broadcast")] if self.broadcasts else []))
 
 
 def is_templates_dir(path: Path) -> bool:
@@ -96,11 +100,14 @@ def validate(
     reports_dir: Path | None = None,
     segments_dir: Path | None = None,
     link_settings: Settings | None = None,
+    broadcasts_dir: Path | None = None,
 ) -> ValidationReport:
     """`reports_dir` and `segments_dir` default to the `reports` and `segments` folders beside
     the journeys directory.
     `link_settings` give the short-link base SMS are measured with (default settings:
-    `http://127.0.0.1:8000`)."""
+    `http://127.0.0.1:8000`). Broadcasts (`broadcasts_dir`) are checked when no paths are given.
+    """
+    broadcasts = [] if paths or broadcasts_dir is None else broadcast_files(broadcasts_dir)
     link_settings = link_settings or Settings()
     reports_dir = reports_dir or journeys_dir.parent / "reports"
     segments_dir = segments_dir or journeys_dir.parent / "segments"
@@ -157,6 +164,10 @@ def validate(
     unusable = unusable or bool(unreadable_segments & named)
     if targets.segment_files:  # only when segments were checked: a lone journey file names none
         findings += [f for journey in journeys for f in check_segment_references(journey, segment_ids)]
+    seen_broadcasts: dict[str, Path] = {}
+    known_segments = segment_ids if targets.segment_files else None
+    for path in broadcasts:
+        findings += check_broadcast_file(path, store, seen_broadcasts, known_segments)
     template_count = (
         sum(1 for p in targets.templates_dir.iterdir() if p.is_dir()) if targets.templates_dir.is_dir() else 0
     )
@@ -167,6 +178,7 @@ def validate(
         len(dict.fromkeys(targets.report_files)),
         unusable_input=unusable,
         segments=len(dict.fromkeys(targets.segment_files)),
+        broadcasts=len(broadcasts),
     )
 
 

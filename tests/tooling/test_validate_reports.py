@@ -45,7 +45,7 @@ def test_a_broken_report_is_reported_with_file_line_and_key(cli, tmp_path):
         "'skipped', 'recipients', 'open_rate', 'click_rate', 'bounce_rate', 'reply_rate', 'opt_out_rate', "
         "'conversions', 'conversion_rate', 'revenue', 'average_order_value', 'cost', 'cost_per_acquisition', "
         "'return_on_spend', 'customer_lifetime_value', 'retention_rate' or 'nps'",
-        "5 errors, 0 warnings (0 journey files, 15 templates, 1 report file)",
+        "5 errors, 0 warnings (0 journey files, 16 templates, 1 report file)",
     ]
 
 
@@ -63,7 +63,7 @@ def test_a_report_on_a_journey_that_does_not_exist_and_a_file_that_is_not_yaml(t
         ),
     ]
     assert (
-        report.summary == "4 journey files, 15 templates, 2 report files, 4 segment files"
+        report.summary == "4 journey files, 16 templates, 2 report files, 4 segment files"
     )  # segments beside the journeys
     # Named alone, the reports are checked against the configured journeys.
     report = validate([folder / "lost.yaml"], JOURNEYS, TEMPLATES)
@@ -72,7 +72,7 @@ def test_a_report_on_a_journey_that_does_not_exist_and_a_file_that_is_not_yaml(t
 
 def test_the_launch_reports_are_clean_and_counted(cli):
     run = cli("validate", PROJECT_ROOT / "reports")
-    assert (run.code, run.out) == (0, "0 errors, 0 warnings (0 journey files, 15 templates, 2 report files)\n")
+    assert (run.code, run.out) == (0, "0 errors, 0 warnings (0 journey files, 16 templates, 2 report files)\n")
     assert validate([], JOURNEYS, TEMPLATES).reports == 2  # the reports beside the journeys by default
 
 

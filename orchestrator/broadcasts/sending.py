@@ -1,0 +1,271 @@
+"""The worker's broadcast job: start broadcasts whose schedule arrived (state `sending` and
+the snapshot, in one transaction), then turn due recipients into queued messages, a bounded
+batch per transaction, and finish or pause them.
+
+A recipient becomes a finished enrollment in the broadcast's journey (`as_journey`: holdout
+group, goal window) and a message whose send key is `broadcast:<id>:<customer id>`; the
+recipient is marked in the same transaction. A worker killed mid-batch leaves nothing
+behind, and if two ever made the same recipient's message, the unique send key keeps one.
+The existing dispatch, retry and reconcile paths send what is queued, with the consent,
+suppression and rate checks every message gets.
+
+Each broadcast's row is locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL) while a worker
+feeds it, so the rate cap is counted by one worker at a time; other workers skip to other
+broadcasts or to dispatch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from orchestrator.broadcasts.as_journey import SEND_STEP, as_journey, broadcast_journey_id
+from orchestrator.broadcasts.format import BroadcastFile
+from orchestrator.broadcasts.snapshot import take_snapshot
+from orchestrator.broadcasts.states import TransitionRefused, move
+from orchestrator.customers.consent import load_permissions
+from orchestrator.delivery.conversions import in_holdout
+from orchestrator.engine.messages import prepare_message
+from orchestrator.runtime import Runtime
+from orchestrator.storage.broadcast_models import Broadcast, BroadcastRecipient
+from orchestrator.storage.models import Customer, Enrollment, Message
+from orchestrator.storage.queries import insert_many_ignoring_conflict, insert_many_returning, supports_skip_locked
+from orchestrator.vocabulary import EnrollmentStatus, MessageStatus, SendKey
+
+log = logging.getLogger("orchestrator.broadcasts")
+
+broadcasts, recipients, messages = Broadcast.__table__, BroadcastRecipient.__table__, Message.__table__
+RATE_WINDOW = timedelta(minutes=1)
+# Batches per broadcast per round: enough to keep dispatch fed between rounds, bounded so one
+# huge broadcast never keeps a worker from the others (or from stopping) for long.
+MAX_BATCHES_PER_ROUND = 10
+# The failure rate is that of the messages made in this window: it tells what the provider does
+# now (an outage is not diluted by an hour of good sends), and counting it stays cheap on a
+# million-recipient broadcast (an index range on (journey_id, created_at)).
+FAILURE_WINDOW = timedelta(minutes=5)
+SETTLED_OK = (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read)
+SETTLED_FAILED = (MessageStatus.failed, MessageStatus.undelivered)
+UNSETTLED = (MessageStatus.queued, MessageStatus.sending)
+
+
+@dataclass
+class BroadcastRound:
+    started: int = 0
+    materialized: int = 0
+    paused: int = 0
+    finished: int = 0
+
+
+async def advance_broadcasts(runtime: Runtime) -> BroadcastRound:
+    """One round: start what is due, then one batch per sending broadcast."""
+    result = BroadcastRound()
+    result.started = await start_due_broadcasts(runtime)
+    async with runtime.sessions() as session:
+        sending = (
+            (await session.exec(sa.select(broadcasts.c.id).where(broadcasts.c.state == "sending"))).scalars().all()
+        )
+    for broadcast_id in sending:
+        for batch in range(MAX_BATCHES_PER_ROUND):
+            outcome = await feed_broadcast(runtime, broadcast_id, check_failures=batch == 0)
+            result.paused += outcome == "paused"
+            result.finished += outcome == "done"
+            if not isinstance(outcome, int) or outcome == 0:
+                break
+            result.materialized += outcome
+    return result
+
+
+def _lock(session: AsyncSession, query: sa.Select) -> sa.Select:
+    return query.with_for_update(skip_locked=True) if supports_skip_locked(session) else query
+
+
+async def start_due_broadcasts(runtime: Runtime) -> int:
+    now = runtime.clock.now()
+    started = 0
+    while True:
+        async with runtime.sessions() as session, session.begin():
+            b = broadcasts.c
+            row = (
+                await session.exec(
+                    _lock(
+                        session,
+                        sa.select(b.id, b.source)
+                        .where(b.state == "scheduled", b.starts_at <= now)
+                        .order_by(b.starts_at)
+                        .limit(1),
+                    )
+                )
+            ).first()
+            if row is None:
+                return started
+            await move(session, row.id, "start", now)
+            count = await take_snapshot(session, row.id, BroadcastFile.model_validate(row.source))
+            await session.exec(sa.update(broadcasts).where(b.id == row.id).values(snapshot_at=now, recipients=count))
+            log.info("broadcast %s started: %d recipients in the snapshot", row.id, count)
+            started += 1
+
+
+async def failure_rate(session: AsyncSession, broadcast_id: str, now: datetime) -> tuple[int, int]:
+    """(failed, settled) among the broadcast's messages made in the last FAILURE_WINDOW that
+    reached a verdict."""
+    m = messages.c
+    row = (
+        await session.exec(
+            sa.select(
+                sa.func.count().filter(m.status.in_(SETTLED_FAILED)),
+                sa.func.count().filter(m.status.in_(SETTLED_OK + SETTLED_FAILED)),
+            ).where(m.journey_id == broadcast_journey_id(broadcast_id), m.created_at > now - FAILURE_WINDOW)
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+async def feed_broadcast(runtime: Runtime, broadcast_id: str, check_failures: bool = True) -> int | str | None:
+    """One batch of due recipients into messages; "paused" or "done" when it moved the
+    broadcast instead; None when another worker holds it (or it is no longer sending)."""
+    now = runtime.clock.now()
+    settings = runtime.settings
+    async with runtime.sessions() as session, session.begin():
+        b = broadcasts.c
+        row = (
+            await session.exec(
+                _lock(session, sa.select(b.id, b.version, b.source).where(b.id == broadcast_id, b.state == "sending"))
+            )
+        ).first()
+        if row is None:
+            return None
+        definition = BroadcastFile.model_validate(row.source)
+        journey_id = broadcast_journey_id(broadcast_id)
+        threshold = definition.pause_when_failure_rate_above
+        if threshold is not None and check_failures:
+            failed, settled = await failure_rate(session, broadcast_id, now)
+            if settled >= definition.failure_rate_min_sends and failed / settled > threshold:
+                reason = f"failure rate {failed}/{settled} above {threshold:g}"
+                await move(session, broadcast_id, "pause", now, reason=reason)
+                log.warning("broadcast %s paused: %s", broadcast_id, reason)
+                return "paused"
+        budget = settings.broadcast_batch_size
+        if definition.rate_limit_per_minute is not None:
+            m = messages.c
+            recent = (
+                await session.exec(
+                    sa.select(sa.func.count()).where(
+                        m.journey_id == journey_id, m.step_id == SEND_STEP, m.created_at > now - RATE_WINDOW
+                    )
+                )
+            ).scalar_one()
+            budget = min(budget, definition.rate_limit_per_minute - recent)
+            if budget <= 0:
+                return 0
+        r = recipients.c
+        due = (
+            (
+                await session.exec(
+                    sa.select(r.customer_id)
+                    .where(r.broadcast_id == broadcast_id, r.materialized_at.is_(None), r.due_at <= now)
+                    .order_by(r.due_at, r.customer_id)
+                    .limit(budget)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if not due:
+            return await _finish_if_settled(session, broadcast_id, now)
+        journey = runtime.catalog.version(journey_id, row.version)
+        if journey is None:
+            journey = as_journey(definition, row.version)
+            runtime.catalog.add_compiled(journey)
+        await _materialize(session, runtime, journey, definition, broadcast_id, list(due), now)
+        return len(due)
+
+
+async def _materialize(session, runtime, journey, definition, broadcast_id, customer_ids, now) -> None:
+    customers = {
+        c.id: c for c in (await session.exec(select(Customer).where(col(Customer.id).in_(customer_ids)))).all()
+    }
+    permissions = await load_permissions(session, customers.values(), runtime.settings.erasure_key)
+    percent = journey.definition.holdout
+    goal = definition.goal
+    held = {cid: in_holdout(journey.id, customers[cid].user_id, percent) for cid in customers}
+    enrollment_rows = [
+        dict(
+            journey_id=journey.id,
+            journey_version=journey.version,
+            customer_id=cid,
+            status=EnrollmentStatus.completed,
+            entered_at=now,
+            ended_at=now,
+            exit_reason="broadcast sent",
+            context={},
+            holdout=held[cid],
+            goal_deadline=now + goal.within if goal else None,
+        )
+        for cid in customers
+    ]
+    ids = dict(await insert_many_returning(session, Enrollment, enrollment_rows, ["id"], Enrollment.customer_id))
+    node = journey.nodes[SEND_STEP]
+    rows = []
+    for cid, customer in customers.items():
+        enrollment = Enrollment(
+            id=ids[cid], journey_id=journey.id, journey_version=journey.version, customer_id=cid, holdout=held[cid]
+        )
+        draft = prepare_message(
+            runtime.templates,
+            runtime.channels.provider_name,
+            enrollment,
+            customer,
+            node,
+            now,
+            permissions=permissions[cid],
+            link_settings=runtime.settings,
+        )
+        draft.send_key = SendKey.broadcast(broadcast_id, cid)
+        rows.append(draft.as_row())
+    await insert_many_ignoring_conflict(session, Message, rows, ["send_key"])
+    r = recipients.c
+    for holdout in (True, False):
+        chosen = [cid for cid in customers if held[cid] is holdout]
+        if chosen:
+            await session.exec(
+                sa.update(recipients)
+                .where(r.broadcast_id == broadcast_id, r.customer_id.in_(chosen))
+                .values(materialized_at=now, holdout=holdout)
+            )
+    gone = set(customer_ids) - set(customers)  # deleted since the snapshot: nobody to send to
+    if gone:
+        await session.exec(
+            sa.update(recipients)
+            .where(r.broadcast_id == broadcast_id, r.customer_id.in_(gone))
+            .values(materialized_at=now)
+        )
+
+
+async def _finish_if_settled(session: AsyncSession, broadcast_id: str, now: datetime) -> str | int:
+    """Done once every recipient is a message and none waits for dispatch."""
+    r, m = recipients.c, messages.c
+    waiting = (
+        await session.exec(
+            sa.select(r.customer_id).where(r.broadcast_id == broadcast_id, r.materialized_at.is_(None)).limit(1)
+        )
+    ).first()
+    if waiting is not None:
+        return 0
+    unsettled = (
+        await session.exec(
+            sa.select(m.id).where(m.journey_id == broadcast_journey_id(broadcast_id), m.status.in_(UNSETTLED)).limit(1)
+        )
+    ).first()
+    if unsettled is not None:
+        return 0
+    try:
+        await move(session, broadcast_id, "finish", now)
+    except TransitionRefused:
+        return 0
+    log.info("broadcast %s done", broadcast_id)
+    return "done"
