@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     reports_dir: Path = PROJECT_ROOT / "reports"  # scheduled KPI reports (docs/reports.md)
     broadcasts_dir: Path = PROJECT_ROOT / "broadcasts"  # one-off sends to an audience (docs/broadcasts.md)
     segments_dir: Path = PROJECT_ROOT / "segments"  # segments (docs/segments.md)
+    # Marketing sends per customer, channel and local day/week (docs/frequency-caps.md); no file: uncapped.
+    frequency_caps_file: Path = PROJECT_ROOT / "policies" / "frequency.yaml"
     default_locale: str = "en"
 
     host: str = "127.0.0.1"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from orchestrator.config import Settings
     from orchestrator.conversations.auto_replies import AutoReplies
     from orchestrator.journeys.catalog import JourneyCatalog
+    from orchestrator.policies.frequency import FrequencyPolicy
     from orchestrator.reports.loader import ReportCatalog
     from orchestrator.segments.loader import SegmentCatalog
     from orchestrator.templating.store import TemplateStore
@@ -37,6 +38,7 @@ class Runtime:
     auto_replies: AutoReplies
     reports: ReportCatalog
     segments: SegmentCatalog
+    frequency: FrequencyPolicy  # caps on marketing sends (orchestrator/policies/frequency.py)
 
     async def aclose(self) -> None:
         await self.channels.aclose()

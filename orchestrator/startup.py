@@ -19,6 +19,7 @@ from orchestrator.conversations.auto_replies import AutoReplies
 from orchestrator.engine.simulated_time import resume_simulated_time
 from orchestrator.journeys.catalog import JourneyCatalog
 from orchestrator.journeys.live import ReloadResult, apply_reload, publish, refresh_catalog
+from orchestrator.policies.frequency import load_frequency_policy
 from orchestrator.reports.loader import load_reports
 from orchestrator.runtime import Runtime
 from orchestrator.segments.loader import load_segments
@@ -79,6 +80,8 @@ async def reload_journeys(runtime: Runtime) -> ReloadResult:
 async def build_runtime(
     settings: Settings, channels: ChannelRegistry | None = None, clock: Clock | None = None
 ) -> Runtime:
+    # A broken caps file stops start-up: sending uncapped would break the promise silently.
+    frequency = load_frequency_policy(settings.frequency_caps_file)
     engine = create_engine(settings.database_url)
     if settings.auto_migrate:
         await upgrade_to_head(engine)
@@ -110,6 +113,7 @@ async def build_runtime(
         auto_replies=AutoReplies.load(settings.auto_replies_file),
         reports=load_reports(settings.reports_dir),
         segments=load_segments(settings.segments_dir),
+        frequency=frequency,
     )
     await resume_simulated_time(runtime)
     runtime.catalog = await load_journeys(runtime)
@@ -118,6 +122,7 @@ async def build_runtime(
         log.error("report not loaded: %s", problem)
     for problem in runtime.segments.errors:
         log.error("segment not loaded: %s", problem)
+    log.info("frequency caps: %s", ", ".join(str(c) for caps in frequency.caps.values() for c in caps) or "none")
     return runtime
 
 

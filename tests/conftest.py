@@ -70,6 +70,9 @@ def make_settings(database_url: str, **overrides) -> Settings:
         sms_provider="local",
         whatsapp_provider="local",
         api_key_cache_seconds=0,  # keys take effect at once; tests/api/test_auth.py covers the cache
+        # Uncapped unless a test says otherwise: most tests send a customer several marketing
+        # messages in one simulated day; tests/engine/test_frequency_caps.py sets its own caps.
+        frequency_caps_file=PROJECT_ROOT / "policies" / "none.yaml",
     )
     values.update(overrides)
     return Settings(**values)

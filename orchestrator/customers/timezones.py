@@ -9,11 +9,21 @@ Only when nothing is known does a customer live in UTC.
 from __future__ import annotations
 
 from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
 UNKNOWN_ZONE = "Etc/Unknown"  # what libphonenumber answers when the number tells nothing
+
+
+def local_zone(name: str | None) -> ZoneInfo:
+    """The zone a customer's local time is read in (quiet hours, frequency-cap days): theirs,
+    or UTC when it is unknown or not a zone this machine knows."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 class TimezoneSource(StrEnum):

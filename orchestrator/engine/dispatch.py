@@ -24,6 +24,7 @@ from orchestrator import metrics
 from orchestrator.channels.base import Channel, OutboundMessage, Outcome, SendResult
 from orchestrator.config import Settings
 from orchestrator.delivery.tracking import email_links
+from orchestrator.engine.caps import enforce_caps
 from orchestrator.engine.fallback import queue_fallbacks
 from orchestrator.engine.retry import MAX_ATTEMPTS, backoff_delay
 from orchestrator.runtime import Runtime
@@ -79,6 +80,7 @@ class ClaimedMessage:
     html: str | None
     template_metadata: dict[str, Any]
     marketing: bool
+    priority: int
     fallback_channel: str | None
     attempts: int
     next_attempt_at: datetime | None
@@ -120,7 +122,17 @@ async def claim_queued_messages(runtime: Runtime, channel: Channel, limit: int) 
         claimed = [
             ClaimedMessage(*row) for row in await connection.execute(_claim_statement(channel, now, limit, skip_locked))
         ]
+        claimed = await without_capped(session, runtime, claimed, now)
     return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id))  # RETURNING keeps no order
+
+
+async def without_capped(session, runtime: Runtime, claimed: list[ClaimedMessage], now: datetime) -> list:
+    """The claimed messages the frequency caps let go; the others are written `skipped` in
+    this same transaction, so the claim's commit already says they will not be sent."""
+    if not runtime.frequency.enabled or not claimed:
+        return claimed
+    capped = await enforce_caps(session, runtime.frequency, claimed, now)
+    return [m for m in claimed if m.id not in capped] if capped else claimed
 
 
 async def _send(runtime: Runtime, message: ClaimedMessage, gates: dict[Channel, asyncio.Semaphore]) -> SendResult:

@@ -46,6 +46,7 @@ async def queue_fallbacks(session: AsyncSession, runtime, failed: list[Message],
             fallback_for=message,
             permissions=permissions[message.customer_id],
             link_settings=runtime.settings,
+            priority=journey.definition.priority,
         )
         rows.append(fallback.as_row())
     # The fallback's send key is derived from the original's: it too can only exist once.

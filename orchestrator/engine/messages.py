@@ -126,6 +126,7 @@ class MessageDraft:
     html: str | None = None
     template_metadata: dict[str, Any] = field(default_factory=dict)
     marketing: bool = True
+    priority: int = 0
     fallback_channel: str | None = None
     status_reason: str | None = None
     encoding: str | None = None
@@ -178,6 +179,7 @@ def prepare_message(
     fallback_for: Message | None = None,
     permissions: SendPermissions | None = None,
     link_settings: Settings | None = None,
+    priority: int = 0,
 ) -> MessageDraft:
     """Pure apart from its arguments: the simulator calls it with in-memory rows.
 
@@ -187,6 +189,8 @@ def prepare_message(
 
     `fallback_for` is a message of this step that failed permanently: the new one goes out
     on its fallback channel under a send key of its own.
+
+    `priority` is the journey's (`priority:`): who wins a frequency cap's last slot.
     """
     send = node.send
     permissions = permissions or SendPermissions.from_traits(customer.traits)
@@ -209,6 +213,7 @@ def prepare_message(
         template=send.template,
         to_address=address_for(customer, channel),
         marketing=not send.transactional,
+        priority=priority,
         status=MessageStatus.queued,
         created_at=now,
         updated_at=now,

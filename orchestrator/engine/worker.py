@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.channels.base import Channel
 from orchestrator.clock import utc
 from orchestrator.customers.consent import SendPermissions, load_permissions
-from orchestrator.engine.dispatch import ClaimedMessage
+from orchestrator.engine.dispatch import ClaimedMessage, without_capped
 from orchestrator.engine.facts import facts_for
 from orchestrator.engine.interpreter import advance, resume_after_timeout
 from orchestrator.engine.messages import prepare_message
@@ -155,11 +155,12 @@ async def advance_due_enrollments(
             "id",
             [{"id": e.id, **{name: getattr(e, name) for name in _PROGRESS_COLUMNS}} for e in enrollments],
         )
-    claimed = [
-        ClaimedMessage(id=inserted[row["send_key"]], **{name: row[name] for name in _CLAIMED_FIELDS})
-        for row in to_send
-        if row["send_key"] in inserted
-    ]
+        claimed = [
+            ClaimedMessage(id=inserted[row["send_key"]], **{name: row[name] for name in _CLAIMED_FIELDS})
+            for row in to_send
+            if row["send_key"] in inserted
+        ]
+        claimed = await without_capped(session, runtime, claimed, now)
     return len(enrollments), claimed
 
 
@@ -207,6 +208,7 @@ def _advance_one(
                 now,
                 permissions=permissions,
                 link_settings=runtime.settings,
+                priority=journey.definition.priority,
             )
             for node in result.sends
         ]

@@ -206,6 +206,15 @@ class JourneyFile(Strict):
     )
     goal: Goal | None = None
     reentry: Reentry = Field(default_factory=Reentry)
+    priority: int = Field(
+        default=0,
+        ge=-100,
+        le=100,
+        description=(
+            "Who wins when a frequency cap has one slot left for several marketing sends (docs/frequency-caps.md): "
+            "higher first; 0 is normal"
+        ),
+    )
     holdout: float = Field(
         default=0, ge=0, le=50, description="Percent of entrants held out (enrolled, never messaged) to measure lift"
     )

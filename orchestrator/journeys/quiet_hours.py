@@ -7,10 +7,10 @@ the window ends (the next morning), then goes out.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.customers.timezones import local_zone
 from orchestrator.vocabulary import PHONE_CHANNELS
 
 QUIET_CHANNELS = PHONE_CHANNELS  # e-mail waits in the inbox; a phone buzzes
@@ -27,7 +27,7 @@ class QuietHours(BaseModel):
         """When a send at `moment` may go out, or None if it may go out now."""
         if not self.enabled or self.start == self.end:
             return None
-        zone = _zone(zone_name)
+        zone = local_zone(zone_name)
         local = moment.astimezone(zone)
         now = local.time()
         overnight = self.start > self.end
@@ -39,15 +39,8 @@ class QuietHours(BaseModel):
         return resume.astimezone(timezone.utc)
 
 
-def _zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def describe_hold(until: datetime, zone_name: str | None) -> str:
     """How a person reads a quiet-hours hold: "held by quiet hours until 08:00 America/Los_Angeles"."""
-    zone = _zone(zone_name)
+    zone = local_zone(zone_name)
     local = until.astimezone(zone)
     return f"held by quiet hours until {local:%H:%M} {zone.key}"

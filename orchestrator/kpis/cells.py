@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from orchestrator.kpis.scope import calendar_day, counting, messages, plus_days
+from orchestrator.kpis.scope import calendar_day, counting, messages, plus_days, skip_reason
 from orchestrator.storage.feedback_models import Consent, Conversion, InboundMessage, MessageStatusEvent
 from orchestrator.storage.models import Enrollment
 from orchestrator.vocabulary import Channel, MessageStatus
@@ -187,7 +187,7 @@ def cell_totals(dialect: str, conditions: list, since: datetime | None) -> sa.Se
 def skip_cells(dialect: str, conditions: list) -> sa.Select:
     m = messages.c
     keys = cell_keys(dialect)
-    reason = sa.func.coalesce(m.status_reason, "unspecified").label("reason")
+    reason = skip_reason(m.status_reason, dialect).label("reason")
     return (
         sa.select(*keys, reason, sa.func.count().label("count"))
         .where(*conditions, m.status == MessageStatus.skipped)

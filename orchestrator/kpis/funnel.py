@@ -30,7 +30,7 @@ from orchestrator.kpis.cells import enrollment_cells, enrollments
 from orchestrator.kpis.formulas import money, percent
 from orchestrator.kpis.funnel_cells import STEP_MEASURES, entered_cells, step_cells, step_skip_cells
 from orchestrator.kpis.lift import lift_report
-from orchestrator.kpis.scope import without_jit
+from orchestrator.kpis.scope import capped_count, without_jit
 from orchestrator.storage.kpi_models import KpiEnrollmentCell, KpiFunnelSkip, KpiFunnelStep
 from orchestrator.vocabulary import EnrollmentStatus
 
@@ -76,6 +76,7 @@ def _send_figures(node, send, reasons: dict[str, int]) -> dict[str, Any]:
         failed=figure("failed"),
         skipped=figure("skipped"),
         skipped_by_reason=dict(sorted(reasons.items())),
+        capped=capped_count(reasons),
         conversions=figure("conversions"),
         revenue=money((send["revenue"] if send else None) or 0),
     )

@@ -16,7 +16,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from orchestrator.kpis.cells import FAILED_STATUSES, conversions, enrollments
-from orchestrator.kpis.scope import calendar_day, counting, messages, split_by_whole_days
+from orchestrator.kpis.scope import calendar_day, counting, messages, skip_reason, split_by_whole_days
 from orchestrator.vocabulary import MessageStatus
 
 STEP_KEY = ("day", "journey_id", "step_id")
@@ -73,7 +73,7 @@ def step_cells(dialect: str, conditions: list) -> sa.Select:
 def step_skip_cells(dialect: str, conditions: list) -> sa.Select:
     e, m = enrollments.c, messages.c
     keys = _keys(dialect, m.step_id)
-    reason = sa.func.coalesce(m.status_reason, "unspecified").label("reason")
+    reason = skip_reason(m.status_reason, dialect).label("reason")  # a frequency cap: one bucket per cap
     return (
         sa.select(*keys, reason, sa.func.count().label("count"))
         .select_from(messages.join(enrollments, e.id == m.enrollment_id))

@@ -5,7 +5,8 @@ Definitions (each ratio is None when its denominator is 0; see `cells.py` for th
 - messages: every message a journey step produced (queued, sent, skipped, failed, ...)
 - sent: reached the provider (`sent_at` is set), whatever happened next
 - delivered: the provider (or an open/click) confirmed delivery (`delivered_at` is set)
-- failed: status `failed` or `undelivered`; skipped: status `skipped` (by reason too)
+- failed: status `failed` or `undelivered`; skipped: status `skipped` (by reason too);
+  capped: skipped by a frequency cap (reasons `frequency_cap: …`, docs/frequency-caps.md)
 - recipients: customers with a sent message, distinct per day and step: a customer
   messaged by two steps, or on two days, counts once for each (the cells are daily rollups;
   distinct counts over months of messages would take seconds)
@@ -35,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.kpis.cells import MEASURES
 from orchestrator.kpis.formulas import money, percent, ratio
 from orchestrator.kpis.queries import all_keys, message_totals, skip_reasons
-from orchestrator.kpis.scope import KpiScope, without_jit
+from orchestrator.kpis.scope import KpiScope, capped_count, without_jit
 
 # The measures that are counts; cost and revenue are sums of money, read as floats below.
 COUNTED_MEASURES = tuple(name for name in MEASURES if name not in ("cost", "revenue"))
@@ -57,6 +58,7 @@ def kpi_row(group: dict[str, Any], totals: dict[str, Any], reasons: dict[str, in
         "failed": n["failed"],
         "skipped": n["skipped"],
         "skipped_by_reason": dict(sorted(reasons.items())),
+        "capped": capped_count(reasons),
         "recipients": n["recipients"],
         "delivery_rate": percent(n["delivered"], n["sent"]),
         "email_sent": n["email_sent"],

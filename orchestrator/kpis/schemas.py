@@ -28,7 +28,12 @@ class KpiRow(BaseModel):
     )
     failed: int = Field(description="Messages `failed` or `undelivered`")
     skipped: int = Field(description="Messages not sent (no consent, no address, holdout group, ...)")
-    skipped_by_reason: dict[str, int] = Field(description="Skipped messages per reason")
+    skipped_by_reason: dict[str, int] = Field(
+        description="Skipped messages per reason; a frequency cap's without the winning message it names"
+    )
+    capped: int = Field(
+        description="Skipped messages a frequency cap skipped: the `frequency_cap: …` reasons (docs/frequency-caps.md)"
+    )
     recipients: int = Field(
         description=(
             "Customers with a sent message, distinct per UTC day and step: a customer messaged by two steps, "
@@ -157,6 +162,7 @@ class FunnelStep(BaseModel):
     failed: int | None = None
     skipped: int | None = None
     skipped_by_reason: dict[str, int] | None = None
+    capped: int | None = None
     conversions: int | None = Field(default=None, description="Orders credited to this step's messages")
     revenue: float | None = None
     exited: int | None = None

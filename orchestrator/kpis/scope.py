@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from orchestrator.policies.frequency import REASON_PREFIX
 from orchestrator.storage.models import Message
 from orchestrator.storage.queries import is_postgresql
 
@@ -84,6 +85,22 @@ def day_text(value) -> str | None:
     if value is None:
         return None
     return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def skip_reason(column, dialect: str):
+    """A skipped message's reason as KPIs count it. A frequency cap's names the message that
+    won the slot, in parentheses: counted without them, every cap is one bucket
+    ("frequency_cap: sms per_day 1"), not one per winner."""
+    cut = (sa.func.strpos if dialect == "postgresql" else sa.func.instr)(column, " (")
+    return sa.case(
+        (sa.and_(column.like(f"{REASON_PREFIX}%"), cut > 0), sa.func.substr(column, 1, cut - 1)),
+        else_=sa.func.coalesce(column, "unspecified"),
+    )
+
+
+def capped_count(reasons: dict[str, int]) -> int:
+    """How many of the skipped messages a frequency cap skipped, from their counts per reason."""
+    return sum(n for reason, n in reasons.items() if reason.startswith(REASON_PREFIX))
 
 
 def plus_days(column, days: int, dialect: str):

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -226,6 +226,9 @@ class Message(SQLModel, table=True):
     html: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     template_metadata: dict[str, Any] = _json()
     marketing: bool = True
+    # Who wins a frequency cap's last slot (docs/frequency-caps.md): higher first; 0 is normal.
+    # Journeys fill it from their `priority:`, broadcasts from theirs.
+    priority: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     fallback_channel: str | None = Field(default=None, max_length=16)  # tried if this one fails permanently
     # queued → sending → sent → delivered/undelivered; or failed / skipped; `unknown` when a
     # crash cut the provider call off and we cannot tell whether it was accepted
@@ -253,6 +256,30 @@ class Message(SQLModel, table=True):
     first_clicked_at: datetime | None = _timestamp(nullable=True)
     conversation_id: int | None = Field(default=None, sa_column=sa.Column(BigId, nullable=True))
     updated_at: datetime = _timestamp()
+
+
+class FrequencyCapSlot(SQLModel, table=True):
+    """One of the slots a frequency cap allows a customer on a channel in one local period
+    (orchestrator/engine/caps.py). The slot index is unique per period, and a worker takes
+    only indexes below the cap: two workers racing for the last slot cannot both get it."""
+
+    __tablename__ = "frequency_cap_slots"
+    __table_args__ = (
+        sa.UniqueConstraint("customer_id", "channel", "period", "period_start", "slot", name="uq_cap_slot"),
+        # a message takes at most one slot per kind of period, even when a retry crosses midnight
+        sa.UniqueConstraint("message_id", "period", name="uq_cap_slot_message"),
+        sa.CheckConstraint("slot >= 0", name="ck_cap_slot_index"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))
+    customer_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("customers.id"), nullable=False))
+    channel: str = Field(max_length=16)
+    period: str = Field(max_length=8)  # a policies.frequency.Period
+    period_start: date = Field(sa_column=sa.Column(sa.Date, nullable=False))  # its first local day
+    slot: int
+    message_id: int = Field(sa_column=sa.Column(BigId, sa.ForeignKey("messages.id"), nullable=False))
+    priority: int
+    taken_at: datetime = _timestamp()
 
 
 class SimulatedTime(SQLModel, table=True):

@@ -151,6 +151,7 @@ def test_messages_written_without_rendering_are_cleaned_on_their_way_out(runtime
         html=None,
         template_metadata={},
         marketing=False,
+        priority=0,
         fallback_channel=None,
         attempts=1,
         next_attempt_at=None,

@@ -53,6 +53,7 @@ async def test_abandoned_cart_funnel(client, runtime, drain):
             "failed": 0,
             "skipped": 1,
             "skipped_by_reason": {"no sms opt-in": 1},
+            "capped": 0,
             "conversions": 1,
             "revenue": 80.0,
         },

@@ -1,0 +1,1 @@
+"""Policies that span journeys and broadcasts: what any marketing send must respect."""
