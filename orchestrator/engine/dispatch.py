@@ -24,8 +24,8 @@ from orchestrator import metrics
 from orchestrator.channels.base import Channel, OutboundMessage, Outcome, SendResult
 from orchestrator.config import Settings
 from orchestrator.delivery.tracking import email_links
-from orchestrator.engine.caps import enforce_caps
 from orchestrator.engine.fallback import queue_fallbacks
+from orchestrator.engine.frequency_caps import enforce_caps
 from orchestrator.engine.retry import MAX_ATTEMPTS, backoff_delay
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message

@@ -3,7 +3,7 @@ day or week of their own time zone, declared in `policies/frequency.yaml`.
 
 This module is the file and the rule, pure: which period a moment falls in for a customer,
 and whether a send may take one of its period's slots given the slots already taken and the
-sends still pending ahead of it. `orchestrator.engine.caps` applies it to the database,
+sends still pending ahead of it. `orchestrator.engine.frequency_caps` applies it to the database,
 where a unique slot index makes the cap hold however many workers race.
 """
 

@@ -260,7 +260,7 @@ class Message(SQLModel, table=True):
 
 class FrequencyCapSlot(SQLModel, table=True):
     """One of the slots a frequency cap allows a customer on a channel in one local period
-    (orchestrator/engine/caps.py). The slot index is unique per period, and a worker takes
+    (orchestrator/engine/frequency_caps.py). The slot index is unique per period, and a worker takes
     only indexes below the cap: two workers racing for the last slot cannot both get it."""
 
     __tablename__ = "frequency_cap_slots"

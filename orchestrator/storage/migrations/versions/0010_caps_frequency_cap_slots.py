@@ -3,7 +3,7 @@
 `messages.priority` (0 for every message already there) decides who gets a cap's last slot;
 `frequency_cap_slots` holds the slots taken per customer, channel and local period, its
 unique slot index being what keeps two workers from both taking the last one
-(orchestrator/engine/caps.py, docs/frequency-caps.md).
+(orchestrator/engine/frequency_caps.py, docs/frequency-caps.md).
 
 Revision ID: 0010
 Revises: 0009
