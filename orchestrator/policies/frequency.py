@@ -125,10 +125,10 @@ class Contender:
         return (-self.priority, self.due_at, self.message_id)
 
 
-def refusal(cap: Cap, holders: list[int], ahead: list[Contender]) -> str | None:
+def refusal(cap: Cap, holders: list[int] | list[str], ahead: list[Contender]) -> str | None:
     """Why a send may not take a slot of `cap`'s current period, or None if it may.
 
-    `holders`: messages holding the period's slots; `ahead`: pending sends of the same
+    `holders`: messages holding the period's slots (ids; send keys in a simulation); `ahead`: pending sends of the same
     customer and channel, due within the period, that outrank this one. It takes a slot only
     if one is left after every send ahead of it has had its own."""
     if len(holders) + len(ahead) < cap.limit:

@@ -35,6 +35,13 @@ def _directories(args: argparse.Namespace) -> tuple[Path, Path, str]:
     return journeys, templates, settings.default_locale
 
 
+def _frequency_policy():
+    """The configured caps, which simulations apply as the dispatcher does."""
+    from orchestrator.policies.frequency import load_frequency_policy
+
+    return load_frequency_policy(_shown(get_settings().frequency_caps_file))
+
+
 def _fail(messages: list[str] | str) -> int:
     for message in [messages] if isinstance(messages, str) else messages:
         print(message, file=sys.stderr)
@@ -56,6 +63,7 @@ def run_validate(args: argparse.Namespace) -> int:
         segments_dir=_shown(settings.segments_dir),
         link_settings=settings,
         broadcasts_dir=_shown(settings.broadcasts_dir),
+        frequency_file=_shown(settings.frequency_caps_file),
     )
     output = format_json(report.findings) if args.format == "json" else format_human(report.findings, report.summary)
     sys.stdout.write(output)
@@ -72,8 +80,8 @@ def _start(value: str | None) -> datetime | None:
 
 
 def run_simulate(args: argparse.Namespace) -> int:
+    from orchestrator.declared import FileLoadError
     from orchestrator.journeys.durations import parse_duration
-    from orchestrator.journeys.loader import JourneyLoadError
     from orchestrator.templating.store import TemplateStore
     from orchestrator.tooling.inputs import DEFAULT_START, InputError, parse_customer, parse_events, read_document
     from orchestrator.tooling.simulate import simulate, simulation_link_settings
@@ -87,19 +95,23 @@ def run_simulate(args: argparse.Namespace) -> int:
         horizon = parse_duration(args.horizon)
         customer = parse_customer(read_document(Path(args.customer)), locale=args.locale)
         events = parse_events(read_document(Path(args.events)), start)
-    except JourneyLoadError as error:
+        frequency = _frequency_policy()
+    except FileLoadError as error:  # the journey's or the caps file's
         return _fail([str(e) for e in error.errors])
     except InputError as error:
         return _fail(error.messages)
     except ValueError as error:
         return _fail(f"error: {error}")
     store = TemplateStore.load(templates, locale)
-    result = simulate(journey, store, customer, events, start, horizon, simulation_link_settings(get_settings()))
+    result = simulate(
+        journey, store, customer, events, start, horizon, simulation_link_settings(get_settings()), frequency
+    )
     sys.stdout.write(format_json(result) if args.format == "json" else format_timeline(result))
     return OK
 
 
 def run_test(args: argparse.Namespace) -> int:
+    from orchestrator.declared import FileLoadError
     from orchestrator.templating.store import TemplateStore
     from orchestrator.tooling.scenarios import ScenarioRunner, scenario_files
     from orchestrator.tooling.simulate import simulation_link_settings
@@ -109,7 +121,13 @@ def run_test(args: argparse.Namespace) -> int:
     files = scenario_files([Path(p) for p in args.paths] or [journeys / "scenarios"])
     if not files:
         return _fail("no scenario files found")
-    runner = ScenarioRunner(journeys, TemplateStore.load(templates, locale), simulation_link_settings(get_settings()))
+    try:
+        frequency = _frequency_policy()
+    except FileLoadError as error:
+        return _fail([str(e) for e in error.errors])
+    runner = ScenarioRunner(
+        journeys, TemplateStore.load(templates, locale), simulation_link_settings(get_settings()), frequency
+    )
     results = [runner.run(path) for path in files]
     failed = [r for r in results if not r.passed]
     if args.format == "json":

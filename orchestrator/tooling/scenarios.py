@@ -21,6 +21,7 @@ from orchestrator.channels.base import Channel
 from orchestrator.config import Settings
 from orchestrator.journeys.durations import parse_duration
 from orchestrator.journeys.loader import JourneyLoadError
+from orchestrator.policies.frequency import NO_CAPS, FrequencyPolicy
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.inputs import (
     DEFAULT_START,
@@ -120,9 +121,17 @@ def scenario_files(paths: list[Path]) -> list[Path]:
 
 
 class ScenarioRunner:
-    def __init__(self, journeys_dir: Path, templates: TemplateStore, link_settings: Settings | None = None) -> None:
-        """`link_settings`: shorten links as the worker does (`simulate.simulation_link_settings`)."""
+    def __init__(
+        self,
+        journeys_dir: Path,
+        templates: TemplateStore,
+        link_settings: Settings | None = None,
+        frequency: FrequencyPolicy = NO_CAPS,
+    ) -> None:
+        """`link_settings`: shorten links as the worker does (`simulate.simulation_link_settings`);
+        `frequency`: the caps the dispatcher applies."""
         self.journeys_dir, self.templates, self.link_settings = journeys_dir, templates, link_settings
+        self.frequency = frequency
 
     def run(self, path: Path) -> ScenarioResult:
         result = ScenarioResult(path)
@@ -147,7 +156,9 @@ class ScenarioRunner:
         except JourneyLoadError as error:
             result.error = "\n".join(str(e) for e in error.errors)
             return result
-        result.simulation = simulate(journey, self.templates, customer, events, start, horizon, self.link_settings)
+        result.simulation = simulate(
+            journey, self.templates, customer, events, start, horizon, self.link_settings, self.frequency
+        )
         expected, actual = expected_view(spec.expect, start), actual_view(spec.expect, result.simulation)
         result.passed = expected == actual
         if not result.passed:

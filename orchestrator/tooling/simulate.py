@@ -16,7 +16,10 @@ mirrored here is only the part the engine does around database queries
   trigger condition is false, or the re-entry policy forbids it;
 - a due enrollment runs from its cursor; one that was waiting for an event takes the
   `on_timeout` branch; `has_event()` sees the track events since entry, trigger excluded
-  (an inbound `reply` is not a track event).
+  (an inbound `reply` is not a track event);
+- a marketing send over a frequency cap (`policies/frequency.yaml`) is skipped, as the
+  dispatcher would skip it. Only this journey's own sends to this customer count: other
+  journeys and broadcasts are not simulated, so a real customer may be capped sooner.
 
 Messages are prepared exactly as the worker prepares them, links included: given the
 service's settings, URLs of marketing SMS and WhatsApp become tracked short links of the
@@ -46,6 +49,7 @@ from orchestrator.engine.messages import prepare_message, refusal_reason
 from orchestrator.engine.rules import EventEffect, apply_event, end_enrollment, may_enter, new_enrollment, reaches_goal
 from orchestrator.events.schemas import IdentifyCall
 from orchestrator.journeys.expressions import evaluate
+from orchestrator.policies.frequency import NO_CAPS, FrequencyPolicy, period_start, refusal
 from orchestrator.storage.models import Customer, Enrollment, Event, Message
 from orchestrator.templating.store import TemplateStore
 from orchestrator.tooling.expressions import explain
@@ -112,9 +116,12 @@ class Simulator:
         start: datetime,
         horizon: timedelta = DEFAULT_HORIZON,
         link_settings: Settings | None = None,
+        frequency: FrequencyPolicy = NO_CAPS,
     ) -> None:
         self.journey, self.templates, self.customer = journey, templates, customer
         self.link_settings = link_settings
+        self.frequency = frequency
+        self.capped_sends: list[dict[str, Any]] = []  # marketing sends that took a cap slot
         self.compiled, self.definition = journey.compiled, journey.loaded.definition
         self.events = sorted(events, key=lambda e: (e.at, e.position))
         last = self.events[-1].at if self.events else start
@@ -352,6 +359,11 @@ class Simulator:
             "links": (row.template_metadata or {}).get("links", []),
             "metadata": {k: v for k, v in (row.template_metadata or {}).items() if k not in ("variables", "links")},
         }
+        if row.status == MessageStatus.queued and row.marketing:
+            if capped := self._capped(row.channel, now):
+                message["status"], message["reason"] = MessageStatus.skipped, capped
+            else:
+                self.capped_sends.append(message)
         primary = node.send.channel
         if row.channel != primary.value:
             permissions = SendPermissions.from_traits(self.customer.traits)  # as prepare_message defaults
@@ -359,6 +371,21 @@ class Simulator:
             message["fallback_from"] = f"{primary.value} ({why})"
         self.result.messages.append(message)
         return message
+
+    def _capped(self, channel: str, now: datetime) -> str | None:
+        """The dispatcher's cap rule, over the sends this simulation made so far (one journey,
+        one priority: the earlier send holds the slot)."""
+        zone = self.customer.timezone
+        for cap in self.frequency.for_channel(channel):
+            start = period_start(cap.period, now, zone)
+            holders = [
+                m["send_key"]
+                for m in self.capped_sends
+                if m["channel"] == channel and period_start(cap.period, m["at"], zone) == start
+            ]
+            if reason := refusal(cap, holders, []):
+                return reason
+        return None
 
 
 def describe(message: dict[str, Any]) -> str:
@@ -391,7 +418,8 @@ def simulate(
     start: datetime,
     horizon: timedelta = DEFAULT_HORIZON,
     link_settings: Settings | None = None,
+    frequency: FrequencyPolicy = NO_CAPS,
 ) -> SimulationResult:
     """`link_settings` shorten links as the worker does (`engine.messages.prepare_message`);
-    without them, links stay as written."""
-    return Simulator(journey, templates, customer, events, start, horizon, link_settings).run()
+    without them, links stay as written. `frequency`: the caps the dispatcher applies."""
+    return Simulator(journey, templates, customer, events, start, horizon, link_settings, frequency).run()

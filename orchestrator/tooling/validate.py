@@ -5,8 +5,9 @@ Paths may be journey files, directories of journeys, a templates directory, or r
 segment files and directories (those in the configured reports or segments directory, or in
 any folder named `reports` or `segments`); with none, the configured journeys, templates,
 reports and segments directories are checked. Templates are always checked too (the configured directory unless another is
-given), since journeys refer to them. SMS lengths are measured with links at their short
-length under the configured base URL (`checks_sms`).
+given), since journeys refer to them, and so is the frequency caps file
+(`policies/frequency.yaml`) when given, which every marketing send obeys. SMS lengths are
+measured with links at their short length under the configured base URL (`checks_sms`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.config import Settings
+from orchestrator.declared import FileLoadError
 from orchestrator.journeys.loader import JourneyLoadError, load_file
+from orchestrator.policies.frequency import load_frequency_policy
 from orchestrator.reports.loader import report_files
 from orchestrator.segments.loader import segment_files
 from orchestrator.templating.store import TemplateStore
@@ -101,6 +104,7 @@ def validate(
     segments_dir: Path | None = None,
     link_settings: Settings | None = None,
     broadcasts_dir: Path | None = None,
+    frequency_file: Path | None = None,
 ) -> ValidationReport:
     """`reports_dir` and `segments_dir` default to the `reports` and `segments` folders beside
     the journeys directory.
@@ -124,6 +128,8 @@ def validate(
     ]
     store = TemplateStore.load(targets.templates_dir, default_locale)
     findings += check_store(store)
+    if frequency_file is not None:
+        findings += check_frequency_file(frequency_file)
     seen: dict[str, Path] = {}
     journeys: list[JourneySource] = []
     broken: set[str] = set()
@@ -180,6 +186,14 @@ def validate(
         segments=len(dict.fromkeys(targets.segment_files)),
         broadcasts=len(broadcasts),
     )
+
+
+def check_frequency_file(path: Path) -> list[Finding]:
+    try:
+        load_frequency_policy(path)
+    except FileLoadError as error:
+        return [Finding(ERROR, e.file, e.line, e.key, e.message) for e in error.errors]
+    return []
 
 
 def journey_ids_in(directory: Path) -> set[str] | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.config import PROJECT_ROOT
+from orchestrator.config import PROJECT_ROOT, get_settings
 
 CORPUS = Path(__file__).parent / "corpus"
 JOURNEYS = PROJECT_ROOT / "journeys"
@@ -33,3 +33,13 @@ def cli(capsys):
         return Run(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def caps_file(tmp_path, monkeypatch):
+    """The configured frequency caps file, somewhere a test can write it."""
+    path = tmp_path / "frequency.yaml"
+    monkeypatch.setenv("ORCHESTRATOR_FREQUENCY_CAPS_FILE", str(path))
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()

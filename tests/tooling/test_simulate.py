@@ -349,3 +349,36 @@ def test_links_of_a_marketing_sms_are_shortened_as_the_engine_shortens_them(simu
         "link 1 leads to https://shop.example/second-code?code=AGAIN10-INES&size=38 "
         "(app first: shop://second-code?code=AGAIN10-INES&size=38&after=boots-12)" in timeline
     )
+
+
+# --- frequency caps --------------------------------------------------------------------------
+
+
+def test_a_send_over_the_frequency_cap_is_skipped_as_the_dispatcher_would(cli, tmp_path, caps_file):
+    caps_file.write_text("caps:\n  sms: {per_day: 1}\n")
+    journeys = tmp_path / "journeys"
+    journeys.mkdir()
+    sms = "  - send: {channel: sms, template: abandoned-cart-sms, vars: {discount_percent: 5, discount_code: X}}\n"
+    receipt = sms.replace("channel: sms,", "channel: sms, transactional: true,")
+    (journeys / "chatty.yaml").write_text(
+        "id: chatty\nquiet_hours: off\ntrigger: {event: Cart Abandoned}\nsteps:\n"
+        + sms + "  - wait: 2h\n" + sms + "  - wait: 1d\n" + sms + receipt
+    )  # fmt: skip
+    customer = {"userId": "sam", "traits": {"phone": "+14155550100", "sms_opt_in": True, "timezone": "Asia/Tokyo"}}
+    (tmp_path / "customer.json").write_text(json.dumps(customer))
+    (tmp_path / "events.json").write_text(json.dumps([{"at": "0s", "event": "Cart Abandoned"}]))
+    run = cli(
+        "simulate", "chatty", "--customer", tmp_path / "customer.json", "--events", tmp_path / "events.json",
+        "--journeys", journeys, "--templates", TEMPLATES, "--format", "json",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    out = json.loads(run.out)
+    assert [(m["status"], m["reason"]) for m in out["messages"]] == [
+        ("queued", None),
+        (
+            "skipped",
+            f"frequency_cap: sms per_day 1 (reached; last slot taken by message {out['messages'][0]['send_key']})",
+        ),
+        ("queued", None),  # the next day in Tokyo
+        ("queued", None),  # transactional: never capped
+    ]

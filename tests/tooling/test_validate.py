@@ -227,3 +227,14 @@ def test_loops_that_can_outrun_the_render_budget_are_warned_about(cli, tmp_path)
             "and the message fails",
         ),
     ]
+
+
+def test_the_frequency_caps_file_is_checked_too(cli, caps_file):
+    caps_file.write_text("caps:\n  sms:\n    per_day: 2\n    per_weak: 5\n")
+    run = cli("validate", "--format", "json")
+    assert run.code == 1
+    assert [(f["file"], f["line"], f["key"], f["message"]) for f in json.loads(run.out)] == [
+        (str(caps_file), 4, "caps.sms.per_weak", "unknown key")
+    ]
+    caps_file.write_text("caps:\n  sms: {per_day: 1, per_week: 3}\n")
+    assert cli("validate").code == 0
