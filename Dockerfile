@@ -18,10 +18,13 @@ RUN pip install . && rm -rf build orchestrator webhooks
 
 COPY journeys ./journeys
 COPY templates ./templates
+COPY policies ./policies
 
-# An installed package no longer sits next to journeys/ and templates/: say where they are.
+# An installed package no longer sits next to journeys/, templates/ and policies/: say where
+# they are (a caps file not found would mean no frequency caps at all).
 ENV ORCHESTRATOR_JOURNEYS_DIR=/app/journeys \
     ORCHESTRATOR_TEMPLATES_DIR=/app/templates \
+    ORCHESTRATOR_FREQUENCY_CAPS_FILE=/app/policies/frequency.yaml \
     ORCHESTRATOR_AUTO_REPLIES_FILE=/app/templates/auto-replies.yaml \
     ORCHESTRATOR_HOST=0.0.0.0
 

@@ -384,6 +384,7 @@ class Ours:
         *,
         reconcile: bool = True,
         chaos: bool = False,
+        caps: str = "off",
     ) -> None:
         self.name = "ours" if reconcile else "ours-no-reconcile"
         self.database_url = database_url
@@ -409,6 +410,8 @@ class Ours:
             ORCHESTRATOR_RECONCILE_RETRY_SECONDS="5",
             **(status_fetch if chaos else {}),
             **({} if reconcile else {"ORCHESTRATOR_RECONCILE_INTERVAL_SECONDS": str(NO_RECONCILE_INTERVAL_SECONDS)}),
+            # `off`: a file that is not there, i.e. no caps (docs/frequency-caps.md)
+            ORCHESTRATOR_FREQUENCY_CAPS_FILE=str(workdir / "no-caps.yaml") if caps == "off" else caps,
         )
 
     def prepare(self) -> None:
@@ -738,6 +741,7 @@ def one_run(system_name: str, args, workdir: Path, customers: int, kills: int) -
                     workdir / tag,
                     reconcile=system_name == "ours",
                     chaos=bool(kills),
+                    caps=args.frequency_caps,
                 )
             else:
                 system = CeleryBaseline(
@@ -872,6 +876,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-database", action="store_true")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and profiles here (default: a temp dir)")
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument(
+        "--frequency-caps",
+        default=str(REPO / "policies" / "frequency.yaml"),
+        help="ours: the caps file its workers apply at dispatch (default: the shipped one), or `off`",
+    )
     args = parser.parse_args(argv)
     systems = [s for s in args.systems.split(",") if s]
     if unknown_systems := set(systems) - set(SYSTEMS):

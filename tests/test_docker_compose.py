@@ -179,7 +179,7 @@ def test_the_dockerfile_installs_the_package_and_runs_a_real_command():
 
 
 def test_baked_in_paths_exist_in_the_image():
-    """The image installs the package, so journeys and templates are found through these."""
+    """The image installs the package, so journeys, templates and the caps file are found through these."""
     copied = {shlex.split(rest)[-1].rstrip("/") for kind, rest in dockerfile_instructions() if kind == "COPY"}
     paths = [
         assignment.split("=", 1)[1]
@@ -189,4 +189,6 @@ def test_baked_in_paths_exist_in_the_image():
         if assignment.endswith(("_DIR=/app/journeys", "_DIR=/app/templates"))
     ]
     assert sorted(Path(path).name for path in paths) == ["journeys", "templates"]
-    assert {"./journeys", "./templates"} <= copied
+    assert {"./journeys", "./templates", "./policies"} <= copied
+    caps = [a for kind, rest in dockerfile_instructions() if kind == "ENV" for a in shlex.split(rest)]
+    assert "ORCHESTRATOR_FREQUENCY_CAPS_FILE=/app/policies/frequency.yaml" in caps

@@ -40,8 +40,9 @@ class MessagePublic(BaseModel):
     to_address: str | None
     subject: str | None
     body: str | None
+    priority: int = 0  # who wins a frequency cap's last slot (docs/frequency-caps.md)
     status: str
-    status_reason: str | None
+    status_reason: str | None  # a capped send: "frequency_cap: sms per_day 1 (yields to message 7, priority 5)"
     error_code: str | None
     provider_message_id: str | None
     cost: Decimal | None
