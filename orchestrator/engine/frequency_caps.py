@@ -75,23 +75,12 @@ async def _decide(
 ) -> list[ClaimedSend]:
     """One round: decide each message, insert the slots of those that may go. Returns the
     messages that lost a slot to a concurrent commit, to be decided again."""
-    connection = await session.connection()
     customers = {m.customer_id for m in undecided}
     channels = sorted({m.channel for m in undecided})
-    zones = dict(
-        (
-            await connection.execute(
-                sa.select(_CUSTOMERS.c.id, _CUSTOMERS.c.timezone).where(any_of(session, _CUSTOMERS.c.id, customers))
-            )
-        ).all()
-    )
-    holding = set(
-        (
-            await connection.execute(
-                sa.select(_SLOTS.c.message_id).where(any_of(session, _SLOTS.c.message_id, [m.id for m in undecided]))
-            )
-        ).scalars()
-    )
+    zones = dict(await _rows(session, _CUSTOMERS.c.id, _CUSTOMERS.c.timezone, customers))
+    holding = {
+        message_id for (message_id,) in await _rows(session, _SLOTS.c.message_id, None, [m.id for m in undecided])
+    }
     holders = await _holders(session, customers, channels, now)
     pending = await _pending(session, customers, channels, now)
     rows = []
@@ -102,20 +91,11 @@ async def _decide(
         me = _contender(message, now)
         ahead = [p for p in pending[(message.customer_id, message.channel)] if p.rank < me.rank]
         periods = [(cap, period_start(cap.period, now, zone)) for cap in policy.for_channel(message.channel)]
-        reason = next(
-            (
-                why
-                for cap, start in periods
-                if (
-                    why := refusal(
-                        cap,
-                        holders[(message.customer_id, message.channel, cap.period, start)],
-                        [p for p in ahead if _in_period(cap, p, start, now, zone)],
-                    )
-                )
-            ),
-            None,
-        )
+        reason = None
+        for cap, start in periods:
+            in_period = [p for p in ahead if _in_period(cap, p, start, now, zone)]
+            if reason := refusal(cap, holders[(message.customer_id, message.channel, cap.period, start)], in_period):
+                break
         if reason:
             capped[message.id] = reason
             continue
@@ -123,7 +103,17 @@ async def _decide(
             taken = holders[(message.customer_id, message.channel, cap.period, start)]
             rows.append(_slot_row(message, cap, start, len(taken), now))
             taken.append(message.id)
-    return await _take(session, rows, undecided)
+    lost = await _take(session, rows)
+    again = [m for m in undecided if (m.customer_id, m.channel) in lost and m.id not in holding]
+    for message in again:
+        capped.pop(message.id, None)
+    return again
+
+
+async def _rows(session: AsyncSession, key, value, keys) -> list:
+    """(key, value) rows, or (key,) rows when `value` is None, where `key` is one of `keys`."""
+    columns = (key,) if value is None else (key, value)
+    return list(await (await session.connection()).execute(sa.select(*columns).where(any_of(session, key, keys))))
 
 
 def _in_period(cap: Cap, pending: Contender, start, now: datetime, zone: str | None) -> bool:
@@ -180,22 +170,27 @@ async def _pending(session: AsyncSession, customers: set[int], channels: list[st
     return pending
 
 
-async def _take(session: AsyncSession, rows: list[dict], undecided: list[ClaimedSend]) -> list[ClaimedSend]:
-    """Insert the slot rows; the messages that did not get every slot they asked for give back
-    the ones they got and are returned, to be decided again."""
+async def _take(session: AsyncSession, rows: list[dict]) -> set[tuple[int, str]]:
+    """Insert the slot rows. Where a concurrent commit took a slot a message asked for, every
+    message of that customer and channel gives back what it took this round: they are decided
+    again together, so the lost race cannot hand the slot to a lower-ranked one. Returns those
+    (customer, channel) pairs."""
     if not rows:
-        return []
+        return set()
     rows.sort(key=lambda r: tuple(r[k] for k in _SLOT_KEY))  # one lock order for every worker
     inserted = await insert_many_returning(session, FrequencyCapSlot, rows, _SLOT_KEY, FrequencyCapSlot.message_id)
-    wanted, got = defaultdict(int), defaultdict(int)
-    for row in rows:
-        wanted[row["message_id"]] += 1
+    got = defaultdict(int)
     for message_id, _ in inserted:
         got[message_id] += 1
-    lost = {message_id for message_id, n in wanted.items() if got[message_id] < n}
+    for row in rows:
+        got[row["message_id"]] -= 1  # 0 when it got every slot it asked for
+    lost = {(r["customer_id"], r["channel"]) for r in rows if got[r["message_id"]] < 0}
     if lost:
-        await (await session.connection()).execute(sa.delete(_SLOTS).where(any_of(session, _SLOTS.c.message_id, lost)))
-    return [m for m in undecided if m.id in lost]
+        given_back = {r["message_id"] for r in rows if (r["customer_id"], r["channel"]) in lost}
+        await (await session.connection()).execute(
+            sa.delete(_SLOTS).where(any_of(session, _SLOTS.c.message_id, given_back))
+        )
+    return lost
 
 
 async def _skip(session: AsyncSession, capped: dict[int, str], now: datetime) -> None:

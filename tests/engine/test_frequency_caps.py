@@ -328,34 +328,40 @@ async def two_dispatchers(postgres_database, tmp_path):
     await second.aclose()
 
 
+async def sending_in_open_transaction(session, runtime, customer_id: int, priority: int) -> int:
+    """Worker A's side: a send written already claimed (as a worker writes the messages of the
+    enrollments it advances), its cap slots taken, the transaction still open."""
+    row = Message(
+        send_key="a:1",
+        customer_id=customer_id,
+        journey_id="promo",
+        channel="sms",
+        to_address="+14155550100",
+        body="Hi",
+        priority=priority,
+        status=MessageStatus.sending,
+        next_attempt_at=START,
+        created_at=START,
+        updated_at=START,
+    )
+    session.add(row)
+    await session.flush()
+    assert await enforce_caps(session, runtime.frequency, [row], START) == set()
+    return row.id
+
+
 async def test_two_dispatchers_cannot_both_take_the_last_slot(two_dispatchers):
-    """Worker A is writing a send it claimed as it created it (still uncommitted, so invisible
-    to B) and has taken the day's slot; B dispatches another send for the same customer,
-    sees no rival, and tries the same slot. The database makes B wait for A, then refuses
-    the slot: B decides again on what A committed and skips its send."""
+    """Worker A has taken the day's slot for a send it has not committed yet (invisible to B);
+    B dispatches another send for the same customer, sees no rival, and tries the same slot.
+    The database makes B wait for A, then refuses the slot: B decides again on what A
+    committed and skips its send."""
     a, b = two_dispatchers
     sam = await customer(a, "sam", LOS_ANGELES)
     queued = await queue(a, sam)
     async with a.sessions() as session, session.begin():
-        row = Message(
-            send_key="a:1",
-            customer_id=sam,
-            journey_id="promo",
-            channel="sms",
-            to_address="+14155550100",
-            body="Hi",
-            priority=5,  # outranks the queued one, which A sees: A takes the slot
-            status=MessageStatus.sending,
-            next_attempt_at=START,
-            created_at=START,
-            updated_at=START,
-        )
-        session.add(row)
-        await session.flush()
-        assert await enforce_caps(session, a.frequency, [row], START) == set()
+        a_message = await sending_in_open_transaction(session, a, sam, priority=5)  # outranks `queued`, which A sees
         racing = asyncio.create_task(dispatch_queued_messages(b))
         await _until_waiting_on_a_lock(a)
-        a_message = row.id
     await racing
     result = await statuses(a)
     assert result[queued] == (
@@ -364,6 +370,31 @@ async def test_two_dispatchers_cannot_both_take_the_last_slot(two_dispatchers):
     )
     async with a.sessions() as session:
         assert (await session.exec(select(FrequencyCapSlot.message_id))).all() == [a_message]
+
+
+async def test_a_lost_race_does_not_hand_the_slot_to_the_lower_priority_send(two_dispatchers, tmp_path):
+    """Two slots a day. A holds one, uncommitted. B claims two sends of the same customer and
+    tries both slots: it gets the second and loses the first to A. The remaining slot goes
+    to B's higher-priority send, not to the one whose insert happened to succeed."""
+    a, b = two_dispatchers
+    for runtime in (a, b):
+        runtime.frequency = load_frequency_policy(caps_file(tmp_path, "caps:\n  sms: {per_day: 2}\n"))
+    sam = await customer(a, "sam", LOS_ANGELES)
+    high, low = await queue(a, sam, priority=5), await queue(a, sam, priority=1)
+    async with a.sessions() as session, session.begin():
+        a_message = await sending_in_open_transaction(session, a, sam, priority=9)
+        racing = asyncio.create_task(dispatch_queued_messages(b))
+        await _until_waiting_on_a_lock(a)
+    await racing
+    result = await statuses(a)
+    assert sent(result[high])
+    assert result[low] == (
+        MessageStatus.skipped,
+        f"frequency_cap: sms per_day 2 (reached; last slot taken by message {high})",
+    )
+    async with a.sessions() as session:
+        holders = (await session.exec(select(FrequencyCapSlot.message_id).order_by(FrequencyCapSlot.slot))).all()
+    assert holders == [a_message, high]
 
 
 async def _until_waiting_on_a_lock(runtime) -> None:
