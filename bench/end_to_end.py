@@ -24,7 +24,9 @@ with `quiet_hours: off` (the Celery program has no quiet hours either).
   settled within the run instead of after the default five and ten minutes: asked about
   after `ORCHESTRATOR_RECONCILE_AFTER_SECONDS=15`, resent if the fake never got them after
   `ORCHESTRATOR_RECONCILE_RESEND_AFTER_SECONDS=30` (docs/send-safety.md). The reconcile job
-  runs at its default interval, so the clean run pays what a deployment pays for it.
+  runs at its default interval, so the clean run pays what a deployment pays for it. The
+  shipped frequency caps apply (one SMS per customer here, so none is capped, but every send
+  takes its slots); `--frequency-caps off` runs without them (docs/frequency-caps.md).
   In the chaos run the reconciler also fetches the status of every SMS still `sent`
   `ORCHESTRATOR_RECONCILE_STATUS_AFTER_SECONDS=20` after it left (the fake posts no status
   callbacks, so that is the only way any SMS leaves `sent`), and the run waits for it.
