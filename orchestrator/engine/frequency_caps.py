@@ -77,15 +77,21 @@ async def _decide(
     messages that lost a slot to a concurrent commit, to be decided again."""
     customers = {m.customer_id for m in undecided}
     channels = sorted({m.channel for m in undecided})
-    zones = dict(await _rows(session, _CUSTOMERS.c.id, _CUSTOMERS.c.timezone, customers))
-    holding = {
-        message_id for (message_id,) in await _rows(session, _SLOTS.c.message_id, None, [m.id for m in undecided])
-    }
+    connection = await session.connection()
+    zones = dict(
+        (
+            await connection.execute(
+                sa.select(_CUSTOMERS.c.id, _CUSTOMERS.c.timezone).where(any_of(session, _CUSTOMERS.c.id, customers))
+            )
+        ).all()
+    )
     holders = await _holders(session, customers, channels, now)
+    # A retry took its slots on its first attempt, at most hours ago: among these customers' recent slots.
+    holding = {message_id for taken in holders.values() for message_id in taken}
     pending = await _pending(session, customers, channels, now)
     rows = []
     for message in sorted(undecided, key=lambda m: _contender(m, now).rank):
-        if message.id in holding:  # a retry: it took its slots on its first attempt
+        if message.id in holding:
             continue
         zone = zones.get(message.customer_id)
         me = _contender(message, now)
@@ -108,12 +114,6 @@ async def _decide(
     for message in again:
         capped.pop(message.id, None)
     return again
-
-
-async def _rows(session: AsyncSession, key, value, keys) -> list:
-    """(key, value) rows, or (key,) rows when `value` is None, where `key` is one of `keys`."""
-    columns = (key,) if value is None else (key, value)
-    return list(await (await session.connection()).execute(sa.select(*columns).where(any_of(session, key, keys))))
 
 
 def _in_period(cap: Cap, pending: Contender, start, now: datetime, zone: str | None) -> bool:
