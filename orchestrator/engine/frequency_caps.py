@@ -35,6 +35,7 @@ _SLOT_KEY = ["customer_id", "channel", "period", "period_start", "slot"]
 # A week's first local day is at most 6 days before today, and a local today at most a day
 # before the UTC one: slots and pending sends further off belong to no current period.
 _LOOK_BACK, _LOOK_AHEAD = timedelta(days=8), timedelta(days=8)
+_KEPT = timedelta(days=15)  # slots older than any period that can still be read, with a margin
 _MAX_ROUNDS = 20  # each lost race is another worker's committed slot; a cap is far smaller
 
 
@@ -211,3 +212,11 @@ async def _skip(session: AsyncSession, capped: dict[int, str], now: datetime) ->
         ),
         [{"message_id": message_id, "reason": reason} for message_id, reason in capped.items()],
     )
+
+
+async def purge_old_slots(session: AsyncSession, now: datetime) -> int:
+    """Delete the slots of periods no decision reads any more (over two weeks old); returns how many."""
+    result = await (await session.connection()).execute(
+        sa.delete(_SLOTS).where(_SLOTS.c.period_start < (now - _KEPT).date())
+    )
+    return result.rowcount

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from orchestrator.broadcasts.sending import advance_broadcasts
 from orchestrator.engine.dispatch import dispatch_queued_messages, handoff_budget, send_claimed
+from orchestrator.engine.frequency_caps import purge_old_slots
 from orchestrator.engine.reconcile import Pacer, reconcile_round
 from orchestrator.engine.worker import advance_due_enrollments
 from orchestrator.kpis.rollup import refresh_rollups
@@ -30,6 +31,7 @@ from orchestrator.segments.refresh import refresh_segments
 log = logging.getLogger("orchestrator.loop")
 
 MAX_ROUNDS_PER_TICK = 1000  # bounds one tick so shutdown never waits on an endless backlog
+PURGE_CAP_SLOTS_SECONDS = 3600.0  # frequency-cap slots of long-past periods: a cheap indexed delete
 
 
 class WorkerLoop:
@@ -130,6 +132,17 @@ class WorkerLoop:
         except Exception:  # as for `tick`: the next interval tries again
             log.exception("visits fold failed")
 
+    async def purge_cap_slots(self) -> None:
+        """Frequency-cap slots of periods over two weeks old: nothing reads them any more."""
+        try:
+            async with self.runtime.sessions() as session, session.begin():
+                purged = await purge_old_slots(session, self.runtime.clock.now())
+        except Exception:  # the next run tries again; sends never wait on this
+            log.exception("purging old frequency-cap slots failed")
+            return
+        if purged:
+            log.info("purged %d frequency-cap slots of past periods", purged)
+
     def start(self) -> None:
         self._scheduler = AsyncIOScheduler()
         # Drain, rollups and reports at once, then every interval: a worker started into a backlog (a deploy, a
@@ -145,6 +158,7 @@ class WorkerLoop:
             (self.feed_broadcasts, settings.broadcast_poll_seconds, "feed-broadcasts", True),
             (self.refresh_segments, settings.segment_refresh_seconds, "refresh-segments", True),
             (self.reconcile, settings.reconcile_interval_seconds, "reconcile-sends", False),
+            (self.purge_cap_slots, PURGE_CAP_SLOTS_SECONDS, "purge-cap-slots", False),
         ]
         for job, seconds, job_id, at_start in jobs:
             self._scheduler.add_job(

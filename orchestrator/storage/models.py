@@ -269,6 +269,7 @@ class FrequencyCapSlot(SQLModel, table=True):
         # a message takes at most one slot per kind of period, even when a retry crosses midnight
         sa.UniqueConstraint("message_id", "period", name="uq_cap_slot_message"),
         sa.CheckConstraint("slot >= 0", name="ck_cap_slot_index"),
+        sa.Index("ix_cap_slots_period_start", "period_start"),  # purging the periods nobody reads any more
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(BigId, primary_key=True, autoincrement=True))

@@ -246,6 +246,21 @@ async def test_a_retried_send_keeps_its_slot(capped):
     assert sent((await statuses(runtime))[promo])
 
 
+async def test_slots_of_long_past_periods_are_purged(capped):
+    runtime = capped
+    sam = await customer(runtime, "sam", LOS_ANGELES)
+    old = await queue(runtime, sam)
+    await dispatch_queued_messages(runtime)
+    await at(runtime, START + timedelta(days=10))
+    recent = await queue(runtime, sam)
+    await dispatch_queued_messages(runtime)
+    await at(runtime, START + timedelta(days=16))
+    await WorkerLoop(runtime).purge_cap_slots()
+    async with runtime.sessions() as session:
+        kept = (await session.exec(select(FrequencyCapSlot.message_id))).all()
+    assert kept == [recent] and old != recent
+
+
 async def journeys_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "journeys"
     folder.mkdir()

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("customer_id", "channel", "period", "period_start", "slot", name="uq_cap_slot"),
         sa.UniqueConstraint("message_id", "period", name="uq_cap_slot_message"),
     )
+    op.create_index("ix_cap_slots_period_start", "frequency_cap_slots", ["period_start"], unique=False)
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.add_column(sa.Column("priority", sa.Integer(), server_default="0", nullable=False))
 
@@ -55,4 +56,5 @@ def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_column("priority")
 
+    op.drop_index("ix_cap_slots_period_start", table_name="frequency_cap_slots")
     op.drop_table("frequency_cap_slots")
