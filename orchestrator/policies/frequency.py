@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -105,6 +106,7 @@ def load_frequency_policy(path: Path) -> FrequencyPolicy:
     return parse_frequency_file(text, path)
 
 
+@lru_cache(maxsize=4096)  # a dispatch round asks the same (period, moment, zone) for every customer of a zone
 def period_start(period: Period, moment: datetime, zone_name: str | None) -> date:
     """The first local day of the period `moment` falls in, in the customer's zone."""
     local_day = moment.astimezone(local_zone(zone_name)).date()
