@@ -5,8 +5,8 @@
 unique slot index being what keeps two workers from both taking the last one
 (orchestrator/engine/frequency_caps.py, docs/frequency-caps.md).
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-02 02:33:04.559930
 """
 
@@ -16,8 +16,8 @@ from typing import Union
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015"
-down_revision: str | Sequence[str] | None = "0014"
+revision: str = "0016"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
