@@ -53,6 +53,7 @@ def as_journey(definition: BroadcastFile, version: str) -> CompiledJourney:
             ],
             "goal": definition.goal.model_dump() if definition.goal else None,
             "holdout": definition.holdout * 100,  # journeys count in percent
+            "priority": definition.priority,  # on every message: who wins a frequency cap's slot
             "quiet_hours": "off",  # the schedule is the broadcast's own choice of hour
         }
     )

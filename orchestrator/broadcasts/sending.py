@@ -224,6 +224,7 @@ async def _materialize(session, runtime, journey, definition, broadcast_id, cust
             now,
             permissions=permissions[cid],
             link_settings=runtime.settings,
+            priority=journey.definition.priority,
         )
         draft.send_key = SendKey.broadcast(broadcast_id, cid)
         rows.append(draft.as_row())
