@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -42,6 +43,7 @@ class WorkerLoop:
         self._segments = asyncio.Lock()
         self._folding = asyncio.Lock()
         self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task] = set()  # scheduled jobs under way, awaited by stop()
         self._pacer = Pacer(runtime.settings.reconcile_lookups_per_second)
 
     async def drain(self) -> int:
@@ -162,7 +164,7 @@ class WorkerLoop:
         ]
         for job, seconds, job_id, at_start in jobs:
             self._scheduler.add_job(
-                job,
+                self._tracked(job),
                 "interval",
                 seconds=seconds,
                 max_instances=1,
@@ -172,9 +174,23 @@ class WorkerLoop:
             )
         self._scheduler.start()
 
+    def _tracked(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            task = asyncio.current_task()
+            self._running.add(task)
+            try:
+                await job()
+            finally:
+                self._running.discard(task)
+
+        return run
+
     async def stop(self) -> None:
         if self._scheduler:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        # shutdown(wait=False) leaves jobs already started running: without waiting for them,
+        # a report, broadcast or segment round would go on against a runtime being closed.
+        await asyncio.gather(*self._running, return_exceptions=True)
         async with self._lock, self._refreshing, self._segments, self._folding:  # let a running tick or refresh finish
             pass

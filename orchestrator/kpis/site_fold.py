@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta, timezone
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from orchestrator.broadcasts.as_journey import broadcast_of_journey
 from orchestrator.clock import utc
 from orchestrator.delivery.landing import referenced_message
 from orchestrator.kpis.orders import ORDER_EVENT
@@ -233,9 +234,9 @@ async def _credits(session: AsyncSession, runtime: Runtime, views: dict[str, lis
     if not wanted:
         return {}
     m = Message.__table__.c
-    # The broadcast: `m.broadcast_id` here (and in Credit) once messages carry one.
     rows = (await session.exec(sa.select(m.id, m.channel, m.journey_id).where(m.id.in_(wanted)))).all()
-    found = {row[0]: Credit(row[0], row[1], row[2] or "", "") for row in rows}
+    # A broadcast's messages belong to the one-step journey it compiles to (broadcasts/as_journey.py).
+    found = {row[0]: Credit(row[0], row[1], row[2] or "", broadcast_of_journey(row[2]) or "") for row in rows}
     return {reference: found[i] for reference, i in ids.items() if i in found}
 
 

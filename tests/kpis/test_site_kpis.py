@@ -21,6 +21,7 @@ from segment.analytics import Client
 
 from orchestrator.delivery.landing import message_reference
 from orchestrator.kpis.site_fold import refresh_visits
+from orchestrator.storage.models import Customer, Message
 from tests.api.test_segment_client import service  # noqa: F401 (a fixture)
 from tests.conftest import refresh_kpis_as_the_worker_does
 from tests.kpis.test_visits import page
@@ -130,3 +131,31 @@ async def test_page_calls_from_the_official_segment_sdk_make_a_visit(service, cl
         180,
         0,
     )
+
+
+async def test_a_visit_from_a_broadcast_message_is_credited_to_the_broadcast(client, runtime):
+    now = runtime.clock.now()
+    async with runtime.sessions() as session, session.begin():
+        customer = Customer(user_id="noa", created_at=now, updated_at=now)
+        session.add(customer)
+        await session.flush()
+        message = Message(
+            send_key=f"broadcast:black-friday:{customer.id}",
+            customer_id=customer.id,
+            journey_id="broadcast:black-friday",  # a broadcast sends through the journey it compiles to
+            channel="sms",
+            status="delivered",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(message)
+        await session.flush()
+        reference = message_reference(runtime.settings, message.id)
+    await page(client, now, f"https://shop.example/black-friday?utm_source=orchestrator&orc={reference}", user="noa")
+    await refresh_kpis_as_the_worker_does(client)
+    rows = (await site(client, group_by=["broadcast", "journey", "channel"]))["rows"]
+    assert [(r["broadcast"], r["journey"], r["channel"], r["visits"]) for r in rows] == [
+        ("black-friday", "broadcast:black-friday", "sms", 1)
+    ]
+    [only] = (await site(client, broadcast="black-friday"))["rows"]
+    assert only["visits"] == 1
