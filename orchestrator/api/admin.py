@@ -32,16 +32,17 @@ async def read_clock(runtime: RuntimeDep) -> ClockState:
 
 @router.post("/clock/advance", response_model=ClockState, responses=CONFLICT)
 async def advance_clock(body: Advance, request: Request, runtime: RuntimeDep) -> ClockState:
-    """Move simulated time forward, stopping at each due time on the way to run the work due
-    then (so every message carries the time it was due), then refresh segments (and run what
+    """Move simulated time forward, stopping at each due time on the way (enrollments, queued
+    messages, broadcasts) to run the work due then (so every message carries the time it was
+    due), then refresh segments (and run what
     their entries started) and the KPI rollups (simulated time passed their intervals too),
     so what is read right after shows what it did."""
     if not isinstance(runtime.clock, SimulatedClock):
         raise HTTPException(409, "the clock is real; start with ORCHESTRATOR_SIMULATED_CLOCK=true to control it")
     loop = getattr(request.app.state, "worker_loop", None)
-    now, done = await advance_simulated_time(runtime, timedelta(seconds=body.seconds), loop.drain if loop else None)
+    now, done = await advance_simulated_time(runtime, timedelta(seconds=body.seconds), loop.run_due if loop else None)
     if loop:
         await loop.refresh_segments()
-        done += await loop.drain()
+        done += await loop.run_due()
         await loop.refresh_kpi_rollups()
     return ClockState(now=now, simulated=True, work_done=done)

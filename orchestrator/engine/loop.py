@@ -60,6 +60,13 @@ class WorkerLoop:
                     break
         return done
 
+    async def run_due(self) -> int:
+        """What is due now, broadcasts first: a simulated clock stopping at a due time runs this,
+        so a broadcast's messages are queued before the drain decides frequency caps between
+        them and the journeys' sends due at the same moment (priority, not arrival, decides)."""
+        fed = await self.feed_broadcasts()
+        return fed + await self.drain()
+
     async def reconcile(self) -> None:
         """One reconcile round (bounded and paced; see engine/reconcile.py)."""
         try:
@@ -103,13 +110,14 @@ class WorkerLoop:
         except Exception:  # the next run retries; journeys never wait on reports
             log.exception("sending scheduled reports failed")
 
-    async def feed_broadcasts(self) -> None:
+    async def feed_broadcasts(self) -> int:
         """Start broadcasts whose time came and queue their due recipients' messages (the
-        drain sends them)."""
+        drain sends them); returns how many messages it queued."""
         try:
-            await advance_broadcasts(self.runtime)
+            return (await advance_broadcasts(self.runtime)).materialized
         except Exception:  # as for `tick`: the next run retries; nothing half-done was committed
             log.exception("broadcast round failed")
+            return 0
 
     async def refresh_segments(self) -> None:
         """Segment membership: customers with new events, and whole segments when a sweep is due

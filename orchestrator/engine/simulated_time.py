@@ -1,7 +1,8 @@
 """Simulated time that behaves like real time, only faster.
 
 A jump of the clock is walked through the due times inside it: the clock stops at each
-moment an enrollment or a queued message becomes due, and the work due then is done then,
+moment an enrollment, a queued message, a broadcast's start or a broadcast recipient
+becomes due, and the work due then is done then,
 so every row carries the time it was due (an SMS due at 13:00 is stamped 13:00, not with the
 end of a three-day jump), and per-day KPIs count it on its day.
 
@@ -18,6 +19,7 @@ from sqlmodel import col, func, select
 
 from orchestrator.clock import SimulatedClock, utc
 from orchestrator.runtime import Runtime
+from orchestrator.storage.broadcast_models import Broadcast, BroadcastRecipient
 from orchestrator.storage.models import Enrollment, Message, SimulatedTime
 from orchestrator.storage.queries import insert_ignoring_conflict
 from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
@@ -44,7 +46,8 @@ async def save_simulated_time(runtime: Runtime) -> None:
 
 
 async def next_due_time(runtime: Runtime, after: datetime, until: datetime) -> datetime | None:
-    """The earliest moment in (after, until] at which an enrollment or a queued message is due."""
+    """The earliest moment in (after, until] at which an enrollment, a queued message, a
+    broadcast's start or a broadcast recipient is due."""
     async with runtime.sessions() as session:
         enrollment = (
             await session.exec(
@@ -64,7 +67,26 @@ async def next_due_time(runtime: Runtime, after: datetime, until: datetime) -> d
                 )
             )
         ).one()
-    due = [utc(moment) for moment in (enrollment, message) if moment is not None]
+        broadcast_start = (
+            await session.exec(
+                select(func.min(Broadcast.starts_at)).where(
+                    Broadcast.state == "scheduled",
+                    col(Broadcast.starts_at) > after,
+                    col(Broadcast.starts_at) <= until,
+                )
+            )
+        ).one()
+        recipient = (
+            await session.exec(
+                select(func.min(BroadcastRecipient.due_at)).where(
+                    col(BroadcastRecipient.materialized_at).is_(None),
+                    col(BroadcastRecipient.due_at) > after,
+                    col(BroadcastRecipient.due_at) <= until,
+                )
+            )
+        ).one()
+    moments = (enrollment, message, broadcast_start, recipient)
+    due = [utc(moment) for moment in moments if moment is not None]
     return min(due) if due else None
 
 
