@@ -7,15 +7,17 @@ and the error format live here once, so they read the same whatever the file is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 Location = tuple[str | int, ...]
 Model = TypeVar("Model", bound=BaseModel)
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -106,3 +108,44 @@ def validate_model(
                 message = "unknown key"
             errors.append(FileError(str(path), line_for(location, lines), readable_key(location), message))
         raise FileLoadError(errors) from None
+
+
+def declared_files(directory: Path) -> list[Path]:
+    """A folder's declared files (`*.yaml`, `*.yml`), sorted; none when there is no such folder."""
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
+
+
+@dataclass
+class DeclaredFiles(Generic[Item]):
+    loaded: dict[str, Item] = field(default_factory=dict)  # by id, in the order of the files
+    errors: list[FileError] = field(default_factory=list)
+    unreadable: set[Path] = field(default_factory=set)  # not files of this kind at all: unreadable, not YAML
+
+
+def load_declared_files(
+    paths: Iterable[Path], parse: Callable[[str, Path], Item], kind: str, id_of: Callable[[Item], str]
+) -> DeclaredFiles[Item]:
+    """Every file's problems with file, line and key; the items of the files that have none. An
+    id declared a second time is an error on the later file."""
+    files: DeclaredFiles[Item] = DeclaredFiles()
+    where: dict[str, Path] = {}
+    for path in dict.fromkeys(paths):
+        try:
+            item = parse(path.read_text(encoding="utf-8"), path)
+        except FileLoadError as error:
+            files.errors.extend(error.errors)
+            if error.unreadable:
+                files.unreadable.add(path)
+            continue
+        except OSError as error:
+            files.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
+            files.unreadable.add(path)
+            continue
+        item_id = id_of(item)
+        if item_id in files.loaded:
+            files.errors.append(
+                FileError(str(path), None, "id", f"{kind} id '{item_id}' is also used by {where[item_id]}")
+            )
+            continue
+        files.loaded[item_id], where[item_id] = item, path
+    return files

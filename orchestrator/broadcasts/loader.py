@@ -19,7 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.broadcasts.format import BroadcastFile
 from orchestrator.broadcasts.schedule import starts_at
-from orchestrator.declared import FileError, FileLoadError, read_yaml_mapping, validate_model
+from orchestrator.declared import FileError, declared_files, load_declared_files, read_yaml_mapping, validate_model
 from orchestrator.engine.messages import storable_json
 from orchestrator.journeys.loader import content_version
 from orchestrator.storage.broadcast_models import Broadcast
@@ -59,30 +59,8 @@ def from_body(source: dict[str, Any]) -> LoadedBroadcast:
 
 
 def load_directory(directory: Path) -> BroadcastLoadReport:
-    report = BroadcastLoadReport()
-    seen: dict[str, Path] = {}
-    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []:
-        try:
-            loaded = parse_broadcast(path.read_text(encoding="utf-8"), path)
-        except FileLoadError as error:
-            report.errors.extend(error.errors)
-            continue
-        except OSError as error:
-            report.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
-            continue
-        if loaded.definition.id in seen:
-            report.errors.append(
-                FileError(
-                    str(path),
-                    None,
-                    "id",
-                    f"broadcast id '{loaded.definition.id}' is also used by {seen[loaded.definition.id]}",
-                )
-            )
-            continue
-        seen[loaded.definition.id] = path
-        report.loaded.append(loaded)
-    return report
+    files = load_declared_files(declared_files(directory), parse_broadcast, "broadcast", lambda b: b.definition.id)
+    return BroadcastLoadReport(list(files.loaded.values()), files.errors)
 
 
 def definition_of(row: Broadcast | dict) -> BroadcastFile:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.declared import FileError, FileLoadError, read_yaml_mapping, validate_model
+from orchestrator.declared import FileError, declared_files, load_declared_files, read_yaml_mapping, validate_model
 from orchestrator.journeys.loader import content_version
 from orchestrator.reports.format import ReportFile
 
@@ -34,35 +34,11 @@ def parse_report(text: str, path: Path) -> LoadedReport:
     return LoadedReport(validate_model(ReportFile, source, lines, path), path, content_version(source))
 
 
-def report_files(directory: Path) -> list[Path]:
-    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
-
-
 def load_reports(directory: Path) -> ReportCatalog:
-    return load_report_files(report_files(directory))
+    return load_report_files(declared_files(directory))
 
 
 def load_report_files(paths: list[Path]) -> ReportCatalog:
     """Every file's problems with file, line and key; the reports of the files that have none."""
-    catalog = ReportCatalog()
-    for path in dict.fromkeys(paths):
-        try:
-            report = parse_report(path.read_text(encoding="utf-8"), path)
-        except FileLoadError as error:
-            catalog.errors.extend(error.errors)
-            if error.unreadable:
-                catalog.unreadable.add(path)
-            continue
-        except OSError as error:
-            catalog.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
-            catalog.unreadable.add(path)
-            continue
-        if report.id in catalog.reports:
-            catalog.errors.append(
-                FileError(
-                    str(path), None, "id", f"report id '{report.id}' is also used by {catalog.reports[report.id].path}"
-                )
-            )
-            continue
-        catalog.reports[report.id] = report
-    return catalog
+    files = load_declared_files(paths, parse_report, "report", lambda report: report.id)
+    return ReportCatalog(files.loaded, files.errors, files.unreadable)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.declared import FileError, FileLoadError, read_yaml_mapping, validate_model
+from orchestrator.declared import FileError, declared_files, load_declared_files, read_yaml_mapping, validate_model
 from orchestrator.journeys.loader import content_version
 from orchestrator.segments.format import SegmentFile
 
@@ -39,38 +39,11 @@ def parse_segment(text: str, path: Path) -> LoadedSegment:
     return LoadedSegment(definition, path, content_version(source))
 
 
-def segment_files(directory: Path) -> list[Path]:
-    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
-
-
 def load_segments(directory: Path) -> SegmentCatalog:
-    return load_segment_files(segment_files(directory))
+    return load_segment_files(declared_files(directory))
 
 
 def load_segment_files(paths: list[Path]) -> SegmentCatalog:
     """Every file's problems with file, line and key; the segments of the files that have none."""
-    catalog = SegmentCatalog()
-    for path in dict.fromkeys(paths):
-        try:
-            segment = parse_segment(path.read_text(encoding="utf-8"), path)
-        except FileLoadError as error:
-            catalog.errors.extend(error.errors)
-            if error.unreadable:
-                catalog.unreadable.add(path)
-            continue
-        except OSError as error:
-            catalog.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
-            catalog.unreadable.add(path)
-            continue
-        if segment.id in catalog.segments:
-            catalog.errors.append(
-                FileError(
-                    str(path),
-                    None,
-                    "id",
-                    f"segment id '{segment.id}' is also used by {catalog.segments[segment.id].path}",
-                )
-            )
-            continue
-        catalog.segments[segment.id] = segment
-    return catalog
+    files = load_declared_files(paths, parse_segment, "segment", lambda segment: segment.id)
+    return SegmentCatalog(files.loaded, files.errors, files.unreadable)

@@ -15,10 +15,6 @@ from orchestrator.tooling.expressions import names_in_template
 from orchestrator.tooling.findings import ERROR, Finding
 
 
-def broadcast_files(directory: Path) -> list[Path]:
-    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
-
-
 def check_broadcast_file(
     path: Path, store: TemplateStore, seen: dict[str, Path], segment_ids: set[str] | None = None
 ) -> list[Finding]:

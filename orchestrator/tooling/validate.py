@@ -16,13 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.config import Settings
-from orchestrator.declared import FileLoadError
+from orchestrator.declared import FileLoadError, declared_files
 from orchestrator.journeys.loader import JourneyLoadError, load_file
 from orchestrator.policies.frequency import load_frequency_policy
-from orchestrator.reports.loader import report_files
-from orchestrator.segments.loader import segment_files
 from orchestrator.templating.store import TemplateStore
-from orchestrator.tooling.checks_broadcasts import broadcast_files, check_broadcast_file
+from orchestrator.tooling.checks_broadcasts import check_broadcast_file
 from orchestrator.tooling.checks_flow import check_flow
 from orchestrator.tooling.checks_reports import check_reports
 from orchestrator.tooling.checks_segments import check_segment_references, check_segments
@@ -78,9 +76,9 @@ def classify(paths: list[Path], reports_dir: Path, segments_dir: Path) -> Target
     targets = Targets()
     for path in paths:
         if path.exists() and is_in_folder(path, reports_dir, "reports"):
-            targets.report_files += report_files(path) if path.is_dir() else [path]
+            targets.report_files += declared_files(path) if path.is_dir() else [path]
         elif path.exists() and is_in_folder(path, segments_dir, "segments"):
-            targets.segment_files += segment_files(path) if path.is_dir() else [path]
+            targets.segment_files += declared_files(path) if path.is_dir() else [path]
         elif path.is_file():
             targets.journey_files.append(path)
         elif path.is_dir() and is_templates_dir(path):
@@ -111,7 +109,7 @@ def validate(
     `link_settings` give the short-link base SMS are measured with (default settings:
     `http://127.0.0.1:8000`). Broadcasts (`broadcasts_dir`) are checked when no paths are given.
     """
-    broadcasts = [] if paths or broadcasts_dir is None else broadcast_files(broadcasts_dir)
+    broadcasts = [] if paths or broadcasts_dir is None else declared_files(broadcasts_dir)
     link_settings = link_settings or Settings()
     reports_dir = reports_dir or journeys_dir.parent / "reports"
     segments_dir = segments_dir or journeys_dir.parent / "segments"
@@ -120,7 +118,7 @@ def validate(
         targets.templates_dir = targets.templates_dir or templates_dir
     else:
         targets = Targets(
-            journey_files(journeys_dir), templates_dir, report_files(reports_dir), segment_files(segments_dir)
+            journey_files(journeys_dir), templates_dir, declared_files(reports_dir), declared_files(segments_dir)
         )
     findings = [Finding(ERROR, str(p), None, "", "no such file or directory") for p in targets.missing]
     findings += [
