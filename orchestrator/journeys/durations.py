@@ -11,6 +11,9 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)\s*([smhdw])")
 DURATION_PATTERN = r"^\s*(\d+\s*[smhdw]\s*)+$"
+# Ten years: longer than any wait or window a campaign needs, and far from the point where
+# adding it to a date leaves the calendar (year 9999) or timedelta's own range.
+MAX_DURATION = timedelta(days=3650)
 
 
 def parse_duration(value: object) -> timedelta:
@@ -26,6 +29,8 @@ def parse_duration(value: object) -> timedelta:
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _PART.findall(text))
     if seconds <= 0:
         raise ValueError("a duration must be longer than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"'{value}' is too long: a duration is at most {format_duration(MAX_DURATION)} (ten years)")
     return timedelta(seconds=seconds)
 
 

@@ -59,6 +59,12 @@ def test_bad_duration():
     assert error.startswith("journeys/demo.yaml:5: steps[0].wait: '1 hour' is not a duration")
 
 
+def test_a_duration_past_ten_years_is_refused_not_overflowed():
+    text = VALID.replace("steps:\n", "steps:\n  - wait: 1000000000d\n")
+    [error] = errors_of(text)
+    assert error.startswith("journeys/demo.yaml:5: steps[0].wait: '1000000000d' is too long: a duration is at most")
+
+
 def test_unknown_channel_in_a_nested_branch():
     text = VALID + '  - if: "customer.vip"\n    then:\n      - send: {channel: fax, template: x}\n'
     [error] = errors_of(text)
