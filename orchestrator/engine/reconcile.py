@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.channels.base import Channel, ChannelAdapter, Found, Lookup, OutboundMessage, ProviderRecord
 from orchestrator.clock import utc
@@ -232,9 +233,14 @@ async def settle_ambiguous_sends(
             log.info("send %s still undecided: %s %s", row.send_key, lookup.outcome.value, lookup.detail or "")
 
 
-def _unchanged(row: Any) -> sa.ColumnElement[bool]:
-    """The row is still exactly what the decision was based on."""
-    return sa.and_(_MESSAGES.c.id == row.id, _MESSAGES.c.status == row.status, _MESSAGES.c.sending_at == row.sending_at)
+async def _update_if_unchanged(session: AsyncSession, row: Any, **values: Any) -> bool:
+    """Apply `values` only while the row is still exactly what the decision was based on (another
+    worker, a late answer or a status callback may have moved it since); True if it was."""
+    unchanged = sa.and_(
+        _MESSAGES.c.id == row.id, _MESSAGES.c.status == row.status, _MESSAGES.c.sending_at == row.sending_at
+    )
+    changed = await (await session.connection()).execute(sa.update(_MESSAGES).where(unchanged).values(**values))
+    return changed.rowcount == 1
 
 
 async def adopt(runtime: Runtime, row: Any, records: tuple[ProviderRecord, ...], provider: str) -> bool:
@@ -255,21 +261,18 @@ async def adopt(runtime: Runtime, row: Any, records: tuple[ProviderRecord, ...],
         record = next((r for r in records if r.provider_message_id not in owned), None)
         if record is None:
             return False
-        changed = await connection.execute(
-            sa.update(_MESSAGES)
-            .where(_unchanged(row))
-            .values(
-                status=MessageStatus.sent,
-                provider_message_id=record.provider_message_id,
-                error_code=None,
-                status_reason=FOUND_REASON,
-                sent_at=record.created_at or now,
-                updated_at=now,
-                cost=record.cost,
-                cost_currency=record.cost_currency,
-            )
-        )
-        if changed.rowcount != 1:
+        if not await _update_if_unchanged(
+            session,
+            row,
+            status=MessageStatus.sent,
+            provider_message_id=record.provider_message_id,
+            error_code=None,
+            status_reason=FOUND_REASON,
+            sent_at=record.created_at or now,
+            updated_at=now,
+            cost=record.cost,
+            cost_currency=record.cost_currency,
+        ):
             return False
         message = await session.get(Message, row.id)
         await record_status(
@@ -289,38 +292,32 @@ async def requeue(runtime: Runtime, row: Any) -> bool:
     """Queue a send the provider never got again, giving back the attempt it cut off."""
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
-        changed = await (await session.connection()).execute(
-            sa.update(_MESSAGES)
-            .where(_unchanged(row))
-            .values(
-                status=MessageStatus.queued,
-                next_attempt_at=now,
-                updated_at=now,
-                error_code=None,
-                status_reason=RESENT_REASON,
-                attempts=max(row.attempts - 1, 0),
-                requeues=row.requeues + 1,
-            )
+        return await _update_if_unchanged(
+            session,
+            row,
+            status=MessageStatus.queued,
+            next_attempt_at=now,
+            updated_at=now,
+            error_code=None,
+            status_reason=RESENT_REASON,
+            attempts=max(row.attempts - 1, 0),
+            requeues=row.requeues + 1,
         )
-        return changed.rowcount == 1
 
 
 async def give_up(runtime: Runtime, row: Any) -> bool:
     """`failed` (and its fallback queued), as a send out of retries would be."""
     now = runtime.clock.now()
     async with runtime.sessions() as session, session.begin():
-        changed = await (await session.connection()).execute(
-            sa.update(_MESSAGES)
-            .where(_unchanged(row))
-            .values(
-                status=MessageStatus.failed,
-                next_attempt_at=None,
-                updated_at=now,
-                error_code=None,
-                status_reason=GAVE_UP_REASON.format(requeues=row.requeues + 1),
-            )
-        )
-        if changed.rowcount != 1:
+        if not await _update_if_unchanged(
+            session,
+            row,
+            status=MessageStatus.failed,
+            next_attempt_at=None,
+            updated_at=now,
+            error_code=None,
+            status_reason=GAVE_UP_REASON.format(requeues=row.requeues + 1),
+        ):
             return False
         if row.fallback_channel:
             await queue_fallbacks(session, runtime, [await session.get(Message, row.id)], now)
