@@ -141,11 +141,32 @@ def tier_of(item: pytest.Item) -> str:
     return "unit"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         tier = tier_of(item)
         if not item.get_closest_marker(tier):
             item.add_marker(tier)
+    select_phase(config, items, os.environ.get(PHASE_VARIABLE, ""))
+
+
+# --- phases (./test.sh runs the suite in two) ----------------------------------------------
+
+PHASE_VARIABLE = "ORCHESTRATOR_TEST_PHASE"
+
+
+def in_phase(item: pytest.Item, phase: str) -> bool:
+    """`shared`: the tests that can run beside others (test.sh runs them on several pytest-xdist
+    workers); `alone`: those marked `alone` (they restart the machine's PostgreSQL, which would
+    break every other test's connections), run afterwards by themselves; anything else: all."""
+    alone = item.get_closest_marker("alone") is not None
+    return {"shared": not alone, "alone": alone}.get(phase, True)
+
+
+def select_phase(config: pytest.Config, items: list[pytest.Item], phase: str) -> None:
+    kept = [item for item in items if in_phase(item, phase)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not in_phase(item, phase)])
+        items[:] = kept
 
 
 # --- the garbage collector ------------------------------------------------------------------

@@ -36,9 +36,10 @@ def restart_not_allowed(environ) -> str | None:
     return f"restarts this machine's PostgreSQL cluster; runs only in CI (CI=true) or with {OPT_IN_VARIABLE}=1"
 
 
-pytestmark = pytest.mark.skipif(
-    restart_not_allowed(os.environ) is not None, reason=restart_not_allowed(os.environ) or ""
-)
+pytestmark = [
+    pytest.mark.skipif(restart_not_allowed(os.environ) is not None, reason=restart_not_allowed(os.environ) or ""),
+    pytest.mark.alone,
+]
 
 
 def restart_postgres() -> None:

@@ -19,7 +19,8 @@ def fresh_module_marks(monkeypatch, **environ):
     spec = importlib.util.spec_from_file_location("restart_test_copy", restart_test.__file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.pytestmark
+    (skip,) = [mark for mark in module.pytestmark if mark.name == "skipif"]
+    return skip
 
 
 def test_skipped_outside_ci_with_a_reason_saying_how_to_enable_it(monkeypatch):
@@ -38,3 +39,8 @@ def test_runs_in_ci_or_when_asked_for(monkeypatch, environ):
 @pytest.mark.parametrize("environ", [{"CI": "false"}, {"ORCHESTRATOR_TEST_RESTART_POSTGRES": "0"}])
 def test_other_values_do_not_enable_it(monkeypatch, environ):
     assert fresh_module_marks(monkeypatch, **environ).args == (True,)
+
+
+def test_marked_to_run_alone():
+    """test.sh runs `alone` tests after the parallel part: a restart must not break other tests."""
+    assert "alone" in [mark.name for mark in restart_test.pytestmark]
