@@ -42,7 +42,6 @@ def test_a_test_on_a_database_fixture_is_integration(database_url, request):
     assert [tier for tier in TIERS if request.node.get_closest_marker(tier)] == ["integration"]
 
 
-
 class FakeItem:
     def __init__(self, name: str, *markers: str):
         self.name, self.markers = name, markers

@@ -195,10 +195,13 @@ class WorkerLoop:
 
     async def stop(self) -> None:
         if self._scheduler:
+            # The asyncio executor's shutdown cancels the jobs under way: a report, broadcast or
+            # segment round would stop wherever it was. Pausing starts no new job and lets those
+            # under way finish first.
+            self._scheduler.pause()
+            await asyncio.gather(*self._running, return_exceptions=True)
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        # shutdown(wait=False) leaves jobs already started running: without waiting for them,
-        # a report, broadcast or segment round would go on against a runtime being closed.
         await asyncio.gather(*self._running, return_exceptions=True)
         async with self._lock, self._refreshing, self._segments, self._folding:  # let a running tick or refresh finish
             pass

@@ -76,3 +76,34 @@ def test_the_refresh_interval_is_a_setting_that_must_be_positive(monkeypatch):
     assert Settings.model_fields["kpi_rollup_refresh_seconds"].default == 30
     with pytest.raises(ValidationError, match="kpi_rollup_refresh_seconds"):
         Settings(kpi_rollup_refresh_seconds=0)
+
+
+async def test_stop_waits_for_a_job_already_running(database_url, tmp_path):
+    """A report, broadcast or segment round under way when the worker is told to stop is
+    finished before `stop()` returns, not left running against a runtime being closed."""
+    await _reset(database_url)
+    settings = make_settings(database_url, worker_poll_seconds=3600, reports_dir=tmp_path)
+    runtime = await build_runtime(settings, clock=SimulatedClock(START))
+    loop = WorkerLoop(runtime)
+    started, release, finished = asyncio.Event(), asyncio.Event(), []
+
+    async def a_long_report_round() -> None:
+        started.set()
+        await release.wait()
+        finished.append(True)
+
+    loop.send_reports = a_long_report_round  # the scheduler takes the job when it starts
+    try:
+        loop.start()
+        await asyncio.wait_for(started.wait(), 10)
+        stopping = asyncio.create_task(loop.stop())
+        for _ in range(20):  # let stop() run as far as it can
+            await asyncio.sleep(0)
+        assert not stopping.done() and finished == []
+        release.set()
+        await asyncio.wait_for(stopping, 10)
+        assert finished == [True]
+    finally:
+        release.set()
+        await loop.stop()
+        await runtime.aclose()
