@@ -36,13 +36,14 @@ pytestmark = [
     ),
 ]
 
-# The snippet of docs/website-kpis.md, for this run's service and key.
+# The snippet of docs/website-kpis.md, for this run's service and key; under /batched/, with
+# analytics.js's batching delivery (to /v1/b), one call a batch.
 SNIPPET = """<script src="{service}/site/analytics-next.min.js"></script>
 <script>
   window.analytics = AnalyticsNext.AnalyticsBrowser.load({{
     writeKey: "{key}",
     cdnSettings: {{
-      integrations: {{ "Segment.io": {{ apiKey: "{key}", apiHost: "{api_host}/v1", protocol: "{protocol}" }} }},
+      integrations: {{ "Segment.io": {{ apiKey: "{key}", apiHost: "{api_host}/v1", protocol: "{protocol}"{delivery} }} }},
       metrics: {{ sampleRate: 0 }},
     }},
   }})
@@ -50,12 +51,13 @@ SNIPPET = """<script src="{service}/site/analytics-next.min.js"></script>
 </script>"""
 
 PAGES = {
-    "index.html": '<h1>Boots and more</h1><a id="boots" href="/boots.html">Boots</a>',
+    "index.html": '<h1>Boots and more</h1><a id="boots" href="boots.html">Boots</a>',
     "boots.html": """<h1>Boots</h1>
 <button id="login" onclick="analytics.identify('shopper-1', {email: 'ann@example.com'})">Log in</button>
 <button id="buy" onclick="analytics.track('Order Completed', {order_id: 'A-1', revenue: 80})">Buy</button>""",
 }
 LANDING = "/index.html?utm_source=instagram&utm_medium=social&utm_campaign=spring-boots"
+BATCHING = ', deliveryStrategy: { strategy: "batching", config: { size: 1 } }'
 
 
 class Shop:
@@ -68,9 +70,13 @@ class Shop:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def write_pages(self, service: Service, key: str) -> None:
-        snippet = SNIPPET.format(service=service.url, key=key, api_host=service.url.split("://")[1], protocol="http")
-        for name, body in PAGES.items():
-            (self.folder / name).write_text(f"<!doctype html><html><head>{snippet}</head><body>{body}</body></html>")
+        (self.folder / "batched").mkdir()
+        for folder, delivery in ((self.folder, ""), (self.folder / "batched", BATCHING)):
+            snippet = SNIPPET.format(
+                service=service.url, key=key, api_host=service.url.split("://")[1], protocol="http", delivery=delivery
+            )
+            for name, body in PAGES.items():
+                (folder / name).write_text(f"<!doctype html><html><head>{snippet}</head><body>{body}</body></html>")
 
     def close(self) -> None:
         self.server.shutdown()
@@ -155,11 +161,18 @@ def _visits(service: Service) -> list[tuple]:
         ).fetchall()
 
 
-def _site_kpis(service: Service, admin_key: str, **params) -> list[dict]:
+FIGURES = ("visits", "visitors", "bounces", "pages", "converted", "conversion_rate", "bounce_rate", "pages_per_visit")
+
+
+def _folded(service: Service, admin_key: str, *sources: str) -> dict[str, dict] | None:
+    """The site KPIs of `sources` once the worker has folded a visit from each (it folds new
+    page calls every kpi_rollup_refresh_seconds). Time on site is left out: it is how long the
+    browser took."""
     with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {admin_key}"}) as http:
-        response = http.get("/v1/kpis/site", params=params)
+        response = http.get("/v1/kpis/site", params={"group_by": "source"})
         response.raise_for_status()
-        return response.json()["rows"]
+    rows = {row["source"]: {name: row[name] for name in FIGURES} for row in response.json()["rows"]}
+    return rows if all(source in rows for source in sources) else None
 
 
 def test_analytics_js_calls_from_a_shop_become_visits_a_converted_one_and_a_bounce(open_page, site):
@@ -176,44 +189,47 @@ def test_analytics_js_calls_from_a_shop_become_visits_a_converted_one_and_a_boun
         passer_by, "/v1/p", lambda: passer_by.goto(shop.url + "/boots.html", referer="http://search.example/?q=boots")
     )
 
-    def folded() -> list[dict]:  # the worker folds new page calls every kpi_rollup_refresh_seconds
-        rows = _site_kpis(service, admin_key)
-        return rows if rows and rows[0]["visits"] == 2 and rows[0]["converted"] == 1 else []
+    by_source = _until(lambda: _folded(service, admin_key, "instagram", "search.example"), "the worker's fold")
+    assert by_source["instagram"] == {
+        **{"visits": 1, "visitors": 1, "bounces": 0, "pages": 2, "converted": 1},
+        **{"conversion_rate": 100.0, "bounce_rate": 0.0, "pages_per_visit": 2.0},
+    }
+    assert by_source["search.example"] == {
+        **{"visits": 1, "visitors": 1, "bounces": 1, "pages": 1, "converted": 0},
+        **{"conversion_rate": 0.0, "bounce_rate": 100.0, "pages_per_visit": 1.0},
+    }
+    ann_id, passer_by_id = (page.evaluate("() => analytics.instance.user().anonymousId()") for page in (ann, passer_by))
+    assert ann_id != passer_by_id  # two browser profiles, two visitors
+    all_visits = _visits(service)
+    assert [visit[-2] for visit in all_visits].count("instagram") == 1
+    visits = {visit[-2]: visit for visit in all_visits}  # by source
+    customer_id = visits["instagram"][0].removeprefix("c:")
+    # Ann's anonymous views before the login are joined to the customer: one visit of hers.
+    assert visits["instagram"] == (
+        *(f"c:{customer_id}", "shopper-1", 2, "/index.html"),
+        *("instagram", "social", "spring-boots", "social", "instagram", 1),
+    )
+    assert visits["search.example"] == (
+        *(f"a:{passer_by_id}", None, 1, "/boots.html"),
+        *(None, None, None, "referral", "search.example", 0),
+    )
 
-    [total] = _until(folded, "the worker to fold the page calls into visits")
-    assert {name: total[name] for name in ("visits", "visitors", "bounces", "pages", "converted")} == {
-        "visits": 2,
-        "visitors": 2,
-        "bounces": 1,
-        "pages": 3,
-        "converted": 1,
-    }
-    assert (total["conversion_rate"], total["bounce_rate"], total["pages_per_visit"]) == (50.0, 50.0, 1.5)
-    anonymous_id = ann.evaluate("() => analytics.instance.user().anonymousId()")
-    passer_by_id = passer_by.evaluate("() => analytics.instance.user().anonymousId()")
-    assert anonymous_id != passer_by_id
-    [customer_id] = {visitor.removeprefix("c:") for visitor, user_id, *_ in _visits(service) if user_id == "shopper-1"}
-    assert _visits(service) == [
-        # joined to the customer: the anonymous views before the login are the customer's visit
-        (
-            f"c:{customer_id}",
-            "shopper-1",
-            2,
-            "/index.html",
-            "instagram",
-            "social",
-            "spring-boots",
-            "social",
-            "instagram",
-            1,
-        ),
-        (f"a:{passer_by_id}", None, 1, "/boots.html", None, None, None, "referral", "search.example", 0),
-    ]
-    by_channel = {row["channel"]: row for row in _site_kpis(service, admin_key, group_by="channel")}
-    assert {channel: (row["visits"], row["bounces"], row["converted"]) for channel, row in by_channel.items()} == {
-        "social": (1, 0, 1),
-        "referral": (1, 1, 0),
-    }
+
+def test_analytics_js_batching_delivery_posts_to_v1_b(open_page, site):
+    service, shop, _, admin_key = site
+    reader = open_page()
+    landing = "/batched/index.html?utm_source=newsletter&utm_medium=newsletter"
+    _sent(reader, "/v1/b", lambda: reader.goto(shop.url + landing))
+    _sent(reader, "/v1/b", lambda: reader.click("#boots"))
+
+    def both_pages_folded():  # a fold that began between the two calls counts the first alone
+        rows = _folded(service, admin_key, "newsletter")
+        return rows if rows and rows["newsletter"]["pages"] == 2 else None
+
+    newsletter = _until(both_pages_folded, "the worker's fold")["newsletter"]
+    assert (newsletter["visits"], newsletter["bounces"]) == (1, 0)  # one visit of two pages
+    [visit] = [visit for visit in _visits(service) if visit[-2] == "newsletter"]
+    assert visit[2:4] == (2, "/batched/index.html")
 
 
 def test_a_copy_of_the_page_on_a_site_not_listed_sends_nothing(open_page, site):
