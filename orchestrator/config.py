@@ -10,8 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -193,6 +194,9 @@ class Settings(BaseSettings):
     # message reference to the landing URL (keys the link already has are kept); off: untouched.
     landing_utm: bool = True
     landing_utm_source: str = Field(default="orchestrator", min_length=1, max_length=255)
+    # Websites whose pages may send events from the browser (analytics.js, docs/website-kpis.md):
+    # origins such as "https://shop.example", or "*" for any. None by default.
+    site_origins: list[str] = []
     worker_batch_size: int = 200
     max_batch_events: int = 1000
     # Body size limits (docs/api.md, "Limits"), checked while the body is read and on the
@@ -210,6 +214,18 @@ class Settings(BaseSettings):
             if not getattr(self, name):  # `VAR=` (as compose's ${VAR:-} gives): generate one, never sign with ""
                 setattr(self, name, None)
         return self
+
+    @field_validator("site_origins")
+    @classmethod
+    def _origins_as_browsers_send_them(cls, origins: list[str]) -> list[str]:
+        """A browser's `Origin` is scheme://host[:port], lower case, no path: compare like with like."""
+        for origin in origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (
+                parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/") or parts.query
+            ):
+                raise ValueError(f"{origin!r} is not an origin: write it as https://shop.example (or * for any site)")
+        return [origin if origin == "*" else origin.lower().rstrip("/") for origin in origins]
 
     @model_validator(mode="after")
     def _default_public_base_url(self) -> Settings:

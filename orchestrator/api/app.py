@@ -28,6 +28,7 @@ from orchestrator.api import metrics as metrics_routes
 from orchestrator.api.direct_ingestion import DirectIngestion
 from orchestrator.api.errors import validation_error_answer
 from orchestrator.api.request_bodies import BodyLimits
+from orchestrator.api.site_assets import mount_site_assets
 from orchestrator.api.url_checks import RefuseNulInUrls
 from orchestrator.config import Settings, get_settings
 from orchestrator.console.app import mount_console
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *, run_worker: bool = True, run
     app.add_middleware(BodyLimits, settings=settings)  # limits and gzip for every route
     app.add_middleware(RefuseNulInUrls)  # added last, so outermost
     mount_console(app)  # pages at /, over the API above with the same keys
+    mount_site_assets(app)  # analytics.js for websites, at /site
     document_api_keys(app)
     document_error_responses(app)
     mount_bundled_fakes(app, settings)

@@ -18,12 +18,13 @@ these paths when the middleware is not installed. One difference: the body is re
 whatever its Content-Type says (FastAPI would refuse a JSON body sent as `text/plain`,
 which some HTTP clients send by default).
 
-Browsers: analytics.js posts each call to `<apiHost>/<first letter of its type>` (`/v1/t`,
-`/v1/p`, `/v1/i`, ...) and batches to `/v1/b`, as `text/plain` (so no CORS preflight) with the
-write key in the body as `writeKey`, not in a header. Those paths are served here only:
-the same handlers, the body's `writeKey` presented as HTTP Basic when no header carries a
-key (the same access policy decides), and `Access-Control-Allow-Origin: *` on every answer
-so the page's script can read it (docs/website-kpis.md).
+Browsers: analytics.js (@segment/analytics-next 1.84, docs/website-kpis.md) posts each call
+to `<apiHost>/<first letter of its type>` (`/v1/t`, `/v1/p`, `/v1/i`, ...) and batches to
+`/v1/b`, as `text/plain`, with the write key in the body as `writeKey` and, since 1.7x, also
+as HTTP Basic (which makes the browser send a CORS preflight first). Those paths are served
+here only, for the sites in `ORCHESTRATOR_SITE_ORIGINS`: the same handlers, the body's
+`writeKey` presented as HTTP Basic when no header carries a key, and only a key of the
+`ingest` role accepted (a key in a web page is public).
 """
 
 from __future__ import annotations
@@ -35,15 +36,16 @@ from collections.abc import Awaitable, Callable
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.api import events
 from orchestrator.api.errors import validation_error_answer
 from orchestrator.events.schemas import AliasCall, GroupCall, IdentifyCall, PageCall, ScreenCall, TrackCall
-from orchestrator.web.access import EVENT_INGESTION
+from orchestrator.web.access import BROWSER_EVENT_INGESTION, EVENT_INGESTION, AccessPolicy
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -68,13 +70,10 @@ BROWSER_PATHS = {
     "/v1/a": "/v1/alias",
     "/v1/b": "/v1/batch",
 }
-# No credentials ride along (the key is in the body), so any site may post; what it may
-# post is what the write key's role allows.
-CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
+# What analytics.js sends besides the body: its write key as Basic, and a retry's number.
 PREFLIGHT_HEADERS = {
-    **CORS_HEADERS,
     "Access-Control-Allow-Methods": "POST",
-    "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding, X-Retry-Count",
     "Access-Control-Max-Age": "86400",
 }
 
@@ -100,11 +99,18 @@ class DirectIngestion:
 
 
 async def _from_a_browser(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["method"] == "OPTIONS":  # a preflight, for a site that sends JSON or a header of its own
-        await Response(status_code=204, headers=PREFLIGHT_HEADERS)(scope, receive, send)
+    origin = Headers(scope=scope).get("origin")
+    if origin is not None and not _may_send(origin, scope["app"].state.runtime.settings.site_origins):
+        # A site not listed: no CORS answer either, so its page cannot even read the refusal.
+        detail = f"Origin: {origin!r} is not in ORCHESTRATOR_SITE_ORIGINS, so its pages may not send events"
+        await JSONResponse({"detail": detail}, status_code=403, headers={"Vary": "Origin"})(scope, receive, send)
+        return
+    cors = {"Vary": "Origin"} | ({"Access-Control-Allow-Origin": origin} if origin is not None else {})
+    if scope["method"] == "OPTIONS":  # the preflight: analytics.js sends an Authorization header
+        await Response(status_code=204, headers={**cors, **PREFLIGHT_HEADERS})(scope, receive, send)
         return
     if scope["method"] != "POST":
-        await Response("POST only", status_code=405, headers={**CORS_HEADERS, "Allow": "POST"})(scope, receive, send)
+        await Response("POST only", status_code=405, headers={**cors, "Allow": "POST"})(scope, receive, send)
         return
     try:
         body = await Request(scope, receive).body()
@@ -118,9 +124,20 @@ async def _from_a_browser(scope: Scope, receive: Receive, send: Send) -> None:
     async def replay() -> dict:
         return {"type": "http.request", "body": body, "more_body": False}
 
-    response = await _handle(Request({**scope, "headers": headers}, replay), *ROUTES[BROWSER_PATHS[scope["path"]]])
-    response.headers.update(CORS_HEADERS)
+    request = Request({**scope, "headers": headers}, replay)
+    response = await _handle(request, *ROUTES[BROWSER_PATHS[scope["path"]]], policy=BROWSER_EVENT_INGESTION)
+    response.headers.update(cors)
     await response(scope, receive, send)
+
+
+def _may_send(origin: str, site_origins: list[str]) -> bool:
+    return "*" in site_origins or origin.lower() in site_origins
+
+
+def _write_key_refusal(refused: HTTPException) -> str:
+    if refused.status_code == 401:
+        return "writeKey: missing, invalid or revoked; a site sends with an API key of the ingest role"
+    return f"writeKey: {refused.detail}"
 
 
 def _write_key(body: bytes) -> str | None:
@@ -131,10 +148,14 @@ def _write_key(body: bytes) -> str | None:
     return key if isinstance(key, str) else None
 
 
-async def _handle(request: Request, model: TypeAdapter, handler: Handler) -> Response:
+async def _handle(
+    request: Request, model: TypeAdapter, handler: Handler, *, policy: AccessPolicy = EVENT_INGESTION
+) -> Response:
     try:
-        await EVENT_INGESTION(request)
+        await policy(request)
     except HTTPException as refused:
+        if policy is BROWSER_EVENT_INGESTION:  # the key came from the body's writeKey (or analytics.js's Basic)
+            refused = HTTPException(refused.status_code, _write_key_refusal(refused), refused.headers)
         return await http_exception_handler(request, refused)
     body = await request.body()
     try:

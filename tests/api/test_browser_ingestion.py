@@ -1,17 +1,26 @@
 """What analytics.js sends from a web page, as it sends it: each call to `<apiHost>/<first
 letter of its type>` (batches to `/b`), `Content-Type: text/plain`, the write key in the
-body, from another origin (segmentio/analytics-next, plugins/segmentio)."""
+body and as HTTP Basic, from another origin (segmentio/analytics-next 1.84.3,
+plugins/segmentio); tests/api/test_analytics_js.py runs the library itself in Chromium."""
 
 from __future__ import annotations
 
+import base64
 import json
 
+import pytest
 from sqlmodel import select
 
 from orchestrator.storage.models import Event
 from tests.web.test_access import make_key
 
 SITE = {"Origin": "https://shop.example", "Content-Type": "text/plain"}
+ELSEWHERE = {"Origin": "https://elsewhere.example", "Content-Type": "text/plain"}
+
+
+@pytest.fixture(autouse=True)
+def shop_may_send(runtime):
+    runtime.settings.site_origins = ["https://shop.example"]
 
 
 def page_call(write_key: str, message_id: str = "ajs-1") -> str:
@@ -45,7 +54,7 @@ async def test_a_page_call_from_analytics_js_is_stored_and_readable_cross_origin
     key = await make_key(runtime, "ingest")
     response = await client.post("/v1/p", content=page_call(key), headers=SITE)
     assert response.status_code == 200, response.text
-    assert response.headers["access-control-allow-origin"] == "*"
+    assert response.headers["access-control-allow-origin"] == "https://shop.example"
     [event] = await stored(runtime)
     assert (event.type, event.anonymous_id, event.name) == ("page", "b9f1c2d0-visitor", "Boots")
     assert event.context["page"]["path"] == "/boots"
@@ -66,7 +75,9 @@ async def test_a_wrong_or_missing_write_key_is_refused_and_the_refusal_is_readab
     ops = await make_key(runtime, "ops")
     for write_key, status in (("not-a-key", 401), (ops, 403)):
         response = await client.post("/v1/p", content=page_call(write_key), headers=SITE)
-        assert response.status_code == status and response.headers["access-control-allow-origin"] == "*"
+        assert response.status_code == status, response.text
+        assert response.headers["access-control-allow-origin"] == "https://shop.example"
+        assert response.json()["detail"].startswith("writeKey: ")
     missing = json.loads(page_call("x"))
     del missing["writeKey"]
     response = await client.post("/v1/p", content=json.dumps(missing), headers=SITE)
@@ -79,6 +90,85 @@ async def test_a_preflight_is_answered_and_other_methods_are_not_served(client):
         "/v1/t", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}
     )
     assert preflight.status_code == 204
-    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert preflight.headers["access-control-allow-origin"] == "https://shop.example"
     assert preflight.headers["access-control-allow-methods"] == "POST"
+    allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+    assert {"content-type", "authorization", "x-retry-count"} <= allowed  # what analytics.js 1.84 sends
     assert (await client.get("/v1/t")).status_code == 405
+
+
+async def test_the_write_key_as_analytics_js_sends_it_twice_in_the_body_and_as_basic(client, runtime):
+    key = await make_key(runtime, "ingest")
+    basic = {**SITE, "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(), "X-Retry-Count": "1"}
+    response = await client.post("/v1/p", content=page_call(key), headers=basic)
+    assert response.status_code == 200, response.text
+    assert len(await stored(runtime)) == 1
+
+
+async def test_a_key_that_can_read_is_refused_as_a_write_key(client, runtime):
+    """A key in a web page is public: an admin key pasted there must not work, or it would be
+    out in the open with everything it can read and change."""
+    await make_key(runtime, "ingest")
+    for role in ("admin", "marketer", "ops"):
+        key = await make_key(runtime, role, f"{role}-in-a-page")
+        response = await client.post("/v1/p", content=page_call(key), headers=SITE)
+        assert response.status_code == 403
+        assert response.json()["detail"] == (
+            f"writeKey: key '{role}-in-a-page' has role '{role}'; POST on browser event ingestion routes needs ingest"
+        )
+    assert await stored(runtime) == []
+
+
+async def test_a_site_not_listed_is_refused_before_its_key_is_read(client, runtime):
+    key = await make_key(runtime, "ingest")
+    response = await client.post("/v1/p", content=page_call(key), headers=ELSEWHERE)
+    assert response.status_code == 403
+    assert "ORCHESTRATOR_SITE_ORIGINS" in response.json()["detail"]
+    assert "'https://elsewhere.example'" in response.json()["detail"]
+    assert "access-control-allow-origin" not in response.headers  # its page cannot read even that
+    preflight = await client.options("/v1/p", headers={**ELSEWHERE, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 403 and "access-control-allow-origin" not in preflight.headers
+    assert await stored(runtime) == []
+
+
+async def test_no_site_may_send_until_one_is_listed_and_a_star_lets_any(client, runtime):
+    key = await make_key(runtime, "ingest")
+    runtime.settings.site_origins = []  # the default
+    assert (await client.post("/v1/p", content=page_call(key, "m-1"), headers=SITE)).status_code == 403
+    runtime.settings.site_origins = ["*"]
+    response = await client.post("/v1/p", content=page_call(key, "m-2"), headers=ELSEWHERE)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://elsewhere.example"
+    assert [e.message_id for e in await stored(runtime)] == ["m-2"]
+
+
+async def test_a_server_sending_on_the_browser_paths_has_no_origin_to_check(client, runtime):
+    key = await make_key(runtime, "ingest")
+    runtime.settings.site_origins = []
+    response = await client.post("/v1/p", content=page_call(key), headers={"Content-Type": "text/plain"})
+    assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
+
+
+async def test_an_invalid_call_from_a_page_is_a_readable_422_naming_the_field(client, runtime):
+    key = await make_key(runtime, "ingest")
+    call = json.loads(page_call(key))
+    call["timestamp"] = "not a time"
+    response = await client.post("/v1/p", content=json.dumps(call), headers=SITE)
+    assert response.status_code == 422
+    assert response.headers["access-control-allow-origin"] == "https://shop.example"
+    assert ["body", "timestamp"] in [error["loc"] for error in response.json()["detail"]]
+
+
+def test_a_site_origin_is_written_as_browsers_send_it():
+    from pydantic import ValidationError
+
+    from orchestrator.config import Settings
+
+    assert Settings(site_origins=["https://Shop.example/", "http://localhost:3000", "*"]).site_origins == [
+        "https://shop.example",
+        "http://localhost:3000",
+        "*",
+    ]
+    for wrong in ("shop.example", "https://shop.example/boots", "ftp://shop.example"):
+        with pytest.raises(ValidationError, match="site_origins"):
+            Settings(site_origins=[wrong])
