@@ -113,22 +113,35 @@ def run_simulate(args: argparse.Namespace) -> int:
 def run_test(args: argparse.Namespace) -> int:
     from orchestrator.declared import FileLoadError
     from orchestrator.templating.store import TemplateStore
+    from orchestrator.tooling.audience_playback import AudienceScenarios
     from orchestrator.tooling.scenarios import ScenarioRunner, scenario_files
     from orchestrator.tooling.simulate import simulation_link_settings
     from orchestrator.tooling.transcript import format_timeline, timeline_json
 
     journeys, templates, locale = _directories(args)
-    files = scenario_files([Path(p) for p in args.paths] or [journeys / "scenarios"])
+    settings = get_settings()
+    default_dirs = [journeys, _shown(settings.segments_dir), _shown(settings.broadcasts_dir)]
+    scenario_dirs = [d / "scenarios" for d in default_dirs if (d / "scenarios").is_dir()]
+    files = scenario_files([Path(p) for p in args.paths] or scenario_dirs or [journeys / "scenarios"])
     if not files:
         return _fail("no scenario files found")
     try:
         frequency = _frequency_policy()
     except FileLoadError as error:
         return _fail([str(e) for e in error.errors])
+    # Segments and broadcasts run on the service itself, over a scratch database (never DATABASE_URL).
+    audiences = AudienceScenarios(settings.model_copy(update=dict(journeys_dir=journeys, templates_dir=templates)))
     runner = ScenarioRunner(
-        journeys, TemplateStore.load(templates, locale), simulation_link_settings(get_settings()), frequency
+        journeys,
+        TemplateStore.load(templates, locale),
+        simulation_link_settings(settings),
+        frequency,
+        audiences,
     )
-    results = [runner.run(path) for path in files]
+    try:
+        results = [runner.run(path) for path in files]
+    finally:
+        audiences.close()
     failed = [r for r in results if not r.passed]
     if args.format == "json":
         sys.stdout.write(

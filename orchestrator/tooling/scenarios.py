@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -36,6 +36,9 @@ from orchestrator.tooling.inputs import (
 from orchestrator.tooling.simulate import DEFAULT_HORIZON, SimulationResult, simulate
 from orchestrator.tooling.sources import JourneySource, find_journey
 from orchestrator.vocabulary import MessageStatus
+
+if TYPE_CHECKING:
+    from orchestrator.tooling.audience_playback import AudienceScenarios
 
 Text = str | list[str]
 
@@ -96,6 +99,11 @@ class ScenarioFile(Strict):
     expect: Expect
 
 
+def is_audience_scenario(data: Any) -> bool:
+    """A scenario of a segment or a broadcast (docs/broadcasts.md, "Scenarios") rather than of a journey."""
+    return isinstance(data, dict) and "journey" not in data and ("segment" in data or "broadcast" in data)
+
+
 @dataclass
 class ScenarioResult:
     path: Path
@@ -127,11 +135,13 @@ class ScenarioRunner:
         templates: TemplateStore,
         link_settings: Settings | None = None,
         frequency: FrequencyPolicy = NO_CAPS,
+        audiences: AudienceScenarios | None = None,
     ) -> None:
         """`link_settings`: shorten links as the worker does (`simulate.simulation_link_settings`);
-        `frequency`: the caps the dispatcher applies."""
+        `frequency`: the caps the dispatcher applies; `audiences`: what runs the scenarios of
+        segments and broadcasts (`tooling/audience_scenarios.py`)."""
         self.journeys_dir, self.templates, self.link_settings = journeys_dir, templates, link_settings
-        self.frequency = frequency
+        self.frequency, self.audiences = frequency, audiences
 
     def run(self, path: Path) -> ScenarioResult:
         result = ScenarioResult(path)
@@ -139,6 +149,8 @@ class ScenarioRunner:
             document = read_document(path)
             if not isinstance(document.data, dict):
                 raise document.error((), "a scenario is a mapping: journey, customer, events, expect")
+            if is_audience_scenario(document.data):
+                return self._run_audience(document, result)
             try:
                 spec = ScenarioFile.model_validate(document.data)
             except ValidationError as error:
@@ -162,9 +174,25 @@ class ScenarioRunner:
         expected, actual = expected_view(spec.expect, start), actual_view(spec.expect, result.simulation)
         result.passed = expected == actual
         if not result.passed:
-            result.diff = list(
-                difflib.unified_diff(_dump(expected), _dump(actual), "expected", "actual", lineterm="", n=1000)
-            )
+            result.diff = _diff(expected, actual)
+        return result
+
+    def _run_audience(self, document: Document, result: ScenarioResult) -> ScenarioResult:
+        from orchestrator.tooling.audience_scenarios import actual_view, expected_view, plan
+
+        try:
+            scenario = plan(document)
+            result.description = scenario.spec.description
+            if self.audiences is None:
+                raise document.error((), "a scenario of a segment or broadcast needs the service's settings")
+            observed = self.audiences.run(scenario, result.name)
+        except InputError as error:
+            result.error = "\n".join(error.messages)
+            return result
+        expected, actual = expected_view(scenario), actual_view(scenario, observed)
+        result.passed = expected == actual
+        if not result.passed:
+            result.diff = _diff(expected, actual)
         return result
 
     def _journey(self, reference: str, scenario: Path) -> JourneySource:
@@ -220,13 +248,15 @@ def actual_view(expect: Expect, simulation: SimulationResult) -> dict[str, Any]:
         messages = [m for m in simulation.messages if m["status"] == status]
         wanted = getattr(expect, key)
         view[key] = [
-            _project(message, wanted[i].model_dump(exclude_none=True) if i < len(wanted) else None, simulation.start)
+            project_message(
+                message, wanted[i].model_dump(exclude_none=True) if i < len(wanted) else None, simulation.start
+            )
             for i, message in enumerate(messages)
         ]
     return view
 
 
-def _project(message: dict[str, Any], wanted: dict[str, Any] | None, start: datetime) -> dict[str, Any]:
+def project_message(message: dict[str, Any], wanted: dict[str, Any] | None, start: datetime) -> dict[str, Any]:
     """The message as the expectation describes it: same keys, so equal when it matches."""
     if wanted is None:  # nobody expected this message: show what identifies it
         shown = {"step": message["step"], "channel": message["channel"], "at": format_offset(message["at"], start)}
@@ -264,6 +294,10 @@ class _Dumper(yaml.SafeDumper):
 
 
 _Dumper.add_multi_representer(enum.StrEnum, lambda dumper, value: dumper.represent_str(str(value)))
+
+
+def _diff(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    return list(difflib.unified_diff(_dump(expected), _dump(actual), "expected", "actual", lineterm="", n=1000))
 
 
 def _dump(view: dict[str, Any]) -> list[str]:

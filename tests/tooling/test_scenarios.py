@@ -6,16 +6,19 @@ import json
 
 import yaml
 
+from orchestrator.config import PROJECT_ROOT
 from orchestrator.journeys.compiler import compile_journey
 from orchestrator.journeys.loader import load_directory
 from tests.tooling.conftest import JOURNEYS, TEMPLATES
 
 SCENARIOS = JOURNEYS / "scenarios"
+# Scenarios of segments and broadcasts (tests/tooling/test_audience_scenarios.py) run with them.
+ALL_SCENARIOS = (SCENARIOS, PROJECT_ROOT / "segments" / "scenarios", PROJECT_ROOT / "broadcasts" / "scenarios")
 
 
 def test_every_shipped_scenario_passes(cli):
     run = cli("test", "--journeys", JOURNEYS, "--templates", TEMPLATES)
-    count = len(list(SCENARIOS.glob("*.yaml")))
+    count = sum(len(list(folder.glob("*.yaml"))) for folder in ALL_SCENARIOS)
     assert run.code == 0, run.out
     assert run.out.splitlines()[-1] == f"{count} passed, 0 failed"
     assert all(line.startswith("PASS ") for line in run.out.splitlines()[:-1])
