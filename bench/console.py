@@ -7,7 +7,12 @@
    clicks, replies, STOPs, NPS answers and attributed orders), in a database of its own on the
    local PostgreSQL, dropped at the end (`--keep` keeps it). The journeys of the data are not
    the files under journeys/, so each journey page asks for one the data has.
-2. Builds the KPI rollups, as the worker keeps them.
+2. Adds the audiences (set-up, not timed): a quarter of the customers French (`locale: fr`,
+   Paris) with an SMS opt-in, half of them with an order this year; one sweep of the shipped segments/ through the service code
+   (members, the entries log, a size sample) plus 90 days of hourly size samples; and
+   broadcasts in each state, among them one to the French buyers' segment whose snapshot
+   is taken and whose messages are made by the service code, then marked delivered (2 % failed).
+   Then builds the KPI rollups, as the worker keeps them.
 3. Times `--repeat` requests of each console page through the real app (httpx over
    ASGITransport: the page, its in-process calls to `/v1`, SQL, rendering) after two warm-up
    calls, logged in with an admin key, and beside each the same `/v1` calls made directly:
@@ -109,7 +114,119 @@ def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
             ],
         ),
         "reports": ("/reports", {}, [("/v1/reports", {})]),
+        "segments": ("/segments", {}, [("/v1/segments", {})]),
+        f"segment {AUDIENCE} (preview)": (
+            f"/segments/{AUDIENCE}",
+            {},
+            [(f"/v1/segments/{AUDIENCE}", {}), (f"/v1/segments/{AUDIENCE}/preview", {"limit": 20})],
+        ),
+        "broadcasts": ("/broadcasts", {}, [("/v1/broadcasts", {})]),
+        f"broadcast {SENT_BROADCAST} (progress, KPIs)": (
+            f"/broadcasts/{SENT_BROADCAST}",
+            {},
+            [(f"/v1/broadcasts/{SENT_BROADCAST}", {})],
+        ),
     }
+
+
+AUDIENCE = "french-opted-in-buyers-this-year"  # segments/: the Black Friday audience
+SENT_BROADCAST = "bench-sent"
+
+
+def broadcast_body(broadcast_id: str, at: datetime, **fields) -> dict:
+    return {
+        "id": broadcast_id,
+        "audience": {"segment": AUDIENCE},
+        "channel": "sms",
+        "template": "black-friday-sms",
+        "vars": {"discount_code": "BENCH15"},
+        "schedule": {"at": at.isoformat()},
+        **fields,
+    }
+
+
+async def seed_audiences(runtime) -> dict[str, int]:
+    """French opted-in customers, the shipped segments swept, and broadcasts in every state."""
+    import sqlalchemy as sa
+
+    from orchestrator.broadcasts.loader import from_body
+    from orchestrator.broadcasts.sending import advance_broadcasts
+    from orchestrator.broadcasts.service import act, create_draft
+    from orchestrator.segments.refresh import refresh_segments
+
+    now = runtime.clock.now()
+    async with runtime.sessions() as session, session.begin():
+        for table in ("events", "enrollments", "messages"):  # generated with explicit ids: the service's come after
+            await session.exec(
+                sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+            )
+        await session.exec(
+            sa.text(
+                "UPDATE customers SET locale = 'fr', timezone = 'Europe/Paris', timezone_source = 'trait' WHERE id % 4 = 0"
+            )
+        )
+        await session.exec(
+            sa.text(
+                "INSERT INTO consents (customer_id, channel, status, source, evidence, recorded_at) "
+                "SELECT id, 'sms', 'opted_in', 'import', '{}', :at FROM customers WHERE id % 4 = 0"
+            ),
+            params={"at": now - timedelta(days=120)},
+        )
+        await session.exec(  # half of them ordered this year (the generated orders may all be older)
+            sa.text(
+                "INSERT INTO events (id, message_id, customer_id, type, name, properties, timestamp, received_at) "
+                "SELECT (SELECT coalesce(max(id), 0) FROM events) + id, 'bench-order-fr-' || id, id, 'track', "
+                "'Order Completed', '{\"revenue\": 80}', :at, :at FROM customers WHERE id % 8 = 0"
+            ),
+            params={"at": now - timedelta(days=30)},
+        )
+    await refresh_segments(runtime, sweep=True)
+    async with runtime.sessions() as session, session.begin():
+        await session.exec(  # a sweep an hour for 90 days before this one
+            sa.text(
+                "INSERT INTO segment_size_samples (segment_id, members, sampled_at) "
+                "SELECT s.segment_id, greatest(0, s.members - h / 10), :at - h * interval '1 hour' "
+                "FROM segment_size_samples s, generate_series(1, 2160) h"
+            ),
+            params={"at": now},
+        )
+    plans = [
+        (SENT_BROADCAST, now - timedelta(days=1), ("schedule",)),
+        ("bench-scheduled", now + timedelta(days=7), ("schedule",)),
+        ("bench-paused", now + timedelta(days=14), ("schedule", "pause")),
+        ("bench-cancelled", now + timedelta(days=21), ("cancel",)),
+        ("bench-draft", now + timedelta(days=28), ()),
+    ]
+    for broadcast_id, at, actions in plans:
+        loaded = from_body(broadcast_body(broadcast_id, at, holdout=0.05))
+        async with runtime.sessions() as session, session.begin():
+            await create_draft(session, loaded, now)
+            for action in actions:
+                await act(session, broadcast_id, action, now)
+    while (await advance_broadcasts(runtime)).materialized:  # the snapshot, then its messages made
+        pass
+    async with runtime.sessions() as session, session.begin():
+        await session.exec(
+            sa.text(
+                "UPDATE messages SET status = CASE WHEN id % 50 = 0 THEN 'failed' ELSE 'delivered' END, "
+                "attempts = 1, sent_at = created_at, "
+                "delivered_at = CASE WHEN id % 50 = 0 THEN NULL ELSE created_at + interval '5 seconds' END "
+                "WHERE journey_id = :journey AND status = 'queued'"
+            ),
+            params={"journey": f"broadcast:{SENT_BROADCAST}"},
+        )
+    await advance_broadcasts(runtime)  # every message settled: done
+    async with runtime.sessions() as session:
+        members = (
+            await session.exec(
+                sa.text("SELECT count(*) FROM segment_members WHERE segment_id = :s"), params={"s": AUDIENCE}
+            )
+        ).scalar_one()
+        state = (
+            await session.exec(sa.text("SELECT state FROM broadcasts WHERE id = :b"), params={"b": SENT_BROADCAST})
+        ).scalar_one()
+    assert state == "done", state
+    return {"audience_members": int(members)}
 
 
 async def timed(call, repeat: int) -> dict:
@@ -147,6 +264,10 @@ async def time_pages(database_url: str, repeat: int) -> dict[str, dict]:
     app.state.runtime, app.state.worker_loop = runtime, None
     results = {}
     try:
+        seeded = await seed_audiences(runtime)
+        print(
+            f"  audiences: {seeded['audience_members']} members of {AUDIENCE}, one broadcast sent to them", flush=True
+        )
         await rebuild_rollups(runtime)
         async with runtime.sessions() as session, session.begin():
             key = (await create_key(session, "bench", "admin", runtime.clock.now())).key
