@@ -269,9 +269,12 @@ def add_tooling_commands(commands: argparse._SubParsersAction) -> None:
         description=_wrap(
             "Run each scenario (a customer, timed events, the expected sends, skips and final status) "
             "through the simulator; print PASS or FAIL with a diff of expected and actual. Exit 1 if any "
-            "scenario fails."
+            "scenario fails. Scenarios of a segment or a broadcast (several customers, membership at "
+            "moments, who gets which message when) run the service's own code on a scratch SQLite "
+            "database, never DATABASE_URL."
         ),
-        epilog="PATH: scenario files or directories (default: <journeys>/scenarios).",
+        epilog="PATH: scenario files or directories (default: the scenarios/ folders of the journeys,\n"
+        "segments and broadcasts directories).",
     )
     test.add_argument("paths", nargs="*", metavar="PATH")
     test.add_argument("--show-timeline", action="store_true", help="print the timeline of failing scenarios")

@@ -144,3 +144,12 @@ def test_a_scenario_never_opens_the_service_database(cli, tmp_path, monkeypatch)
         get_settings.cache_clear()
     assert run.code == 0, run.out
     assert not service_database.exists()
+
+
+def test_the_example_in_the_docs_passes(cli, tmp_path):
+    docs = (PROJECT_ROOT / "docs" / "broadcasts.md").read_text()
+    section = docs[docs.index("## Scenarios") :]
+    example = section[section.index("```yaml\n") + 8 :]
+    (tmp_path / "example.yaml").write_text(example[: example.index("```")])
+    run = cli("test", tmp_path / "example.yaml", "--journeys", JOURNEYS, "--templates", TEMPLATES)
+    assert (run.code, run.out.splitlines()[-1]) == (0, "1 passed, 0 failed"), run.out
