@@ -14,6 +14,7 @@ from orchestrator.cli.keys import add_key_commands
 from orchestrator.cli.segments import add_segment_commands
 from orchestrator.config import get_settings
 from orchestrator.tooling.commands import add_tooling_commands
+from orchestrator.tooling.schema import KINDS
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -182,10 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     makemigration.set_defaults(handler=_makemigration)
 
-    schema = commands.add_parser("schema", help="print the JSON Schema of journey (or segment) files")
-    schema.add_argument(
-        "--kind", choices=("journey", "segment"), default="journey", help="which files' schema (default: journey)"
-    )
+    schema = commands.add_parser("schema", help="print the JSON Schema of journey (segment, scenario) files")
+    schema.add_argument("--kind", choices=KINDS, default="journey", help="which files' schema (default: journey)")
     schema.add_argument("--output", "-o", default=None, help="write to this file instead of stdout")
     schema.add_argument("--check", metavar="FILE", default=None, help="exit 1 if FILE is not the current schema")
     schema.set_defaults(handler=_schema)

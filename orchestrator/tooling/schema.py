@@ -1,8 +1,9 @@
 """The JSON Schemas of declared files, generated from their pydantic models.
 
-`journeys/journey.schema.json` and `segments/segment.schema.json` are committed so editors
-find them through the modeline every file starts with; tests and `orchestrator schema
---check` keep them from drifting.
+`journeys/journey.schema.json`, `segments/segment.schema.json` and
+`journeys/scenarios/scenario.schema.json` (every scenario of `orchestrator test`: a journey's,
+a segment's or a broadcast's) are committed so editors find them through the modeline every
+file starts with; tests and `orchestrator schema --check` keep them from drifting.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ from pathlib import Path
 
 MODELINE = "# yaml-language-server: $schema=./journey.schema.json"
 SEGMENT_MODELINE = "# yaml-language-server: $schema=./segment.schema.json"
-KINDS = ("journey", "segment")
+KINDS = ("journey", "segment", "scenario")
 
 
 def _model(kind: str):
+    if kind == "scenario":
+        from pydantic import RootModel
+
+        from orchestrator.tooling.audience_scenarios import AudienceScenarioFile
+        from orchestrator.tooling.scenarios import ScenarioFile
+
+        return RootModel[ScenarioFile | AudienceScenarioFile]
     if kind == "segment":
         from orchestrator.segments.format import SegmentFile
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from orchestrator.config import PROJECT_ROOT
 from orchestrator.tooling.schema import MODELINE, journey_schema_text
 from tests.tooling.conftest import JOURNEYS
 
@@ -32,3 +35,30 @@ def test_every_command_has_help(cli):
     for command in ("validate", "simulate", "test", "preview", "schema", "serve", "worker"):
         run = cli(command, "--help")
         assert run.code == 0 and run.out.startswith(f"usage: orchestrator {command}"), command
+
+
+SCENARIO_SCHEMA = JOURNEYS / "scenarios" / "scenario.schema.json"
+
+
+def test_the_committed_scenario_schema_is_current_and_every_scenario_names_it(cli):
+    assert cli("schema", "--kind", "scenario", "--check", SCENARIO_SCHEMA).code == 0, (
+        "run: .venv/bin/orchestrator schema --kind scenario -o journeys/scenarios/scenario.schema.json"
+    )
+    folders = [
+        JOURNEYS / "scenarios",
+        PROJECT_ROOT / "segments" / "scenarios",
+        PROJECT_ROOT / "broadcasts" / "scenarios",
+    ]
+    files = sorted(path for folder in folders for path in folder.glob("*.yaml"))
+    assert len({path.parent for path in files}) == 3
+    for path in files:
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), path
+        assert (path.parent / first.split("$schema=")[1]).resolve() == SCENARIO_SCHEMA.resolve(), path
+
+
+def test_the_scenario_schema_knows_both_kinds_of_scenario():
+    schema = json.loads(SCENARIO_SCHEMA.read_text(encoding="utf-8"))
+    kinds = [option["$ref"].rsplit("/", 1)[1] for option in schema["anyOf"]]
+    assert kinds == ["ScenarioFile", "AudienceScenarioFile"]
+    assert set(schema["$defs"]["AudienceScenarioFile"]["properties"]) >= {"segment", "broadcast", "customers", "expect"}
