@@ -38,7 +38,6 @@ from orchestrator.storage.broadcast_models import Broadcast, BroadcastRecipient
 from orchestrator.storage.models import Customer, Message
 from orchestrator.storage.segment_models import SegmentMember, SegmentMembershipChange
 from orchestrator.tooling.audience_scenarios import Entry, MembershipCheck, Plan
-from orchestrator.tooling.inputs import InputError
 from orchestrator.tooling.sources import find_journey
 
 
@@ -80,18 +79,20 @@ class AudienceScenarios:
         folder.mkdir()
         journeys = folder / "journeys"
         journeys.mkdir()
-        for reference in plan.spec.journeys:
+        for index, reference in enumerate(plan.spec.journeys):
             try:
                 source = find_journey(reference, self.settings.journeys_dir)
             except JourneyLoadError as error:
-                raise InputError([str(e) for e in error.errors]) from None
+                raise plan.document.error(("journeys", index), "; ".join(str(e) for e in error.errors)) from None
             shutil.copy(source.path, journeys / source.path.name)
         if self._empty is None:  # migrated once: a migration run costs more than most scenarios
             self._empty = self._scratch / "empty.db"
-            empty = await build_runtime(self._settings(f"sqlite:///{self._empty}", journeys))
+            no_journeys = self._scratch / "no-journeys"
+            no_journeys.mkdir()
+            empty = await build_runtime(self._settings(f"sqlite:///{self._empty}", no_journeys))
             await empty.aclose()
         shutil.copy(self._empty, folder / "service.db")
-        clock = SimulatedClock(min([plan.start, *(e.at for e in plan.history)]))
+        clock = SimulatedClock(plan.start)
         runtime = await build_runtime(self._settings(f"sqlite:///{folder / 'service.db'}", journeys), clock=clock)
         try:
             return await Playback(runtime, clock, plan).play()
@@ -122,7 +123,6 @@ class Playback:
     async def play(self) -> Observed:
         plan, observed = self.plan, Observed()
         await self._segment_ids()
-        self.clock.set(plan.start)
         await self._apply([Entry(plan.start, c.userId, c, -1) for c in plan.customers])
         await self._apply(plan.history)
         await self._work()
@@ -187,7 +187,7 @@ class Playback:
             async with self.runtime.sessions() as session, session.begin():
                 await act(session, self.plan.spec.broadcast, "schedule", self.clock.now())
         except TransitionRefused as refused:
-            raise InputError([f"schedule_at: {refused}"]) from None
+            raise self.plan.document.error(("schedule_at",), str(refused)) from None
 
     async def _check(self, check: MembershipCheck) -> dict[str, Any]:
         segment = check.segment or self.plan.spec.segment or await self._broadcast_segment()

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from orchestrator.channels.base import Channel
 from orchestrator.clock import utc
 from orchestrator.events.schemas import IdentifyCall, TrackCall
+from orchestrator.journeys.durations import parse_duration
 from orchestrator.tooling.inputs import (
     DEFAULT_START,
     CustomerSpec,
@@ -26,7 +27,7 @@ from orchestrator.tooling.inputs import (
     format_offset,
     parse_offset,
 )
-from orchestrator.tooling.scenarios import Strict, Text, _check_at, project_message
+from orchestrator.tooling.scenarios import Strict, Text, check_at, project_message
 from orchestrator.vocabulary import MessageStatus
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class ExpectedMessage(Strict):
     reason: str | None = None
     reason_contains: str | None = None
 
-    _at = field_validator("at")(lambda cls, v: _check_at(v))
+    _at = field_validator("at")(lambda cls, v: check_at(v))
 
     @field_validator("local_time")
     @classmethod
@@ -62,7 +63,7 @@ class MembershipCheck(Strict):
     entered: list[str] | None = Field(default=None, description="Who entered since the previous check of it")
     left: list[str] | None = Field(default=None, description="Who left since the previous check of it")
 
-    _at = field_validator("at")(lambda cls, v: _check_at(v))
+    _at = field_validator("at")(lambda cls, v: check_at(v))
 
 
 class AudienceExpect(Strict):
@@ -86,7 +87,7 @@ class AudienceScenarioFile(Strict):
     events: list[dict[str, Any]] = Field(default_factory=list)
     expect: AudienceExpect
 
-    _at = field_validator("schedule_at")(lambda cls, v: _check_at(v))
+    _at = field_validator("schedule_at")(lambda cls, v: check_at(v))
 
     @model_validator(mode="after")
     def _audience(self) -> AudienceScenarioFile:
@@ -150,7 +151,7 @@ def plan(document: Document) -> Plan:
         if not (check.segment or spec.segment or spec.broadcast):
             raise document.error(("expect", "segment", index), "which segment? name it here or at the top")
     try:
-        horizon = parse_offset(spec.horizon or "3d", start) - start
+        horizon = parse_duration(spec.horizon or "3d")
     except ValueError as error:
         raise document.error(("horizon",), str(error)) from None
     moments = [start, *(e.at for e in entries), *(at for at, _ in checks), *([schedule_at] if schedule_at else [])]

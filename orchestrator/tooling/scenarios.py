@@ -47,7 +47,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _check_at(value: str | datetime | None) -> str | datetime | None:
+def check_at(value: str | datetime | None) -> str | datetime | None:
     if value is not None:
         parse_offset(value, DEFAULT_START)  # raises ValueError with the reason
     return value
@@ -66,7 +66,7 @@ class ExpectedSend(Strict):
     # A shortened link's token says nothing; where it leads is what a scenario can expect.
     links_to: Text | None = Field(default=None, description="Text each found in a link's web or app target")
 
-    _at = field_validator("at")(lambda cls, v: _check_at(v))
+    _at = field_validator("at")(lambda cls, v: check_at(v))
 
 
 class ExpectedSkip(Strict):
@@ -75,7 +75,7 @@ class ExpectedSkip(Strict):
     reason: str | None = None
     at: str | datetime | None = None
 
-    _at = field_validator("at")(lambda cls, v: _check_at(v))
+    _at = field_validator("at")(lambda cls, v: check_at(v))
 
 
 class Expect(Strict):
