@@ -115,13 +115,13 @@ def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
         ),
         "reports": ("/reports", {}, [("/v1/reports", {})]),
         "segments": ("/segments", {}, [("/v1/segments", {})]),
-        f"segment {AUDIENCE} (preview)": (
+        "segment: Black Friday audience": (
             f"/segments/{AUDIENCE}",
             {},
             [(f"/v1/segments/{AUDIENCE}", {}), (f"/v1/segments/{AUDIENCE}/preview", {"limit": 20})],
         ),
         "broadcasts": ("/broadcasts", {}, [("/v1/broadcasts", {})]),
-        f"broadcast {SENT_BROADCAST} (progress, KPIs)": (
+        "broadcast: sent, with KPIs": (
             f"/broadcasts/{SENT_BROADCAST}",
             {},
             [(f"/v1/broadcasts/{SENT_BROADCAST}", {})],
