@@ -65,6 +65,7 @@ class SegmentRound:
 async def refresh_segments(runtime: Runtime, sweep: bool = False) -> list[SegmentRound]:
     """One round over every segment; `sweep` evaluates each one whole, due or not."""
     rounds = []
+    await refresh_catalog(runtime)  # a reload elsewhere: its segments, at most a few seconds late
     for segment in list(runtime.segments.segments.values()):
         # Before the transaction: on SQLite a round may hold the write lock, and reading the
         # journeys then would need a second connection while every other writer waits on it.
