@@ -83,7 +83,27 @@ async def refresh_segments(runtime: Runtime, sweep: bool = False) -> list[Segmen
             rounds.append(done)
             if done.entered or done.left:
                 log.info("segment %s: %d entered, %d left", done.segment_id, done.entered, done.left)
+    await _forget_read_profile_changes(runtime)
     return rounds
+
+
+async def _forget_read_profile_changes(runtime: Runtime) -> None:
+    """Delete the profile changes every current segment has read: unlike events and consent
+    records they are nothing but a queue, and each import would otherwise leave a row per
+    customer behind. A segment without a state yet starts with a sweep, which reads none.
+
+    The last one read stays: SQLite numbers a new row one past the highest there, so an
+    emptied table would hand out ids again that the watermarks have already passed."""
+    current = list(runtime.segments.segments)
+    if not current:
+        return
+    states = SegmentState.__table__
+    read_by_all = sa.select(sa.func.min(states.c.profile_watermark)).where(states.c.segment_id.in_(current))
+    forgettable = profile_changes.c.id < read_by_all.scalar_subquery()
+    async with runtime.sessions() as session, session.begin():
+        # Read first: on SQLite even a DELETE of nothing takes the one write lock.
+        if (await session.exec(sa.select(profile_changes.c.id).where(forgettable).limit(1))).first() is not None:
+            await session.exec(sa.delete(profile_changes).where(forgettable))
 
 
 async def _catch_up(runtime: Runtime, segment: LoadedSegment, sweep: bool) -> SegmentRound | None:

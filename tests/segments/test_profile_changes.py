@@ -157,3 +157,7 @@ async def test_a_large_import_is_re_evaluated_in_bounded_rounds(store, monkeypat
     assert (done.entered, done.left, done.behind) == (5, 0, False)  # one call caught up with every mark
     assert [(t.entered, t.behind) for t in transactions] == [(2, True), (2, True), (1, False)]
     assert await vip_members(runtime) == [f"u{n}" for n in range(5)]
+    assert await profile_changes(runtime) == 1  # read by every segment: forgotten, but for the last
+
+    await import_csv(runtime, "userId,plan\nu5,vip\n")  # numbered past the one kept, on SQLite too
+    assert (await changes_round(runtime)).entered == 1
