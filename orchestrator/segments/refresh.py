@@ -62,6 +62,9 @@ QUEUES = (events, consents, profile_changes)  # in the order of SegmentState's w
 # Rows of each queue one transaction reads at most: a 1,000,000-line import is absorbed in
 # short transactions one after another, not one that holds SQLite's write lock for minutes.
 ROUND_ROWS = 10_000
+# Rounds of one segment in a row before the others get theirs: under a sustained burst a
+# segment would otherwise never be caught up, and the others never evaluated.
+ROUNDS_IN_A_ROW = 100
 
 
 @dataclass(frozen=True)
@@ -107,9 +110,10 @@ async def _forget_read_profile_changes(runtime: Runtime) -> None:
 
 
 async def _catch_up(runtime: Runtime, segment: LoadedSegment, sweep: bool) -> SegmentRound | None:
-    """Rounds of one segment until it has read every queue to the end, as one SegmentRound."""
+    """Rounds of one segment until it has read every queue to the end (or `ROUNDS_IN_A_ROW`
+    of them: the next job continues), as one SegmentRound."""
     total = None
-    while True:
+    for _ in range(ROUNDS_IN_A_ROW):
         # Before the transaction: on SQLite a round may hold the write lock, and reading the
         # journeys then would need a second connection while every other writer waits on it.
         await refresh_catalog(runtime)
@@ -126,6 +130,7 @@ async def _catch_up(runtime: Runtime, segment: LoadedSegment, sweep: bool) -> Se
         )
         if not done.behind:
             return total
+    return total
 
 
 async def _claim_state(session: AsyncSession, segment_id: str) -> SegmentState | None:

@@ -161,3 +161,16 @@ async def test_a_large_import_is_re_evaluated_in_bounded_rounds(store, monkeypat
 
     await import_csv(runtime, "userId,plan\nu5,vip\n")  # numbered past the one kept, on SQLite too
     assert (await changes_round(runtime)).entered == 1
+
+
+async def test_a_segment_behind_after_its_rounds_in_a_row_continues_at_the_next_job(store, monkeypatch):
+    client, runtime = store
+    monkeypatch.setattr(refresh, "ROUND_ROWS", 2)
+    monkeypatch.setattr(refresh, "ROUNDS_IN_A_ROW", 2)
+    await import_csv(runtime, "userId,plan\n" + "".join(f"u{n},vip\n" for n in range(5)))
+    first = await changes_round(runtime)
+    assert (first.entered, first.behind) == (4, True)
+    assert await vip_members(runtime) == [f"u{n}" for n in range(4)]
+    second = await changes_round(runtime)
+    assert (second.entered, second.behind) == (1, False)
+    assert await vip_members(runtime) == [f"u{n}" for n in range(5)]
