@@ -22,6 +22,7 @@ from orchestrator.journeys.live import ReloadResult, apply_reload, publish, refr
 from orchestrator.policies.frequency import load_frequency_policy
 from orchestrator.reports.loader import load_reports
 from orchestrator.runtime import Runtime
+from orchestrator.segments.live import publish_segments
 from orchestrator.segments.loader import load_segments
 from orchestrator.storage.database import create_engine, session_factory
 from orchestrator.storage.migrate import ensure_schema_current, upgrade_to_head
@@ -71,10 +72,11 @@ async def load_broadcasts(runtime: Runtime) -> None:
         log.error("broadcast not loaded: %s", error)
 
 
-async def reload_journeys(runtime: Runtime) -> ReloadResult:
-    """`POST /v1/journeys/reload` and SIGHUP: the files again, with the checks of start-up;
-    any error refuses the whole reload."""
-    return await apply_reload(runtime, load_checked_directory(runtime.settings.journeys_dir, runtime.templates))
+async def reload_journeys_and_segments(runtime: Runtime) -> ReloadResult:
+    """`POST /v1/journeys/reload`, `POST /v1/segments/reload` and SIGHUP: the journey and
+    segment files again, with the checks of start-up; any error refuses the whole reload."""
+    journeys = load_checked_directory(runtime.settings.journeys_dir, runtime.templates)
+    return await apply_reload(runtime, journeys, load_segments(runtime.settings.segments_dir))
 
 
 async def build_runtime(
@@ -116,6 +118,8 @@ async def build_runtime(
         frequency=frequency,
     )
     await resume_simulated_time(runtime)
+    async with runtime.sessions() as session, session.begin():  # before the journeys' first refresh reads them
+        await publish_segments(session, runtime.segments, runtime.clock.now())
     runtime.catalog = await load_journeys(runtime)
     await load_broadcasts(runtime)
     for problem in runtime.reports.errors:

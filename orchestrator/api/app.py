@@ -129,14 +129,14 @@ def create_api_app() -> FastAPI:
 
 
 def reload_on_sighup(runtime: Runtime) -> None:
-    """`kill -HUP <pid>` reloads journeys, like `POST /v1/journeys/reload`."""
+    """`kill -HUP <pid>` reloads journeys and segments, like `POST /v1/journeys/reload`."""
     import asyncio
     import signal
 
-    from orchestrator.startup import reload_journeys
+    from orchestrator.startup import reload_journeys_and_segments
 
     loop = asyncio.get_running_loop()
     try:
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_journeys(runtime)))
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reload_journeys_and_segments(runtime)))
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests), or no signals
         pass

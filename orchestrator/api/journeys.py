@@ -1,16 +1,16 @@
-"""Journeys at run time: list with versions and counts, reload from files, pause, resume."""
+"""Journeys at run time: list with versions and counts, reload from files (with the segments), pause, resume."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import select
 
 from orchestrator.journeys.live import refresh_catalog, set_paused
 from orchestrator.kpis.enrollment_counts import enrollment_counts
-from orchestrator.startup import reload_journeys
+from orchestrator.startup import reload_journeys_and_segments
 from orchestrator.storage.models import JourneyState, JourneyVersion
 from orchestrator.web.dependencies import RuntimeDep, SessionDep
 from orchestrator.web.responses import NOT_FOUND
@@ -30,7 +30,8 @@ class JourneySummary(BaseModel):
 
 class ReloadAnswer(BaseModel):
     applied: bool
-    versions: dict[str, str] = {}
+    versions: dict[str, str] = Field(default={}, description="Journey id → its current version")
+    segments: dict[str, str] = Field(default={}, description="Segment id → its current version")
     errors: list[dict] = []
 
 
@@ -64,22 +65,34 @@ async def list_journeys(session: SessionDep, runtime: RuntimeDep) -> list[Journe
     return summaries
 
 
-@router.post(
-    "/reload",
-    response_model=ReloadAnswer,
-    responses={
-        422: {"description": ("An invalid journey file: `detail` is this answer with `applied` false and the errors")}
-    },
-)
-async def reload(runtime: RuntimeDep) -> ReloadAnswer:
-    """Re-read `journeys/`; an invalid change is refused (422) and the old versions keep running."""
-    result = await reload_journeys(runtime)
+RELOAD_REFUSED = {
+    422: {
+        "description": (
+            "An invalid journey or segment file: `detail` is this answer with `applied` false and the errors"
+        )
+    }
+}
+
+
+async def reload_answer(runtime) -> ReloadAnswer:
+    """Journeys and segments reloaded together (both routes answer this); refused with 422."""
+    result = await reload_journeys_and_segments(runtime)
     answer = ReloadAnswer(
-        applied=result.applied, versions=result.versions, errors=[e.__dict__ | {"text": str(e)} for e in result.errors]
+        applied=result.applied,
+        versions=result.versions,
+        segments=result.segments,
+        errors=[e.__dict__ | {"text": str(e)} for e in result.errors],
     )
     if not result.applied:
         raise HTTPException(422, answer.model_dump())
     return answer
+
+
+@router.post("/reload", response_model=ReloadAnswer, responses=RELOAD_REFUSED)
+async def reload(runtime: RuntimeDep) -> ReloadAnswer:
+    """Re-read `journeys/` and `segments/`; an invalid change is refused (422) and the old
+    versions keep running."""
+    return await reload_answer(runtime)
 
 
 async def _pause(runtime, journey_id: str, paused: bool) -> dict:

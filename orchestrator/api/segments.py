@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from orchestrator.api.journeys import RELOAD_REFUSED, ReloadAnswer, reload_answer
 from orchestrator.clock import UtcDatetime
+from orchestrator.journeys.live import refresh_catalog
 from orchestrator.segments.loader import LoadedSegment
 from orchestrator.segments.membership import member_counts, recent_changes, size_history
 from orchestrator.segments.preview import preview_segment
@@ -83,6 +85,7 @@ def _summary(segment: LoadedSegment, members: int) -> dict[str, Any]:
 
 @router.get("", response_model=SegmentList)
 async def list_segments(session: SessionDep, runtime: RuntimeDep) -> SegmentList:
+    await refresh_catalog(runtime)  # a reload through another process, within a few seconds
     counts = await member_counts(session)
     return SegmentList(
         segments=[SegmentSummary(**_summary(s, counts.get(s.id, 0))) for s in runtime.segments.segments.values()],
@@ -97,6 +100,7 @@ async def get_segment(
     runtime: RuntimeDep,
     samples: Annotated[int, Query(ge=1, le=1000, description="How many size samples, the latest")] = 200,
 ) -> SegmentDetail:
+    await refresh_catalog(runtime)
     segment = _segment(runtime, segment_id)
     counts = await member_counts(session)
     return SegmentDetail(
@@ -126,3 +130,10 @@ async def preview(
         count=found.count,
         sample=[SampleCustomerOut(**vars(c)) for c in found.sample],
     )
+
+
+@router.post("/reload", response_model=ReloadAnswer, responses=RELOAD_REFUSED)
+async def reload(runtime: RuntimeDep) -> ReloadAnswer:
+    """Re-read `segments/` with `journeys/` (the same reload as `POST /v1/journeys/reload`); an
+    invalid file in either is refused (422) and the segments evaluated so far stay."""
+    return await reload_answer(runtime)

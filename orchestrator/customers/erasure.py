@@ -7,7 +7,8 @@ texts and addresses, plain-text suppressions of their addresses, their visits' l
 pages, referrers and UTM parameters. What stays: the rows
 themselves with their statuses, channels, costs, times, journey and step, so every KPI,
 conversion and revenue figure still adds up. Active enrollments end (`exited`, "customer
-erased"); messages not sent yet are skipped.
+erased"); messages not sent yet are skipped; the next segment round takes them out of
+every segment (an erased customer matches none).
 
 The addresses become tombstones (`tombstones.py`): keyed hashes that every send decision
 checks, so an import or identify that brings an address back is still never messaged.
@@ -25,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.customers.records import customer_rows
 from orchestrator.customers.tombstones import address_hash
 from orchestrator.delivery.conversions import REVENUE_PROPERTIES
+from orchestrator.segments.membership import mark_profiles_changed
 from orchestrator.storage.kpi_models import Visit
 from orchestrator.storage.models import Customer, ErasedAddress
 from orchestrator.storage.queries import insert_many_ignoring_conflict
@@ -115,4 +117,5 @@ async def erase_customer(session: AsyncSession, customer: Customer, erasure_key:
     customer.whatsapp_window_until = None
     customer.erased_at = customer.updated_at = now
     await session.flush()
+    await mark_profiles_changed(session, [customer.id], now)  # the next segment round lets them go
     return Erasure(user_id=user_id, erased_at=now, tombstones=len(hashes), rows_changed=changed + 1)

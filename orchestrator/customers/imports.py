@@ -3,7 +3,8 @@
 A batch costs a fixed handful of statements whatever its size: one SELECT (locking the
 customers it changes on PostgreSQL, in user_id order like `identity.lock_customers`), one
 INSERT … ON CONFLICT (user_id) DO NOTHING for the new customers, one UPDATE for the changed
-ones, one read of their consent ledger and one INSERT of consent records. A line that
+ones, one INSERT marking both for the segment rounds (`customer_profile_changes`), one read
+of their consent ledger and one INSERT of consent records. A line that
 changes nothing writes nothing (no `updated_at` bump, no consent record), so the same file
 twice changes nothing the second time, and an import cut off halfway can simply be run again.
 
@@ -31,6 +32,7 @@ from orchestrator.customers.consent import OPTED_IN, OPTED_OUT
 from orchestrator.customers.identity import TYPED_TRAITS, apply_traits
 from orchestrator.customers.import_files import Format, ImportLine, Reject, read_lines
 from orchestrator.customers.timezones import TimezoneSource
+from orchestrator.segments.membership import mark_profiles_changed
 from orchestrator.storage.feedback_models import Consent
 from orchestrator.storage.models import Customer
 from orchestrator.storage.queries import any_of, insert_many_returning, is_postgresql, update_many
@@ -161,6 +163,9 @@ async def apply_batch(
             "id",
             [dict(id=ids[c.user_id], updated_at=now, **_profile_row(c)) for c in changed_rows],
         )
+        # No event says these changed: the segment rounds re-evaluate them from this queue.
+        touched = [customer_id for _, customer_id in inserted] + [ids[c.user_id] for c in changed_rows]
+        await mark_profiles_changed(session, touched, now)
     else:
         report.created += len(new_rows)
     await _record_consents(session, by_user, ids, source, report, rejected)

@@ -11,6 +11,11 @@ was taken meanwhile by another's commit gets nothing back from its insert, gives
 else it took and decides that message again on what is now committed.
 
 Transactional messages, and channels without a cap, never get here.
+
+Slots are given back by the database: a trigger on `messages` (migration 0017) deletes a
+message's slots when it ends `failed` or `skipped`, whatever wrote that (the dispatcher
+recording the provider's refusal, the reconciler giving up, a status callback, an erasure or
+a cancelled broadcast skipping a retry): a send that never went out does not count.
 """
 
 from __future__ import annotations
@@ -86,7 +91,7 @@ async def _decide(
             )
         ).all()
     )
-    holders = await _holders(session, customers, channels, now)
+    holders, used = await _holders(session, customers, channels, now)
     # A retry took its slots on its first attempt, at most hours ago: among these customers' recent slots.
     holding = {message_id for taken in holders.values() for message_id in taken}
     pending = await _pending(session, customers, channels, now)
@@ -107,9 +112,9 @@ async def _decide(
             capped[message.id] = reason
             continue
         for cap, start in periods:
-            taken = holders[(message.customer_id, message.channel, cap.period, start)]
-            rows.append(_slot_row(message, cap, start, len(taken), now))
-            taken.append(message.id)
+            key = (message.customer_id, message.channel, cap.period, start)
+            rows.append(_slot_row(message, cap, start, _free_slot(used[key]), now))
+            holders[key].append(message.id)
     lost = await _take(session, rows)
     again = [m for m in undecided if (m.customer_id, m.channel) in lost and m.id not in holding]
     for message in again:
@@ -135,11 +140,14 @@ def _slot_row(message: ClaimedSend, cap: Cap, start, slot: int, now: datetime) -
     }
 
 
-async def _holders(session: AsyncSession, customers: set[int], channels: list[str], now: datetime) -> defaultdict:
-    """(customer, channel, period, first day) → ids of the messages holding its slots, in slot order."""
+async def _holders(
+    session: AsyncSession, customers: set[int], channels: list[str], now: datetime
+) -> tuple[defaultdict, defaultdict]:
+    """(customer, channel, period, first day) → ids of the messages holding its slots, in slot
+    order; and → the slot indexes they hold."""
     s = _SLOTS.c
     rows = await (await session.connection()).execute(
-        sa.select(s.customer_id, s.channel, s.period, s.period_start, s.message_id)
+        sa.select(s.customer_id, s.channel, s.period, s.period_start, s.slot, s.message_id)
         .where(
             any_of(session, s.customer_id, customers),
             s.channel.in_(channels),
@@ -148,9 +156,20 @@ async def _holders(session: AsyncSession, customers: set[int], channels: list[st
         .order_by(s.slot)
     )
     holders: defaultdict = defaultdict(list)
-    for customer_id, channel, period, start, message_id in rows:
+    used: defaultdict = defaultdict(set)
+    for customer_id, channel, period, start, slot, message_id in rows:
         holders[(customer_id, channel, period, start)].append(message_id)
-    return holders
+        used[(customer_id, channel, period, start)].add(slot)
+    return holders, used
+
+
+def _free_slot(used: set[int]) -> int:
+    """The lowest index no message holds, taken at once. A slot given back (its send failed,
+    see below) leaves a gap, so this is not simply how many are held; it is below the cap
+    whenever fewer than the cap are held."""
+    slot = next(index for index in range(len(used) + 1) if index not in used)
+    used.add(slot)
+    return slot
 
 
 async def _pending(session: AsyncSession, customers: set[int], channels: list[str], now: datetime) -> defaultdict:

@@ -1,9 +1,10 @@
 """Journeys while the service runs: publishing new versions, reloading, pausing.
 
-The database is the shared truth (`journey_versions`, `journey_states`); every process
-keeps a compiled catalog and refreshes it from there every few seconds, so a reload or a
-pause through any API process reaches every worker. An enrollment always finishes on the
-version it entered; new entrants get the current one.
+The database is the shared truth (`journey_versions`, `journey_states`, and for segments
+`segment_definitions`); every process keeps a compiled catalog and refreshes it from there
+every few seconds, so a reload or a pause through any API process reaches every worker. An
+enrollment always finishes on the version it entered; new entrants get the current one. A
+reload checks the journey and segment files together and publishes both or neither.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.broadcasts.as_journey import add_started_broadcasts
 from orchestrator.journeys.loader import JourneyError, LoadReport
+from orchestrator.segments.live import publish_segments, refresh_segment_catalog
+from orchestrator.segments.loader import SegmentCatalog
 from orchestrator.storage.models import Enrollment, JourneyState, JourneyVersion
 from orchestrator.storage.queries import insert_ignoring_conflict, insert_many_ignoring_conflict
 from orchestrator.vocabulary import EnrollmentStatus
@@ -29,6 +32,7 @@ class ReloadResult:
     applied: bool
     errors: list[JourneyError] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)  # journey id → current version
+    segments: dict[str, str] = field(default_factory=dict)  # segment id → current version
 
 
 async def publish(session: AsyncSession, report: LoadReport, now) -> None:
@@ -86,6 +90,7 @@ async def refresh_catalog(runtime, force: bool = False) -> None:
             if row is not None:
                 catalog.add_version(journey_id, version, row.source)
         await add_started_broadcasts(session, catalog)
+        await refresh_segment_catalog(session, runtime.segments)
     for state in states:
         catalog.set_current(state.journey_id, state.current_version)
     catalog.paused = {s.journey_id for s in states if s.paused}
@@ -103,20 +108,27 @@ async def load_missing_version(runtime, journey_id: str, version: str):
     return runtime.catalog.add_version(journey_id, version, row.source) if row else None
 
 
-async def apply_reload(runtime, report: LoadReport) -> ReloadResult:
-    """Publish a reload whose every file was checked; any error refuses it and nothing changes."""
-    if report.errors:
-        for error in report.errors:
+async def apply_reload(runtime, report: LoadReport, segments: SegmentCatalog) -> ReloadResult:
+    """Publish a reload whose every journey and segment file was checked; any error in any of
+    them refuses it and nothing changes."""
+    errors = [*report.errors, *segments.errors]
+    if errors:
+        for error in errors:
             log.error("reload refused: %s", error)
-        return ReloadResult(applied=False, errors=report.errors)
+        return ReloadResult(applied=False, errors=errors)
     async with runtime.sessions() as session, session.begin():
-        await publish(session, report, runtime.clock.now())
+        now = runtime.clock.now()
+        await publish(session, report, now)
+        await publish_segments(session, segments, now)
     for loaded in report.loaded:
         runtime.catalog.add_current(loaded)
+    runtime.segments = segments
     await refresh_catalog(runtime, force=True)
     versions = {j.definition.id: j.version for j in report.loaded}
+    segment_versions = {s.id: s.version for s in segments.segments.values()}
     log.info("journeys reloaded: %s", ", ".join(f"{k}@{v}" for k, v in versions.items()))
-    return ReloadResult(applied=True, versions=versions)
+    log.info("segments reloaded: %s", ", ".join(f"{k}@{v}" for k, v in segment_versions.items()) or "none")
+    return ReloadResult(applied=True, versions=versions, segments=segment_versions)
 
 
 async def set_paused(runtime, journey_id: str, paused: bool) -> bool:

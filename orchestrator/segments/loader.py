@@ -15,6 +15,7 @@ class LoadedSegment:
     definition: SegmentFile
     path: Path
     version: str
+    source: str = field(default="", repr=False, compare=False)  # the file's text, as published
 
     @property
     def id(self) -> str:
@@ -36,7 +37,7 @@ def parse_segment(text: str, path: Path) -> LoadedSegment:
     source, lines = read_yaml_mapping(text, path, "segment (id, where, ...)")
     source.setdefault("id", path.stem)
     definition = validate_model(SegmentFile, source, lines, path, hidden_tag_prefix="when:")
-    return LoadedSegment(definition, path, content_version(source))
+    return LoadedSegment(definition, path, content_version(source), text)
 
 
 def load_segments(directory: Path) -> SegmentCatalog:

@@ -2,6 +2,8 @@
 
 `members_select` is what other domains build on (a broadcast's audience is a segment): a
 SELECT of `customer_id` usable inside `INSERT … SELECT` on SQLite and PostgreSQL alike.
+`mark_profiles_changed` is how a change without an event reaches membership (an import, an
+erasure): the next segment round re-evaluates those customers, as it does those with events.
 """
 
 from __future__ import annotations
@@ -13,7 +15,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.clock import utc
 from orchestrator.storage.models import Customer
-from orchestrator.storage.segment_models import SegmentMember, SegmentMembershipChange, SegmentSizeSample
+from orchestrator.storage.queries import insert_many_ignoring_conflict
+from orchestrator.storage.segment_models import (
+    CustomerProfileChange,
+    SegmentMember,
+    SegmentMembershipChange,
+    SegmentSizeSample,
+)
 
 members = SegmentMember.__table__
 samples = SegmentSizeSample.__table__
@@ -24,6 +32,13 @@ customers = Customer.__table__
 def members_select(segment_id: str) -> sa.Select:
     """The segment's current members: one `customer_id` column, one row per member."""
     return sa.select(members.c.customer_id).where(members.c.segment_id == segment_id)
+
+
+async def mark_profiles_changed(session: AsyncSession, customer_ids: list[int], now: datetime) -> None:
+    """Queue these customers for the next segment round, in the caller's transaction (one
+    INSERT, so an import marks a batch of lines with one statement)."""
+    rows = [dict(customer_id=customer_id, changed_at=now) for customer_id in customer_ids]
+    await insert_many_ignoring_conflict(session, CustomerProfileChange, rows, ["id"])  # ids are new: no conflict
 
 
 async def member_counts(session: AsyncSession) -> dict[str, int]:

@@ -4,11 +4,12 @@ Each round, for each segment, one transaction:
 
 - locks the segment's `segment_states` row (`FOR UPDATE SKIP LOCKED` on PostgreSQL), so two
   workers never evaluate one segment at once and a busy segment is skipped, not waited for;
-- re-evaluates either the customers with events or consent records stored since the
-  segment's watermarks (ingestion writes nothing extra: the events table is the queue), or,
-  once per `segment_sweep_seconds` and whenever the file changed, the whole segment: time
-  windows only move in a sweep ("ordered in the last 90 days" lets a member go when the
-  order is 90 days old);
+- re-evaluates either the customers with events, consent records or profile changes (an
+  import, an erasure: `customer_profile_changes`) stored since the segment's watermarks
+  (ingestion writes nothing extra: the events table is the queue), at most `ROUND_ROWS` of
+  each per transaction, or, once per `segment_sweep_seconds` and whenever the file changed,
+  the whole segment: time windows only move in a sweep ("ordered in the last 90 days" lets
+  a member go when the order is 90 days old);
 - adds and removes members with one INSERT … SELECT and one DELETE, logs each entry and
   exit, and after a sweep samples the segment's size;
 - turns entries and exits into `Segment Entered: <id>` / `Segment Left: <id>` events when a
@@ -45,13 +46,25 @@ from orchestrator.storage.queries import (
     insert_many_returning,
     supports_skip_locked,
 )
-from orchestrator.storage.segment_models import SegmentMembershipChange, SegmentSizeSample, SegmentState
+from orchestrator.storage.segment_models import (
+    CustomerProfileChange,
+    SegmentMembershipChange,
+    SegmentSizeSample,
+    SegmentState,
+)
 from orchestrator.vocabulary import segment_entered_event, segment_left_event
 
 log = logging.getLogger("orchestrator.segments")
 
 ENTERED, LEFT = "entered", "left"
-events, consents = Event.__table__, Consent.__table__
+events, consents, profile_changes = Event.__table__, Consent.__table__, CustomerProfileChange.__table__
+QUEUES = (events, consents, profile_changes)  # in the order of SegmentState's watermarks
+# Rows of each queue one transaction reads at most: a 1,000,000-line import is absorbed in
+# short transactions one after another, not one that holds SQLite's write lock for minutes.
+ROUND_ROWS = 10_000
+# Rounds of one segment in a row before the others get theirs: under a sustained burst a
+# segment would otherwise never be caught up, and the others never evaluated.
+ROUNDS_IN_A_ROW = 100
 
 
 @dataclass(frozen=True)
@@ -60,22 +73,64 @@ class SegmentRound:
     swept: bool  # the whole segment was evaluated (else: only customers with new events)
     entered: int
     left: int
+    behind: bool = False  # more changes were queued than one round reads: another round follows
 
 
 async def refresh_segments(runtime: Runtime, sweep: bool = False) -> list[SegmentRound]:
     """One round over every segment; `sweep` evaluates each one whole, due or not."""
     rounds = []
+    await refresh_catalog(runtime)  # a reload elsewhere: its segments, at most a few seconds late
     for segment in list(runtime.segments.segments.values()):
+        done = await _catch_up(runtime, segment, sweep)
+        if done is not None:
+            rounds.append(done)
+            if done.entered or done.left:
+                log.info("segment %s: %d entered, %d left", done.segment_id, done.entered, done.left)
+    await _forget_read_profile_changes(runtime)
+    return rounds
+
+
+async def _forget_read_profile_changes(runtime: Runtime) -> None:
+    """Delete the profile changes every current segment has read: unlike events and consent
+    records they are nothing but a queue, and each import would otherwise leave a row per
+    customer behind. A segment without a state yet starts with a sweep, which reads none.
+
+    The last one read stays: SQLite numbers a new row one past the highest there, so an
+    emptied table would hand out ids again that the watermarks have already passed."""
+    current = list(runtime.segments.segments)
+    if not current:
+        return
+    states = SegmentState.__table__
+    read_by_all = sa.select(sa.func.min(states.c.profile_watermark)).where(states.c.segment_id.in_(current))
+    forgettable = profile_changes.c.id < read_by_all.scalar_subquery()
+    async with runtime.sessions() as session, session.begin():
+        # Read first: on SQLite even a DELETE of nothing takes the one write lock.
+        if (await session.exec(sa.select(profile_changes.c.id).where(forgettable).limit(1))).first() is not None:
+            await session.exec(sa.delete(profile_changes).where(forgettable))
+
+
+async def _catch_up(runtime: Runtime, segment: LoadedSegment, sweep: bool) -> SegmentRound | None:
+    """Rounds of one segment until it has read every queue to the end (or `ROUNDS_IN_A_ROW`
+    of them: the next job continues), as one SegmentRound."""
+    total = None
+    for _ in range(ROUNDS_IN_A_ROW):
         # Before the transaction: on SQLite a round may hold the write lock, and reading the
         # journeys then would need a second connection while every other writer waits on it.
         await refresh_catalog(runtime)
         async with runtime.sessions() as session, session.begin():
             done = await refresh_segment(session, runtime, segment, sweep)
-        if done is not None:
-            rounds.append(done)
-            if done.entered or done.left:
-                log.info("segment %s: %d entered, %d left", done.segment_id, done.entered, done.left)
-    return rounds
+        if done is None:
+            return total
+        total = (
+            done
+            if total is None
+            else SegmentRound(
+                segment.id, total.swept or done.swept, total.entered + done.entered, total.left + done.left, done.behind
+            )
+        )
+        if not done.behind:
+            return total
+    return total
 
 
 async def _claim_state(session: AsyncSession, segment_id: str) -> SegmentState | None:
@@ -104,14 +159,16 @@ async def refresh_segment(
         return None
     now = runtime.clock.now()
     # Read before evaluating: what arrives meanwhile is the next round's.
-    event_high, consent_high = await _high_water(session, events), await _high_water(session, consents)
+    highs = tuple([await _high_water(session, queue) for queue in QUEUES])
+    marks = (state.event_watermark, state.consent_watermark, state.profile_watermark)
     sweep_every = timedelta(seconds=runtime.settings.segment_sweep_seconds)
     swept = (
         sweep or state.version != segment.version or state.swept_at is None or now - utc(state.swept_at) >= sweep_every
     )
-    if not swept and (event_high, consent_high) == (state.event_watermark, state.consent_watermark):
+    if not swept and highs == marks:
         return None
-    candidates = None if swept else _customers_changed_since(state, event_high, consent_high)
+    reach = highs if swept else tuple(min(high, mark + ROUND_ROWS) for high, mark in zip(highs, marks))
+    candidates = None if swept else _customers_changed_between(marks, reach)
     first_fill = state.version is None
     entered, left = await apply_membership(session, segment, now, candidates)
     changed = await _log_changes(session, segment.id, entered, left, now)
@@ -121,18 +178,21 @@ async def refresh_segment(
         size = (await session.exec(sa.select(sa.func.count()).where(members.c.segment_id == segment.id))).scalar_one()
         session.add(SegmentSizeSample(segment_id=segment.id, members=size, sampled_at=now))
         state.version, state.swept_at = segment.version, now
-    state.event_watermark, state.consent_watermark = event_high, consent_high
+    state.event_watermark, state.consent_watermark, state.profile_watermark = reach
     session.add(state)
-    return SegmentRound(segment.id, swept, len(entered), len(left))
+    return SegmentRound(segment.id, swept, len(entered), len(left), behind=reach != highs)
 
 
-def _customers_changed_since(state: SegmentState, event_high: int, consent_high: int) -> sa.Select:
-    """Customers with an event or a consent record stored since the last round."""
+def _customers_changed_between(marks: tuple[int, ...], reach: tuple[int, ...]) -> sa.Select:
+    """Customers with an event, a consent record or a profile change stored after the
+    watermarks `marks`, up to `reach`."""
     return sa.union(
-        sa.select(events.c.customer_id).where(
-            events.c.id > state.event_watermark, events.c.id <= event_high, events.c.customer_id.is_not(None)
-        ),
-        sa.select(consents.c.customer_id).where(consents.c.id > state.consent_watermark, consents.c.id <= consent_high),
+        *(
+            sa.select(queue.c.customer_id).where(
+                queue.c.id > mark, queue.c.id <= high, queue.c.customer_id.is_not(None)
+            )
+            for queue, mark, high in zip(QUEUES, marks, reach)
+        )
     )
 
 
@@ -188,10 +248,13 @@ async def _tell_journeys(
     ]
     if not wanted:
         return
+    # An erased customer's enrollments all ended at the erasure: no event is written about them.
     user_ids = dict(
         (
             await session.exec(
-                sa.select(customers.c.id, customers.c.user_id).where(customers.c.id.in_({c for _, c, _ in wanted}))
+                sa.select(customers.c.id, customers.c.user_id).where(
+                    customers.c.id.in_({c for _, c, _ in wanted}), customers.c.erased_at.is_(None)
+                )
             )
         ).all()
     )
@@ -203,5 +266,7 @@ async def _tell_journeys(
             messageId=f"segment-{change}-{log_id}",
         )
         for log_id, customer, change in wanted
+        if customer in user_ids
     ]
-    await ingest(session, runtime, calls)
+    if calls:
+        await ingest(session, runtime, calls)

@@ -68,6 +68,17 @@ async def test_a_marketer_pauses_a_journey_and_the_api_shows_it_paused(client, r
     assert {j["id"]: j["state"] for j in journeys}["welcome"] == "paused"
 
 
+async def test_a_reload_from_the_console_lists_the_journeys_and_segments_it_applied(client, runtime):
+    await _login(client, await _key(runtime, "marketer"))
+    page = await client.get("/journeys")
+    assert "Reload journeys and segments from files</button>" in page.text
+    answer = await client.post("/journeys/reload", data={"csrf": _csrf(page.text)})
+    assert answer.status_code == 200
+    notice = re.search(r'<p class="notice" role="status">(.*?)</p>', answer.text).group(1)
+    version = runtime.segments.segments["repeat-buyers-90d"].version
+    assert "welcome@" in notice and "segments: " in notice and f"repeat-buyers-90d@{version}" in notice
+
+
 async def test_a_write_without_the_sessions_csrf_token_is_refused(client, runtime):
     key = await _key(runtime, "admin")
     await _login(client, key)
