@@ -36,13 +36,13 @@ from collections.abc import Awaitable, Callable
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from orchestrator.api import events
+from orchestrator.api.browser_origins import BROWSER_PATHS, PREFLIGHT_HEADERS, cors_headers, page_origin
 from orchestrator.api.errors import validation_error_answer
 from orchestrator.events.schemas import AliasCall, GroupCall, IdentifyCall, PageCall, ScreenCall, TrackCall
 from orchestrator.web.access import BROWSER_EVENT_INGESTION, EVENT_INGESTION, AccessPolicy
@@ -57,24 +57,6 @@ ROUTES: dict[str, tuple[TypeAdapter, Handler]] = {
     "/v1/group": (TypeAdapter(GroupCall), events.accept_single),
     "/v1/alias": (TypeAdapter(AliasCall), events.accept_single),
     "/v1/batch": (TypeAdapter(events.BatchCall), events.accept_batch),
-}
-
-
-# analytics.js's paths (with `apiHost: "<our host>/v1"`) → ours
-BROWSER_PATHS = {
-    "/v1/t": "/v1/track",
-    "/v1/i": "/v1/identify",
-    "/v1/p": "/v1/page",
-    "/v1/s": "/v1/screen",
-    "/v1/g": "/v1/group",
-    "/v1/a": "/v1/alias",
-    "/v1/b": "/v1/batch",
-}
-# What analytics.js sends besides the body: its write key as Basic, and a retry's number.
-PREFLIGHT_HEADERS = {
-    "Access-Control-Allow-Methods": "POST",
-    "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding, X-Retry-Count",
-    "Access-Control-Max-Age": "86400",
 }
 
 
@@ -99,13 +81,11 @@ class DirectIngestion:
 
 
 async def _from_a_browser(scope: Scope, receive: Receive, send: Send) -> None:
-    origin = Headers(scope=scope).get("origin")
-    if origin is not None and not _may_send(origin, scope["app"].state.runtime.settings.site_origins):
-        # A site not listed: no CORS answer either, so its page cannot even read the refusal.
-        detail = f"Origin: {origin!r} is not in ORCHESTRATOR_SITE_ORIGINS, so its pages may not send events"
+    cors = cors_headers(scope)
+    if cors is None:  # a site not listed: no CORS answer either, so its page cannot even read the refusal
+        detail = f"Origin: {page_origin(scope)!r} is not in ORCHESTRATOR_SITE_ORIGINS, so its pages may not send events"
         await JSONResponse({"detail": detail}, status_code=403, headers={"Vary": "Origin"})(scope, receive, send)
         return
-    cors = {"Vary": "Origin"} | ({"Access-Control-Allow-Origin": origin} if origin is not None else {})
     if scope["method"] == "OPTIONS":  # the preflight: analytics.js sends an Authorization header
         await Response(status_code=204, headers={**cors, **PREFLIGHT_HEADERS})(scope, receive, send)
         return
@@ -128,10 +108,6 @@ async def _from_a_browser(scope: Scope, receive: Receive, send: Send) -> None:
     response = await _handle(request, *ROUTES[BROWSER_PATHS[scope["path"]]], policy=BROWSER_EVENT_INGESTION)
     response.headers.update(cors)
     await response(scope, receive, send)
-
-
-def _may_send(origin: str, site_origins: list[str]) -> bool:
-    return "*" in site_origins or origin.lower() in site_origins
 
 
 def _write_key_refusal(refused: HTTPException) -> str:

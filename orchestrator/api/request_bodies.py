@@ -22,10 +22,11 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orchestrator.api.browser_origins import refusal_cors_headers
 from orchestrator.config import Settings
 
 # One Segment call per request; each item of a batch is held to the same limit (api/events.py).
-# With analytics.js's own paths for them (api/direct_ingestion.py, BROWSER_PATHS).
+# With analytics.js's own paths for them (api/browser_origins.py, BROWSER_PATHS).
 SINGLE_CALL_PATHS = frozenset(
     {"/v1/track", "/v1/identify", "/v1/page", "/v1/screen", "/v1/group", "/v1/alias"}
     | {"/v1/t", "/v1/i", "/v1/p", "/v1/s", "/v1/g", "/v1/a"}
@@ -109,7 +110,7 @@ class BodyLimits:
         except ConnectionAbortedError:  # nothing was read, nothing stored: nobody to answer
             return
         except BodyRefused as refused:
-            await _answer(send, refused)
+            await _answer(scope, send, refused)
             return
         headers = [(k, v) for k, v in scope["headers"] if k not in (b"content-encoding", b"content-length")]
         headers.append((b"content-length", str(len(body)).encode()))
@@ -125,8 +126,9 @@ class BodyLimits:
         await self.app({**scope, "headers": headers}, replay, send)
 
 
-async def _answer(send: Send, refused: BodyRefused) -> None:
+async def _answer(scope: Scope, send: Send, refused: BodyRefused) -> None:
     # The connection is closed after the answer: the rest of an oversized body is never read.
+    # A listed site's page reads the refusal like any other answer (browser_origins.py).
     content = json.dumps({"detail": refused.detail}).encode()
     await send(
         {
@@ -136,6 +138,7 @@ async def _answer(send: Send, refused: BodyRefused) -> None:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(content)).encode()),
                 (b"connection", b"close"),
+                *refusal_cors_headers(scope),
             ],
         }
     )

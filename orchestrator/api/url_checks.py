@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from orchestrator.api.browser_origins import refusal_cors_headers
+
 
 def nul_location(scope: Scope) -> list[str] | None:
     """["path"] or ["query", name] when that part of the URL holds a NUL character."""
@@ -45,7 +47,11 @@ class RefuseNulInUrls:
             {
                 "type": "http.response.start",
                 "status": 422,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *refusal_cors_headers(scope),  # readable by a listed site's page (browser_origins.py)
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})

@@ -172,3 +172,25 @@ def test_a_site_origin_is_written_as_browsers_send_it():
     for wrong in ("shop.example", "https://shop.example/boots", "ftp://shop.example"):
         with pytest.raises(ValidationError, match="site_origins"):
             Settings(site_origins=[wrong])
+
+
+async def test_refusals_made_before_ingestion_are_readable_by_a_listed_site_only(client, runtime):
+    """The body limits (413, 415, 400) and the URL check (422) answer before the ingestion
+    does: a listed site's page reads them as it reads the others; another site's cannot."""
+    key = await make_key(runtime, "ingest")
+    too_large = json.dumps({**json.loads(page_call(key)), "padding": "x" * runtime.settings.max_call_bytes})
+    refusals = {
+        413: dict(content=too_large),
+        415: dict(content=page_call(key), headers={"Content-Encoding": "br"}),
+        400: dict(content=b"\x1f\x8b not gzip", headers={"Content-Encoding": "gzip"}),
+        422: dict(content=page_call(key), params={"v": "a\x00b"}),
+    }
+    for status, request in refusals.items():
+        for origin, allowed in (("https://shop.example", "https://shop.example"), ("https://elsewhere.example", None)):
+            headers = {**SITE, "Origin": origin, **request.get("headers", {})}
+            response = await client.post("/v1/p", **{**request, "headers": headers})
+            assert response.status_code == status, response.text
+            assert response.headers.get("access-control-allow-origin") == allowed
+    server_path = await client.post("/v1/page", content=too_large, headers=SITE)
+    assert server_path.status_code == 413 and "access-control-allow-origin" not in server_path.headers
+    assert await stored(runtime) == []
