@@ -197,6 +197,13 @@ class Settings(BaseSettings):
     # Websites whose pages may send events from the browser (analytics.js, docs/website-kpis.md):
     # origins such as "https://shop.example", or "*" for any. None by default.
     site_origins: list[str] = []
+    # The secret a site's server signs its logged-in customers' userIds with (HMAC-SHA256,
+    # sent as `context.userHash`); only a call carrying a valid one may change a customer's
+    # contact addresses or consent from a page (events/site_identity.py). Never generated:
+    # the site's server must know it. Unset, pages can never change them.
+    # At least MINIMUM_SECRET_KEY_LENGTH characters, or the service refuses to start
+    # (auth/service_secrets.py): the page shows a userId and its hash, enough to guess a short one offline.
+    site_identity_secret: str | None = None
     worker_batch_size: int = 200
     max_batch_events: int = 1000
     # Body size limits (docs/api.md, "Limits"), checked while the body is read and on the
@@ -214,6 +221,11 @@ class Settings(BaseSettings):
             if not getattr(self, name):  # `VAR=` (as compose's ${VAR:-} gives): generate one, never sign with ""
                 setattr(self, name, None)
         return self
+
+    @field_validator("site_identity_secret", mode="before")
+    @classmethod
+    def _empty_site_secret_is_unset(cls, secret: object) -> object:
+        return secret or None  # `VAR=` (as compose's ${VAR:-} gives) is unset, as for the other secrets
 
     @field_validator("site_origins")
     @classmethod

@@ -25,7 +25,14 @@ from orchestrator.clock import utc
 from orchestrator.storage.models import Enrollment, Message
 from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
 
-__all__ = ["CONTENT_TYPE_LATEST", "observe_send", "record_ingested", "render", "take_snapshot"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "observe_send",
+    "record_ingested",
+    "record_withheld_traits",
+    "render",
+    "take_snapshot",
+]
 
 EVENTS_INGESTED = Counter("orchestrator_events_ingested", "Events stored (new messageIds), by type", ["type"])
 EVENTS_DUPLICATE = Counter("orchestrator_events_duplicate", "Events ignored as replays of a stored messageId", ["type"])
@@ -41,6 +48,12 @@ SEND_ERRORS = Counter(
     ["channel", "provider", "outcome", "error_code"],
 )
 
+SITE_TRAITS_WITHHELD = Counter(
+    "orchestrator_site_traits_withheld",
+    "Identify calls from web pages stored without applying their contact-address and consent traits: "
+    "no context.userHash (docs/website-kpis.md)",
+)
+
 NO_ERROR_CODE = "none"
 ADAPTER_EXCEPTION = "adapter_exception"
 
@@ -50,6 +63,13 @@ def record_ingested(types_and_duplicates: Iterable[tuple[str, bool]]) -> None:
     # Counted first: a labelled child lookup per event was a visible share of a large batch.
     for (event_type, duplicate), count in collections.Counter(types_and_duplicates).items():
         (EVENTS_DUPLICATE if duplicate else EVENTS_INGESTED).labels(type=event_type).inc(count)
+
+
+def record_withheld_traits(calls: Iterable[tuple[frozenset[str], bool]]) -> None:
+    """(traits withheld, duplicate) per identify call, after the commit."""
+    count = sum(1 for withheld, duplicate in calls if withheld and not duplicate)
+    if count:  # nearly always 0: skip the counter's lock
+        SITE_TRAITS_WITHHELD.inc(count)
 
 
 def observe_send(channel: str, provider: str, result: SendResult, seconds: float, *, raised: bool = False) -> None:

@@ -24,7 +24,9 @@ to `<apiHost>/<first letter of its type>` (`/v1/t`, `/v1/p`, `/v1/i`, ...) and b
 as HTTP Basic (which makes the browser send a CORS preflight first). Those paths are served
 here only, for the sites in `ORCHESTRATOR_SITE_ORIGINS`: the same handlers, the body's
 `writeKey` presented as HTTP Basic when no header carries a key, and only a key of the
-`ingest` role accepted (a key in a web page is public).
+`site` role accepted (a key in a web page is public; the paths above refuse it). An identify
+among them changes contact addresses and consent only with a valid `context.userHash`
+(`orchestrator/events/site_identity.py`); a wrong one is a 403 naming it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from orchestrator.api import events
 from orchestrator.api.browser_origins import BROWSER_PATHS, PREFLIGHT_HEADERS, cors_headers, page_origin
 from orchestrator.api.errors import validation_error_answer
 from orchestrator.events.schemas import AliasCall, GroupCall, IdentifyCall, PageCall, ScreenCall, TrackCall
+from orchestrator.events.site_identity import USER_HASH, WrongUserHash, withhold_unverified_traits
 from orchestrator.web.access import BROWSER_EVENT_INGESTION, EVENT_INGESTION, AccessPolicy
 
 Handler = Callable[..., Awaitable[Response]]
@@ -112,7 +115,7 @@ async def _from_a_browser(scope: Scope, receive: Receive, send: Send) -> None:
 
 def _write_key_refusal(refused: HTTPException) -> str:
     if refused.status_code == 401:
-        return "writeKey: missing, invalid or revoked; a site sends with an API key of the ingest role"
+        return "writeKey: missing, invalid or revoked; a site sends with an API key of the site role"
     return f"writeKey: {refused.detail}"
 
 
@@ -139,6 +142,15 @@ async def _handle(
     except ValidationError as invalid:
         errors = [{**error, "loc": ("body", *error["loc"])} for error in invalid.errors(include_url=False)]
         return await validation_error_answer(request, RequestValidationError(errors))
+    if policy is BROWSER_EVENT_INGESTION:
+        try:
+            withhold_unverified_traits(
+                call.batch if handler is events.accept_batch else [call],
+                request.app.state.runtime.settings.site_identity_secret,
+            )
+        except WrongUserHash as wrong:
+            where = f"batch[{wrong.index}]." if handler is events.accept_batch else ""
+            return await http_exception_handler(request, HTTPException(403, f"{where}context.{USER_HASH}: {wrong}"))
     try:
         return await (handler(request, call, len(body)) if handler is events.accept_batch else handler(request, call))
     except HTTPException as refused:

@@ -27,7 +27,7 @@ from orchestrator.events.schemas import (
     TrackCall,
     batch_model,
 )
-from orchestrator.metrics import record_ingested
+from orchestrator.metrics import record_ingested, record_withheld_traits
 from orchestrator.web.responses import BODY_ERRORS
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -80,6 +80,9 @@ async def close_intake(state) -> None:
 
 def _answer(calls: list, accepted: list[Accepted]) -> Response:
     record_ingested((call.type, result.duplicate) for call, result in zip(calls, accepted))
+    record_withheld_traits(
+        (call.withheld_traits, result.duplicate) for call, result in zip(calls, accepted) if call.type == "identify"
+    )
     return _response(accepted)
 
 

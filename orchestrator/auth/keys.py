@@ -22,8 +22,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.storage.auth_models import ApiKey
 
 # `ingest` is a write-only role for the key that apps and CDPs embed to send events: the
-# most widely copied key must not be able to read customers or act on messages.
-ROLES = ("admin", "marketer", "ops", "ingest")
+# most widely copied key must not be able to read customers or act on messages. `site` is
+# the key in a web page, public by design: it sends only from analytics.js's paths, where a
+# call cannot change a customer's addresses or consent without proof (events/site_identity.py).
+ROLES = ("admin", "marketer", "ops", "ingest", "site")
 KEY_PREFIX = "orch_"
 SHOWN_PREFIX_LENGTH = 12
 

@@ -97,7 +97,8 @@ def add_key_commands(commands: argparse._SubParsersAction) -> None:
         "--role",
         required=True,
         choices=ROLES,
-        help="admin: everything; marketer: read, journeys; ops: read-only; ingest: send events only",
+        help="admin: everything; marketer: read, journeys; ops: read-only; ingest: send events only; "
+        "site: send events from web pages only (analytics.js)",
     )
     create.add_argument("--name", required=True, help="who or what uses it, e.g. 'segment' or 'ann (ops)'")
     create.set_defaults(handler=_create)

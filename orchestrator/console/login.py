@@ -26,7 +26,7 @@ async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> 
         found = await find_active_key(db, key.strip())
     if found is None or found.role not in CONSOLE_ROLES:
         error = (
-            "this key has role 'ingest', which is for applications; log in with an admin, marketer or ops key"
+            f"this key has role '{found.role}', which is for applications; log in with an admin, marketer or ops key"
             if found
             else "unknown or revoked key"
         )

@@ -25,7 +25,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 COOKIE = "orchestrator_console"
 SESSION_HOURS = 12
-CONSOLE_ROLES = ("admin", "marketer", "ops")  # `ingest` keys are for applications, not people
+CONSOLE_ROLES = ("admin", "marketer", "ops")  # `ingest` and `site` keys are for applications, not people
 
 
 @dataclass(frozen=True)

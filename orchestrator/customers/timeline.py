@@ -93,6 +93,8 @@ def _event(event: Event) -> TimelineEntry:
     properties = brief(event.properties)
     if event.type == "identify":
         summary = f"identified: {properties}" if properties else "identified"
+        if event.withheld_traits:  # sent from a page without identity verification (events/site_identity.py)
+            summary += f" (not applied, no identity verification: {', '.join(event.withheld_traits)})"
     elif event.type in ("page", "screen"):
         summary = f"viewed {event.type} '{event.name or ''}'" + (f" {{{properties}}}" if properties else "")
     elif event.type == "group":

@@ -13,6 +13,8 @@ Every Segment call type is stored as an event (`page` and `screen` for web sessi
 `group` and `alias` so nothing a CDP forwards is lost); only `identify` and `track` move
 customers and journeys. A call with only an `anonymousId` is stored without a customer;
 an `identify` or `alias` that names both ids records the link (`customers/identity.py`).
+An identify from a web page that cannot prove its userId is stored whole, but its address
+and consent traits are not applied (`site_identity.py`, the event's `withheld_traits`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def _event_row(call: AnyCall, customer_id: int | None, now: datetime) -> dict:
         context=call.context or None,
         timestamp=call.timestamp or now,
         received_at=now,
+        withheld_traits=(sorted(call.withheld_traits) or None) if isinstance(call, IdentifyCall) else None,
     )
 
 
@@ -117,8 +120,9 @@ async def ingest(session: AsyncSession, runtime: Runtime, calls: list[AnyCall]) 
             if state.enrollments or runtime.catalog.triggered_by(call.event):
                 await react_to_event(session, runtime, customer, Event(id=event_id, **row), state)
         else:
-            apply_traits(customer, row["properties"], now)
-            record_trait_consents(session, customer.id, row["properties"], now, consents.setdefault(customer.id, {}))
+            traits = {k: v for k, v in row["properties"].items() if k not in call.withheld_traits}
+            apply_traits(customer, traits, now)
+            record_trait_consents(session, customer.id, traits, now, consents.setdefault(customer.id, {}))
     links = _links(calls)
     if links:
         await link_anonymous_ids(session, {anonymous: ids[user] for anonymous, user in links.items()}, now)

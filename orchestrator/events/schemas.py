@@ -22,6 +22,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -153,6 +154,16 @@ class TrackCall(SegmentCall):
 class IdentifyCall(SegmentCall):
     type: Literal["identify"] = "identify"
     traits: Traits = Field(default_factory=Traits)
+    # Traits stored but not applied to the customer: set by the service, never read from the
+    # body (a page's call that cannot prove its userId, events/site_identity.py).
+    _withheld_traits: frozenset[str] = PrivateAttr(default_factory=frozenset)
+
+    @property
+    def withheld_traits(self) -> frozenset[str]:
+        return self._withheld_traits
+
+    def withhold(self, traits: frozenset[str]) -> None:
+        self._withheld_traits = traits
 
 
 class PageCall(SegmentCall):

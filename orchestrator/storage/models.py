@@ -18,6 +18,9 @@ from sqlmodel import Field, SQLModel
 from orchestrator.vocabulary import EnrollmentStatus
 
 JSONColumn = sa.JSON().with_variant(JSONB(), "postgresql")
+# Python None as SQL NULL on every database (JSONColumn writes JSON `null` on SQLite), for a
+# column that is queried with IS NULL.
+NullableJSONColumn = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
 
 
@@ -110,6 +113,9 @@ class Event(SQLModel, table=True):
     )  # Segment context, as sent
     timestamp: datetime = _timestamp()  # when it happened, as the sender says
     received_at: datetime = _timestamp()  # when we accepted it, by our clock
+    # The traits of an identify that were stored but not applied: contact addresses and consent
+    # sent from a web page without a valid `context.userHash` (events/site_identity.py).
+    withheld_traits: list[str] | None = Field(default=None, sa_column=sa.Column(NullableJSONColumn, nullable=True))
 
 
 class IdentityLink(SQLModel, table=True):

@@ -190,8 +190,9 @@ def requires(policy: AccessPolicy) -> list[DependsParam]:
 
 # The route → role table (docs/api.md, "API keys and roles"). Writes by a read-only role get 403.
 EVENT_INGESTION = AccessPolicy("event ingestion", read=("admin",), write=("admin", "ingest"))
-# A write key in a web page is public: only a key that can do nothing but send events may be one.
-BROWSER_EVENT_INGESTION = AccessPolicy("browser event ingestion", read=(), write=("ingest",))
+# A write key in a web page is public: only a key that can do nothing but send events from a
+# page may be one, and such a key is refused on the routes above (where a server's calls are trusted).
+BROWSER_EVENT_INGESTION = AccessPolicy("browser event ingestion", read=(), write=("site",))
 OPERATIONS = AccessPolicy("customer and message", read=READERS, write=("admin",))
 MARKETING = AccessPolicy("journey, template and KPI", read=READERS, write=("admin", "marketer"))
 CUSTOMER_IMPORT = AccessPolicy("customer import", read=READERS, write=("admin", "marketer"))

@@ -9,6 +9,9 @@ else (cdn.segment.com, api.segment.io) is aborted and fails the test.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import sqlite3
 import subprocess
@@ -56,6 +59,16 @@ PAGES = {
 <button id="login" onclick="analytics.identify('shopper-1', {email: 'ann@example.com'})">Log in</button>
 <button id="buy" onclick="analytics.track('Order Completed', {order_id: 'A-1', revenue: 80})">Buy</button>""",
 }
+# The shop's server renders each logged-in customer's hash into the page (docs/website-kpis.md);
+# here `{bo_hash}` is filled in by `Shop.write_pages` as that server would. A page's identify
+# without one (a copied key, a userId typed in the console) changes no address or consent.
+ACCOUNT = """<h1>Your account</h1>
+<button id="verified" onclick="analytics.identify('shopper-2',
+  {{email: 'bo@example.com', phone: '+14155550123', sms_opt_in: true, plan: 'gold'}},
+  {{context: {{userHash: '{bo_hash}'}}}})">Log in as Bo</button>
+<button id="unverified" onclick="analytics.identify('shopper-2',
+  {{email: 'mallory@evil.example', sms_opt_in: false, plan: 'platinum'}})">Claim Bo</button>"""
+IDENTITY_SECRET = "the-shop-servers-identity-secret-0123456789"
 LANDING = "/index.html?utm_source=instagram&utm_medium=social&utm_campaign=spring-boots"
 BATCHING = ', deliveryStrategy: { strategy: "batching", config: { size: 1 } }'
 
@@ -75,7 +88,8 @@ class Shop:
             snippet = SNIPPET.format(
                 service=service.url, key=key, api_host=service.url.split("://")[1], protocol="http", delivery=delivery
             )
-            for name, body in PAGES.items():
+            bo_hash = hmac.new(IDENTITY_SECRET.encode(), b"shopper-2", hashlib.sha256).hexdigest()
+            for name, body in {**PAGES, "account.html": ACCOUNT.format(bo_hash=bo_hash)}.items():
                 (folder / name).write_text(f"<!doctype html><html><head>{snippet}</head><body>{body}</body></html>")
 
     def close(self) -> None:
@@ -102,14 +116,17 @@ def _create_key(service: Service, role: str) -> str:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    """The service, with the shop listed in ORCHESTRATOR_SITE_ORIGINS; the shop; a copy of the
+    """The service, with the shop listed in ORCHESTRATOR_SITE_ORIGINS and the shop's identity
+    secret; the shop, with a key of the site role; a copy of the
     shop on an origin not listed (a stranger who copied the page, key and all); an admin key."""
     shop, stranger = Shop(tmp_path_factory.mktemp("shop")), Shop(tmp_path_factory.mktemp("stranger"))
     try:
-        with Service(tmp_path_factory.mktemp("service"), site_origins=[shop.url]) as service:
-            ingest_key = _create_key(service, "ingest")
-            shop.write_pages(service, ingest_key)
-            stranger.write_pages(service, ingest_key)
+        with Service(
+            tmp_path_factory.mktemp("service"), site_origins=[shop.url], site_identity_secret=IDENTITY_SECRET
+        ) as service:
+            site_key = _create_key(service, "site")
+            shop.write_pages(service, site_key)
+            stranger.write_pages(service, site_key)
             yield service, shop, stranger, _create_key(service, "admin")
     finally:
         shop.close()
@@ -244,3 +261,37 @@ def test_a_copy_of_the_page_on_a_site_not_listed_sends_nothing(open_page, site):
             "SELECT count(*) FROM events WHERE context LIKE ?", (f"%{stranger.url}%",)
         ).fetchall()
     assert from_stranger == 0
+
+
+def test_identify_changes_addresses_and_consent_only_with_the_hash_the_shops_server_rendered(open_page, site):
+    service, shop, _, _ = site
+    bo = open_page()
+    _sent(bo, "/v1/p", lambda: bo.goto(shop.url + "/account.html"))
+    _sent(bo, "/v1/i", lambda: bo.click("#verified"))
+    _sent(bo, "/v1/i", lambda: bo.click("#unverified"))  # accepted, so analytics.js keeps no backlog
+    database = service.settings.database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as connection:
+        customer = connection.execute(
+            "SELECT id, email, phone, json_extract(traits, '$.plan') FROM customers WHERE user_id = 'shopper-2'"
+        ).fetchone()
+        consents = connection.execute(
+            "SELECT channel, status FROM consents WHERE customer_id = ? ORDER BY id", (customer[0],)
+        ).fetchall()
+        identifies = connection.execute(
+            "SELECT context, withheld_traits FROM events WHERE type = 'identify' AND customer_id = ? ORDER BY id",
+            (customer[0],),
+        ).fetchall()
+    # The verified call set Bo's addresses and opt-in; the other changed only the plan.
+    assert customer[1:] == ("bo@example.com", "+14155550123", "platinum")
+    assert consents == [("sms", "opted_in")]
+    [(verified_context, verified_withheld), (unverified_context, unverified_withheld)] = identifies
+    # analytics.js puts `options.context` into the call's context, where the service reads it.
+    assert (
+        json.loads(verified_context)["userHash"]
+        == hmac.new(IDENTITY_SECRET.encode(), b"shopper-2", hashlib.sha256).hexdigest()
+    )
+    assert verified_withheld is None
+    assert "userHash" not in json.loads(unverified_context)
+    # analytics.js sends the traits it remembers of this user (localStorage) with each identify:
+    # Bo's phone came along in the second call too, and was withheld with the rest.
+    assert json.loads(unverified_withheld) == ["email", "phone", "sms_opt_in"]

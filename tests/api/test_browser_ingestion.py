@@ -51,7 +51,7 @@ async def stored(runtime) -> list[Event]:
 
 
 async def test_a_page_call_from_analytics_js_is_stored_and_readable_cross_origin(client, runtime):
-    key = await make_key(runtime, "ingest")
+    key = await make_key(runtime, "site")
     response = await client.post("/v1/p", content=page_call(key), headers=SITE)
     assert response.status_code == 200, response.text
     assert response.headers["access-control-allow-origin"] == "https://shop.example"
@@ -61,7 +61,7 @@ async def test_a_page_call_from_analytics_js_is_stored_and_readable_cross_origin
 
 
 async def test_a_batch_from_analytics_js_is_stored(client, runtime):
-    key = await make_key(runtime, "ingest")
+    key = await make_key(runtime, "site")
     calls = [json.loads(page_call(key, f"ajs-{n}")) for n in range(3)]
     track = {"type": "track", "event": "Product Viewed", "anonymousId": "b9f1c2d0-visitor", "messageId": "ajs-t"}
     body = json.dumps({"writeKey": key, "batch": [*calls, track], "sentAt": "2026-03-02T17:00:00.000Z"})
@@ -71,7 +71,7 @@ async def test_a_batch_from_analytics_js_is_stored(client, runtime):
 
 
 async def test_a_wrong_or_missing_write_key_is_refused_and_the_refusal_is_readable(client, runtime):
-    await make_key(runtime, "ingest")
+    await make_key(runtime, "site")
     ops = await make_key(runtime, "ops")
     for write_key, status in (("not-a-key", 401), (ops, 403)):
         response = await client.post("/v1/p", content=page_call(write_key), headers=SITE)
@@ -98,7 +98,7 @@ async def test_a_preflight_is_answered_and_other_methods_are_not_served(client):
 
 
 async def test_the_write_key_as_analytics_js_sends_it_twice_in_the_body_and_as_basic(client, runtime):
-    key = await make_key(runtime, "ingest")
+    key = await make_key(runtime, "site")
     basic = {**SITE, "Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode(), "X-Retry-Count": "1"}
     response = await client.post("/v1/p", content=page_call(key), headers=basic)
     assert response.status_code == 200, response.text
@@ -107,20 +107,21 @@ async def test_the_write_key_as_analytics_js_sends_it_twice_in_the_body_and_as_b
 
 async def test_a_key_that_can_read_is_refused_as_a_write_key(client, runtime):
     """A key in a web page is public: an admin key pasted there must not work, or it would be
-    out in the open with everything it can read and change."""
-    await make_key(runtime, "ingest")
-    for role in ("admin", "marketer", "ops"):
+    out in the open with everything it can read and change; nor a server's ingest key, whose
+    calls may change customers' addresses and consent without proof."""
+    await make_key(runtime, "site")
+    for role in ("admin", "marketer", "ops", "ingest"):
         key = await make_key(runtime, role, f"{role}-in-a-page")
         response = await client.post("/v1/p", content=page_call(key), headers=SITE)
         assert response.status_code == 403
         assert response.json()["detail"] == (
-            f"writeKey: key '{role}-in-a-page' has role '{role}'; POST on browser event ingestion routes needs ingest"
+            f"writeKey: key '{role}-in-a-page' has role '{role}'; POST on browser event ingestion routes needs site"
         )
     assert await stored(runtime) == []
 
 
 async def test_a_site_not_listed_is_refused_before_its_key_is_read(client, runtime):
-    key = await make_key(runtime, "ingest")
+    key = await make_key(runtime, "site")
     response = await client.post("/v1/p", content=page_call(key), headers=ELSEWHERE)
     assert response.status_code == 403
     assert "ORCHESTRATOR_SITE_ORIGINS" in response.json()["detail"]
@@ -132,7 +133,7 @@ async def test_a_site_not_listed_is_refused_before_its_key_is_read(client, runti
 
 
 async def test_no_site_may_send_until_one_is_listed_and_a_star_lets_any(client, runtime):
-    key = await make_key(runtime, "ingest")
+    key = await make_key(runtime, "site")
     runtime.settings.site_origins = []  # the default
     assert (await client.post("/v1/p", content=page_call(key, "m-1"), headers=SITE)).status_code == 403
     runtime.settings.site_origins = ["*"]
@@ -143,14 +144,14 @@ async def test_no_site_may_send_until_one_is_listed_and_a_star_lets_any(client, 
 
 
 async def test_a_server_sending_on_the_browser_paths_has_no_origin_to_check(client, runtime):
-    key = await make_key(runtime, "ingest")
+    key = await make_key(runtime, "site")
     runtime.settings.site_origins = []
     response = await client.post("/v1/p", content=page_call(key), headers={"Content-Type": "text/plain"})
     assert response.status_code == 200 and "access-control-allow-origin" not in response.headers
 
 
 async def test_an_invalid_call_from_a_page_is_a_readable_422_naming_the_field(client, runtime):
-    key = await make_key(runtime, "ingest")
+    key = await make_key(runtime, "site")
     call = json.loads(page_call(key))
     call["timestamp"] = "not a time"
     response = await client.post("/v1/p", content=json.dumps(call), headers=SITE)
@@ -177,7 +178,7 @@ def test_a_site_origin_is_written_as_browsers_send_it():
 async def test_refusals_made_before_ingestion_are_readable_by_a_listed_site_only(client, runtime):
     """The body limits (413, 415, 400) and the URL check (422) answer before the ingestion
     does: a listed site's page reads them as it reads the others; another site's cannot."""
-    key = await make_key(runtime, "ingest")
+    key = await make_key(runtime, "site")
     too_large = json.dumps({**json.loads(page_call(key)), "padding": "x" * runtime.settings.max_call_bytes})
     refusals = {
         413: dict(content=too_large),
