@@ -4,8 +4,8 @@ The traits of an identify that were stored but not applied: contact addresses an
 sent from a web page without a valid `context.userHash` (orchestrator/events/site_identity.py,
 docs/website-kpis.md). NULL for every event already stored, so adding it rewrites nothing.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-02 06:00:00.000000
 """
 
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0017"
-down_revision: str | Sequence[str] | None = "0016"
+revision: str = "0018"
+down_revision: str | Sequence[str] | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
