@@ -12,13 +12,17 @@
    `Order Completed` per converted visit. Plain indexes are dropped first and built once at
    the end, then VACUUM ANALYZE, as a bulk load is done. The visits are generated, not
    folded: folding 10 million views in Python is what `--time-rebuild` measures, apart.
-3. `site_daily` counted from all the visits (timed: what a rebuild costs in SQL), and the
-   fold's watermark set, as after the worker's first refresh.
+3. `site_daily` and `site_hourly` counted from all the visits (timed: what counting the
+   rollups again costs, as after an upgrade that reshapes them), and the fold's watermarks
+   set, as after the worker's first refresh.
 4. The worker's incremental fold (`refresh_visits`) timed over `--fresh` new page calls of
    2,000 visitors (half of them returning visitors with visits on record).
 5. `--repeat` timed calls of each `GET /v1/kpis/site` shape through the real app (httpx
-   over ASGITransport), after two warm-up calls: p50 / p95 / max. Exit status 1 when a
-   p95 misses `--target-ms`.
+   over ASGITransport), after two warm-up calls: p50 / p95 / max. Shapes: whole days,
+   whole months, whole hours at the ends, and ranges cut at odd minutes (the minutes left
+   are counted from `visits`). Exit status 1 when a p95 misses `--target-ms`.
+6. For the totals shapes, the visitors the read reports against an exact
+   `COUNT(DISTINCT visitor)` over the same visits (not timed): the sketch's error.
 
 Results are appended to bench/results/site_kpis-<date>.json (`--no-save` to skip).
 """
@@ -140,18 +144,56 @@ def generate(database_url: str, page_calls: int) -> dict[str, float]:
 def shapes() -> dict[str, dict]:
     ninety = {"from": START.isoformat(), "to": END.isoformat()}
     thirty = {"from": (END - timedelta(days=30)).isoformat(), "to": END.isoformat()}
+    february = {"from": "2026-02-01T00:00:00+00:00", "to": "2026-03-01T00:00:00+00:00"}
     edges = {"from": (START + timedelta(hours=6)).isoformat(), "to": (END - timedelta(hours=6)).isoformat()}
+    odd = {
+        "from": (START + timedelta(hours=5, minutes=17)).isoformat(),
+        "to": (END - timedelta(minutes=403)).isoformat(),
+    }
     one_day = {"from": (END - timedelta(hours=22)).isoformat(), "to": (END - timedelta(hours=2)).isoformat()}
+    day_odd = {
+        "from": (END - timedelta(hours=14, minutes=43)).isoformat(),
+        "to": (END - timedelta(minutes=317)).isoformat(),
+    }
+    minutes = {
+        "from": (END - timedelta(hours=3, minutes=41)).isoformat(),
+        "to": (END - timedelta(hours=3, minutes=14)).isoformat(),
+    }
     return {
         "90 days, totals": ninety,
         "90 days by channel": {**ninety, "group_by": "channel"},
         "90 days by day and channel": {**ninety, "group_by": ["day", "channel"]},
         "30 days by journey and source": {**thirty, "group_by": ["journey", "source"]},
+        "February (whole month), totals": february,
+        "February by channel": {**february, "group_by": "channel"},
         "one journey, 90 days by day": {**ninety, "journey": "post-purchase", "group_by": "day"},
         "all time by channel": {"group_by": "channel"},
         "90 days 6 h in at both ends, by channel": {**edges, "group_by": "channel"},
         "20 hours of one day, by channel": {**one_day, "group_by": "channel"},
+        "90 days cut at odd minutes (05:17, 17:17), totals": odd,
+        "90 days cut at odd minutes, by channel": {**odd, "group_by": "channel"},
+        "one day 09:17 to 18:43, by channel": {**day_odd, "group_by": "channel"},
+        "27 minutes (20:19 to 20:46), totals": minutes,
     }
+
+
+async def visitors_error(runtime, params: dict, reported: int) -> dict:
+    """The exact distinct visitors of the visits a totals shape covers, and the read's error."""
+    import sqlalchemy as sa
+
+    bounds = {"since": datetime.fromisoformat(params.get("from", "1900-01-01T00:00:00+00:00"))}
+    bounds["until"] = datetime.fromisoformat(params.get("to", "2999-01-01T00:00:00+00:00"))
+    async with runtime.sessions() as session:
+        exact = (
+            await session.exec(
+                sa.text(
+                    "SELECT count(DISTINCT visitor) FROM visits WHERE started_at >= :since AND started_at < :until"
+                ).bindparams(**bounds)
+            )
+        ).scalar()
+    error = round(100 * (reported - exact) / exact, 2) if exact else None
+    print(f"  {'':<50} visitors {reported:,} reported, {exact:,} exact: {error} %", flush=True)
+    return {"visitors_exact": exact, "visitors_error_percent": error}
 
 
 async def time_everything(database_url: str, fresh: int, repeat: int, time_rebuild: bool) -> dict:
@@ -161,7 +203,8 @@ async def time_everything(database_url: str, fresh: int, repeat: int, time_rebui
     from orchestrator.clock import SimulatedClock
     from orchestrator.config import Settings
     from orchestrator.kpis.rollup import save_watermark
-    from orchestrator.kpis.site_fold import SITE, rebuild_visits, recount_site_days, refresh_visits
+    from orchestrator.kpis.site_cells import recount_site_days
+    from orchestrator.kpis.site_fold import SITE, SITE_CELLS, rebuild_visits, refresh_visits
     from orchestrator.startup import build_runtime
 
     settings = Settings(
@@ -180,8 +223,18 @@ async def time_everything(database_url: str, fresh: int, repeat: int, time_rebui
         async with runtime.sessions() as session, session.begin():
             await recount_site_days(session, None)
             await save_watermark(session, NOW, SITE)
-        results["site_daily build seconds"] = round(time.perf_counter() - began, 1)
-        print(f"  site_daily counted from all visits in {results['site_daily build seconds']} s", flush=True)
+            await save_watermark(session, NOW, SITE_CELLS)
+            rollup_rows = {
+                table: (await session.exec(sa.text(f"SELECT count(*) FROM {table}"))).scalar()
+                for table in ("site_daily", "site_hourly")
+            }
+        results["site rollups build seconds"] = round(time.perf_counter() - began, 1)
+        results["site rollup rows"] = rollup_rows
+        print(
+            f"  site_daily and site_hourly counted from all visits in {results['site rollups build seconds']} s:"
+            f" {rollup_rows}",
+            flush=True,
+        )
 
         async with runtime.sessions() as session, session.begin():
             before = (await session.exec(sa.text("SELECT count(*) FROM visits"))).scalar()
@@ -210,6 +263,8 @@ async def time_everything(database_url: str, fresh: int, repeat: int, time_rebui
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench") as client:
             for name, params in shapes().items():
                 results[name] = await time_shape(client, name, params, repeat)
+                if "group_by" not in params:
+                    results[name] |= await visitors_error(runtime, params, results[name]["visitors"])
         if time_rebuild:
             began = time.perf_counter()
             await rebuild_visits(runtime)
@@ -234,12 +289,13 @@ async def time_shape(client, name: str, params: dict, repeat: int) -> dict:
         "params": params,
         "rows": len(rows),
         "visits": sum(r["visits"] for r in rows),
+        "visitors": sum(r["visitors"] for r in rows),  # of the one row, for a totals shape
         "p50_ms": round(statistics.median(timings), 1),
         "p95_ms": round(percentile(timings, 0.95), 1),
         "max_ms": round(max(timings), 1),
     }
     print(
-        f"  {name:<42} {result['rows']:>4} rows {result['visits']:>10} visits  p50 {result['p50_ms']:>7.1f} ms"
+        f"  {name:<50} {result['rows']:>4} rows {result['visits']:>10} visits  p50 {result['p50_ms']:>7.1f} ms"
         f"  p95 {result['p95_ms']:>7.1f} ms  max {result['max_ms']:>7.1f} ms",
         flush=True,
     )

@@ -219,6 +219,11 @@ async def clear_days(session: AsyncSession, tables: list[sa.Table], days: Days) 
         await session.exec(sa.delete(table) if days is None else sa.delete(table).where(table.c.day.in_(days)))
 
 
+async def clear_hours(session: AsyncSession, table: sa.Table, days: Days) -> None:
+    """Delete an hourly rollup's rows within `days` (keyed by `hour`, not `day`)."""
+    await session.exec(sa.delete(table) if days is None else sa.delete(table).where(within_days(table.c.hour, days)))
+
+
 async def _recount_messages(session: AsyncSession, days: Days) -> None:
     dialect = session.get_bind().dialect.name
     m = messages.c
@@ -231,11 +236,7 @@ async def _recount_messages(session: AsyncSession, days: Days) -> None:
     await session.exec(
         sa.insert(skips_table).from_select([*KEY_COLUMNS, "reason", "count"], skip_cells(dialect, conditions))
     )
-    await session.exec(
-        sa.delete(hourly_table)
-        if days is None
-        else sa.delete(hourly_table).where(within_days(hourly_table.c.hour, days))
-    )
+    await clear_hours(session, hourly_table, days)
     await session.exec(
         sa.insert(hourly_table).from_select(
             ["hour", "journey_id", "channel", *SERIES_MEASURES], hourly_cells(dialect, conditions)

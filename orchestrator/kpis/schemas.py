@@ -213,8 +213,9 @@ class SiteKpiRow(BaseModel):
     )
     visitors: int = Field(
         description=(
-            "Distinct visitors (customer, else anonymousId) per UTC day and group cell, summed: a visitor "
-            "seen on two days counts twice"
+            "Distinct visitors (customer, else anonymousId) over the whole range and group: a visitor seen on "
+            "two days, or from two sources, counts once. Exact up to 512 visitors; beyond, a HyperLogLog "
+            "estimate with a relative standard error of 1.6 % (within 3.2 % of the true count 19 times in 20)"
         )
     )
     bounces: int = Field(description="Visits of a single page or screen view")

@@ -114,12 +114,25 @@ def start_of_day(moment: datetime) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def start_of_hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
 def split_by_whole_days(since: datetime | None, until: datetime | None):
     """[since, until) as whole UTC days (read from the rollups) and the parts of days at
-    either end (counted from the raw rows): ((first_day, end_day) or None, [(start, end), ...]).
-    None as a bound means unbounded."""
-    first = None if since is None else start_of_day(since + timedelta(days=1) - timedelta.resolution)
-    end = None if until is None else start_of_day(until)
+    either end (counted from the raw rows, or from an hourly rollup): ((first_day, end_day)
+    or None, [(start, end), ...]). None as a bound means unbounded."""
+    return _split_by_whole(since, until, start_of_day, timedelta(days=1))
+
+
+def split_by_whole_hours(since: datetime, until: datetime):
+    """[since, until) as whole UTC hours and the minutes at either end, as `split_by_whole_days`."""
+    return _split_by_whole(since, until, start_of_hour, timedelta(hours=1))
+
+
+def _split_by_whole(since: datetime | None, until: datetime | None, floor, unit: timedelta):
+    first = None if since is None else floor(since + unit - timedelta.resolution)
+    end = None if until is None else floor(until)
     if first is not None and end is not None and first >= end:
         return None, [(since, until)]
     edges = []

@@ -1,5 +1,6 @@
-"""Keep `visits` and `site_daily` current: page and screen views folded into visits off the
-ingest path (ingesting a page call stays one INSERT), by the worker with the KPI rollups.
+"""Keep `visits` and the website rollups current: page and screen views folded into visits
+off the ingest path (ingesting a page call stays one INSERT), by the worker with the KPI
+rollups.
 
 Incremental, on the rollup's watermark pattern (`orchestrator.kpis.rollup`, its own
 watermark named "site"): each refresh looks at what was received since the watermark (less
@@ -14,8 +15,10 @@ the late-commit margin) and finds the visitors it touches, each from a moment on
 For each such visitor, the visits that end within the gap before that moment, or later, are
 deleted, and the visitor's views from the earliest of their starts on are sessionized again
 (`orchestrator.kpis.visits`). Visits before stay: a gap separates them from anything
-re-counted. Then the days whose visits changed are counted again into `site_daily`, in the
-same transaction. Doing it again changes nothing, so the margin's overlap is harmless; the
+re-counted. Then the days whose visits changed are counted again into `site_hourly` and
+`site_daily` (`orchestrator.kpis.site_cells`), in the same transaction; every day when the
+"site-cells" state is missing (a migration that reshapes those tables drops it), without
+folding the page calls again. Doing it again changes nothing, so the margin's overlap is harmless; the
 refresh is serialized across workers by an advisory lock (and `UNIQUE(visitor, started_at)`
 stands behind it).
 """
@@ -34,19 +37,20 @@ from orchestrator.broadcasts.as_journey import broadcast_of_journey
 from orchestrator.clock import utc
 from orchestrator.delivery.landing import referenced_message
 from orchestrator.kpis.orders import ORDER_EVENT
-from orchestrator.kpis.rollup import LATE_COMMIT_MARGIN, clear_days, process_lock, read_watermark, save_watermark
-from orchestrator.kpis.site import SITE_KEY_COLUMNS, SITE_MEASURES, site_cells
+from orchestrator.kpis.rollup import LATE_COMMIT_MARGIN, process_lock, read_watermark, save_watermark
+from orchestrator.kpis.site_cells import recount_site_days
 from orchestrator.kpis.visits import Credit, View, credit_orders, sessionize, visit_row
 from orchestrator.runtime import Runtime
-from orchestrator.storage.kpi_models import SiteDailyCell, Visit
+from orchestrator.storage.kpi_models import Visit
 from orchestrator.storage.models import Event, IdentityLink, Message
 from orchestrator.storage.queries import is_postgresql
 
 SITE = "site"
+SITE_CELLS = "site-cells"  # absent: the site rollups are counted again from every visit
 POSTGRES_SITE_LOCK = 0x7369746576697374  # "sitevist": any fixed number no other advisory lock uses
 VIEW_TYPES = ("page", "screen")
 CHUNK = 500  # visitors folded per round of queries
-events, links, visits, daily = Event.__table__, IdentityLink.__table__, Visit.__table__, SiteDailyCell.__table__
+events, links, visits = Event.__table__, IdentityLink.__table__, Visit.__table__
 FROM_THE_START = datetime(1900, 1, 1, tzinfo=timezone.utc)  # before any timestamp a sender could mean
 
 
@@ -59,7 +63,7 @@ def anonymous_visitor(anonymous_id: str) -> str:
 
 
 async def refresh_visits(runtime: Runtime, *, rebuild: bool = False) -> set[date] | None:
-    """Fold what arrived since the last refresh; the days of `site_daily` counted again
+    """Fold what arrived since the last refresh; the days of the site rollups counted again
     (None: all of them, on the first refresh or a rebuild)."""
     settings = runtime.settings
     gap = timedelta(minutes=settings.visit_gap_minutes)
@@ -77,14 +81,17 @@ async def refresh_visits(runtime: Runtime, *, rebuild: bool = False) -> set[date
             starts = await _every_visitor(session)
         else:
             starts = await _touched_visitors(session, watermark - LATE_COMMIT_MARGIN, window)
-        days: set[date] = set()
+        days: set[date] | None = set()
         names = sorted(starts)
         for at in range(0, len(names), CHUNK):
             chunk = {name: starts[name] for name in names[at : at + CHUNK]}
             days |= await _fold(session, runtime, chunk, gap, window)
-        await recount_site_days(session, None if watermark is None else days)
+        if watermark is None or await read_watermark(session, SITE_CELLS) is None:
+            days = None  # everything folded again, or the rollups' shape changed (an upgrade)
+        await recount_site_days(session, days)
         await save_watermark(session, now, SITE)
-        return None if watermark is None else days
+        await save_watermark(session, now, SITE_CELLS)
+        return days
 
 
 async def rebuild_visits(runtime: Runtime) -> None:
@@ -238,14 +245,3 @@ async def _credits(session: AsyncSession, runtime: Runtime, views: dict[str, lis
     # A broadcast's messages belong to the one-step journey it compiles to (broadcasts/as_journey.py).
     found = {row[0]: Credit(row[0], row[1], row[2] or "", broadcast_of_journey(row[2]) or "") for row in rows}
     return {reference: found[i] for reference, i in ids.items() if i in found}
-
-
-async def recount_site_days(session: AsyncSession, days: set[date] | None) -> None:
-    if days is not None and not days:
-        return
-    await clear_days(session, [daily], days)
-    await session.exec(
-        sa.insert(daily).from_select(
-            [*SITE_KEY_COLUMNS, *SITE_MEASURES], site_cells(session.get_bind().dialect.name, days)
-        )
-    )

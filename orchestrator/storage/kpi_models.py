@@ -211,8 +211,9 @@ class Visit(SQLModel, table=True):
 
 class SiteDailyCell(SQLModel, table=True):
     """Visits summed per UTC day of start and (channel, journey, broadcast, source), so site
-    KPIs read a few hundred rows instead of millions of visits. All additive except
-    `visitors`, distinct within the cell only (see docs/website-kpis.md)."""
+    KPIs read a few hundred rows instead of millions of visits. The counts add up across
+    cells; the visitors are a mergeable sketch (`orchestrator.kpis.distinct`), so a read
+    counts each visitor once over any range (see docs/website-kpis.md)."""
 
     __tablename__ = "site_daily"
 
@@ -222,10 +223,29 @@ class SiteDailyCell(SQLModel, table=True):
     broadcast_id: str = Field(primary_key=True, max_length=100)
     source: str = Field(primary_key=True, max_length=255)
     visits: int = _count()
-    visitors: int = _count()
     bounces: int = _count()  # one-page visits
     pages: int = _count()
     seconds: int = Field(
         default=0, sa_column=sa.Column(sa.BigInteger, nullable=False)
     )  # a year of visits overflows 32 bits
     converted: int = _count()
+    visitor_sketch: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))  # at most 4 KiB
+
+
+class SiteHourlyCell(SQLModel, table=True):
+    """The same cells per UTC hour of start: a range that does not start or end at midnight
+    reads its whole hours here, and only the minutes at either end from `visits`."""
+
+    __tablename__ = "site_hourly"
+
+    hour: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), primary_key=True))
+    channel: str = Field(primary_key=True, max_length=255)
+    journey_id: str = Field(primary_key=True, max_length=100)
+    broadcast_id: str = Field(primary_key=True, max_length=100)
+    source: str = Field(primary_key=True, max_length=255)
+    visits: int = _count()
+    bounces: int = _count()
+    pages: int = _count()
+    seconds: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False))
+    converted: int = _count()
+    visitor_sketch: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))

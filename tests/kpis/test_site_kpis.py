@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from segment.analytics import Client
 
 from orchestrator.delivery.landing import message_reference
+from orchestrator.kpis.distinct import RELATIVE_ERROR
 from orchestrator.kpis.site_fold import refresh_visits
+from orchestrator.storage.kpi_models import Visit
 from orchestrator.storage.models import Customer, Message
 from tests.api.test_segment_client import service  # noqa: F401 (a fixture)
 from tests.conftest import refresh_kpis_as_the_worker_does
+from tests.kpis.test_site_cells import D0, hand_built_visits, store_and_count
 from tests.kpis.test_visits import page
 from tests.webhooks.test_short_links import PHONE_BROWSER, SHORT, path_of, second_code_sms
 
@@ -159,3 +163,115 @@ async def test_a_visit_from_a_broadcast_message_is_credited_to_the_broadcast(cli
     ]
     [only] = (await site(client, broadcast="black-friday"))["rows"]
     assert only["visits"] == 1
+
+
+# --- any range: whole days, whole hours and minutes, the same as counting the visits -------
+
+
+def counted_directly(rows: list[dict], since, until, group_by: tuple[str, ...]) -> list[dict]:
+    """The figures of the visits that started in [since, until), aggregated here, row by row."""
+    column = {"channel": "channel", "source": "source", "journey": "journey_id", "day": "day"}
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if (since is None or row["started_at"] >= since) and (until is None or row["started_at"] < until):
+            key = tuple(
+                row["started_at"].date().isoformat() if name == "day" else row[column[name]] for name in group_by
+            )
+            groups.setdefault(key, []).append(row)
+    if not groups and not group_by:
+        groups[()] = []
+    return [
+        {
+            **dict(zip(group_by, key)),
+            "visits": len(found),
+            "visitors": len({r["visitor"] for r in found}),
+            "bounces": sum(r["pages"] == 1 for r in found),
+            "pages": sum(r["pages"] for r in found),
+            "seconds": sum(r["seconds"] for r in found),
+            "converted": sum(r["converted_at"] is not None for r in found),
+        }
+        for key, found in sorted(groups.items())
+    ]
+
+
+D1, D2 = D0 + timedelta(days=1), D0 + timedelta(days=2)
+RANGES = [
+    (D0, D0 + timedelta(days=3)),  # whole days
+    (D0 + timedelta(hours=5, minutes=17), D2 + timedelta(hours=19, minutes=43)),  # days, hours and minutes
+    (D0 + timedelta(hours=5, minutes=17), D0 + timedelta(hours=5, minutes=49)),  # inside one hour
+    (D0 + timedelta(hours=5, minutes=17), D0 + timedelta(hours=9)),  # minutes, then whole hours
+    (D1 + timedelta(hours=13), D1 + timedelta(hours=15)),  # whole hours only, from one on a visit's start
+    (D1 + timedelta(hours=13, seconds=1), D1 + timedelta(hours=15, minutes=1)),  # just after that visit
+    (D0 + timedelta(hours=23, minutes=59), D1 + timedelta(minutes=1)),  # across midnight
+    (None, D1 + timedelta(hours=7, minutes=31)),
+    (D1 + timedelta(hours=7, minutes=31), None),
+    (None, None),
+]
+
+
+async def test_any_range_gives_the_figures_of_its_visits_counted_directly(client, runtime):
+    rows = hand_built_visits()
+    await store_and_count(runtime, rows)
+    for since, until in RANGES:
+        bounds = {"from": since.isoformat()} if since else {}
+        bounds |= {"to": until.isoformat()} if until else {}
+        for group_by in ((), ("channel",), ("day", "source")):
+            answer = await site(client, **bounds, group_by=list(group_by))
+            got = [{name: row[name] for name in (*group_by, *MEASURES)} for row in answer["rows"]]
+            assert got == counted_directly(rows, since, until, group_by), (since, until, group_by)
+    [whole] = (await site(client, **{"from": D0.isoformat(), "to": (D0 + timedelta(days=3)).isoformat()}))["rows"]
+    assert (whole["visits"], whole["visitors"]) == (116, 23)  # each visitor once over the three days
+
+
+async def test_a_visitor_on_two_days_and_from_two_sources_counts_once(client, runtime):
+    def visit(at: datetime, channel: str) -> dict:
+        return dict(visitor="c:7", started_at=at, ended_at=at, seconds=0, pages=1, channel=channel, source=channel)
+
+    await store_and_count(
+        runtime,
+        [visit(D0 + timedelta(hours=9), "direct"), visit(D1 + timedelta(hours=9, minutes=3), "referral")],
+    )
+    ranges = [(D0, D2), (D0 + timedelta(hours=8, minutes=59), D1 + timedelta(hours=9, minutes=4))]
+    for since, until in ranges:
+        [total] = (await site(client, **{"from": since.isoformat(), "to": until.isoformat()}))["rows"]
+        assert (total["visits"], total["visitors"]) == (2, 1)
+        by_channel = await site(client, **{"from": since.isoformat(), "to": until.isoformat()}, group_by="channel")
+        assert [(r["channel"], r["visitors"]) for r in by_channel["rows"]] == [("direct", 1), ("referral", 1)]
+
+
+async def test_past_512_visitors_the_count_is_an_estimate_within_its_documented_error(client, runtime):
+    rows = [
+        dict(
+            visitor=f"a:crowd-{n}",
+            started_at=D0 + timedelta(minutes=n % 2880),  # two days, every minute
+            ended_at=D0 + timedelta(minutes=n % 2880),
+            seconds=0,
+            pages=1,
+            channel=("direct", "referral", "sms")[n % 3],
+            source="s",
+        )
+        for n in range(4000)
+    ]
+    await store_and_count(runtime, rows)
+    [total] = (await site(client, **{"from": D0.isoformat(), "to": (D1 + timedelta(hours=7, minutes=31)).isoformat()}))[
+        "rows"
+    ]
+    truth = len({r["visitor"] for r in rows if r["started_at"] < D1 + timedelta(hours=7, minutes=31)})
+    assert total["visits"] == truth  # one visit each: the visits stay exact
+    assert abs(total["visitors"] - truth) <= 3 * RELATIVE_ERROR * truth, (total["visitors"], truth)
+
+
+async def test_whole_hours_are_read_from_the_hourly_rollup_and_only_the_minutes_from_visits(client, runtime):
+    rows = hand_built_visits()
+    await store_and_count(runtime, rows)
+    async with runtime.sessions() as session, session.begin():
+        await session.exec(sa.delete(Visit.__table__))  # behind the rollups' back: they still count them
+    hours = {"from": (D0 + timedelta(hours=5)).isoformat(), "to": (D0 + timedelta(hours=9)).isoformat()}
+    [total] = (await site(client, **hours))["rows"]
+    assert total["visits"] == counted_directly(rows, D0 + timedelta(hours=5), D0 + timedelta(hours=9), ())[0]["visits"]
+    assert total["visits"] > 0
+    minutes = {"from": (D0 + timedelta(hours=5, minutes=17)).isoformat(), "to": hours["to"]}
+    [fewer] = (await site(client, **minutes))["rows"]
+    # 05:17 to 06:00 is counted from the (now empty) visits, 06:00 to 09:00 from the hours
+    assert fewer["visits"] == counted_directly(rows, D0 + timedelta(hours=6), D0 + timedelta(hours=9), ())[0]["visits"]
+    assert fewer["visits"] < total["visits"]

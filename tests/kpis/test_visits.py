@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from orchestrator.clock import utc
-from orchestrator.kpis.site_fold import refresh_visits
+from orchestrator.kpis.site_fold import SITE_CELLS, refresh_visits
 from orchestrator.kpis.visits import View, credit_orders, sessionize
-from orchestrator.storage.kpi_models import Visit
+from orchestrator.storage.kpi_models import KpiRollupState, SiteDailyCell, SiteHourlyCell, Visit
 from orchestrator.storage.models import Customer
 from tests.conftest import refresh_kpis_as_the_worker_does
 
@@ -171,3 +172,24 @@ async def test_erasing_a_customer_keeps_their_visits_counted_but_not_where_they_
         None,
         None,
     )
+
+
+async def test_without_the_site_cells_state_the_rollups_are_counted_again_from_the_visits_alone(client, runtime, now):
+    """As after a migration that reshapes the site rollups: the visits stay as folded."""
+    await page(client, now, user="dan")
+    await page(client, now + timedelta(days=1), user="dan")
+    await refresh_kpis_as_the_worker_does(client)
+    runtime.clock.advance(timedelta(minutes=10))
+    await refresh_visits(runtime)  # past the late-commit margin: the next fold touches no visitor
+    folded = [(v.id, v.started_at) for v in await stored_visits(runtime)]
+    async with runtime.sessions() as session, session.begin():
+        await session.exec(sa.delete(SiteDailyCell.__table__))
+        await session.exec(sa.delete(SiteHourlyCell.__table__))
+        await session.exec(sa.delete(KpiRollupState.__table__).where(KpiRollupState.name == SITE_CELLS))
+    assert await refresh_visits(runtime) is None  # every day counted again
+    assert [(v.id, v.started_at) for v in await stored_visits(runtime)] == folded  # not folded again
+    async with runtime.sessions() as session:
+        daily = (await session.exec(select(SiteDailyCell.day, SiteDailyCell.visits))).all()
+        hours = (await session.exec(select(SiteHourlyCell.visits))).all()
+    assert sorted(daily) == [(now.date(), 1), ((now + timedelta(days=1)).date(), 1)] and hours == [1, 1]
+    assert await refresh_visits(runtime) == set()  # and the next fold, nothing new, counts no day
