@@ -25,9 +25,10 @@ stands behind it).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
-from contextlib import nullcontext
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, nullcontext
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -41,16 +42,18 @@ from orchestrator.kpis.rollup import LATE_COMMIT_MARGIN, process_lock, read_wate
 from orchestrator.kpis.site_cells import recount_site_days
 from orchestrator.kpis.visits import Credit, View, credit_orders, sessionize, visit_row
 from orchestrator.runtime import Runtime
-from orchestrator.storage.kpi_models import Visit
+from orchestrator.storage.kpi_models import KpiRollupState, Visit
 from orchestrator.storage.models import Event, IdentityLink, Message
 from orchestrator.storage.queries import is_postgresql
 
 SITE = "site"
 SITE_CELLS = "site-cells"  # absent: the site rollups are counted again from every visit
+FIRST_FOLD = "site-first-fold"  # present while the first fold runs, in commits
+VISITORS_PER_COMMIT = 20_000  # the first fold's: about 250,000 page calls, a minute of work
 POSTGRES_SITE_LOCK = 0x7369746576697374  # "sitevist": any fixed number no other advisory lock uses
 VIEW_TYPES = ("page", "screen")
 CHUNK = 500  # visitors folded per round of queries
-events, links, visits = Event.__table__, IdentityLink.__table__, Visit.__table__
+events, links, visits, state = Event.__table__, IdentityLink.__table__, Visit.__table__, KpiRollupState.__table__
 FROM_THE_START = datetime(1900, 1, 1, tzinfo=timezone.utc)  # before any timestamp a sender could mean
 
 
@@ -62,22 +65,33 @@ def anonymous_visitor(anonymous_id: str) -> str:
     return f"a:{anonymous_id}"
 
 
+@asynccontextmanager
+async def _folding(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    """A transaction that folds, serialized with every other fold.
+
+    SQLite: one writer at a time in the process, with the rollups. PostgreSQL: the advisory
+    lock alone, so a long fold never holds up this process's campaign rollups."""
+    sqlite = runtime.engine.dialect.name == "sqlite"
+    async with process_lock(runtime) if sqlite else nullcontext(), runtime.sessions() as session, session.begin():
+        if is_postgresql(session):
+            await session.exec(sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=POSTGRES_SITE_LOCK))
+        yield session
+
+
 async def refresh_visits(runtime: Runtime, *, rebuild: bool = False) -> set[date] | None:
     """Fold what arrived since the last refresh; the days of the site rollups counted again
     (None: all of them, on the first refresh or a rebuild)."""
     settings = runtime.settings
     gap = timedelta(minutes=settings.visit_gap_minutes)
     window = timedelta(minutes=settings.visit_conversion_window_minutes)
-    # SQLite: one writer at a time in the process, with the rollups. PostgreSQL: the advisory
-    # lock alone, so a long fold never holds up this process's campaign rollups.
-    sqlite = runtime.engine.dialect.name == "sqlite"
-    async with process_lock(runtime) if sqlite else nullcontext(), runtime.sessions() as session, session.begin():
-        if is_postgresql(session):
-            await session.exec(sa.text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=POSTGRES_SITE_LOCK))
+    first_fold = False if rebuild else await _first_fold_in_commits(runtime, gap, window)
+    async with _folding(runtime) as session:
         now = runtime.clock.now()
+        # A rebuild folds everything in this one transaction: readers keep the old figures until it commits.
         watermark = None if rebuild else await read_watermark(session, SITE)
         if watermark is None:
             await session.exec(sa.delete(visits))
+            await session.exec(sa.delete(state).where(state.c.name == FIRST_FOLD))  # a first fold's, superseded
             starts = await _every_visitor(session)
         else:
             starts = await _touched_visitors(session, watermark - LATE_COMMIT_MARGIN, window)
@@ -86,12 +100,57 @@ async def refresh_visits(runtime: Runtime, *, rebuild: bool = False) -> set[date
         for at in range(0, len(names), CHUNK):
             chunk = {name: starts[name] for name in names[at : at + CHUNK]}
             days |= await _fold(session, runtime, chunk, gap, window)
-        if watermark is None or await read_watermark(session, SITE_CELLS) is None:
+        if first_fold or watermark is None or await read_watermark(session, SITE_CELLS) is None:
             days = None  # everything folded again, or the rollups' shape changed (an upgrade)
         await recount_site_days(session, days)
         await save_watermark(session, now, SITE)
         await save_watermark(session, now, SITE_CELLS)
         return days
+
+
+async def _first_fold_in_commits(runtime: Runtime, gap: timedelta, window: timedelta) -> bool:
+    """The first fold, over the page calls stored before the fold's watermark existed (the
+    upgrade that brings visits): `VISITORS_PER_COMMIT` visitors a transaction rather than
+    all in one, which at 10 million page calls would hold a transaction for half an hour and
+    lose it all to a restart. The "site-first-fold" state keeps when it began and the last
+    visitor committed, so whichever worker folds next resumes after it. Whether it ran.
+
+    When it ends, the watermark is when it began: what arrived meanwhile is folded next, as
+    any refresh folds what arrived since the previous one (folding a visitor again changes
+    nothing). The rollups are counted by that next fold, from every visit."""
+    async with runtime.sessions() as session:
+        if await read_watermark(session, SITE) is not None:
+            return False  # the usual case, seen without waiting for a fold's lock
+    visitors: list[str] | None = None
+    while True:
+        async with _folding(runtime) as session:
+            if await read_watermark(session, SITE) is not None:
+                return visitors is not None
+            progress = (
+                await session.exec(sa.select(state.c.watermark, state.c.resume_after).where(state.c.name == FIRST_FOLD))
+            ).first()
+            if progress is None:
+                await session.exec(sa.delete(visits))  # any left from an earlier schema's fold
+                progress = (runtime.clock.now(), "")
+                await session.exec(
+                    sa.insert(state).values(name=FIRST_FOLD, watermark=progress[0], refreshed_at=progress[0])
+                )
+            began, after = utc(progress[0]), progress[1] or ""
+            if visitors is None:
+                visitors = sorted(await _every_visitor(session))
+            start = bisect_right(visitors, after)
+            batch = visitors[start : start + VISITORS_PER_COMMIT]
+            if not batch:
+                await session.exec(sa.delete(state).where(state.c.name == FIRST_FOLD))
+                await save_watermark(session, began, SITE)
+                return True
+            for at in range(0, len(batch), CHUNK):
+                await _fold(session, runtime, dict.fromkeys(batch[at : at + CHUNK], FROM_THE_START), gap, window)
+            await session.exec(
+                sa.update(state)
+                .where(state.c.name == FIRST_FOLD)
+                .values(resume_after=batch[-1], refreshed_at=runtime.clock.now())
+            )
 
 
 async def rebuild_visits(runtime: Runtime) -> None:

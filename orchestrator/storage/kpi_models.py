@@ -85,6 +85,8 @@ class KpiRollupState(SQLModel, table=True):
     name: str = Field(primary_key=True, max_length=32)
     watermark: datetime = _timestamp()
     refreshed_at: datetime = _timestamp()
+    # A job done in several commits: the last item done (the website fold's first run: a visitor)
+    resume_after: str | None = Field(default=None, max_length=260)
 
 
 class KpiEnrollmentCell(SQLModel, table=True):

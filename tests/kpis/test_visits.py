@@ -10,7 +10,9 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from orchestrator.clock import utc
-from orchestrator.kpis.site_fold import SITE_CELLS, refresh_visits
+from orchestrator.kpis import site_fold
+from orchestrator.kpis.rollup import read_watermark
+from orchestrator.kpis.site_fold import FIRST_FOLD, SITE_CELLS, refresh_visits
 from orchestrator.kpis.visits import View, credit_orders, sessionize
 from orchestrator.storage.kpi_models import KpiRollupState, SiteDailyCell, SiteHourlyCell, Visit
 from orchestrator.storage.models import Customer
@@ -193,3 +195,44 @@ async def test_without_the_site_cells_state_the_rollups_are_counted_again_from_t
         hours = (await session.exec(select(SiteHourlyCell.visits))).all()
     assert sorted(daily) == [(now.date(), 1), ((now + timedelta(days=1)).date(), 1)] and hours == [1, 1]
     assert await refresh_visits(runtime) == set()  # and the next fold, nothing new, counts no day
+
+
+async def test_the_first_fold_commits_every_few_visitors_and_resumes_after_the_last_committed(
+    client, runtime, now, monkeypatch
+):
+    """Page calls stored before any fold (as after the upgrade that brings visits); the fold
+    dies while folding its second batch, as a worker killed midway would."""
+    for name in ("ann", "bob", "cid", "dee", "eve"):
+        await page(client, now, user=name)
+    monkeypatch.setattr(site_fold, "VISITORS_PER_COMMIT", 2)
+    real_fold, batches = site_fold._fold, []
+
+    async def dies_on_the_second_batch(session, runtime_, starts, gap, window):
+        batches.append(sorted(starts))
+        if len(batches) == 2 and not resumed:
+            raise RuntimeError("killed")
+        return await real_fold(session, runtime_, starts, gap, window)
+
+    resumed = False
+
+    monkeypatch.setattr(site_fold, "_fold", dies_on_the_second_batch)
+    with pytest.raises(RuntimeError, match="killed"):
+        await refresh_visits(runtime)
+    committed = {v.visitor: v.id for v in await stored_visits(runtime)}
+    assert sorted(committed) == batches[0] and len(batches[0]) == 2  # the first batch stayed
+    async with runtime.sessions() as session:
+        progress = (await session.exec(select(KpiRollupState).where(KpiRollupState.name == FIRST_FOLD))).one()
+        assert (progress.resume_after, await read_watermark(session, "site")) == (batches[0][-1], None)
+
+    resumed, first, second = True, *batches
+    runtime.clock.advance(timedelta(minutes=1))
+    assert await refresh_visits(runtime) is None  # it ended, and the rollups were counted from every visit
+    everyone = sorted(first + second + batches[3])
+    # resumed after the first batch; then the usual fold of what arrived since the first fold began
+    assert batches[2:] == [second, [everyone[-1]], everyone] and len(everyone) == 5
+    assert len(await stored_visits(runtime)) == 5
+    async with runtime.sessions() as session:
+        assert await read_watermark(session, "site") == now + timedelta(minutes=1)  # the incremental fold's
+        assert (await session.exec(select(KpiRollupState).where(KpiRollupState.name == FIRST_FOLD))).first() is None
+        [(visits,)] = (await session.exec(sa.select(sa.func.sum(SiteDailyCell.visits)))).all()
+    assert visits == 5

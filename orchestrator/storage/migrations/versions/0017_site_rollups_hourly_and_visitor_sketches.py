@@ -3,7 +3,8 @@
 `site_hourly` (visits per UTC hour and cell: a range's whole hours at either end are read
 there, orchestrator/kpis/site.py) and `visitor_sketch` in both site rollups
 (orchestrator/kpis/distinct.py), replacing `site_daily.visitors`, which counted a visitor
-once per day and cell.
+once per day and cell; `kpi_rollup_state.resume_after`, where the first fold over stored
+page calls, done in several commits, records how far it got (orchestrator/kpis/site_fold.py).
 
 The rollups are a cache: `site_daily` is created again empty, and the worker's next fold
 counts both tables from the visits already folded (no 'site-cells' state yet), without
@@ -52,9 +53,13 @@ def upgrade() -> None:
     _site_cells("site_daily", sa.Column("day", sa.Date(), nullable=False), _sketch())
     _site_cells("site_hourly", sa.Column("hour", sa.DateTime(timezone=True), nullable=False), _sketch())
     op.execute("DELETE FROM kpi_rollup_state WHERE name = 'site-cells'")
+    op.add_column("kpi_rollup_state", sa.Column("resume_after", sa.String(length=260), nullable=True))
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM kpi_rollup_state WHERE name = 'site-first-fold'")
+    with op.batch_alter_table("kpi_rollup_state") as batch_op:
+        batch_op.drop_column("resume_after")
     op.drop_table("site_hourly")
     op.drop_table("site_daily")
     _site_cells(
