@@ -87,39 +87,52 @@ async def site_kpis(session: AsyncSession, scope: SiteScope) -> list[dict[str, A
         whole_hours += [] if hours is None else [hours]
         minutes += edges
 
-    def keyed(table: sa.Table, day) -> list:
+    def keyed(table: sa.Table, day) -> tuple[list, list]:
         """The group's columns, and the conditions of the scope's filters, in `table`."""
         group = [day if name == "day" else table.c[DIMENSIONS[name]] for name in scope.group_by]
         return group, [table.c[column] == value for column, value in scope.filters().items()]
 
-    stored = []  # (rollup, its day, the rows of the range in it)
+    parts = []  # one statement, so one snapshot: a fold committing meanwhile is seen whole or not at all
+    no_visitor = sa.cast(sa.null(), visits.c.visitor.type)
     if whole_days is not None:
         first, end = whole_days
         d = daily.c
         bounds = ([] if first is None else [d.day >= first.date()]) + ([] if end is None else [d.day < end.date()])
-        stored.append((daily, d.day, bounds))
+        group, filters = keyed(daily, d.day)
+        parts.append(
+            sa.select(*group, *(d[m] for m in SITE_MEASURES), d.visitor_sketch, no_visitor).where(*bounds, *filters)
+        )
     if whole_hours:
         h = hourly.c
-        stored.append((hourly, calendar_day(h.hour, dialect), [_spanning(h.hour, whole_hours)]))
+        group, filters = keyed(hourly, calendar_day(h.hour, dialect))
+        parts.append(
+            sa.select(*group, *(h[m] for m in SITE_MEASURES), h.visitor_sketch, no_visitor).where(
+                _spanning(h.hour, whole_hours), *filters
+            )
+        )
+    if minutes:  # one row a visit, its visitor to be hashed here
+        v = visits.c
+        group, filters = keyed(visits, calendar_day(v.started_at, dialect))
+        one_visit = [sa.literal(1), sa.case((v.pages == 1, 1), else_=0), v.pages, v.seconds]
+        one_visit.append(sa.case((v.converted_at.is_not(None), 1), else_=0))
+        parts.append(
+            sa.select(*group, *one_visit, sa.cast(sa.null(), daily.c.visitor_sketch.type), v.visitor).where(
+                _spanning(v.started_at, minutes), *filters
+            )
+        )
     groups: dict[tuple, SiteCell] = defaultdict(SiteCell)
     width = len(scope.group_by)
     at_day = scope.group_by.index("day") if "day" in scope.group_by else None
-
-    def key_of(row) -> tuple:
+    rows = (await session.exec(sa.union_all(*parts) if len(parts) > 1 else parts[0])).all() if parts else []
+    for row in rows:
         key = tuple(row[:width])
-        return key if at_day is None else (*key[:at_day], day_text(key[at_day]), *key[at_day + 1 :])
-
-    for table, day, bounds in stored:
-        group, filters = keyed(table, day)
-        query = sa.select(*group, *(table.c[m] for m in SITE_MEASURES), table.c.visitor_sketch)
-        for row in (await session.exec(query.where(*bounds, *filters))).all():
-            groups[key_of(row)].add_counted(row[width:-1], row[-1])
-    if minutes:
-        v = visits.c
-        group, filters = keyed(visits, calendar_day(v.started_at, dialect))
-        query = sa.select(*group, v.visitor, v.pages, v.seconds, v.converted_at.is_not(None))
-        for row in (await session.exec(query.where(_spanning(v.started_at, minutes), *filters))).all():
-            groups[key_of(row)].add_visit(*row[width:])
+        if at_day is not None:
+            key = (*key[:at_day], day_text(key[at_day]), *key[at_day + 1 :])
+        counts, sketch, visitor = row[width:-2], row[-2], row[-1]
+        if visitor is None:
+            groups[key].add_counted(counts, sketch)
+        else:
+            groups[key].add_visit(visitor, counts[2], counts[3], counts[4])
     if not groups and not width:
         groups[()] = SiteCell()
     return [site_row(dict(zip(scope.group_by, key)), groups[key].counts()) for key in sorted(groups)]

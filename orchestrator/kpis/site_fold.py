@@ -18,9 +18,13 @@ deleted, and the visitor's views from the earliest of their starts on are sessio
 re-counted. Then the days whose visits changed are counted again into `site_hourly` and
 `site_daily` (`orchestrator.kpis.site_cells`), in the same transaction; every day when the
 "site-cells" state is missing (a migration that reshapes those tables drops it), without
-folding the page calls again. Doing it again changes nothing, so the margin's overlap is harmless; the
-refresh is serialized across workers by an advisory lock (and `UNIQUE(visitor, started_at)`
-stands behind it).
+folding the page calls again. Doing it again changes nothing, so the margin's overlap is
+harmless; the refresh is serialized across workers by an advisory lock (and
+`UNIQUE(visitor, started_at)` stands behind it).
+
+The first fold (no watermark yet: the page calls stored before visits existed) commits
+every `VISITORS_PER_COMMIT` visitors and resumes after the last one committed; a rebuild
+folds everything in one transaction.
 """
 
 from __future__ import annotations
