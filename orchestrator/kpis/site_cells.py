@@ -60,16 +60,14 @@ class SiteCell:
         self.converted += counts[4]
         self.visitors.merge_bytes(sketch)
 
-    def add_cell(self, other: SiteCell) -> None:
-        for name in SITE_MEASURES:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.visitors.merge(other.visitors)
-
     def counts(self) -> dict[str, int]:
         return {**{name: getattr(self, name) for name in SITE_MEASURES}, "visitors": self.visitors.count()}
 
     def stored(self) -> dict[str, Any]:
         return {**{name: getattr(self, name) for name in SITE_MEASURES}, "visitor_sketch": self.visitors.to_bytes()}
+
+    def stored_counts(self) -> tuple[int, ...]:
+        return tuple(getattr(self, name) for name in SITE_MEASURES)
 
 
 async def recount_site_days(session: AsyncSession, days: Days) -> None:
@@ -108,13 +106,13 @@ async def _count_day(session: AsyncSession, day: date) -> None:
             hours[(hour, *key)].add_visit(visitor, pages, seconds, converted)
     if not hours:
         return
-    days: dict[tuple, SiteCell] = defaultdict(SiteCell)
-    for (_, *key), cell in hours.items():
-        days[tuple(key)].add_cell(cell)
+    hour_rows, days = [], defaultdict(SiteCell)
+    for (hour, *key), cell in hours.items():
+        row = {"hour": hour, **dict(zip(CELL_KEY, key)), **cell.stored()}
+        hour_rows.append(row)
+        days[tuple(key)].add_counted(cell.stored_counts(), row["visitor_sketch"])  # a day merges its hours
     # executemany: compiled once, however many cells
-    await connection.execute(
-        sa.insert(hourly), [{"hour": k[0], **dict(zip(CELL_KEY, k[1:])), **c.stored()} for k, c in hours.items()]
-    )
+    await connection.execute(sa.insert(hourly), hour_rows)
     await connection.execute(
         sa.insert(daily), [{"day": day, **dict(zip(CELL_KEY, k)), **c.stored()} for k, c in days.items()]
     )

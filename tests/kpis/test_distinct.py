@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.kpis.distinct import (
     EXACT_LIMIT,
+    HASHES_ALONE,
     REGISTERS,
     RELATIVE_ERROR,
     DistinctVisitors,
@@ -48,17 +49,29 @@ def test_a_sketch_reads_back_as_it_was_stored(size):
     assert (again.exact, again.count(), again.to_bytes()) == (sketch.exact, sketch.count(), sketch.to_bytes())
 
 
-def test_a_stored_sketch_is_never_larger_than_4_kib_and_one_byte():
-    assert len(DistinctVisitors.of(visitors(0, EXACT_LIMIT)).to_bytes()) == 1 + 8 * EXACT_LIMIT
-    assert len(DistinctVisitors.of(visitors(0, 20_000)).to_bytes()) == 1 + REGISTERS
+def test_a_stored_sketch_carries_its_registers_from_65_visitors_and_only_them_past_512():
+    sizes = {n: DistinctVisitors.of(visitors(0, n)).to_bytes() for n in (HASHES_ALONE, HASHES_ALONE + 1, 512, 513)}
+    assert [(blob[:1], len(blob)) for blob in sizes.values()] == [
+        (b"E", 1 + 8 * HASHES_ALONE),
+        (b"X", 1 + REGISTERS + 8 * (HASHES_ALONE + 1)),
+        (b"X", 1 + REGISTERS + 8 * EXACT_LIMIT),
+        (b"H", 1 + REGISTERS),
+    ]
+    # the registers an exact sketch carries are those its hashes make
+    estimated = DistinctVisitors.of(visitors(0, 200))
+    estimated.merge_bytes(DistinctVisitors.of(visitors(10_000, 10_600)).to_bytes())
+    by_hash = DistinctVisitors.of(visitors(0, 200) + visitors(10_000, 10_600))
+    assert estimated.to_bytes() == by_hash.to_bytes()
 
 
 @pytest.mark.parametrize(
     "parts",
     [
-        [(0, 200), (150, 400)],  # exact parts, union exact
-        [(0, 300), (250, 600)],  # exact parts, union past the limit
-        [(0, 3_000), (0, 100), (2_500, 6_000)],  # estimated and exact parts
+        [(0, 40), (30, 60)],  # hashes alone, union so too
+        [(0, 40), (30, 300)],  # hashes alone and with registers, union exact
+        [(0, 60), (50, 110), (100, 530)],  # exact parts, union past the limit
+        [(0, 300), (250, 600)],  # exact parts with registers, union past the limit
+        [(0, 3_000), (0, 100), (2_500, 6_000), (7_000, 7_010)],  # estimated and exact parts
     ],
 )
 def test_merging_sketches_gives_the_sketch_of_the_union_in_any_order(parts):
@@ -66,10 +79,7 @@ def test_merging_sketches_gives_the_sketch_of_the_union_in_any_order(parts):
     union = DistinctVisitors.of(v for a, b in parts for v in visitors(a, b))
     assert merged(*sketches).to_bytes() == union.to_bytes()
     assert merged(*reversed(sketches)).to_bytes() == union.to_bytes()
-    in_memory = DistinctVisitors()
-    for sketch in sketches:
-        in_memory.merge(sketch)
-    assert in_memory.to_bytes() == union.to_bytes()
+    assert merged(*sketches).count() == union.count()
 
 
 def test_merging_registers_takes_the_larger_of_each():
