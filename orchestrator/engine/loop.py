@@ -64,7 +64,7 @@ class WorkerLoop:
         """What is due now, broadcasts first: a simulated clock stopping at a due time runs this,
         so a broadcast's messages are queued before the drain decides frequency caps between
         them and the journeys' sends due at the same moment (priority, not arrival, decides)."""
-        fed = await self.feed_broadcasts()
+        fed = await self.feed_broadcasts(hand_off=False)
         return fed + await self.drain()
 
     async def reconcile(self) -> None:
@@ -110,11 +110,12 @@ class WorkerLoop:
         except Exception:  # the next run retries; journeys never wait on reports
             log.exception("sending scheduled reports failed")
 
-    async def feed_broadcasts(self) -> int:
-        """Start broadcasts whose time came and queue their due recipients' messages (the
-        drain sends them); returns how many messages it queued."""
+    async def feed_broadcasts(self, hand_off: bool = True) -> int:
+        """Start broadcasts whose time came and make their due recipients' messages, sending
+        a first share of each batch itself (`hand_off`, see `advance_broadcasts`) and
+        queueing the rest for the drain; returns how many messages it made."""
         try:
-            return (await advance_broadcasts(self.runtime)).materialized
+            return (await advance_broadcasts(self.runtime, hand_off=hand_off)).materialized
         except Exception:  # as for `tick`: the next run retries; nothing half-done was committed
             log.exception("broadcast round failed")
             return 0
