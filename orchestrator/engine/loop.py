@@ -64,7 +64,7 @@ class WorkerLoop:
         """What is due now, broadcasts first: a simulated clock stopping at a due time runs this,
         so a broadcast's messages are queued before the drain decides frequency caps between
         them and the journeys' sends due at the same moment (priority, not arrival, decides)."""
-        fed = await self.feed_broadcasts(hand_off=False)
+        fed = await self.feed_broadcasts()
         return fed + await self.drain()
 
     async def reconcile(self) -> None:
@@ -110,13 +110,15 @@ class WorkerLoop:
         except Exception:  # the next run retries; journeys never wait on reports
             log.exception("sending scheduled reports failed")
 
-    async def feed_broadcasts(self, hand_off: bool = True) -> int:
-        """Start broadcasts whose time came and make their due recipients' messages, sending
-        a first share of each batch itself (`hand_off`, see `advance_broadcasts`) and
-        queueing the rest for the drain; returns how many messages it made."""
+    async def feed_broadcasts(self) -> int:
+        """Start broadcasts whose time came and make their due recipients' messages; returns
+        how many it made. On a real clock each batch's first share is sent at once
+        (`hand_off`, see `advance_broadcasts`). Simulated time moves only through `run_due`,
+        which must find every message queued when its drain weighs priorities: nothing is
+        handed off there, whichever of it and this job gets to a due time first."""
         try:
-            return (await advance_broadcasts(self.runtime, hand_off=hand_off)).materialized
-        except Exception:  # as for `tick`: the next run retries; nothing half-done was committed
+            return (await advance_broadcasts(self.runtime, hand_off=not self.runtime.clock.simulated)).materialized
+        except Exception:  # as for `tick`: the next run retries; a batch commits whole or not at all
             log.exception("broadcast round failed")
             return 0
 
