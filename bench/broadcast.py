@@ -12,13 +12,17 @@ witness log is the ground truth).
 1. Dispatch ceiling: `--ceiling-messages` plain queued SMS (no journey, no broadcast) sent by
    `--workers` `orchestrator worker` processes: SMS/s from the workers' start to the fake's
    last accept. What the same workers and fake can do when nothing but dispatch runs.
+   Also the CPU it took per SMS from the first SMS on: the workers' process trees and their
+   PostgreSQL backends (not the fake), read from /proc; other load on the machine moves
+   it far less than it moves the rate.
 2. The broadcast (`audience: {segment: …}`, `at:` now), scheduled through the service code:
    - snapshot: the time `start_due_broadcasts` takes (the state move and the one
      `INSERT … SELECT` of N recipients), measured in this process;
-   - then the same workers feed it (recipients → enrollments + queued messages, batches of
+   - then the same workers feed it (recipients → enrollments + messages, batches of
      `ORCHESTRATOR_BROADCAST_BATCH_SIZE`) and send it: SMS/s from their start to the fake's
-     last accept, against the ceiling; worker RSS (each worker's process tree) when 10 %
-     and 100 % of the SMS had been accepted; duplicates and losses by phone number.
+     last accept, against the ceiling; CPU per SMS as for the ceiling; worker RSS (each
+     worker's process tree) when 10 % and 100 % of the SMS had been accepted; duplicates
+     and losses by phone number.
 
 Results: a table on stdout, appended to bench/results/broadcast-<date>.json.
 """
@@ -39,8 +43,12 @@ if str(BENCH_DIR.parent) not in sys.path:
 
 from bench.end_to_end import RECONCILE_AFTER_SECONDS, RECONCILE_RESEND_AFTER_SECONDS, FakeTwilio  # noqa: E402
 from bench.harness import (  # noqa: E402
+    POSTGRES_ADMIN_URL,
     Processes,
     append_results,
+    backend_pids,
+    cpu_delta,
+    cpu_seconds,
     descendants,
     migrate,
     python_env,
@@ -137,11 +145,16 @@ async def schedule_and_snapshot(database_url: str) -> tuple[float, int]:
 def run_workers(
     processes: Processes, env: dict, workers: int, twilio: FakeTwilio, expected: int, workdir: Path, tag: str
 ):
-    """Start the workers, wait until the fake accepted `expected` more SMS; SMS/s and RSS."""
+    """Start the workers, wait until the fake accepted `expected` more SMS; SMS/s, CPU and RSS."""
+    import psycopg
+
     before = twilio.poll()
-    milestones = {max(1, round(expected * f)): f"{int(f * 100)}%" for f in (0.1, 1.0)}
+    milestones = [(1, "first"), *((max(1, round(expected * f)), f"{int(f * 100)}%") for f in (0.1, 1.0))]
     rss_at: dict[str, list[float]] = {}
     reached: dict[str, float] = {}
+    cpu_at: dict[str, dict[str, dict[int, float]]] = {}  # CPU seconds of the workers and their backends
+    backends: list[int] = []
+    admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True)
     started = time.time()
     running = [
         processes.spawn([sys.executable, "-m", "orchestrator.cli", "worker"], env, workdir / f"{tag}-worker-{n}.log")
@@ -151,28 +164,48 @@ def run_workers(
         while True:
             time.sleep(POLL_SECONDS)
             done = twilio.poll() - before
-            rss = [round(sum(rss_bytes(p) for p in descendants(w.pid)) / 2**20, 1) for w in running]
-            for threshold, label in milestones.items():
+            trees = [descendants(w.pid) for w in running]
+            rss = [round(sum(rss_bytes(p) for p in tree) / 2**20, 1) for tree in trees]
+            # Every poll: pools open (and close) connections as they need them.
+            backends = sorted(set(backends) | set(backend_pids(env["DATABASE_URL"], admin)))
+            cpu = {
+                "workers": cpu_seconds([p for tree in trees for p in tree]),
+                "database": cpu_seconds(backends),
+            }
+            for threshold, label in milestones:
                 if done >= threshold and label not in rss_at:
-                    rss_at[label], reached[label] = rss, time.time()
+                    rss_at[label], reached[label], cpu_at[label] = rss, time.time(), cpu
             if done >= expected:
                 break
             if time.time() - started > RUN_TIMEOUT_SECONDS:
                 raise RuntimeError(f"{tag}: {done} of {expected} SMS after {RUN_TIMEOUT_SECONDS} s")
     finally:
+        admin.close()
         for worker in running:
             stop_group(worker)
     last = twilio.last_accept_time() or time.time()
     elapsed = last - started
     # From 10 % to the end: the rate once the workers are up (start-up and imports excluded).
-    steady = (expected - max(1, round(expected * 0.1))) / max(last - reached["10%"], 1e-6)
+    steady_sms = expected - max(1, round(expected * 0.1))
+    steady = steady_sms / max(last - reached["10%"], 1e-6)
+    # CPU from the first SMS on (start-up and imports excluded, a broadcast's first batches
+    # included): less at the mercy of the machine's other load than the rate is.
+    spent = {part: cpu_delta(cpu_at["first"][part], cpu_at["100%"][part]) for part in ("workers", "database")}
     return {
         "sms": expected,
         "seconds": round(elapsed, 1),
         "sms_per_second": round(expected / elapsed, 1),
         "steady_sms_per_second": round(steady, 1),
+        "cpu_ms_per_sms": round(1000 * sum(spent.values()) / max(expected - 1, 1), 3),
+        **{
+            f"{part}_cpu_ms_per_sms": round(1000 * seconds / max(expected - 1, 1), 3) for part, seconds in spent.items()
+        },
         "rss_mib": rss_at,
     }
+
+
+def cpu_split(run: dict) -> str:
+    return f"workers {run['workers_cpu_ms_per_sms']:.2f}, their backends {run['database_cpu_ms_per_sms']:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             ceiling = run_workers(processes, env, args.workers, twilio, ceiling_messages, workdir, "ceiling")
             print(
                 f"dispatch ceiling: {ceiling['sms_per_second']:,.0f} SMS/s, {ceiling['steady_sms_per_second']:,.0f} "
-                f"from 10 % on ({ceiling_messages:,} plain messages)"
+                f"from 10 % on ({ceiling_messages:,} plain messages); "
+                f"{ceiling['cpu_ms_per_sms']:.2f} CPU ms per SMS ({cpu_split(ceiling)})"
             )
             snapshot_seconds, recipients = asyncio.run(schedule_and_snapshot(url))
             print(f"snapshot: {recipients:,} recipients in {snapshot_seconds:.2f} s")
@@ -235,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"broadcast: {broadcast['sms_per_second']:,.0f} SMS/s, {broadcast['steady_sms_per_second']:,.0f} from "
                 f"10 % on ({100 * broadcast['steady_sms_per_second'] / ceiling['steady_sms_per_second']:.0f} % of "
                 "the ceiling's), "
-                f"{broadcast['seconds']:,.0f} s; worker RSS MiB {broadcast['rss_mib']}"
+                f"{broadcast['seconds']:,.0f} s; {broadcast['cpu_ms_per_sms']:.2f} CPU ms per SMS "
+                f"({cpu_split(broadcast)}; "
+                f"{broadcast['cpu_ms_per_sms'] / ceiling['cpu_ms_per_sms']:.2f} times the ceiling's); "
+                f"worker RSS MiB {broadcast['rss_mib']}"
             )
         finally:
             processes.stop_all()
@@ -257,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             "ceiling": ceiling,
             "broadcast": broadcast,
             "broadcast_vs_ceiling": round(broadcast["steady_sms_per_second"] / ceiling["steady_sms_per_second"], 3),
+            "cpu_per_sms_vs_ceiling": round(broadcast["cpu_ms_per_sms"] / ceiling["cpu_ms_per_sms"], 3),
             "duplicates": duplicates,
             "lost": lost,
         },

@@ -72,16 +72,17 @@ def migrate(database_url: str, log: Path) -> None:
         )
 
 
-def backend_pids(database_url: str) -> list[int]:
-    """PostgreSQL backends serving this database (to charge their CPU to the benchmark)."""
+def backend_pids(database_url: str, admin=None) -> list[int]:
+    """PostgreSQL backends serving this database (to charge their CPU to the benchmark).
+    `admin`: an open autocommit connection to ask through, for callers that ask often."""
     import psycopg
 
     name = database_url.rsplit("/", 1)[1]
+    query = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    if admin is not None:
+        return [row[0] for row in admin.execute(query, (name,)).fetchall()]
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
-        rows = connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (name,)
-        ).fetchall()
-    return [row[0] for row in rows]
+        return [row[0] for row in connection.execute(query, (name,)).fetchall()]
 
 
 # ----------------------------------------------------------------------------- processes

@@ -17,24 +17,27 @@ broadcasts or to dispatch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.broadcasts.as_journey import SEND_STEP, as_journey, broadcast_journey_id
 from orchestrator.broadcasts.format import BroadcastFile
 from orchestrator.broadcasts.snapshot import take_snapshot
 from orchestrator.broadcasts.states import TransitionRefused, move
+from orchestrator.channels.base import Channel
 from orchestrator.customers.consent import load_permissions
 from orchestrator.delivery.conversions import in_holdout
+from orchestrator.engine.dispatch import ClaimedMessage, handoff_budget, insert_messages, send_claimed
 from orchestrator.engine.messages import prepare_message
+from orchestrator.engine.worker import DueEnrollment, customer_rows
 from orchestrator.runtime import Runtime
 from orchestrator.storage.broadcast_models import Broadcast, BroadcastRecipient
-from orchestrator.storage.models import Customer, Enrollment, Message
-from orchestrator.storage.queries import insert_many_ignoring_conflict, insert_many_returning, supports_skip_locked
+from orchestrator.storage.models import Enrollment, Message
+from orchestrator.storage.queries import any_of, insert_many_returning, supports_skip_locked
 from orchestrator.vocabulary import EnrollmentStatus, MessageStatus, SendKey
 
 log = logging.getLogger("orchestrator.broadcasts")
@@ -57,12 +60,20 @@ UNSETTLED = (MessageStatus.queued, MessageStatus.sending)
 class BroadcastRound:
     started: int = 0
     materialized: int = 0
+    sent: int = 0  # handed to the provider by this round itself (`hand_off`)
     paused: int = 0
     finished: int = 0
 
 
-async def advance_broadcasts(runtime: Runtime) -> BroadcastRound:
-    """One round: start what is due, then one batch per sending broadcast."""
+async def advance_broadcasts(runtime: Runtime, hand_off: bool = False) -> BroadcastRound:
+    """One round: start what is due, then batches of each sending broadcast.
+
+    With `hand_off`, each batch writes a first share of its messages already claimed (what
+    one dispatch round would claim, as the journey worker does) and this round sends them
+    as soon as the batch commits: the feeding worker sends while it feeds, and those
+    messages cost no claim statement. Without it everything is queued, so a drain that
+    follows decides frequency caps between these messages and journeys' sends due at the
+    same moment (`WorkerLoop.run_due`)."""
     result = BroadcastRound()
     result.started = await start_due_broadcasts(runtime)
     async with runtime.sessions() as session:
@@ -71,7 +82,9 @@ async def advance_broadcasts(runtime: Runtime) -> BroadcastRound:
         )
     for broadcast_id in sending:
         for batch in range(MAX_BATCHES_PER_ROUND):
-            outcome = await feed_broadcast(runtime, broadcast_id, check_failures=batch == 0)
+            claim = await handoff_budget(runtime) if hand_off else {}
+            outcome, claimed = await feed_broadcast(runtime, broadcast_id, check_failures=batch == 0, claim=claim)
+            result.sent += await send_claimed(runtime, claimed)
             result.paused += outcome == "paused"
             result.finished += outcome == "done"
             if not isinstance(outcome, int) or outcome == 0:
@@ -125,9 +138,13 @@ async def failure_rate(session: AsyncSession, broadcast_id: str, now: datetime) 
     return int(row[0]), int(row[1])
 
 
-async def feed_broadcast(runtime: Runtime, broadcast_id: str, check_failures: bool = True) -> int | str | None:
+async def feed_broadcast(
+    runtime: Runtime, broadcast_id: str, check_failures: bool = True, claim: Mapping[Channel, int] | None = None
+) -> tuple[int | str | None, list[ClaimedMessage]]:
     """One batch of due recipients into messages; "paused" or "done" when it moved the
-    broadcast instead; None when another worker holds it (or it is no longer sending)."""
+    broadcast instead; None when another worker holds it (or it is no longer sending).
+    With the outcome, the messages written already claimed (up to `claim[channel]`), to be
+    sent now that the transaction has committed."""
     now = runtime.clock.now()
     settings = runtime.settings
     async with runtime.sessions() as session, session.begin():
@@ -138,7 +155,7 @@ async def feed_broadcast(runtime: Runtime, broadcast_id: str, check_failures: bo
             )
         ).first()
         if row is None:
-            return None
+            return None, []
         definition = BroadcastFile.model_validate(row.source)
         journey_id = broadcast_journey_id(broadcast_id)
         threshold = definition.pause_when_failure_rate_above
@@ -148,7 +165,7 @@ async def feed_broadcast(runtime: Runtime, broadcast_id: str, check_failures: bo
                 reason = f"failure rate {failed}/{settled} above {threshold:g}"
                 await move(session, broadcast_id, "pause", now, reason=reason)
                 log.warning("broadcast %s paused: %s", broadcast_id, reason)
-                return "paused"
+                return "paused", []
         budget = settings.broadcast_batch_size
         if definition.rate_limit_per_minute is not None:
             m = messages.c
@@ -161,7 +178,7 @@ async def feed_broadcast(runtime: Runtime, broadcast_id: str, check_failures: bo
             ).scalar_one()
             budget = min(budget, definition.rate_limit_per_minute - recent)
             if budget <= 0:
-                return 0
+                return 0, []
         r = recipients.c
         due = (
             (
@@ -176,23 +193,24 @@ async def feed_broadcast(runtime: Runtime, broadcast_id: str, check_failures: bo
             .all()
         )
         if not due:
-            return await _finish_if_settled(session, broadcast_id, now)
+            return await _finish_if_settled(session, broadcast_id, now), []
         journey = runtime.catalog.version(journey_id, row.version)
         if journey is None:
             journey = as_journey(definition, row.version)
             runtime.catalog.add_compiled(journey)
-        await _materialize(session, runtime, journey, definition, broadcast_id, list(due), now)
-        return len(due)
+        claimed = await _materialize(session, runtime, journey, definition, broadcast_id, list(due), now, claim or {})
+        return len(due), claimed
 
 
-async def _materialize(session, runtime, journey, definition, broadcast_id, customer_ids, now) -> None:
-    customers = {
-        c.id: c for c in (await session.exec(select(Customer).where(col(Customer.id).in_(customer_ids)))).all()
-    }
+async def _materialize(session, runtime, journey, definition, broadcast_id, customer_ids, now, claim):
+    """The batch's enrollments, messages and recipient marks. Rows, not ORM objects, and one
+    statement per table: at a broadcast's size, building and flushing ORM objects per
+    recipient cost more than rendering the messages."""
+    customers = await customer_rows(session, set(customer_ids))
     permissions = await load_permissions(session, customers.values(), runtime.settings.erasure_key)
     percent = journey.definition.holdout
-    goal = definition.goal
-    held = {cid: in_holdout(journey.id, customers[cid].user_id, percent) for cid in customers}
+    goal_deadline = now + definition.goal.within if definition.goal else None
+    held = {cid: in_holdout(journey.id, customer.user_id, percent) for cid, customer in customers.items()}
     enrollment_rows = [
         dict(
             journey_id=journey.id,
@@ -204,22 +222,23 @@ async def _materialize(session, runtime, journey, definition, broadcast_id, cust
             exit_reason="broadcast sent",
             context={},
             holdout=held[cid],
-            goal_deadline=now + goal.within if goal else None,
+            goal_deadline=goal_deadline,
         )
         for cid in customers
     ]
     ids = dict(await insert_many_returning(session, Enrollment, enrollment_rows, ["id"], Enrollment.customer_id))
     node = journey.nodes[SEND_STEP]
     rows = []
-    for cid, customer in customers.items():
-        enrollment = Enrollment(
-            id=ids[cid], journey_id=journey.id, journey_version=journey.version, customer_id=cid, holdout=held[cid]
+    for enrollment_row in enrollment_rows:
+        cid = enrollment_row["customer_id"]
+        enrollment = DueEnrollment(
+            **{name: enrollment_row.get(name) for name in DueEnrollment.__slots__ if name != "id"}, id=ids[cid]
         )
         draft = prepare_message(
             runtime.templates,
             runtime.channels.provider_name,
             enrollment,
-            customer,
+            customers[cid],
             node,
             now,
             permissions=permissions[cid],
@@ -228,23 +247,24 @@ async def _materialize(session, runtime, journey, definition, broadcast_id, cust
         )
         draft.send_key = SendKey.broadcast(broadcast_id, cid)
         rows.append(draft.as_row())
-    await insert_many_ignoring_conflict(session, Message, rows, ["send_key"])
+    claimed = await insert_messages(session, runtime, rows, claim, now)
     r = recipients.c
     for holdout in (True, False):
         chosen = [cid for cid in customers if held[cid] is holdout]
         if chosen:
             await session.exec(
                 sa.update(recipients)
-                .where(r.broadcast_id == broadcast_id, r.customer_id.in_(chosen))
+                .where(r.broadcast_id == broadcast_id, any_of(session, r.customer_id, chosen))
                 .values(materialized_at=now, holdout=holdout)
             )
     gone = set(customer_ids) - set(customers)  # deleted since the snapshot: nobody to send to
     if gone:
         await session.exec(
             sa.update(recipients)
-            .where(r.broadcast_id == broadcast_id, r.customer_id.in_(gone))
+            .where(r.broadcast_id == broadcast_id, any_of(session, r.customer_id, gone))
             .values(materialized_at=now)
         )
+    return claimed
 
 
 async def _finish_if_settled(session: AsyncSession, broadcast_id: str, now: datetime) -> str | int:

@@ -120,7 +120,7 @@ async def suppressed_addresses(session: AsyncSession, addresses: set[str]) -> se
         return set()
     rows = (
         await session.exec(
-            select(Suppression.channel, Suppression.address).where(col(Suppression.address).in_(addresses))
+            select(Suppression.channel, Suppression.address).where(any_of(session, col(Suppression.address), addresses))
         )
     ).all()
     return {(r.channel, r.address) for r in rows}
@@ -198,13 +198,14 @@ async def load_permissions(session: AsyncSession, customers, erasure_key: str | 
     states = await current_consents(session, {c.id for c in customers})
     addresses = {a for c in customers for a in (c.email, c.phone, c.whatsapp) if a}
     suppressed = await suppressed_addresses(session, addresses)
-    erased = await erased_addresses(session, erasure_key, {p for c in customers for p in _channel_addresses(c)})
+    pairs = {c.id: _channel_addresses(c) for c in customers}
+    erased = await erased_addresses(session, erasure_key, set().union(*pairs.values()))
     return {
         c.id: SendPermissions(
             consents=states.get(c.id, {}),
             whatsapp_window_until=c.whatsapp_window_until,
-            suppressed={s for s in suppressed if s[1] in (c.email, c.phone, c.whatsapp)},
-            erased=erased & _channel_addresses(c),
+            suppressed={s for s in suppressed if s[1] in (c.email, c.phone, c.whatsapp)} if suppressed else set(),
+            erased=erased & pairs[c.id] if erased else set(),
         )
         for c in customers
     }

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from orchestrator.storage.models import ErasedAddress
+from orchestrator.storage.queries import any_of
 from orchestrator.vocabulary import Channel, bare_number
 
 
@@ -46,7 +47,9 @@ async def erased_addresses(
         return set()
     found = set(
         (
-            await session.exec(select(ErasedAddress.address_hash).where(col(ErasedAddress.address_hash).in_(wanted)))
+            await session.exec(
+                select(ErasedAddress.address_hash).where(any_of(session, col(ErasedAddress.address_hash), wanted))
+            )
         ).all()
     )
     return {pair for pair, h in hashes.items() if h in found}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,12 @@ from orchestrator.engine.frequency_caps import enforce_caps
 from orchestrator.engine.retry import MAX_ATTEMPTS, backoff_delay
 from orchestrator.runtime import Runtime
 from orchestrator.storage.models import Message
-from orchestrator.storage.queries import claim_in_index_order, supports_skip_locked
+from orchestrator.storage.queries import (
+    claim_in_index_order,
+    insert_many_ignoring_conflict,
+    insert_many_returning,
+    supports_skip_locked,
+)
 from orchestrator.templating.control_chars import clean_body, clean_header
 from orchestrator.vocabulary import MessageStatus
 
@@ -88,6 +94,7 @@ class ClaimedMessage:
 
 _MESSAGES = Message.__table__
 _CLAIMED_COLUMNS = tuple(_MESSAGES.c[name] for name in ClaimedMessage.__slots__)
+_CLAIMED_FIELDS = tuple(name for name in ClaimedMessage.__slots__ if name != "id")
 
 
 def _claim_statement(channel: Channel, now: datetime, limit: int, skip_locked: bool) -> sa.Update:
@@ -133,6 +140,42 @@ async def without_capped(session, runtime: Runtime, claimed: list[ClaimedMessage
         return claimed
     capped = await enforce_caps(session, runtime.frequency, claimed, now)
     return [m for m in claimed if m.id not in capped] if capped else claimed
+
+
+async def insert_messages(
+    session, runtime: Runtime, rows: list[dict], claim: Mapping[Channel, int], now: datetime
+) -> list[ClaimedMessage]:
+    """Insert new message rows (`ON CONFLICT (send_key) DO NOTHING`), up to `claim[channel]`
+    of them written already claimed (`sending`, first attempt), and return those the
+    frequency caps let go, for the caller to send once the transaction commits.
+
+    The same commit-before-send as a dispatch claim, without a second statement to find and
+    update each row. A row whose send key already existed is not returned, so it is never
+    sent twice."""
+    to_send = _mark_claimed(rows, claim, now)
+    if not to_send:
+        await insert_many_ignoring_conflict(session, Message, rows, ["send_key"])
+        return []
+    inserted = dict(await insert_many_returning(session, Message, rows, ["send_key"], Message.send_key))
+    claimed = [
+        ClaimedMessage(id=inserted[row["send_key"]], **{name: row[name] for name in _CLAIMED_FIELDS})
+        for row in to_send
+        if row["send_key"] in inserted
+    ]
+    return await without_capped(session, runtime, claimed, now)
+
+
+def _mark_claimed(rows: list[dict], claim: Mapping[Channel, int], now: datetime) -> list[dict]:
+    """Mark up to `claim[channel]` queued rows per channel `sending` (first attempt); returns them."""
+    left = {channel.value: count for channel, count in claim.items()}
+    claimed = []
+    for row in rows:  # every row gets the same columns: one INSERT statement for all of them
+        row["sending_at"], row["attempts"] = None, 0
+        if row["status"] == MessageStatus.queued and left.get(row["channel"], 0) > 0:
+            left[row["channel"]] -= 1
+            row["status"], row["sending_at"], row["attempts"] = MessageStatus.sending, now, 1
+            claimed.append(row)
+    return claimed
 
 
 async def _send(runtime: Runtime, message: ClaimedMessage, gates: dict[Channel, asyncio.Semaphore]) -> SendResult:

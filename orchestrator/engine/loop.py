@@ -111,11 +111,14 @@ class WorkerLoop:
             log.exception("sending scheduled reports failed")
 
     async def feed_broadcasts(self) -> int:
-        """Start broadcasts whose time came and queue their due recipients' messages (the
-        drain sends them); returns how many messages it queued."""
+        """Start broadcasts whose time came and make their due recipients' messages; returns
+        how many it made. On a real clock each batch's first share is sent at once
+        (`hand_off`, see `advance_broadcasts`). Simulated time moves only through `run_due`,
+        which must find every message queued when its drain weighs priorities: nothing is
+        handed off there, whichever of it and this job gets to a due time first."""
         try:
-            return (await advance_broadcasts(self.runtime)).materialized
-        except Exception:  # as for `tick`: the next run retries; nothing half-done was committed
+            return (await advance_broadcasts(self.runtime, hand_off=not self.runtime.clock.simulated)).materialized
+        except Exception:  # as for `tick`: the next run retries; a batch commits whole or not at all
             log.exception("broadcast round failed")
             return 0
 

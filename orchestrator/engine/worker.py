@@ -25,24 +25,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from orchestrator.channels.base import Channel
 from orchestrator.clock import utc
 from orchestrator.customers.consent import SendPermissions, load_permissions
-from orchestrator.engine.dispatch import ClaimedMessage, without_capped
+from orchestrator.engine.dispatch import ClaimedMessage, insert_messages
 from orchestrator.engine.facts import facts_for
 from orchestrator.engine.interpreter import advance, resume_after_timeout
 from orchestrator.engine.messages import prepare_message
 from orchestrator.engine.rules import end_enrollment
 from orchestrator.journeys.live import load_missing_version, refresh_catalog
 from orchestrator.runtime import Runtime
-from orchestrator.storage.models import Customer, Enrollment, Event, Message
+from orchestrator.storage.models import Customer, Enrollment, Event
 from orchestrator.storage.queries import (
     any_of,
     claim_in_index_order,
-    insert_many_ignoring_conflict,
-    insert_many_returning,
     supports_skip_locked,
     update_many,
 )
 from orchestrator.templating.render import describe_error
-from orchestrator.vocabulary import EnrollmentStatus, MessageStatus
+from orchestrator.vocabulary import EnrollmentStatus
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -90,7 +88,6 @@ class DueEnrollment:
 _ENROLLMENTS = Enrollment.__table__
 _DUE_COLUMNS = tuple(_ENROLLMENTS.c[name] for name in DueEnrollment.__slots__)
 _CUSTOMERS = Customer.__table__
-_CLAIMED_FIELDS = tuple(name for name in ClaimedMessage.__slots__ if name != "id")
 
 
 async def run_due_enrollments(runtime: Runtime, limit: int | None = None) -> int:
@@ -129,7 +126,7 @@ async def advance_due_enrollments(
         for journey_id, version in {(e.journey_id, e.journey_version) for e in enrollments}:
             if runtime.catalog.version(journey_id, version) is None:
                 await load_missing_version(runtime, journey_id, version)
-        customers = await _customers(session, {e.customer_id for e in enrollments})
+        customers = await customer_rows(session, {e.customer_id for e in enrollments})
         history = await _events_since_entry(session, enrollments)
         permissions = await load_permissions(session, customers.values(), runtime.settings.erasure_key)
         messages: list[dict] = []
@@ -144,37 +141,14 @@ async def advance_due_enrollments(
                 # round of templates running into their render budget must not starve it.
                 await asyncio.sleep(0)
                 last_yield = time.perf_counter()
-        to_send, inserted = _claim_new_messages(messages, claim or {}, now), {}
-        if to_send:
-            inserted = dict(await insert_many_returning(session, Message, messages, ["send_key"], Message.send_key))
-        else:
-            await insert_many_ignoring_conflict(session, Message, messages, ["send_key"])
+        claimed = await insert_messages(session, runtime, messages, claim or {}, now)
         await update_many(
             session,
             _ENROLLMENTS,
             "id",
             [{"id": e.id, **{name: getattr(e, name) for name in _PROGRESS_COLUMNS}} for e in enrollments],
         )
-        claimed = [
-            ClaimedMessage(id=inserted[row["send_key"]], **{name: row[name] for name in _CLAIMED_FIELDS})
-            for row in to_send
-            if row["send_key"] in inserted
-        ]
-        claimed = await without_capped(session, runtime, claimed, now)
     return len(enrollments), claimed
-
-
-def _claim_new_messages(rows: list[dict], claim: Mapping[Channel, int], now: datetime) -> list[dict]:
-    """Mark up to `claim[channel]` queued rows per channel `sending` (first attempt); returns them."""
-    left = {channel.value: count for channel, count in claim.items()}
-    claimed = []
-    for row in rows:  # every row gets the same columns: one INSERT statement for all of them
-        row["sending_at"], row["attempts"] = None, 0
-        if row["status"] == MessageStatus.queued and left.get(row["channel"], 0) > 0:
-            left[row["channel"]] -= 1
-            row["status"], row["sending_at"], row["attempts"] = MessageStatus.sending, now, 1
-            claimed.append(row)
-    return claimed
 
 
 def _advance_one(
@@ -224,8 +198,9 @@ def _advance_one(
     return [m.as_row() for m in messages]
 
 
-async def _customers(session: AsyncSession, ids: set[int]) -> dict[int, sa.Row]:
-    """Read-only rows with the attribute names of `Customer`."""
+async def customer_rows(session: AsyncSession, ids: set[int]) -> dict[int, sa.Row]:
+    """Read-only rows with the attribute names of `Customer`: what rendering and consent
+    checks read, at a fraction of the cost of loading ORM objects."""
     connection = await session.connection()
     rows = await connection.execute(sa.select(_CUSTOMERS).where(any_of(session, _CUSTOMERS.c.id, ids)))
     return {c.id: c for c in rows}

@@ -7,11 +7,15 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from orchestrator.broadcasts.sending import advance_broadcasts
+from orchestrator.channels.base import Channel
+from orchestrator.channels.local import LocalSmsAdapter
+from orchestrator.channels.registry import ChannelRegistry
 from orchestrator.clock import utc
 from orchestrator.delivery.conversions import in_holdout
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall
+from orchestrator.policies.frequency import load_frequency_policy
 from orchestrator.storage.broadcast_models import BroadcastRecipient
 from orchestrator.storage.models import Customer, Message
 from orchestrator.storage.segment_models import SegmentMember
@@ -178,3 +182,81 @@ async def test_a_customer_the_channel_cannot_reach_gets_the_fallback_channel(run
         "+33612340001": ("sms", MessageStatus.sent),
         "mailer@example.com": ("email", MessageStatus.sent),
     }
+
+
+class TwoAtOnceSms(LocalSmsAdapter):
+    """Sends two at a time: what one dispatch round claims, and so what a batch hands off."""
+
+    max_concurrent_sends = 2
+
+
+async def test_a_feeding_round_sends_a_first_share_of_each_batch_itself_and_queues_the_rest(runtime):
+    sms = TwoAtOnceSms()
+    runtime.channels = ChannelRegistry({**{a.channel: a for a in runtime.channels}, Channel.sms: sms})
+    users = await add_customers(runtime, 5)
+    broadcast_id = await scheduled(runtime, user_ids=users)
+
+    fed = await advance_broadcasts(runtime, hand_off=True)
+
+    assert (fed.materialized, fed.sent) == (5, 2)
+    statuses = sorted(m.status for m in await broadcast_messages(runtime, broadcast_id))
+    assert statuses == [MessageStatus.queued] * 3 + [MessageStatus.sent] * 2
+    assert len(sms.outbox) == 2
+    await WorkerLoop(runtime).drain()
+    assert len(sms.outbox) == 5 and len({m.send_key for m in sms.outbox}) == 5
+    assert {m.status for m in await broadcast_messages(runtime, broadcast_id)} == {MessageStatus.sent}
+
+
+async def test_a_handed_off_message_still_yields_its_capped_slot_to_a_higher_priority_send(runtime, tmp_path):
+    caps = tmp_path / "frequency.yaml"
+    caps.write_text("caps:\n  sms: {per_day: 1}\n")
+    runtime.frequency = load_frequency_policy(caps)
+    users = await add_customers(runtime, 2)
+    async with runtime.sessions() as session, session.begin():
+        first = (await session.exec(sa.select(Customer).where(Customer.user_id == users[0]))).scalar_one()
+        vip = Message(
+            send_key="test:vip-offer",
+            customer_id=first.id,
+            journey_id="vip-offer",
+            step_id="send",
+            channel="sms",
+            to_address=first.phone,
+            body="VIP offer tonight",
+            marketing=True,
+            priority=5,
+            status=MessageStatus.queued,
+            next_attempt_at=START + 2 * HOUR,  # later the same evening in Paris
+            created_at=START,
+            updated_at=START,
+        )
+        session.add(vip)
+        await session.flush()
+        vip_id = vip.id
+    broadcast_id = await scheduled(runtime, user_ids=users, priority=0)
+
+    fed = await advance_broadcasts(runtime, hand_off=True)
+
+    by_customer = {m.customer_id: m for m in await broadcast_messages(runtime, broadcast_id)}
+    assert fed.sent == 1
+    assert by_customer[first.id].status == MessageStatus.skipped
+    assert (
+        by_customer[first.id].status_reason == f"frequency_cap: sms per_day 1 (yields to message {vip_id}, priority 5)"
+    )
+    assert [m.status for cid, m in by_customer.items() if cid != first.id] == [MessageStatus.sent]
+
+
+async def test_one_recipients_bad_data_fails_their_message_only(runtime):
+    users = await add_customers(runtime, 3, divisor=4)
+    async with runtime.sessions() as session, session.begin():
+        await ingest(session, runtime, [IdentifyCall(userId=users[1], traits={"divisor": 0})])
+    broadcast_id = await scheduled(runtime, user_ids=users, vars={"discount_code": "{{ 100 // customer.divisor }}"})
+
+    await advance_broadcasts(runtime, hand_off=True)
+    await WorkerLoop(runtime).drain()
+
+    messages = {m.customer_id: m for m in await broadcast_messages(runtime, broadcast_id)}
+    async with runtime.sessions() as session:
+        ids = dict((await session.exec(sa.select(Customer.user_id, Customer.id))).all())
+    broken = messages.pop(ids[users[1]])
+    assert broken.status == MessageStatus.failed and "ZeroDivisionError" in broken.status_reason
+    assert [(m.status, "code 25" in m.body) for m in messages.values()] == [(MessageStatus.sent, True)] * 2

@@ -10,13 +10,14 @@ from pydantic import ValidationError
 from sqlmodel import select
 
 from orchestrator.channels.base import Channel
-from orchestrator.clock import SimulatedClock, utc
+from orchestrator.clock import Clock, SimulatedClock, utc
 from orchestrator.config import Settings
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.startup import build_runtime
 from orchestrator.storage.kpi_models import KpiRollupState
+from tests.broadcasts.helpers import add_customers, broadcast_messages, scheduled
 from tests.conftest import START, _reset, make_settings
 
 
@@ -46,6 +47,26 @@ async def test_a_started_loop_drains_at_once_not_one_interval_later(database_url
         assert [message.to for message in outbox] == ["ann@example.com"]
     finally:
         await loop.stop()
+        await runtime.aclose()
+
+
+@pytest.mark.parametrize(
+    ("clock", "made_as"),
+    [(Clock, "sent"), (lambda: SimulatedClock(START), "queued")],
+    ids=["real-clock", "simulated-clock"],
+)
+async def test_the_broadcast_job_sends_what_it_makes_on_a_real_clock_and_only_queues_on_a_simulated_one(
+    database_url, clock, made_as
+):
+    """A simulated clock's advance drains after feeding, and that drain must find every
+    broadcast message still queued to weigh it against journey sends by priority."""
+    await _reset(database_url)
+    runtime = await build_runtime(make_settings(database_url), clock=clock())
+    try:
+        broadcast_id = await scheduled(runtime, user_ids=await add_customers(runtime, 4))
+        assert await WorkerLoop(runtime).feed_broadcasts() == 4
+        assert [m.status for m in await broadcast_messages(runtime, broadcast_id)] == [made_as] * 4
+    finally:
         await runtime.aclose()
 
 
