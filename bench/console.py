@@ -115,10 +115,12 @@ def pages() -> dict[str, tuple[str, dict, list[tuple[str, dict]]]]:
         ),
         "reports": ("/reports", {}, [("/v1/reports", {})]),
         "segments": ("/segments", {}, [("/v1/segments", {})]),
-        "segment: Black Friday audience": (
-            f"/segments/{AUDIENCE}",
+        "segment: Black Friday audience": (f"/segments/{AUDIENCE}", {}, [(f"/v1/segments/{AUDIENCE}", {})]),
+        # what the segment page asks for once shown: its conditions evaluated over every customer
+        "segment: its live preview": (
+            f"/segments/{AUDIENCE}/preview",
             {},
-            [(f"/v1/segments/{AUDIENCE}", {}), (f"/v1/segments/{AUDIENCE}/preview", {"limit": 20})],
+            [(f"/v1/segments/{AUDIENCE}/preview", {"limit": 20})],
         ),
         "broadcasts": ("/broadcasts", {}, [("/v1/broadcasts", {})]),
         "broadcast: sent, with KPIs": (

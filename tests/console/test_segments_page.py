@@ -44,8 +44,17 @@ async def test_segments_list_and_page_show_members_size_and_preview(client, runt
         re.search(r'<script type="application/json" id="size-data">(.*?)</script>', page.text, re.S).group(1)
     )
     assert chart["members"] == [0, 1]
-    assert '<tr data-customer="ann">' in page.text
     assert "entered" in page.text
+    # The live preview is its own request, which the page makes once shown: the page reads
+    # only what the worker stored, whatever the preview costs.
+    assert 'hx-get="/segments/repeat-buyers-90d/preview" hx-trigger="load"' in page.text
+    assert '<tr data-customer="ann">' not in page.text
+    preview = await client.get("/segments/repeat-buyers-90d/preview")
+    assert preview.status_code == 200
+    assert '<tr data-customer="ann">' in preview.text
+    assert re.search(r'data-kpi="matching"><div class="label">Matching now</div><div class="value">1<', preview.text)
 
     missing = await client.get("/segments/no-such-segment")
+    assert missing.status_code == 404 and "no segment" in missing.text
+    missing = await client.get("/segments/no-such-segment/preview")
     assert missing.status_code == 404 and "no segment" in missing.text
