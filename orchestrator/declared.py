@@ -110,6 +110,16 @@ def validate_model(
         raise FileLoadError(errors) from None
 
 
+def read_declared_text(path: Path) -> str:
+    """The file's text; an unreadable file is a `FileLoadError` saying why, like any other problem."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise FileLoadError(
+            [FileError(str(path), None, "", f"cannot read: {error.strerror}")], unreadable=True
+        ) from None
+
+
 def declared_files(directory: Path) -> list[Path]:
     """A folder's declared files (`*.yaml`, `*.yml`), sorted; none when there is no such folder."""
     return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]) if directory.is_dir() else []
@@ -131,15 +141,11 @@ def load_declared_files(
     where: dict[str, Path] = {}
     for path in dict.fromkeys(paths):
         try:
-            item = parse(path.read_text(encoding="utf-8"), path)
+            item = parse(read_declared_text(path), path)
         except FileLoadError as error:
             files.errors.extend(error.errors)
             if error.unreadable:
                 files.unreadable.add(path)
-            continue
-        except OSError as error:
-            files.errors.append(FileError(str(path), None, "", f"cannot read: {error.strerror}"))
-            files.unreadable.add(path)
             continue
         item_id = id_of(item)
         if item_id in files.loaded:

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.declared import FileError, FileLoadError, line_for, read_yaml_mapping, readable_key, validate_model
+from orchestrator.declared import (
+    FileError,
+    FileLoadError,
+    line_for,
+    read_declared_text,
+    read_yaml_mapping,
+    readable_key,
+    validate_model,
+)
 from orchestrator.journeys.format import JourneyFile
 
 # A journey file's errors are the declared-files errors: `file:line: key: what`.
@@ -57,13 +65,7 @@ def parse_journey(text: str, path: Path) -> LoadedJourney:
 
 
 def load_file(path: Path) -> LoadedJourney:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise JourneyLoadError(
-            [JourneyError(str(path), None, "", f"cannot read: {error.strerror}")], unreadable=True
-        ) from None
-    return parse_journey(text, path)
+    return parse_journey(read_declared_text(path), path)
 
 
 def load_directory(directory: Path) -> LoadReport:

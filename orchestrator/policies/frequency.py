@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from orchestrator.customers.timezones import local_zone
-from orchestrator.declared import FileError, FileLoadError, read_yaml_mapping, validate_model
+from orchestrator.declared import read_declared_text, read_yaml_mapping, validate_model
 from orchestrator.vocabulary import Channel
 
 REASON_PREFIX = "frequency_cap:"  # every capped message's status_reason starts so (KPIs count them by it)
@@ -97,13 +97,7 @@ def load_frequency_policy(path: Path) -> FrequencyPolicy:
     `FileLoadError`: sending uncapped because of a typo would break the promise silently."""
     if not path.is_file():
         return FrequencyPolicy(path=path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise FileLoadError(
-            [FileError(str(path), None, "", f"cannot read: {error.strerror}")], unreadable=True
-        ) from None
-    return parse_frequency_file(text, path)
+    return parse_frequency_file(read_declared_text(path), path)
 
 
 @lru_cache(maxsize=4096)  # a dispatch round asks the same (period, moment, zone) for every customer of a zone
