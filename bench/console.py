@@ -40,7 +40,7 @@ for path in (str(REPO), str(BENCH_DIR)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
-from harness import append_results, scratch_database  # noqa: E402
+from harness import append_results, in_process_service, scratch_database  # noqa: E402
 from kpis import END, NOW, generate, percentile  # noqa: E402  (the same data as the KPI benchmark)
 
 SINCE = END.date().toordinal() - 13
@@ -248,24 +248,10 @@ async def timed(call, repeat: int) -> dict:
 async def time_pages(database_url: str, repeat: int) -> dict[str, dict]:
     import sqlalchemy as sa
 
-    from orchestrator.api.app import create_app
     from orchestrator.auth.keys import create_key
-    from orchestrator.clock import SimulatedClock
-    from orchestrator.config import Settings
     from orchestrator.kpis.rollup import rebuild_rollups
-    from orchestrator.startup import build_runtime
 
-    settings = Settings(
-        database_url=database_url,
-        simulated_clock=True,
-        email_provider="local",
-        sms_provider="local",
-        whatsapp_provider="local",
-        api_key_cache_seconds=60,
-    )
-    runtime = await build_runtime(settings, clock=SimulatedClock(NOW))
-    app = create_app(settings, run_worker=False, runtime=runtime)
-    app.state.runtime, app.state.worker_loop = runtime, None
+    runtime, app = await in_process_service(database_url, NOW, api_key_cache_seconds=60)
     results = {}
     try:
         seeded = await seed_audiences(runtime)

@@ -292,3 +292,29 @@ def append_results(benchmark: str, run: dict[str, Any]) -> Path:
     document["runs"].append(run)
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     return path
+
+
+# ------------------------------------------------------------------ the service in this process
+
+
+async def in_process_service(database_url: str, now: datetime, **settings: Any) -> tuple[Any, Any]:
+    """The API in this process on a simulated clock at `now`, with the local providers and no
+    worker loop: what the read benchmarks time through httpx's ASGITransport. Returns
+    (runtime, app); the caller closes the runtime."""
+    from orchestrator.api.app import create_app
+    from orchestrator.clock import SimulatedClock
+    from orchestrator.config import Settings
+    from orchestrator.startup import build_runtime
+
+    configured = Settings(
+        database_url=database_url,
+        simulated_clock=True,
+        email_provider="local",
+        sms_provider="local",
+        whatsapp_provider="local",
+        **settings,
+    )
+    runtime = await build_runtime(configured, clock=SimulatedClock(now))
+    app = create_app(configured, run_worker=False, runtime=runtime)
+    app.state.runtime, app.state.worker_loop = runtime, None
+    return runtime, app

@@ -48,6 +48,8 @@ REPO = BENCH_DIR.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.harness import in_process_service  # noqa: E402
+
 ADMIN_URL = os.environ.get("ORCHESTRATOR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)  # messages are created over the 90 days before
 DAYS = 90
@@ -290,22 +292,9 @@ async def time_shape(client, runtime, name: str, path: str, params: dict, repeat
 
 
 async def time_queries(database_url: str, repeat: int) -> tuple[dict[str, dict], dict[str, dict]]:
-    from orchestrator.api.app import create_app
-    from orchestrator.clock import SimulatedClock
-    from orchestrator.config import Settings
     from orchestrator.kpis.rollup import rebuild_rollups
-    from orchestrator.startup import build_runtime
 
-    settings = Settings(
-        database_url=database_url,
-        simulated_clock=True,
-        email_provider="local",
-        sms_provider="local",
-        whatsapp_provider="local",
-    )
-    runtime = await build_runtime(settings, clock=SimulatedClock(NOW))
-    app = create_app(settings, run_worker=False, runtime=runtime)
-    app.state.runtime, app.state.worker_loop = runtime, None
+    runtime, app = await in_process_service(database_url, NOW)
     results, live = {}, {}
     try:
         began = time.perf_counter()

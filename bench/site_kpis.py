@@ -42,7 +42,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import append_results, percentile, scratch_database  # noqa: E402
+from bench.harness import append_results, in_process_service, percentile, scratch_database  # noqa: E402
 
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 DAYS = 90
@@ -199,24 +199,11 @@ async def visitors_error(runtime, params: dict, reported: int) -> dict:
 async def time_everything(database_url: str, fresh: int, repeat: int, time_rebuild: bool) -> dict:
     import sqlalchemy as sa
 
-    from orchestrator.api.app import create_app
-    from orchestrator.clock import SimulatedClock
-    from orchestrator.config import Settings
     from orchestrator.kpis.rollup import save_watermark
     from orchestrator.kpis.site_cells import recount_site_days
     from orchestrator.kpis.site_fold import SITE, SITE_CELLS, rebuild_visits, refresh_visits
-    from orchestrator.startup import build_runtime
 
-    settings = Settings(
-        database_url=database_url,
-        simulated_clock=True,
-        email_provider="local",
-        sms_provider="local",
-        whatsapp_provider="local",
-    )
-    runtime = await build_runtime(settings, clock=SimulatedClock(NOW))
-    app = create_app(settings, run_worker=False, runtime=runtime)
-    app.state.runtime, app.state.worker_loop = runtime, None
+    runtime, app = await in_process_service(database_url, NOW)
     results: dict = {}
     try:
         began = time.perf_counter()
