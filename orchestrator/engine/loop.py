@@ -205,6 +205,5 @@ class WorkerLoop:
             await asyncio.gather(*self._running, return_exceptions=True)
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        await asyncio.gather(*self._running, return_exceptions=True)
         async with self._lock, self._refreshing, self._segments, self._folding:  # let a running tick or refresh finish
             pass
