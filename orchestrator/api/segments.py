@@ -102,7 +102,7 @@ async def get_segment(
 ) -> SegmentDetail:
     await refresh_catalog(runtime)
     segment = _segment(runtime, segment_id)
-    counts = await member_counts(session)
+    counts = await member_counts(session, segment.id)
     return SegmentDetail(
         **_summary(segment, counts.get(segment.id, 0)),
         where=segment.definition.where.model_dump(by_alias=True, exclude_none=True, mode="json"),

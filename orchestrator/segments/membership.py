@@ -41,10 +41,12 @@ async def mark_profiles_changed(session: AsyncSession, customer_ids: list[int], 
     await insert_many_ignoring_conflict(session, CustomerProfileChange, rows, ["id"])  # ids are new: no conflict
 
 
-async def member_counts(session: AsyncSession) -> dict[str, int]:
-    """Current members of every segment that has any."""
-    rows = await session.exec(sa.select(members.c.segment_id, sa.func.count()).group_by(members.c.segment_id))
-    return dict(rows.all())
+async def member_counts(session: AsyncSession, segment_id: str | None = None) -> dict[str, int]:
+    """Current members of every segment that has any, or of `segment_id` alone."""
+    query = sa.select(members.c.segment_id, sa.func.count()).group_by(members.c.segment_id)
+    if segment_id is not None:
+        query = query.where(members.c.segment_id == segment_id)
+    return dict((await session.exec(query)).all())
 
 
 async def size_history(session: AsyncSession, segment_id: str, limit: int = 200) -> list[tuple[datetime, int]]:
