@@ -68,12 +68,15 @@ class BroadcastRound:
 async def advance_broadcasts(runtime: Runtime, hand_off: bool = False) -> BroadcastRound:
     """One round: start what is due, then batches of each sending broadcast.
 
-    With `hand_off`, each batch writes a first share of its messages already claimed (what
-    one dispatch round would claim, as the journey worker does) and this round sends them
-    as soon as the batch commits: the feeding worker sends while it feeds, and those
-    messages cost no claim statement. Without it everything is queued, so a drain that
-    follows decides frequency caps between these messages and journeys' sends due at the
-    same moment (`WorkerLoop.run_due`)."""
+    With `hand_off`, each batch writes its messages already claimed, as many as the
+    channel's send-rate budget allows right now, and this round sends them as soon as the
+    batch commits (the adapter's `max_concurrent_sends` at a time); only what the budget
+    leaves over is queued for dispatch. The feeding worker sends while it feeds, and a
+    handed-off message is written once as `sending`: no `queued` row for a dispatch claim to
+    find and update. On a million-recipient broadcast that claim was most of the database's
+    work, its index range walking over the entries its own earlier claims left dead.
+    Without `hand_off` everything is queued, so a drain that follows decides frequency caps
+    between these messages and journeys' sends due at the same moment (`WorkerLoop.run_due`)."""
     result = BroadcastRound()
     result.started = await start_due_broadcasts(runtime)
     async with runtime.sessions() as session:
@@ -82,7 +85,7 @@ async def advance_broadcasts(runtime: Runtime, hand_off: bool = False) -> Broadc
         )
     for broadcast_id in sending:
         for batch in range(MAX_BATCHES_PER_ROUND):
-            claim = await handoff_budget(runtime) if hand_off else {}
+            claim = await handoff_budget(runtime, runtime.settings.broadcast_batch_size) if hand_off else {}
             outcome, claimed = await feed_broadcast(runtime, broadcast_id, check_failures=batch == 0, claim=claim)
             result.sent += await send_claimed(runtime, claimed)
             result.paused += outcome == "paused"

@@ -321,10 +321,11 @@ async def send_claimed(runtime: Runtime, messages: list[ClaimedMessage]) -> int:
     return len(messages)
 
 
-async def handoff_budget(runtime: Runtime) -> dict[Channel, int]:
+async def handoff_budget(runtime: Runtime, limit: int | None = None) -> dict[Channel, int]:
     """How many new messages per channel a worker may claim as it writes them (see
-    `advance_due_enrollments`): what one dispatch round would claim."""
-    return {channel: await claim_size(runtime, channel, _round_limit(runtime, channel)) for channel in Channel}
+    `advance_due_enrollments`): what one dispatch round would claim, or up to `limit`,
+    always within the channel's send-rate budget."""
+    return {channel: await claim_size(runtime, channel, limit or _round_limit(runtime, channel)) for channel in Channel}
 
 
 async def dispatch_queued_messages(runtime: Runtime, limit: int | None = None) -> int:

@@ -202,6 +202,16 @@ class Message(SQLModel, table=True):
     __tablename__ = "messages"
     __table_args__ = (
         sa.Index("ix_messages_dispatch", "status", "next_attempt_at"),
+        # The dispatch claim (engine/dispatch.py), polled by every worker: only queued messages,
+        # so the planner takes it even with statistics from when most messages were queued
+        # (it chose a scan of the whole table then, on every poll).
+        sa.Index(
+            "ix_messages_queued",
+            "channel",
+            "next_attempt_at",
+            postgresql_where=sa.text("status = 'queued'"),
+            sqlite_where=sa.text("status = 'queued'"),
+        ),
         # GET /v1/messages pages through (created_at, id), whole or filtered by one of these
         sa.Index("ix_messages_customer", "customer_id", "created_at", "id"),
         sa.Index("ix_messages_journey", "journey_id", "created_at", "id"),

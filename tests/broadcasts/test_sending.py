@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
+import limits.aio.storage.memory
 import sqlalchemy as sa
 
 from orchestrator.broadcasts.sending import advance_broadcasts
 from orchestrator.channels.base import Channel
-from orchestrator.channels.local import LocalSmsAdapter
-from orchestrator.channels.registry import ChannelRegistry
+from orchestrator.channels.ratelimit import SendRateLimiter
 from orchestrator.clock import utc
 from orchestrator.delivery.conversions import in_holdout
 from orchestrator.engine.loop import WorkerLoop
@@ -184,15 +186,22 @@ async def test_a_customer_the_channel_cannot_reach_gets_the_fallback_channel(run
     }
 
 
-class TwoAtOnceSms(LocalSmsAdapter):
-    """Sends two at a time: what one dispatch round claims, and so what a batch hands off."""
+async def test_a_feeding_round_sends_its_whole_batch_itself(runtime):
+    users = await add_customers(runtime, 5)
+    broadcast_id = await scheduled(runtime, user_ids=users)
 
-    max_concurrent_sends = 2
+    fed = await advance_broadcasts(runtime, hand_off=True)
+
+    assert (fed.materialized, fed.sent) == (5, 5)
+    assert {m.status for m in await broadcast_messages(runtime, broadcast_id)} == {MessageStatus.sent}
+    assert len(runtime.channels.for_channel(Channel.sms).outbox) == 5
 
 
-async def test_a_feeding_round_sends_a_first_share_of_each_batch_itself_and_queues_the_rest(runtime):
-    sms = TwoAtOnceSms()
-    runtime.channels = ChannelRegistry({**{a.channel: a for a in runtime.channels}, Channel.sms: sms})
+async def test_a_feeding_round_hands_off_what_the_send_rate_allows_and_queues_the_rest(runtime, monkeypatch):
+    frozen = time.time()  # the moving window's clock stands still: one budget of 2 for the round
+    monkeypatch.setattr(limits.aio.storage.memory, "time", SimpleNamespace(time=lambda: frozen))
+    runtime.rate_limiter = SendRateLimiter({Channel.sms: 2})
+    sms = runtime.channels.for_channel(Channel.sms)
     users = await add_customers(runtime, 5)
     broadcast_id = await scheduled(runtime, user_ids=users)
 
@@ -201,7 +210,9 @@ async def test_a_feeding_round_sends_a_first_share_of_each_batch_itself_and_queu
     assert (fed.materialized, fed.sent) == (5, 2)
     statuses = sorted(m.status for m in await broadcast_messages(runtime, broadcast_id))
     assert statuses == [MessageStatus.queued] * 3 + [MessageStatus.sent] * 2
+    assert all(m.attempts == 0 for m in await broadcast_messages(runtime, broadcast_id) if m.status == "queued")
     assert len(sms.outbox) == 2
+    runtime.rate_limiter = SendRateLimiter({})  # the rate lifted: dispatch sends the rest
     await WorkerLoop(runtime).drain()
     assert len(sms.outbox) == 5 and len({m.send_key for m in sms.outbox}) == 5
     assert {m.status for m in await broadcast_messages(runtime, broadcast_id)} == {MessageStatus.sent}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
@@ -12,6 +13,7 @@ from sqlmodel import select
 from orchestrator.channels.base import Channel
 from orchestrator.clock import Clock, SimulatedClock, utc
 from orchestrator.config import Settings
+from orchestrator.engine import loop as loop_module
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
@@ -89,6 +91,31 @@ async def test_a_started_loop_refreshes_the_kpi_rollups_at_once_then_every_inter
     finally:
         await loop.stop()
         await runtime.aclose()
+
+
+async def test_a_slow_rollup_refresh_spaces_out_the_next_ones(runtime, monkeypatch):
+    """A refresh may take at most a tenth of the worker's time: one that took 8 s (a day of
+    a million sends counted again) is followed by the next only 80 s after it began."""
+    now = [1000.0]
+    monkeypatch.setattr(loop_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    loop = WorkerLoop(runtime)
+    began: list[float] = []
+
+    async def refresh_taking(seconds: float) -> None:
+        began.append(now[0])
+        now[0] += seconds
+
+    loop.refresh_campaign_rollups = lambda: refresh_taking(8)
+    for tick_at in (1000, 1030, 1060, 1090):  # the job's 30 s interval
+        now[0] = tick_at
+        await loop.rollup_tick()
+    assert began == [1000, 1090]
+
+    loop.refresh_campaign_rollups = lambda: refresh_taking(0.5)
+    for tick_at in (1200, 1230, 1260):
+        now[0] = tick_at
+        await loop.rollup_tick()
+    assert began == [1000, 1090, 1200, 1230, 1260]
 
 
 def test_the_refresh_interval_is_a_setting_that_must_be_positive(monkeypatch):
