@@ -10,6 +10,7 @@ broadcast feed, drain) at each stop, so what a scenario reports is what the serv
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import tempfile
@@ -41,12 +42,22 @@ from orchestrator.tooling.audience_scenarios import Entry, MembershipCheck, Plan
 from orchestrator.tooling.sources import find_journey
 
 
+@dataclass(frozen=True)
+class Happening:
+    """One line of a scenario's timeline (`orchestrator test --show-timeline`)."""
+
+    at: datetime
+    kind: str  # identify, track, erase, segment, broadcast, message
+    detail: str
+
+
 @dataclass
 class Observed:
     checks: list[dict[str, Any]] = field(default_factory=list)
     recipients: list[str] = field(default_factory=list)
     state: str | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[Happening] = field(default_factory=list)
 
 
 class AudienceScenarios:
@@ -119,6 +130,9 @@ class Playback:
         self.loop = WorkerLoop(runtime)
         self.users: dict[int, str] = {}  # customer id → userId, kept across an erasure
         self.seen_changes: dict[str, int] = {}  # segment → last change id a check reported
+        self.timeline: list[Happening] = []
+        self._logged_change = 0  # last membership change put on the timeline
+        self._logged_state: tuple[str, str | None] | None = None  # the broadcast's, as last logged
 
     async def play(self) -> Observed:
         plan, observed = self.plan, Observed()
@@ -142,6 +156,7 @@ class Playback:
         if plan.spec.broadcast:
             observed.recipients, observed.state = await self._broadcast_outcome()
         observed.messages = await self._messages()
+        observed.timeline = sorted(self.timeline + [_sent(m) for m in observed.messages], key=lambda h: h.at)
         return observed
 
     async def _segment_ids(self) -> None:
@@ -162,7 +177,33 @@ class Playback:
     async def _work(self) -> int:
         """The worker's rounds, in the order a clock advance runs them."""
         await self.loop.refresh_segments()
-        return await self.loop.run_due()
+        done = await self.loop.run_due()
+        await self._log_changes()
+        return done
+
+    async def _log_changes(self) -> None:
+        """Membership changes and the broadcast's state moves since the last look, for the timeline."""
+        c = SegmentMembershipChange.__table__.c
+        async with self.runtime.sessions() as session:
+            changes = (
+                await session.exec(
+                    sa.select(c.id, c.segment_id, c.customer_id, c.change, c.changed_at)
+                    .where(c.id > self._logged_change)
+                    .order_by(c.id)
+                )
+            ).all()
+            broadcast = await session.get(Broadcast, self.plan.spec.broadcast) if self.plan.spec.broadcast else None
+        for row in changes:
+            detail = f"{self._user(row.customer_id)} {row.change} {row.segment_id}"
+            self.timeline.append(Happening(utc(row.changed_at), "segment", detail))
+            self._logged_change = row.id
+        if broadcast is not None and (broadcast.state, broadcast.state_reason) != self._logged_state:
+            self._logged_state = (broadcast.state, broadcast.state_reason)
+            reason = f" ({broadcast.state_reason})" if broadcast.state_reason else ""
+            detail = f"{broadcast.id} {broadcast.state}{reason}"
+            if broadcast.state == "sending" and broadcast.recipients is not None:
+                detail += f", {broadcast.recipients} in the snapshot"
+            self.timeline.append(Happening(utc(broadcast.updated_at), "broadcast", detail))
 
     async def _advance_to(self, moment: datetime) -> None:
         if moment > self.clock.now():
@@ -181,6 +222,7 @@ class Playback:
                 async with self.runtime.sessions() as session:
                     customer = await find_customer(session, entry.user)
                     self.users[customer.id] = entry.user
+            self.timeline.append(_applied(entry))
 
     async def _schedule(self) -> None:
         try:
@@ -263,3 +305,25 @@ class Playback:
                 }
             )
         return sorted(messages, key=lambda m: (m["at"], m["user"]))
+
+
+def _applied(entry: Entry) -> Happening:
+    call = entry.call
+    if call is None:
+        return Happening(entry.at, "erase", entry.user)
+    if isinstance(call, IdentifyCall):
+        return Happening(entry.at, "identify", f"{entry.user} {_compact(call.traits.model_dump(exclude_none=True))}")
+    return Happening(entry.at, "track", f"{entry.user} {call.event} {_compact(call.properties)}".rstrip())
+
+
+def _sent(message: dict[str, Any]) -> Happening:
+    """A message as the timeline shows it: who, what, and what became of it."""
+    origin = message["journey"] or "no journey"
+    detail = f"{message['user']} {message['channel']} ({origin}) at {message['local_time']} local: {message['status']}"
+    if message["reason"]:
+        detail += f", {message['reason']}"
+    return Happening(message["at"], "message", detail)
+
+
+def _compact(values: dict[str, Any] | None) -> str:
+    return json.dumps(values, ensure_ascii=False, default=str, separators=(", ", ": ")) if values else ""

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from orchestrator.config import get_settings
 from orchestrator.vocabulary import CHANNELS
@@ -116,7 +117,7 @@ def run_test(args: argparse.Namespace) -> int:
     from orchestrator.tooling.audience_playback import AudienceScenarios
     from orchestrator.tooling.scenarios import ScenarioRunner, scenario_files
     from orchestrator.tooling.simulate import simulation_link_settings
-    from orchestrator.tooling.transcript import format_timeline, timeline_json
+    from orchestrator.tooling.transcript import format_happenings, format_timeline
 
     journeys, templates, locale = _directories(args)
     settings = get_settings()
@@ -153,7 +154,7 @@ def run_test(args: argparse.Namespace) -> int:
                         "passed": r.passed,
                         "error": r.error,
                         "diff": r.diff,
-                        "timeline": timeline_json(r.simulation) if r.simulation and args.show_timeline else None,
+                        "timeline": _timeline_json(r) if args.show_timeline else None,
                     }
                     for r in results
                 ],
@@ -170,10 +171,23 @@ def run_test(args: argparse.Namespace) -> int:
             print("\n".join(f"    {line}" for line in result.error.splitlines()))
         if result.diff:
             print("\n".join(f"    {line}" for line in result.diff))
-        if not result.passed and result.simulation and args.show_timeline:
-            print("\n".join(f"    {line}" for line in format_timeline(result.simulation).splitlines()))
+        if not result.passed and args.show_timeline:
+            if result.simulation:
+                print("\n".join(f"    {line}" for line in format_timeline(result.simulation).splitlines()))
+            elif result.happenings:
+                print("\n".join(f"    {line}" for line in format_happenings(result.happenings).splitlines()))
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return PROBLEMS if failed else OK
+
+
+def _timeline_json(result) -> Any:
+    """A scenario's timeline for `--format json`: a journey run's, or a segment or broadcast
+    scenario's list of happenings."""
+    from orchestrator.tooling.transcript import happenings_json, timeline_json
+
+    if result.simulation:
+        return timeline_json(result.simulation)
+    return happenings_json(result.happenings) if result.happenings else None
 
 
 def run_preview(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,8 +38,10 @@ from orchestrator.tooling.simulate import DEFAULT_HORIZON, SimulationResult, sim
 from orchestrator.tooling.sources import JourneySource, find_journey
 from orchestrator.vocabulary import MessageStatus
 
+log = logging.getLogger("orchestrator.scenarios")
+
 if TYPE_CHECKING:
-    from orchestrator.tooling.audience_playback import AudienceScenarios
+    from orchestrator.tooling.audience_playback import AudienceScenarios, Happening
 
 Text = str | list[str]
 
@@ -111,7 +114,8 @@ class ScenarioResult:
     passed: bool = False
     diff: list[str] = field(default_factory=list)
     error: str | None = None
-    simulation: SimulationResult | None = None
+    simulation: SimulationResult | None = None  # a journey scenario's run
+    happenings: list[Happening] = field(default_factory=list)  # a segment or broadcast scenario's
 
     @property
     def name(self) -> str:
@@ -145,6 +149,17 @@ class ScenarioRunner:
 
     def run(self, path: Path) -> ScenarioResult:
         result = ScenarioResult(path)
+        try:
+            return self._run(path, result)
+        except Exception as error:  # one scenario's crash must not hide the other scenarios' verdicts
+            log.exception("scenario %s could not run", path)
+            result.error = (
+                f"could not run: {type(error).__name__}: {error}\n"
+                "(a fault in orchestrator, not in your file: please report it with this scenario)"
+            )
+            return result
+
+    def _run(self, path: Path, result: ScenarioResult) -> ScenarioResult:
         try:
             document = read_document(path)
             if not isinstance(document.data, dict):
@@ -189,6 +204,7 @@ class ScenarioRunner:
         except InputError as error:
             result.error = "\n".join(error.messages)
             return result
+        result.happenings = observed.timeline
         expected, actual = expected_view(scenario), actual_view(scenario, observed)
         result.passed = expected == actual
         if not result.passed:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import textwrap
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.tooling.inputs import format_offset as offset
 from orchestrator.tooling.simulate import SimulationResult
 from orchestrator.vocabulary import MessageStatus
+
+if TYPE_CHECKING:
+    from orchestrator.tooling.audience_playback import Happening
 
 
 def _time(at: datetime) -> str:
@@ -111,3 +114,13 @@ def timeline_json(result: SimulationResult) -> dict[str, Any]:
 
 def format_json(result: SimulationResult) -> str:
     return json.dumps(timeline_json(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def format_happenings(happenings: list[Happening]) -> str:
+    """A segment or broadcast scenario's timeline: the calls it made, membership changes, the
+    broadcast's state moves and every message, in time order (UTC)."""
+    return "".join(f"{_time(h.at)} UTC  {h.kind:<9} {h.detail}\n" for h in happenings)
+
+
+def happenings_json(happenings: list[Happening]) -> list[dict[str, Any]]:
+    return [{"at": h.at.isoformat(), "kind": h.kind, "detail": h.detail} for h in happenings]

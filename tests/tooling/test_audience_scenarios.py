@@ -5,6 +5,7 @@ line, and the run never touches the service's database."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -157,3 +158,70 @@ def test_the_example_in_the_docs_passes(cli, tmp_path):
     (tmp_path / "example.yaml").write_text(example[: example.index("```")])
     run = cli("test", tmp_path / "example.yaml", "--journeys", JOURNEYS, "--templates", TEMPLATES)
     assert (run.code, run.out.splitlines()[-1]) == (0, "1 passed, 0 failed"), run.out
+
+
+def test_a_scenario_that_crashes_is_reported_and_the_others_still_run(cli, tmp_path, monkeypatch, caplog):
+    from orchestrator.tooling import audience_playback
+
+    played = []
+    real_play = audience_playback.Playback.play
+
+    async def crash_the_first(self):
+        played.append(self)
+        if len(played) == 1:
+            raise RuntimeError("the playback broke")
+        return await real_play(self)
+
+    monkeypatch.setattr(audience_playback.Playback, "play", crash_the_first)
+    for name in ("a-crashes", "b-passes"):
+        shutil.copy(SEGMENT_SCENARIOS / "french-buyers-this-year.yaml", tmp_path / f"{name}.yaml")
+
+    run = cli("test", tmp_path, "--journeys", JOURNEYS, "--templates", TEMPLATES)
+
+    assert run.code == 1
+    lines = run.out.splitlines()
+    assert lines[0].startswith("FAIL a-crashes")
+    assert lines[1:3] == [
+        "    could not run: RuntimeError: the playback broke",
+        "    (a fault in orchestrator, not in your file: please report it with this scenario)",
+    ]
+    assert lines[3].startswith("PASS b-passes") and lines[-1] == "1 passed, 1 failed"
+    [logged] = [r for r in caplog.records if r.name == "orchestrator.scenarios"]  # with its traceback, for the report
+    assert logged.levelname == "ERROR" and str(logged.exc_info[1]) == "the playback broke"
+
+
+def test_show_timeline_tells_a_failing_scenarios_story(cli, tmp_path):
+    (tmp_path / "wrong.yaml").write_text(WRONG)
+    run = cli("test", tmp_path / "wrong.yaml", "--journeys", JOURNEYS, "--templates", TEMPLATES, "--show-timeline")
+    assert run.code == 1
+    timeline = run.out[run.out.index("     failures: []\n") :].splitlines()[1:-1]
+    assert timeline == [
+        "    2027-03-14 10:00 UTC  track     lea Order Completed",
+        "    2027-04-01 10:00 UTC  track     chloe Order Completed",
+        '    2027-11-25 12:00 UTC  identify  lea {"phone": "+33612345601", "locale": "fr-FR", "sms_opt_in": true}',
+        '    2027-11-25 12:00 UTC  identify  chloe {"phone": "+33612345603", "locale": "fr-FR"}',
+        "    2027-11-25 12:00 UTC  segment   lea entered french-opted-in-buyers-this-year",
+        "    2027-11-25 12:00 UTC  broadcast black-friday-sms draft",
+        "    2027-11-25 12:00 UTC  broadcast black-friday-sms scheduled",
+        "    2027-11-25 20:00 UTC  broadcast black-friday-sms sending, 1 in the snapshot",
+        "    2027-11-26 09:00 UTC  message   lea sms (broadcast:black-friday-sms) at 10:00 local: sent",
+        "    2027-11-28 13:00 UTC  broadcast black-friday-sms done",
+    ]
+
+    as_json = cli(
+        "test",
+        tmp_path / "wrong.yaml",
+        "--journeys",
+        JOURNEYS,
+        "--templates",
+        TEMPLATES,
+        "--show-timeline",
+        "--format",
+        "json",
+    )
+    [result] = json.loads(as_json.out)
+    assert result["timeline"][0] == {
+        "at": "2027-03-14T10:00:00+00:00",
+        "kind": "track",
+        "detail": "lea Order Completed",
+    }
