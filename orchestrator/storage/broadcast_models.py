@@ -49,11 +49,14 @@ class Broadcast(SQLModel, table=True):
 class BroadcastRecipient(SQLModel, table=True):
     __tablename__ = "broadcast_recipients"
     __table_args__ = (
-        # the worker's claim: due recipients of one broadcast not made into messages yet
+        # the worker's claim: due recipients of one broadcast not made into messages yet, in
+        # the order it takes them (with customer_id, a batch is the index's first rows, not a
+        # sort of every due recipient left: 95 ms a batch at a million recipients without it)
         sa.Index(
             "ix_broadcast_recipients_due",
             "broadcast_id",
             "due_at",
+            "customer_id",
             sqlite_where=sa.text("materialized_at IS NULL"),
             postgresql_where=sa.text("materialized_at IS NULL"),
         ),
