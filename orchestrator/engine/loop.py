@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -37,6 +37,7 @@ MAX_ROUNDS_PER_TICK = 1000  # bounds one tick so shutdown never waits on an endl
 # of a million sends counted again) waits 80 s before the next, so KPIs lag a little more
 # during a very large send instead of the send slowing down for them.
 ROLLUP_SHARE_OF_TIME = 0.1
+RECENT_REFRESH_SHARE = 0.9  # of the refresh interval: see `rollup_tick`
 PURGE_CAP_SLOTS_SECONDS = 3600.0  # frequency-cap slots of long-past periods: a cheap indexed delete
 
 
@@ -91,9 +92,9 @@ class WorkerLoop:
         await self.refresh_campaign_rollups()
         await self.fold_visits()
 
-    async def refresh_campaign_rollups(self) -> None:
+    async def refresh_campaign_rollups(self, unless_refreshed_within: timedelta | None = None) -> None:
         async with self._refreshing:
-            await refresh_rollups(self.runtime)
+            await refresh_rollups(self.runtime, unless_refreshed_within=unless_refreshed_within)
 
     async def fold_visits(self) -> None:
         """Page calls into visits (website KPIs): a job of its own, so the first fold after an
@@ -145,8 +146,11 @@ class WorkerLoop:
         started = time.monotonic()
         if started < self._next_rollup:
             return
+        # Another worker's refresh within most of an interval stands for this one: with N
+        # workers the rollups are counted about once per interval, not N times.
+        recently = timedelta(seconds=self.runtime.settings.kpi_rollup_refresh_seconds * RECENT_REFRESH_SHARE)
         try:
-            await self.refresh_campaign_rollups()
+            await self.refresh_campaign_rollups(unless_refreshed_within=recently)
         except Exception:  # as for `tick`: the next interval tries again
             log.exception("KPI rollup refresh failed")
         self._next_rollup = started + (time.monotonic() - started) / ROLLUP_SHARE_OF_TIME

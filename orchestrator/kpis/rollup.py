@@ -82,16 +82,27 @@ def process_lock(runtime: Runtime) -> asyncio.Lock:
     return _process_locks.setdefault(runtime.engine.sync_engine, asyncio.Lock())
 
 
-async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[Days, Days]:
+async def refresh_rollups(
+    runtime: Runtime, *, rebuild: bool = False, unless_refreshed_within: timedelta | None = None
+) -> tuple[Days, Days]:
     """Count again the days that may have changed: (message days, enrollment days) counted.
-    When nothing changed this costs a few index lookups and writes nothing."""
+    When nothing changed this costs a few index lookups and writes nothing.
+
+    `unless_refreshed_within`: do nothing when any process refreshed that recently (the
+    worker loop's job: with several workers, about one refresh per interval between them)."""
     if not rebuild:
         async with runtime.sessions() as session:
             await without_jit(session)
-            watermark = await read_watermark(session)
+            watermark, refreshed_at = await _read_state(session)
+            if (
+                refreshed_at is not None
+                and unless_refreshed_within is not None
+                and runtime.clock.now() - refreshed_at < unless_refreshed_within
+            ):
+                return set(), set()
             if (
                 watermark is not None
-                and not any(await _changed(session, watermark))
+                and not await _anything_changed(session, watermark - LATE_COMMIT_MARGIN)
                 and not await orders_received_since(session, watermark - LATE_COMMIT_MARGIN)
                 and not await deltas_to_fold(session)
             ):
@@ -119,6 +130,36 @@ async def refresh_rollups(runtime: Runtime, *, rebuild: bool = False) -> tuple[D
 
 async def rebuild_rollups(runtime: Runtime) -> None:
     await refresh_rollups(runtime, rebuild=True)
+
+
+async def _read_state(session: AsyncSession) -> tuple[datetime | None, datetime | None]:
+    """(watermark, refreshed_at) of the campaign rollups."""
+    row = (
+        await session.exec(
+            sa.select(state_table.c.watermark, state_table.c.refreshed_at).where(state_table.c.name == ROLLUP)
+        )
+    ).first()
+    return (None, None) if row is None else (utc(row.watermark), utc(row.refreshed_at) if row.refreshed_at else None)
+
+
+async def _anything_changed(session: AsyncSession, since: datetime) -> bool:
+    """Whether a refresh has anything to look for: one index probe per kind of change, where
+    finding which days changed reads every row changed since (most of a refresh's cost
+    during a large send)."""
+    m, e = messages.c, enrollments.c
+    probes = [
+        sa.select(m.id).where(m.updated_at >= since, m.journey_id.is_not(None)),
+        sa.select(conversions.c.id).where(conversions.c.converted_at >= since),
+        sa.select(inbound.c.id).where(inbound.c.received_at >= since),
+        sa.select(consents.c.id).where(consents.c.recorded_at >= since, consents.c.status == "opted_out"),
+        sa.select(e.id).where(e.entered_at >= since),
+        sa.select(e.id).where(e.ended_at >= since),
+        sa.select(e.id).where(e.converted_at >= since),
+    ]
+    for probe in probes:
+        if (await session.exec(probe.limit(1))).first() is not None:
+            return True
+    return False
 
 
 async def read_watermark(session: AsyncSession, name: str = ROLLUP) -> datetime | None:

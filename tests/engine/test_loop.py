@@ -105,17 +105,48 @@ async def test_a_slow_rollup_refresh_spaces_out_the_next_ones(runtime, monkeypat
         began.append(now[0])
         now[0] += seconds
 
-    loop.refresh_campaign_rollups = lambda: refresh_taking(8)
+    loop.refresh_campaign_rollups = lambda **_: refresh_taking(8)
     for tick_at in (1000, 1030, 1060, 1090):  # the job's 30 s interval
         now[0] = tick_at
         await loop.rollup_tick()
     assert began == [1000, 1090]
 
-    loop.refresh_campaign_rollups = lambda: refresh_taking(0.5)
+    loop.refresh_campaign_rollups = lambda **_: refresh_taking(0.5)
     for tick_at in (1200, 1230, 1260):
         now[0] = tick_at
         await loop.rollup_tick()
     assert began == [1000, 1090, 1200, 1230, 1260]
+
+
+async def test_workers_share_the_rollup_refresh_about_once_per_interval(runtime, monkeypatch):
+    """A worker whose turn comes within most of an interval after another's refresh counts
+    nothing: with N workers the rollups are counted about once per interval, not N times."""
+    monkeypatch.setattr(loop_module, "time", SimpleNamespace(monotonic=lambda: 0.0))  # no spacing out here
+    first, second = WorkerLoop(runtime), WorkerLoop(runtime)
+    interval = timedelta(seconds=runtime.settings.kpi_rollup_refresh_seconds)
+
+    async def sign_up(user: str) -> None:
+        async with runtime.sessions() as session, session.begin():
+            events = [
+                IdentifyCall(userId=user, traits={"email": f"{user}@example.com"}),
+                TrackCall(userId=user, event="Signed Up"),
+            ]
+            await ingest(session, runtime, events)
+
+    async def refreshed_at():
+        async with runtime.sessions() as session:
+            return utc((await session.exec(select(KpiRollupState.refreshed_at))).one())
+
+    await sign_up("ann")
+    await first.rollup_tick()
+    assert await refreshed_at() == START
+    runtime.clock.advance(interval / 3)
+    await sign_up("bob")  # a change to count, but the first worker counted a third of an interval ago
+    await second.rollup_tick()
+    assert await refreshed_at() == START
+    runtime.clock.advance(interval * 2 / 3)
+    await second.rollup_tick()
+    assert await refreshed_at() == START + interval
 
 
 def test_the_refresh_interval_is_a_setting_that_must_be_positive(monkeypatch):
