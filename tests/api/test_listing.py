@@ -91,6 +91,20 @@ async def test_messages_newest_first_and_within_dates(client, history):
     assert sum(await walk(client, "/v1/messages", {**window, "journey": "welcome"}), []) == [history[3], history[5]]
 
 
+async def test_the_total_is_counted_up_to_a_cap_then_said_to_exceed_it(client, history, monkeypatch):
+    from orchestrator.api import customers as listing
+
+    monkeypatch.setattr(listing, "TOTAL_COUNTED_UP_TO", 6)
+    everything = (await client.get("/v1/messages", params={"limit": 4})).json()
+    assert (everything["total"], everything["total_exceeds"]) == (None, 6)
+    assert everything["next_cursor"] is not None and len(everything["items"]) == 4
+    exactly = (await client.get("/v1/messages", params={"customer": "ann", "journey": "cart"})).json()
+    assert (exactly["total"], exactly["total_exceeds"]) == (5, None)
+    monkeypatch.setattr(listing, "TOTAL_COUNTED_UP_TO", 10)  # as many as there are: still exact
+    assert (await client.get("/v1/messages", params={"customer": "ann"})).json()["total"] == 10
+    assert (await client.get("/v1/messages", params={"customer": "bob"})).json()["total"] == 0
+
+
 async def test_messages_by_template(client, history):
     assert sum(await walk(client, "/v1/messages", {"limit": 2, "template": "welcome-email"}), []) == history[1::2]
     first = (await client.get("/v1/messages", params={"template": "cart-email", "journey": "cart"})).json()

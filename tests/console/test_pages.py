@@ -142,6 +142,21 @@ async def test_messages_filter_by_template_on_the_page_and_in_its_csv(client, dr
     assert len((await client.get("/messages.csv", params={"template": "other"})).text.strip().splitlines()) == 1
 
 
+async def test_messages_page_says_more_than_when_the_count_stops_and_still_pages_on(client, drain, monkeypatch):
+    from orchestrator.api import customers as listing
+    from orchestrator.console import messages as messages_page
+
+    await _signup(client, drain, "ana")
+    await _signup(client, drain, "ben")
+    monkeypatch.setattr(listing, "TOTAL_COUNTED_UP_TO", 1)
+    monkeypatch.setattr(messages_page, "PAGE", 1)
+    page = await client.get("/messages")
+    assert "More than 1 messages, showing 1–1." in page.text
+    assert 'offset=1">Next →' in page.text
+    last = await client.get("/messages", params={"offset": 1})
+    assert "showing 2–2" in last.text and "Next →" not in last.text and "← Previous" in last.text
+
+
 async def test_customers_are_found_by_user_id_prefix_email_or_phone(client, drain):
     await _signup(client, drain, "ana")
     await _signup(client, drain, "anabel")
