@@ -47,7 +47,7 @@ from orchestrator.api import events
 from orchestrator.api.browser_origins import BROWSER_PATHS, PREFLIGHT_HEADERS, cors_headers, page_origin
 from orchestrator.api.errors import validation_error_answer
 from orchestrator.events.schemas import AliasCall, GroupCall, IdentifyCall, PageCall, ScreenCall, TrackCall
-from orchestrator.events.site_identity import USER_HASH, WrongUserHash, withhold_unverified_traits
+from orchestrator.events.site_identity import USER_HASH, WrongUserHash, check_page_calls
 from orchestrator.web.access import BROWSER_EVENT_INGESTION, EVENT_INGESTION, AccessPolicy
 
 Handler = Callable[..., Awaitable[Response]]
@@ -144,7 +144,7 @@ async def _handle(
         return await validation_error_answer(request, RequestValidationError(errors))
     if policy is BROWSER_EVENT_INGESTION:
         try:
-            withhold_unverified_traits(
+            check_page_calls(
                 call.batch if handler is events.accept_batch else [call],
                 request.app.state.runtime.settings.site_identity_secret,
             )

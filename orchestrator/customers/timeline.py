@@ -103,6 +103,8 @@ def _event(event: Event) -> TimelineEntry:
         summary = f"also known as '{event.properties.get('previousId')}'"
     else:
         summary = f"tracked '{event.name}'" + (f" {{{properties}}}" if properties else "")
+        if event.unverified:
+            summary += " (no journey reacted, no identity verification)"
     return TimelineEntry(utc(event.received_at), event.type, summary, "events", event.id)
 
 

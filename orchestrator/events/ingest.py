@@ -14,7 +14,8 @@ Every Segment call type is stored as an event (`page` and `screen` for web sessi
 customers and journeys. A call with only an `anonymousId` is stored without a customer;
 an `identify` or `alias` that names both ids records the link (`customers/identity.py`).
 An identify from a web page that cannot prove its userId is stored whole, but its address
-and consent traits are not applied (`site_identity.py`, the event's `withheld_traits`).
+and consent traits are not applied (`site_identity.py`, the event's `withheld_traits`); a
+track from such a page is stored, marked `unverified`, and moves no journey.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def _event_row(call: AnyCall, customer_id: int | None, now: datetime) -> dict:
         timestamp=call.timestamp or now,
         received_at=now,
         withheld_traits=(sorted(call.withheld_traits) or None) if isinstance(call, IdentifyCall) else None,
+        unverified=True if isinstance(call, TrackCall) and call.unverified else None,
     )
 
 
@@ -97,7 +99,10 @@ async def ingest(session: AsyncSession, runtime: Runtime, calls: list[AnyCall]) 
             call.userId
             for call in calls
             if call.userId is not None
-            and (isinstance(call, IdentifyCall) or (isinstance(call, TrackCall) and call.event in reacting))
+            and (
+                isinstance(call, IdentifyCall)
+                or (isinstance(call, TrackCall) and call.event in reacting and not call.unverified)
+            )
         },
     )
     rows = [_event_row(call, ids.get(call.userId), now) for call in calls]  # type: ignore[arg-type]
@@ -114,6 +119,8 @@ async def ingest(session: AsyncSession, runtime: Runtime, calls: list[AnyCall]) 
             continue
         customer = customers[call.userId]
         if isinstance(call, TrackCall):
+            if call.unverified:  # a page's call that cannot prove its userId moves no journey
+                continue
             state = states[customer.id]
             # No live enrollment and no journey triggered by it: nothing can react, so skip
             # building the ORM object.

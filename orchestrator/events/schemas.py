@@ -149,6 +149,17 @@ class TrackCall(SegmentCall):
     type: Literal["track"] = "track"
     event: Name
     properties: JsonObject = Field(default_factory=dict)
+    # A page's call that cannot prove its userId (events/site_identity.py): stored and counted
+    # as analytics, but no journey reacts to it and no segment counts it. Set by the service,
+    # never read from the body.
+    _unverified: bool = PrivateAttr(default=False)
+
+    @property
+    def unverified(self) -> bool:
+        return self._unverified
+
+    def mark_unverified(self) -> None:
+        self._unverified = True
 
 
 class IdentifyCall(SegmentCall):

@@ -15,9 +15,13 @@ logged-in customer (Intercom's identity verification, Braze's SDK authentication
 - a wrong hash, or one that cannot be checked because no secret is set: `WrongUserHash`,
   for a 403, since the site means to verify and is misconfigured.
 
-Only `identify` changes addresses and consent (events/ingest.py); other calls pass as sent.
-The secret is never generated: the site's server must know it, so unset means that no
-page can change an address or a consent.
+A `track` naming a userId is held to the same proof, because journeys react to events and
+send messages: without a hash it is stored (the site's analytics count it) but marked
+unverified, so no journey starts, waits on, converts or exits on it and no segment counts
+it (events/ingest.py, segments/conditions.py). Otherwise anyone with the page's key could
+have any customer sent whatever a journey sends on "Cart Abandoned" or "Order Completed".
+Page and screen views pass as sent. The secret is never generated: the site's server must
+know it, so unset means that no page can change an address or a consent, or move a journey.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import hashlib
 import hmac
 
 from orchestrator.customers.consent import TRAIT_CONSENTS
-from orchestrator.events.schemas import AnyCall, IdentifyCall
+from orchestrator.events.schemas import AnyCall, IdentifyCall, TrackCall
 
 USER_HASH = "userHash"  # in the call's `context`, where analytics.js puts `options.context`
 # Whom the service messages, and whether it may: what a page must prove its userId to change.
@@ -44,15 +48,19 @@ def user_hash(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
-def withhold_unverified_traits(calls: list[AnyCall], secret: str | None) -> None:
-    """Mark each identify from a page that does not prove its userId; `WrongUserHash` (with the
+def check_page_calls(calls: list[AnyCall], secret: str | None) -> None:
+    """Mark each identify and track from a page that does not prove its userId (identify:
+    its address and consent traits withheld; track: unverified); `WrongUserHash` (with the
     call's index) for a hash that is present but not valid."""
     for index, call in enumerate(calls):
-        if not isinstance(call, IdentifyCall) or call.userId is None:
-            continue  # an anonymousId alone changes no customer
+        if not isinstance(call, (IdentifyCall, TrackCall)) or call.userId is None:
+            continue  # an anonymousId alone changes no customer; page views move nothing
         given = (call.context or {}).get(USER_HASH)
         if given is None:
-            call.withhold(frozenset(name for name in PROTECTED_TRAITS if getattr(call.traits, name) is not None))
+            if isinstance(call, IdentifyCall):
+                call.withhold(frozenset(name for name in PROTECTED_TRAITS if getattr(call.traits, name) is not None))
+            else:
+                call.mark_unverified()
         elif secret is None:
             raise WrongUserHash(index, "cannot be checked: ORCHESTRATOR_SITE_IDENTITY_SECRET is not set on the service")
         elif not isinstance(given, str) or not hmac.compare_digest(

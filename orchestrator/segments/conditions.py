@@ -149,6 +149,7 @@ def _event(condition: EventCondition, now: datetime, dialect: str) -> sa.ColumnE
         events.c.customer_id == customers.c.id,
         events.c.type == "track",
         events.c.name == test.name,
+        events.c.unverified.is_(None),  # a page's track that cannot prove its userId (events/site_identity.py)
         *since(events.c.timestamp, window_start(test, now)),
     ]
     if test.sum is not None:

@@ -116,6 +116,9 @@ class Event(SQLModel, table=True):
     # The traits of an identify that were stored but not applied: contact addresses and consent
     # sent from a web page without a valid `context.userHash` (events/site_identity.py).
     withheld_traits: list[str] | None = Field(default=None, sa_column=sa.Column(NullableJSONColumn, nullable=True))
+    # A track sent from a web page without a valid `context.userHash`: true; no journey reacted
+    # to it and segments do not count it (events/site_identity.py). NULL otherwise.
+    unverified: bool | None = None
 
 
 class IdentityLink(SQLModel, table=True):

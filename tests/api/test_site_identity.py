@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from sqlmodel import select
 
 from orchestrator.storage.feedback_models import Consent
-from orchestrator.storage.models import Customer, Event
+from orchestrator.storage.models import Customer, Enrollment, Event
 from tests.web.test_access import bearer, make_key
 
 SECRET = "the-shop-servers-identity-secret-0123456789"
@@ -202,3 +202,44 @@ async def test_server_calls_are_unaffected_and_the_page_key_cannot_make_them(cli
         refused = await client.post(path, json=body, headers=bearer(site))
         assert refused.status_code == 403, refused.text
         assert "has role 'site'" in refused.json()["detail"]
+
+
+def track(key: str, message_id: str, event_name: str, user_hash: str | None = None) -> dict:
+    call = identify(key, message_id, {}, user_hash)
+    del call["traits"]
+    return {**call, "type": "track", "event": event_name, "properties": {"cart_value": 80}}
+
+
+async def enrollments_of_ann(runtime) -> list[str]:
+    customer, _ = await ann(runtime)
+    async with runtime.sessions() as session:
+        rows = await session.exec(select(Enrollment.journey_id).where(Enrollment.customer_id == customer.id))
+        return list(rows.all())
+
+
+async def test_a_track_without_a_hash_is_stored_but_moves_no_journey(client, runtime, keys):
+    """Otherwise anyone with the page's key could have any customer sent the abandoned-cart SMS."""
+    site, _ = keys
+    response = await client.post(
+        "/v1/t", content=json.dumps(track(site, "page-cart-1", "Cart Abandoned")), headers=SITE
+    )
+    assert response.status_code == 200, response.text  # accepted: the site's analytics still count it
+    stored = await event(runtime, "page-cart-1")
+    assert (stored.name, stored.unverified) == ("Cart Abandoned", True)
+    assert "abandoned-cart" not in await enrollments_of_ann(runtime)
+    timeline = await client.get("/v1/customers/ann/timeline", headers=bearer(await make_key(runtime, "ops")))
+    [summary] = [e["summary"] for e in timeline.json()["items"] if "Cart Abandoned" in e["summary"]]
+    assert summary.endswith("(no journey reacted, no identity verification)")
+
+
+async def test_a_track_with_a_valid_hash_starts_the_journey_and_a_wrong_one_is_refused(client, runtime, keys):
+    site, _ = keys
+    wrong = track(site, "page-cart-2", "Cart Abandoned", user_hash=site_hash("bob"))
+    refused = await client.post("/v1/t", content=json.dumps(wrong), headers=SITE)
+    assert refused.status_code == 403 and "context.userHash" in refused.json()["detail"]
+    assert await event(runtime, "page-cart-2") is None
+    verified = track(site, "page-cart-3", "Cart Abandoned", user_hash=site_hash("ann"))
+    response = await client.post("/v1/t", content=json.dumps(verified), headers=SITE)
+    assert response.status_code == 200, response.text
+    assert (await event(runtime, "page-cart-3")).unverified is None
+    assert "abandoned-cart" in await enrollments_of_ann(runtime)

@@ -106,3 +106,21 @@ async def test_an_erased_customer_matches_no_segment(runtime):
         await event(session, eve, "Order Completed", at("2026-02-01"), revenue=500)  # orders stay counted
         assert await matching_user_ids(session, "event: {name: Order Completed}") == ["ann", "bob", "cho"]
         assert await matching_user_ids(session, "not: {locale: {prefix: fr}}") == ["cho", "dee"]
+
+
+async def test_a_pages_unverified_track_counts_in_no_segment(runtime):
+    """A track from a web page that cannot prove its userId (events/site_identity.py) is
+    stored, but it cannot put anyone in a segment, and so not in a broadcast's audience."""
+    async with runtime.sessions() as session, session.begin():
+        await build_customers(session)
+        dee = await customer(session, "dee-2", locale="en-US")
+        forged = await event(session, dee, "Order Completed", at("2026-02-01"), revenue=900)
+        forged.unverified = True
+        await session.flush()
+        assert await matching_user_ids(session, "event: {name: Order Completed}") == ["ann", "bob", "cho"]
+        assert (
+            await matching_user_ids(
+                session, "event: {name: Order Completed, sum: {property: revenue, compare: {at_least: 600}}}"
+            )
+            == []
+        )
