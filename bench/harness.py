@@ -66,6 +66,10 @@ def production_autovacuum() -> Iterator[bool]:
     keeps. Server-wide: the benchmark must run alone. Yields whether it was already on."""
     import psycopg
 
+    # A `kill` (SIGTERM) ends the benchmark as Ctrl-C does, through its `finally` blocks, which
+    # put the setting back and drop the scratch database, instead of leaving both behind.
+    # (KeyboardInterrupt, not SystemExit: psycopg cancels a query under way and re-raises it.)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
         was_on = connection.execute("SHOW autovacuum").fetchone()[0] == "on"
         if not was_on:
@@ -78,6 +82,7 @@ def production_autovacuum() -> Iterator[bool]:
             with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as connection:
                 connection.execute("ALTER SYSTEM RESET autovacuum")
                 connection.execute("SELECT pg_reload_conf()")
+        signal.signal(signal.SIGTERM, previous)
 
 
 def migrate(database_url: str, log: Path) -> None:
