@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     # At least MINIMUM_SECRET_KEY_LENGTH characters, or the service refuses to start
     # (auth/service_secrets.py): the page shows a userId and its hash, enough to guess a short one offline.
     site_identity_secret: str | None = None
+    # During a rotation, the secret being replaced: hashes under either are valid, so pages
+    # rendered before the site's servers switched keep working. Unset it once they all have.
+    site_identity_previous_secret: str | None = None
     worker_batch_size: int = 200
     max_batch_events: int = 1000
     # Body size limits (docs/api.md, "Limits"), checked while the body is read and on the
@@ -222,10 +225,15 @@ class Settings(BaseSettings):
                 setattr(self, name, None)
         return self
 
-    @field_validator("site_identity_secret", mode="before")
+    @field_validator("site_identity_secret", "site_identity_previous_secret", mode="before")
     @classmethod
     def _empty_site_secret_is_unset(cls, secret: object) -> object:
         return secret or None  # `VAR=` (as compose's ${VAR:-} gives) is unset, as for the other secrets
+
+    @property
+    def site_identity_secrets(self) -> tuple[str, ...]:
+        """The secrets a page's `context.userHash` may be signed with: the current one first."""
+        return tuple(s for s in (self.site_identity_secret, self.site_identity_previous_secret) if s)
 
     @field_validator("site_origins")
     @classmethod

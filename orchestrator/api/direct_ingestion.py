@@ -146,7 +146,7 @@ async def _handle(
         try:
             check_page_calls(
                 call.batch if handler is events.accept_batch else [call],
-                request.app.state.runtime.settings.site_identity_secret,
+                request.app.state.runtime.settings.site_identity_secrets,
             )
         except WrongUserHash as wrong:
             where = f"batch[{wrong.index}]." if handler is events.accept_batch else ""

@@ -93,12 +93,14 @@ def refuse_insecure_configuration(settings: Settings) -> None:
 def refuse_weak_site_identity_secret(settings: Settings) -> None:
     """Every logged-in customer's page shows a userId and its hash: a short or published secret
     can be found offline from that pair, and with it anyone may change anyone's addresses."""
-    secret = settings.site_identity_secret
-    if secret is not None and (secret in PUBLISHED_SECRET_KEYS or len(secret) < MINIMUM_SECRET_KEY_LENGTH):
-        raise InsecureConfiguration(
-            "ORCHESTRATOR_SITE_IDENTITY_SECRET is a published or short value: unset it (pages then change no "
-            f"addresses or consent) or use at least {MINIMUM_SECRET_KEY_LENGTH} random characters (`openssl rand -hex 32`)"
-        )
+    for name in ("site_identity_secret", "site_identity_previous_secret"):
+        secret = getattr(settings, name)
+        if secret is not None and (secret in PUBLISHED_SECRET_KEYS or len(secret) < MINIMUM_SECRET_KEY_LENGTH):
+            raise InsecureConfiguration(
+                f"ORCHESTRATOR_{name.upper()} is a published or short value: unset it (pages then change no "
+                f"addresses or consent) or use at least {MINIMUM_SECRET_KEY_LENGTH} random characters "
+                "(`openssl rand -hex 32`)"
+            )
 
 
 async def with_service_secrets(settings: Settings, sessions) -> Settings:

@@ -48,10 +48,11 @@ def user_hash(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
-def check_page_calls(calls: list[AnyCall], secret: str | None) -> None:
+def check_page_calls(calls: list[AnyCall], secrets: tuple[str, ...]) -> None:
     """Mark each identify and track from a page that does not prove its userId (identify:
     its address and consent traits withheld; track: unverified); `WrongUserHash` (with the
-    call's index) for a hash that is present but not valid."""
+    call's index) for a hash that is present but valid under none of `secrets` (the current
+    secret and, during a rotation, the previous one)."""
     for index, call in enumerate(calls):
         if not isinstance(call, (IdentifyCall, TrackCall)) or call.userId is None:
             continue  # an anonymousId alone changes no customer; page views move nothing
@@ -61,10 +62,10 @@ def check_page_calls(calls: list[AnyCall], secret: str | None) -> None:
                 call.withhold(frozenset(name for name in PROTECTED_TRAITS if getattr(call.traits, name) is not None))
             else:
                 call.mark_unverified()
-        elif secret is None:
+        elif not secrets:
             raise WrongUserHash(index, "cannot be checked: ORCHESTRATOR_SITE_IDENTITY_SECRET is not set on the service")
-        elif not isinstance(given, str) or not hmac.compare_digest(
-            user_hash(secret, call.userId).encode(), given.lower().encode()
+        elif not isinstance(given, str) or not any(
+            hmac.compare_digest(user_hash(secret, call.userId).encode(), given.lower().encode()) for secret in secrets
         ):
             raise WrongUserHash(
                 index, "not the HMAC-SHA256 of userId under ORCHESTRATOR_SITE_IDENTITY_SECRET (hex, 64 characters)"

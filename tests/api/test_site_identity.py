@@ -243,3 +243,15 @@ async def test_a_track_with_a_valid_hash_starts_the_journey_and_a_wrong_one_is_r
     assert response.status_code == 200, response.text
     assert (await event(runtime, "page-cart-3")).unverified is None
     assert "abandoned-cart" in await enrollments_of_ann(runtime)
+
+
+async def test_while_the_secret_rotates_pages_signed_with_the_previous_one_still_verify(client, runtime, keys):
+    site, _ = keys
+    runtime.settings.site_identity_secret = "the-shops-new-identity-secret-0123456789ab"
+    runtime.settings.site_identity_previous_secret = SECRET  # pages rendered before the switch
+    old_page = track(site, "page-cart-4", "Cart Abandoned", user_hash=site_hash("ann"))
+    assert (await client.post("/v1/t", content=json.dumps(old_page), headers=SITE)).status_code == 200
+    assert "abandoned-cart" in await enrollments_of_ann(runtime)
+    runtime.settings.site_identity_previous_secret = None  # the rotation is over
+    older = track(site, "page-cart-5", "Cart Abandoned", user_hash=site_hash("ann"))
+    assert (await client.post("/v1/t", content=json.dumps(older), headers=SITE)).status_code == 403

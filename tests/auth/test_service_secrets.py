@@ -88,10 +88,12 @@ async def test_real_providers_with_a_published_or_short_secret_refuse_to_start(t
 
 
 @pytest.mark.parametrize("secret", ["change-me", "short-but-private-and-31-chars!"])
-async def test_a_published_or_short_site_identity_secret_refuses_to_start(tmp_path, secret):
+@pytest.mark.parametrize("name", ["site_identity_secret", "site_identity_previous_secret"])
+async def test_a_published_or_short_site_identity_secret_refuses_to_start(tmp_path, secret, name):
     """Pages show a userId and its hash: enough to find a weak secret offline. No real providers needed."""
-    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", site_identity_secret=secret)
-    with pytest.raises(InsecureConfiguration, match="ORCHESTRATOR_SITE_IDENTITY_SECRET"):
+    strong = {"site_identity_secret": "s" * 32} if name != "site_identity_secret" else {}
+    settings = make_settings(f"sqlite:///{tmp_path / 'x.db'}", **strong, **{name: secret})
+    with pytest.raises(InsecureConfiguration, match=f"ORCHESTRATOR_{name.upper()} is a published or short"):
         await build_runtime(settings)
 
 
@@ -99,6 +101,7 @@ def test_an_empty_site_identity_secret_is_unset():
     from orchestrator.config import Settings
 
     assert Settings(site_identity_secret="").site_identity_secret is None  # `VAR=`, as compose passes an unset one
+    assert Settings(site_identity_previous_secret="").site_identity_secrets == ()
 
 
 async def test_real_providers_start_with_a_generated_secret(tmp_path):

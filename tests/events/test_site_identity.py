@@ -23,14 +23,14 @@ def test_only_an_identify_with_a_user_id_and_no_hash_has_traits_withheld():
     verified = IdentifyCall(userId="a", traits=traits, context={"userHash": user_hash(SECRET, "a").upper()})
     anonymous = IdentifyCall(anonymousId="v", traits=traits)
     track = TrackCall(userId="a", event="Signed Up", properties={"email": "b@example.com"})
-    check_page_calls([plain, verified, anonymous, track], SECRET)
+    check_page_calls([plain, verified, anonymous, track], (SECRET,))
     assert plain.withheld_traits == {"email", "whatsapp_opt_in"}  # a null phone changes nothing
     assert verified.withheld_traits == anonymous.withheld_traits == frozenset()
 
 
 def test_a_withheld_trait_cannot_be_undone_from_the_body():
     call = IdentifyCall.model_validate({"userId": "a", "traits": {"email": "a@example.com"}, "_withheld_traits": []})
-    check_page_calls([call], SECRET)
+    check_page_calls([call], (SECRET,))
     assert call.withheld_traits == {"email"}
 
 
@@ -38,7 +38,7 @@ def test_a_withheld_trait_cannot_be_undone_from_the_body():
 def test_a_hash_that_is_not_the_user_ids_is_refused_with_the_calls_index(given):
     calls = [IdentifyCall(userId="a"), IdentifyCall(userId="a", context={"userHash": given})]
     with pytest.raises(WrongUserHash) as refused:
-        check_page_calls(calls, SECRET)
+        check_page_calls(calls, (SECRET,))
     assert refused.value.index == 1
 
 
@@ -46,14 +46,24 @@ def test_a_track_naming_a_user_without_a_hash_is_unverified():
     plain = TrackCall(userId="a", event="Cart Abandoned")
     verified = TrackCall(userId="a", event="Cart Abandoned", context={"userHash": user_hash(SECRET, "a")})
     anonymous = TrackCall(anonymousId="v", event="Cart Abandoned")
-    check_page_calls([plain, verified, anonymous], SECRET)
+    check_page_calls([plain, verified, anonymous], (SECRET,))
     assert (plain.unverified, verified.unverified, anonymous.unverified) == (True, False, False)
     forged = TrackCall.model_validate({"userId": "a", "event": "Cart Abandoned", "_unverified": False})
-    check_page_calls([forged], SECRET)
+    check_page_calls([forged], (SECRET,))
     assert forged.unverified  # the body cannot say otherwise
 
 
 def test_a_track_with_a_wrong_hash_is_refused_like_an_identify():
     with pytest.raises(WrongUserHash) as refused:
-        check_page_calls([TrackCall(userId="a", event="X", context={"userHash": user_hash(SECRET, "b")})], SECRET)
+        check_page_calls([TrackCall(userId="a", event="X", context={"userHash": user_hash(SECRET, "b")})], (SECRET,))
     assert refused.value.index == 0
+
+
+def test_during_a_rotation_a_hash_under_the_previous_secret_is_valid_too():
+    previous = "p" * 32
+    old_page = TrackCall(userId="a", event="X", context={"userHash": user_hash(previous, "a")})
+    new_page = TrackCall(userId="a", event="X", context={"userHash": user_hash(SECRET, "a")})
+    check_page_calls([old_page, new_page], (SECRET, previous))
+    assert not old_page.unverified and not new_page.unverified
+    with pytest.raises(WrongUserHash):  # once the rotation is over, the old one is refused
+        check_page_calls([old_page], (SECRET,))
