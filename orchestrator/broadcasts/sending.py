@@ -74,7 +74,7 @@ async def advance_broadcasts(runtime: Runtime, hand_off: bool = False) -> Broadc
     leaves over is queued for dispatch. The feeding worker sends while it feeds, and a
     handed-off message is written once as `sending`: no `queued` row for a dispatch claim to
     find and update. On a million-recipient broadcast that claim was most of the database's
-    work, its index range walking over the entries its own earlier claims left dead.
+    work (BENCHMARKS.md, "Broadcast").
     Without `hand_off` everything is queued, so a drain that follows decides frequency caps
     between these messages and journeys' sends due at the same moment (`WorkerLoop.run_due`)."""
     result = BroadcastRound()

@@ -147,8 +147,10 @@ class WorkerLoop:
         if started < self._next_rollup:
             return
         # Another worker's refresh within most of an interval stands for this one: with N
-        # workers the rollups are counted about once per interval, not N times.
-        recently = timedelta(seconds=self.runtime.settings.kpi_rollup_refresh_seconds * RECENT_REFRESH_SHARE)
+        # workers the rollups are counted about once per interval, not N times. Not on a
+        # simulated clock, which stands still between advances: every refresh would be recent.
+        interval = timedelta(seconds=self.runtime.settings.kpi_rollup_refresh_seconds)
+        recently = None if self.runtime.clock.simulated else interval * RECENT_REFRESH_SHARE
         try:
             await self.refresh_campaign_rollups(unless_refreshed_within=recently)
         except Exception:  # as for `tick`: the next interval tries again

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
-from sqlmodel import select
+from sqlmodel import func, select
 
 from orchestrator.channels.base import Channel
 from orchestrator.clock import Clock, SimulatedClock, utc
@@ -18,7 +18,7 @@ from orchestrator.engine.loop import WorkerLoop
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.startup import build_runtime
-from orchestrator.storage.kpi_models import KpiRollupState
+from orchestrator.storage.kpi_models import KpiEnrollmentCell, KpiRollupState
 from tests.broadcasts.helpers import add_customers, broadcast_messages, scheduled
 from tests.conftest import START, _reset, make_settings
 
@@ -118,10 +118,17 @@ async def test_a_slow_rollup_refresh_spaces_out_the_next_ones(runtime, monkeypat
     assert began == [1000, 1090, 1200, 1230, 1260]
 
 
+class WallClockStandIn(SimulatedClock):
+    """A clock the test moves, that the service takes for the wall clock (workers in production)."""
+
+    simulated = False
+
+
 async def test_workers_share_the_rollup_refresh_about_once_per_interval(runtime, monkeypatch):
     """A worker whose turn comes within most of an interval after another's refresh counts
     nothing: with N workers the rollups are counted about once per interval, not N times."""
     monkeypatch.setattr(loop_module, "time", SimpleNamespace(monotonic=lambda: 0.0))  # no spacing out here
+    runtime.clock = WallClockStandIn(START)
     first, second = WorkerLoop(runtime), WorkerLoop(runtime)
     interval = timedelta(seconds=runtime.settings.kpi_rollup_refresh_seconds)
 
@@ -147,6 +154,24 @@ async def test_workers_share_the_rollup_refresh_about_once_per_interval(runtime,
     runtime.clock.advance(interval * 2 / 3)
     await second.rollup_tick()
     assert await refreshed_at() == START + interval
+
+
+async def test_on_a_simulated_clock_each_tick_refreshes_what_changed(runtime, monkeypatch):
+    """Simulated time stands still between advances, so every refresh would look recent: the
+    sharing between workers is off there, and a change made meanwhile is counted at the next tick."""
+    monkeypatch.setattr(loop_module, "time", SimpleNamespace(monotonic=lambda: 0.0))
+    loop = WorkerLoop(runtime)
+    async with runtime.sessions() as session, session.begin():
+        await ingest(session, runtime, [IdentifyCall(userId="ann", traits={"email": "ann@example.com"})])
+        await ingest(session, runtime, [TrackCall(userId="ann", event="Signed Up")])
+    await loop.rollup_tick()
+    async with runtime.sessions() as session, session.begin():
+        await ingest(session, runtime, [IdentifyCall(userId="bob", traits={"email": "bob@example.com"})])
+        await ingest(session, runtime, [TrackCall(userId="bob", event="Signed Up")])
+    await loop.rollup_tick()  # the same simulated moment
+    async with runtime.sessions() as session:
+        counted = (await session.exec(select(func.sum(KpiEnrollmentCell.enrollments)))).one()
+    assert counted == 2
 
 
 def test_the_refresh_interval_is_a_setting_that_must_be_positive(monkeypatch):
