@@ -41,14 +41,21 @@ from orchestrator.storage.segment_models import SegmentMember, SegmentMembership
 from orchestrator.tooling.audience_scenarios import Entry, MembershipCheck, Plan
 from orchestrator.tooling.sources import find_journey
 
+# At one moment the playback applies the scenario's calls (in their order), then the segment
+# rounds, then the broadcast feed that makes messages: the timeline shows them in that order.
+AFTER_THE_CALLS = {"segment": 1, "broadcast": 2, "message": 3}
+
 
 @dataclass(frozen=True)
 class Happening:
     """One line of a scenario's timeline (`orchestrator test --show-timeline`)."""
 
     at: datetime
-    kind: str  # identify, track, erase, segment, broadcast, message
+    kind: str  # the calls: identify, track, erase; then segment, broadcast, message
     detail: str
+
+    def order(self) -> tuple[datetime, int]:
+        return self.at, AFTER_THE_CALLS.get(self.kind, 0)
 
 
 @dataclass
@@ -130,8 +137,7 @@ class Playback:
         self.loop = WorkerLoop(runtime)
         self.users: dict[int, str] = {}  # customer id → userId, kept across an erasure
         self.seen_changes: dict[str, int] = {}  # segment → last change id a check reported
-        self.timeline: list[Happening] = []
-        self._logged_change = 0  # last membership change put on the timeline
+        self.timeline: list[Happening] = []  # the calls and the broadcast's state moves, as they happen
         self._logged_state: tuple[str, str | None] | None = None  # the broadcast's, as last logged
 
     async def play(self) -> Observed:
@@ -156,7 +162,8 @@ class Playback:
         if plan.spec.broadcast:
             observed.recipients, observed.state = await self._broadcast_outcome()
         observed.messages = await self._messages()
-        observed.timeline = sorted(self.timeline + [_sent(m) for m in observed.messages], key=lambda h: h.at)
+        happenings = self.timeline + await self._membership_changes() + [_sent(m) for m in observed.messages]
+        observed.timeline = sorted(happenings, key=Happening.order)
         return observed
 
     async def _segment_ids(self) -> None:
@@ -178,25 +185,14 @@ class Playback:
         """The worker's rounds, in the order a clock advance runs them."""
         await self.loop.refresh_segments()
         done = await self.loop.run_due()
-        await self._log_changes()
+        if self.plan.spec.broadcast:
+            await self._log_broadcast_state()
         return done
 
-    async def _log_changes(self) -> None:
-        """Membership changes and the broadcast's state moves since the last look, for the timeline."""
-        c = SegmentMembershipChange.__table__.c
+    async def _log_broadcast_state(self) -> None:
+        """The broadcast's state, on the timeline when it moved: the table keeps only the current one."""
         async with self.runtime.sessions() as session:
-            changes = (
-                await session.exec(
-                    sa.select(c.id, c.segment_id, c.customer_id, c.change, c.changed_at)
-                    .where(c.id > self._logged_change)
-                    .order_by(c.id)
-                )
-            ).all()
-            broadcast = await session.get(Broadcast, self.plan.spec.broadcast) if self.plan.spec.broadcast else None
-        for row in changes:
-            detail = f"{self._user(row.customer_id)} {row.change} {row.segment_id}"
-            self.timeline.append(Happening(utc(row.changed_at), "segment", detail))
-            self._logged_change = row.id
+            broadcast = await session.get(Broadcast, self.plan.spec.broadcast)
         if broadcast is not None and (broadcast.state, broadcast.state_reason) != self._logged_state:
             self._logged_state = (broadcast.state, broadcast.state_reason)
             reason = f" ({broadcast.state_reason})" if broadcast.state_reason else ""
@@ -204,6 +200,18 @@ class Playback:
             if broadcast.state == "sending" and broadcast.recipients is not None:
                 detail += f", {broadcast.recipients} in the snapshot"
             self.timeline.append(Happening(utc(broadcast.updated_at), "broadcast", detail))
+
+    async def _membership_changes(self) -> list[Happening]:
+        """Every entry and exit, from the membership log."""
+        c = SegmentMembershipChange.__table__.c
+        async with self.runtime.sessions() as session:
+            rows = (
+                await session.exec(sa.select(c.segment_id, c.customer_id, c.change, c.changed_at).order_by(c.id))
+            ).all()
+        return [
+            Happening(utc(row.changed_at), "segment", f"{self._user(row.customer_id)} {row.change} {row.segment_id}")
+            for row in rows
+        ]
 
     async def _advance_to(self, moment: datetime) -> None:
         if moment > self.clock.now():
