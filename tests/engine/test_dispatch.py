@@ -15,12 +15,14 @@ import pytest
 from sqlmodel import select
 
 from orchestrator.clock import SimulatedClock
+from orchestrator.engine.dispatch import dispatch_queued_messages
 from orchestrator.engine.loop import WorkerLoop
 from orchestrator.events.ingest import ingest
 from orchestrator.events.schemas import IdentifyCall, TrackCall
 from orchestrator.startup import build_runtime
 from orchestrator.storage.models import Message
 from tests.conftest import START, _reset, make_settings
+from tests.plans import captured, plan_of
 from tests.providers import fake_twilio, smtp_server
 
 
@@ -263,3 +265,21 @@ async def test_a_send_cut_off_too_often_fails_and_falls_back(runtime_on_provider
     assert (sms.status, sms.requeues) == ("failed", MAX_REQUEUES) and "cut off" in sms.status_reason
     assert (email.channel, email.status, email.send_key) == ("email", "sent", sms.send_key + ":fallback")
     assert twilio.witnessed() == [] and [m["To"] for m in smtp[0].messages] == ["val@example.com"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_the_claim_reads_the_partial_index_of_queued_messages(runtime):
+    """Every worker polls the claim. `ix_messages_queued` holds only queued messages, by channel
+    and due time: on statistics from when most messages were queued, the planner scanned the
+    whole table instead of `ix_messages_dispatch` (status, next_attempt_at), every poll."""
+    await send_events(
+        runtime,
+        IdentifyCall(userId="sam", traits={"phone": "+14155550100", "sms_opt_in": True}),
+        TrackCall(userId="sam", event="Cart Abandoned"),
+    )
+    runtime.clock.advance(timedelta(hours=1))
+    with captured(runtime.engine, "UPDATE messages SET status") as statements:
+        await dispatch_queued_messages(runtime)
+    claim = next(s for s in statements if "FOR UPDATE SKIP LOCKED" in s[0])
+    plan = await plan_of(runtime.engine, *claim, priced_out=("enable_seqscan", "enable_bitmapscan"))
+    assert "ix_messages_queued" in plan, plan
